@@ -1,0 +1,86 @@
+# musicrec: `make all` sets up .venv, generates the default data and runs the six stages;
+# `make test` runs the test suite. `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# implicit parallelises itself; a second BLAS thread pool makes ALS and recommend slower.
+export OPENBLAS_NUM_THREADS ?= 1
+MUSICREC := $(BIN)/musicrec
+A := artifacts
+STAMPS := $(A)/.config
+RAW := data/raw/tracks.parquet
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help install all test test-all lint format check bench clean-artifacts clean \
+        generate preprocess split features train predict evaluate
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(INSTALLED) ## Create .venv and install musicrec with its test tools
+
+all: evaluate ## Install, generate the default data and run every stage (only what is stale)
+
+test: $(INSTALLED) ## Run the test suite (fast tests; see test-all)
+	$(BIN)/pytest -q
+
+test-all: $(INSTALLED) ## Run every test, slow ones included
+	$(BIN)/pytest -q -m ""
+
+lint: $(INSTALLED) ## Check style with ruff
+	$(BIN)/ruff check stages musicrec_cli tests benchmarks
+
+format: $(INSTALLED) ## Format with ruff
+	$(BIN)/ruff format stages musicrec_cli tests benchmarks
+
+check: lint test ## Lint and test (what CI runs)
+
+bench: $(INSTALLED) ## Run the benchmarks (minutes; writes benchmarks/results/*.json)
+	$(BIN)/python benchmarks/run.py
+
+clean-artifacts: ## Delete every stage's outputs
+	rm -rf $(A)/0* $(A)/.0* $(STAMPS)
+
+clean: clean-artifacts ## Delete outputs, generated data and .venv
+	rm -rf data/raw $(VENV)
+
+# Per-stage settings: rewritten only when that stage's table changes, so editing [train]
+# reruns train, predict and evaluate, and nothing before them.
+$(STAMPS)/generate.json $(STAMPS)/preprocess.json $(STAMPS)/split.json $(STAMPS)/features.json $(STAMPS)/train.json \
+$(STAMPS)/predict.json $(STAMPS)/evaluate.json &: musicrec.toml $(INSTALLED)
+	$(MUSICREC) stamp-config $(STAMPS)
+
+generate: $(RAW) ## Generate the built-in synthetic dataset into data/raw/
+$(RAW): $(STAMPS)/generate.json
+	$(MUSICREC) generate
+
+preprocess: $(A)/01_preprocess/manifest.json ## Clean, de-duplicate, aggregate and encode the raw log
+$(A)/01_preprocess/manifest.json: $(RAW) $(STAMPS)/preprocess.json stages/preprocess.py stages/interactions.py
+	$(MUSICREC) preprocess
+
+split: $(A)/02_split/manifest.json ## Temporal train/test split
+$(A)/02_split/manifest.json: $(A)/01_preprocess/manifest.json $(STAMPS)/split.json stages/split.py
+	$(MUSICREC) split
+
+features: $(A)/03_features/manifest.json ## Confidence weights, user and item features
+$(A)/03_features/manifest.json: $(A)/02_split/manifest.json $(STAMPS)/features.json stages/features.py
+	$(MUSICREC) features
+
+train: $(A)/04_train/manifest.json ## Fit the models
+$(A)/04_train/manifest.json: $(A)/03_features/manifest.json $(STAMPS)/train.json $(wildcard stages/models/*.py)
+	$(MUSICREC) train
+
+predict: $(A)/05_predict/manifest.json ## Top-N recommendations for every user
+$(A)/05_predict/manifest.json: $(A)/04_train/manifest.json $(STAMPS)/predict.json stages/predict.py
+	$(MUSICREC) predict
+
+evaluate: $(A)/06_evaluate/manifest.json ## Ranking metrics per model, printed as a table
+$(A)/06_evaluate/manifest.json: $(A)/05_predict/manifest.json $(STAMPS)/evaluate.json stages/evaluate.py
+	$(MUSICREC) evaluate

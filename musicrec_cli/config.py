@@ -1,0 +1,248 @@
+"""musicrec.toml: one frozen dataclass per table, validated when it loads.
+
+Precedence: dataclass defaults < the config file < repeatable `--set table.key=value`.
+Unknown tables or keys and values of the wrong type are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("musicrec.toml")
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PathsConfig:
+    """Where raw data lives and where artifacts go."""
+
+    raw: str = "data/raw/listens"
+    catalog: str = "data/raw/tracks.parquet"
+    artifacts: str = "artifacts"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerateConfig:
+    """Size and seed of the built-in synthetic dataset."""
+
+    users: int = 3000
+    tracks: int = 4000
+    events: int = 400_000
+    genres: int = 20
+    seed: int = 42
+    chunk_events: int = 5_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreprocessConfig:
+    """Cleaning and filtering of the raw log."""
+
+    format: str = "generate"
+    min_ms_played: int = 30_000
+    ts_min: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    ts_max: dt.datetime = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    min_user_tracks: int = 5
+    min_track_users: int = 3
+    kcore_rounds: int = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitConfig:
+    """Temporal train/test split."""
+
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeaturesConfig:
+    """Confidence weighting of interactions."""
+
+    recency_half_life_days: float = 90.0
+    recency_floor: float = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainConfig:
+    """Models to fit and their hyper-parameters."""
+
+    models: tuple[str, ...] = ("popularity", "als")
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.05
+    alpha: float = 20.0
+    seed: int = 42
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PredictConfig:
+    """Batch top-N recommendation."""
+
+    n: int = 50
+    block_size: int = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluateConfig:
+    """Cut-offs of the ranking metrics."""
+
+    k: tuple[int, ...] = (5, 10, 20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole resolved configuration, one attribute per table."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+KNOWN_MODELS = ("popularity", "als")
+KNOWN_FORMATS = ("generate",)
+# key -> (check, what is expected); checked after types
+_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "generate.users": (lambda v: v > 0, "a positive integer"),
+    "generate.tracks": (lambda v: v > 0, "a positive integer"),
+    "generate.events": (lambda v: v > 0, "a positive integer"),
+    "generate.genres": (lambda v: v > 0, "a positive integer"),
+    "generate.chunk_events": (lambda v: v > 0, "a positive integer"),
+    "preprocess.format": (lambda v: v in KNOWN_FORMATS, f"one of {list(KNOWN_FORMATS)}"),
+    "preprocess.min_ms_played": (lambda v: v >= 0, "an integer >= 0"),
+    "preprocess.min_user_tracks": (lambda v: v >= 1, "an integer >= 1"),
+    "preprocess.min_track_users": (lambda v: v >= 1, "an integer >= 1"),
+    "preprocess.kcore_rounds": (lambda v: v >= 1, "an integer >= 1"),
+    "split.test_fraction": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "features.recency_half_life_days": (lambda v: v > 0, "a positive number"),
+    "features.recency_floor": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
+    "train.models": (
+        lambda v: len(v) > 0 and set(v) <= set(KNOWN_MODELS),
+        f"a non-empty list of model names from {list(KNOWN_MODELS)}",
+    ),
+    "train.factors": (lambda v: v > 0, "a positive integer"),
+    "train.iterations": (lambda v: v > 0, "a positive integer"),
+    "train.regularization": (lambda v: v >= 0, "a number >= 0"),
+    "train.alpha": (lambda v: v > 0, "a positive number"),
+    "predict.n": (lambda v: 0 < v <= 10_000, "an integer between 1 and 10000"),
+    "predict.block_size": (lambda v: v > 0, "a positive integer"),
+    "evaluate.k": (lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of positive integers"),
+}
+
+
+def _expected_name(kind: object) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             dt.datetime: "a TOML date-time such as 2000-01-01T00:00:00Z"}
+    if typing.get_origin(kind) is tuple:
+        return f"a list of {_expected_name(typing.get_args(kind)[0]).removeprefix('an ').removeprefix('a ')}s"
+    return names.get(kind, str(kind))  # type: ignore[call-overload]
+
+
+def _coerce(value: object, kind: object, key: str, source: str) -> object:
+    """Check `value` against the field type; int is accepted for float, a list for a tuple."""
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        if isinstance(value, list):
+            return tuple(_coerce(v, item, key, source) for v in value)
+    elif kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif kind is dt.datetime and isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    elif isinstance(kind, type) and isinstance(value, kind) and not (
+        kind is int and isinstance(value, bool)
+    ):
+        return value
+    msg = f"{source}: [{key.replace('.', '].', 1)} = {value!r}: expected {_expected_name(kind)}."
+    raise ConfigError(msg)
+
+
+def _unknown(name: str, known: typing.Iterable[str], what: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{source}: unknown {what} {name!r}.{hint} Known: {', '.join(known)}.")
+
+
+def _build_table(cls: type[Any], table: str, values: dict[str, Any], source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise _unknown(key, names, f"key in [{table}]", source)
+        full = f"{table}.{key}"
+        kwargs[key] = _coerce(value, hints[key], full, source)
+        check, expected = _RULES.get(full, (lambda _: True, ""))
+        if not check(kwargs[key]):
+            msg = f"{source}: [{table}].{key} = {value!r}: expected {expected}."
+            raise ConfigError(msg)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """Split "table.key=value" into its parts; the value is read as TOML, else as a string."""
+    name, sep, raw = text.partition("=")
+    table, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        msg = f"--set {text!r}: expected table.key=value, e.g. --set train.factors=128."
+        raise ConfigError(msg)
+    try:
+        value: object = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return table, key.strip(), value
+
+
+def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read the config file (default ./musicrec.toml if present) and apply `--set` overrides."""
+    source = path or DEFAULT_CONFIG
+    data: dict[str, dict[str, Any]] = {}
+    if path is not None and not path.is_file():
+        msg = f"{path}: config file not found."
+        raise ConfigError(msg)
+    if source.is_file():
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            msg = f"{source}: not valid TOML: {exc}."
+            raise ConfigError(msg) from exc
+    tables = {f.name: f for f in dataclasses.fields(Config)}
+    for text in overrides:
+        table, key, value = parse_override(text)
+        data.setdefault(table, {})[key] = value
+    built = {}
+    for table, values in data.items():
+        if table not in tables:
+            raise _unknown(table, tables, "table", str(source))
+        if not isinstance(values, dict):
+            msg = f"{source}: {table!r} must be a table ([{table}]), got {values!r}."
+            raise ConfigError(msg)
+        cls = typing.get_type_hints(Config)[table]
+        built[table] = _build_table(cls, table, values, str(source))
+    return Config(**built)
+
+
+def table_dict(table: object) -> dict[str, Any]:
+    """A config table as JSON-ready values (tuples as lists, datetimes as ISO strings)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(table):  # type: ignore[arg-type]
+        value = getattr(table, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dt.datetime):
+            value = value.isoformat()
+        out[f.name] = value
+    return out
+

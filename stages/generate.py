@@ -1,0 +1,210 @@
+"""Synthetic listening logs with the shape and the mess of real ones.
+
+Users have genre tastes (so collaborative filtering has signal to find), user activity and track
+popularity are Zipf-like, plays are spread over one year with skips, and names are messy the way
+real exports are: case and spacing noise, accents dropped, "feat." credits, "The" moved, and
+versions of one song ("- Remastered 2011", "(Live)") as separate catalogue tracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from stages.schema import (
+    ARTIST_NAME,
+    AUDIO_FEATURES,
+    GENRE,
+    MS_PLAYED,
+    PLAYED_AT,
+    SKIPPED,
+    TIMESTAMP,
+    TRACK_NAME,
+    TRACK_URI,
+    USER_ID,
+)
+
+_FIRST = ["Nova", "Black", "Silver", "Velvet", "Electric", "Lunar", "Golden", "Neon", "Crimson",
+          "Hollow", "Wild", "Static", "Paper", "Glass", "Iron", "Echo", "Midnight", "Royal",
+          "Björk", "Señor", "Café", "Zoë", "Motörhead", "Ámbar", "Blue", "Little", "Young",
+          "Dead", "Lost", "Broken", "Cosmic", "Sonic"]
+_SECOND = ["Kites", "Tigers", "Rivers", "Machines", "Hearts", "Wolves", "Ghosts", "Lights",
+           "Sparrows", "Engines", "Dreams", "Shadows", "Saints", "Pilots", "Waves", "Roses",
+           "Foxes", "Mirrors", "Bandits", "Canyons", "Orchids", "Comets", "Daughters", "Kings"]
+_WORDS = ["Love", "Night", "Fire", "Rain", "Summer", "Heart", "Dance", "City", "Gold", "Road",
+          "Dream", "Light", "Time", "Home", "River", "Sky", "Stone", "Ocean", "Shadow", "Song",
+          "Morning", "Storm", "Paradise", "Echoes", "Velvet", "Runaway", "Sugar", "Thunder",
+          "Wonder", "Midnight", "Mercy", "Silence", "Diamonds", "Fever", "Gravity", "Halo"]
+_VERSIONS = [" - Remastered 2011", " (Live)", " - Radio Edit", " (Remix)", " - Mono Version",
+             " - 2009 Remaster", " (Acoustic)", " (Live at Wembley)"]
+_ACCENTS = {"ö": "o", "é": "e", "ë": "e", "ñ": "n", "Á": "A", "á": "a"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class World:
+    """The hidden structure behind a synthetic log: catalogue, tastes and popularity.
+
+    Attributes:
+        catalog: One row per track (version): track_uri, artist_name, track_name, genre,
+            duration_ms and the eight audio features.
+        track_cdf: (n_tracks,) float64; inside genre g the values rise from g to g + 1, so
+            `searchsorted(track_cdf, g + u)` draws a track of genre g by popularity.
+        user_cdf: (n_users,) float64 cumulative activity share of each user.
+        user_genres: (n_users, 2) int64 primary and secondary genre of each user.
+        duration_ms: (n_tracks,) int64 track length.
+    """
+
+    catalog: pl.DataFrame
+    track_cdf: npt.NDArray[np.float64]
+    user_cdf: npt.NDArray[np.float64]
+    user_genres: npt.NDArray[np.int64]
+    duration_ms: npt.NDArray[np.int64]
+
+
+def _names(words_a: list[str], words_b: list[str], idx: npt.NDArray[np.int64]) -> pl.Series:
+    """Unique names built from the digits of `idx` in base len(words)."""
+    na, nb = len(words_a), len(words_b)
+    a = pl.Series(words_a).gather(idx % na)
+    b = pl.Series(words_b).gather((idx // na) % nb)
+    suffix = pl.Series(np.where(idx >= na * nb, idx // (na * nb), 0)).cast(pl.String)
+    out = pl.DataFrame({"a": a, "b": b, "s": suffix}).select(
+        pl.when(pl.col("s") == "0")
+        .then(pl.concat_str("a", pl.lit(" "), "b"))
+        .otherwise(pl.concat_str("a", pl.lit(" "), "b", pl.lit(" "), "s"))
+    )
+    return out.to_series()
+
+
+def _ids(prefix: str, values: npt.NDArray[np.int64], width: int) -> pl.Series:
+    """Zero-padded string ids such as "user_0000042"."""
+    digits = pl.Series(values).cast(pl.String).str.zfill(width)
+    return pl.select(pl.concat_str(pl.lit(prefix), pl.lit(digits))).to_series()
+
+
+def make_world(*, n_users: int, n_tracks: int, n_genres: int, seed: int) -> World:
+    """Draw the catalogue, genre tastes and popularity of a synthetic world.
+
+    About 20% of tracks are extra versions (remaster, live, ...) of another track of the same
+    artist. Audio features are drawn around a per-genre centre so that content has signal.
+    """
+    rng = np.random.default_rng(seed)
+    n_songs = max(1, int(n_tracks / 1.25))
+    n_artists = max(1, n_songs // 8)
+    song_artist = np.sort(rng.integers(0, n_artists, n_songs))
+    artist_genre = rng.integers(0, n_genres, n_artists)
+    n_versions = n_tracks - n_songs
+    track_song = np.concatenate([np.arange(n_songs), rng.integers(0, n_songs, n_versions)])
+    version = np.concatenate([np.full(n_songs, -1), rng.integers(0, len(_VERSIONS), n_versions)])
+    artist = song_artist[track_song]
+    genre = artist_genre[artist]
+
+    artist_names = _names(_FIRST, _SECOND, np.arange(n_artists)).gather(artist)
+    titles = _names(_WORDS, _WORDS, rng.permutation(max(n_songs, 1))[track_song] + 7)
+    suffix = pl.Series(_VERSIONS + [""]).gather(np.where(version < 0, len(_VERSIONS), version))
+
+    centres = rng.uniform(0.1, 0.9, (n_genres, len(AUDIO_FEATURES)))
+    audio = np.clip(centres[genre] + rng.normal(0, 0.08, (n_tracks, len(AUDIO_FEATURES))), 0, 1)
+    audio[:, AUDIO_FEATURES.index("tempo")] = 60 + 140 * audio[:, AUDIO_FEATURES.index("tempo")]
+    duration = rng.integers(120_000, 360_000, n_tracks)
+    catalog = pl.DataFrame(
+        {
+            TRACK_URI: _ids("gen:track:", np.arange(n_tracks), 8),
+            ARTIST_NAME: artist_names,
+            TRACK_NAME: titles + suffix,
+            GENRE: _ids("genre_", genre, 2),
+            "duration_ms": duration,
+        }
+    ).with_columns(
+        [pl.Series(name, audio[:, i]).cast(pl.Float32) for i, name in enumerate(AUDIO_FEATURES)]
+    )
+
+    # popularity: Zipf inside each genre; versions are less popular than the original
+    weight = 1.0 / (rng.permutation(n_tracks) + 1.0) ** 0.9 * np.where(version < 0, 1.0, 0.15)
+    order = np.lexsort((-weight, genre))
+    weight, sorted_genre = weight[order], genre[order]
+    genre_total = np.bincount(sorted_genre, weights=weight, minlength=n_genres)
+    within = np.cumsum(weight) - np.concatenate([[0.0], np.cumsum(genre_total)])[sorted_genre]
+    track_cdf = sorted_genre + within / genre_total[sorted_genre]
+    catalog = catalog[order]
+
+    activity = 1.0 / (np.arange(n_users) + 10.0) ** 0.85
+    user_genres = rng.integers(0, n_genres, (n_users, 2))
+    return World(
+        catalog=catalog,
+        track_cdf=track_cdf,
+        user_cdf=np.cumsum(activity) / activity.sum(),
+        user_genres=user_genres,
+        duration_ms=duration[order],
+    )
+
+
+def make_events(world: World, *, n_events: int, seed: int, year: int = 2024) -> pl.DataFrame:
+    """Draw `n_events` plays from `world`: one row per play, columns of the raw log.
+
+    Each play picks a user by activity, a genre from the user's taste (60% primary, 25%
+    secondary, 15% any) and a track of that genre by popularity; 25% of plays are skips.
+    """
+    rng = np.random.default_rng(seed)
+    n_users, n_genres = len(world.user_cdf), int(np.ceil(world.track_cdf[-1]))
+    user = np.minimum(np.searchsorted(world.user_cdf, rng.random(n_events)), n_users - 1)
+    pick = rng.random(n_events)
+    genre = np.where(
+        pick < 0.6,
+        world.user_genres[user, 0],
+        np.where(pick < 0.85, world.user_genres[user, 1], rng.integers(0, n_genres, n_events)),
+    )
+    track = np.searchsorted(world.track_cdf, genre + rng.random(n_events) * 0.999999)
+    track = np.minimum(track, len(world.track_cdf) - 1)
+    skipped = rng.random(n_events) < 0.25
+    full = world.duration_ms[track]
+    ms_played = np.where(skipped, rng.integers(1_000, 30_000, n_events), full)
+    start = np.datetime64(f"{year}-01-01T00:00:00", "us").astype(np.int64)
+    span = 365 * 86_400 * 1_000_000
+    played_at = start + rng.integers(0, span, n_events)
+
+    names = world.catalog.select(TRACK_URI, ARTIST_NAME, TRACK_NAME)[track]
+    noise = pl.Series("noise", rng.integers(0, 100, n_events))
+    featured = pl.Series("featured", world.catalog[ARTIST_NAME].gather(
+        rng.integers(0, len(world.catalog), n_events)))
+    events = names.with_columns(
+        noise,
+        featured,
+        _ids("user_", user, 7).alias(USER_ID),
+        pl.Series(PLAYED_AT, played_at).cast(TIMESTAMP),
+        pl.Series(MS_PLAYED, ms_played).cast(pl.Int32),
+        pl.Series(SKIPPED, skipped),
+    )
+    return events.select(
+        USER_ID, PLAYED_AT, TRACK_URI, _messy_artist(), _messy_title(), MS_PLAYED, SKIPPED
+    )
+
+
+def _messy_artist() -> pl.Expr:
+    """Spelling noise on the artist: case, spacing, accents, "The" moved, feat. credits."""
+    name, noise = pl.col(ARTIST_NAME), pl.col("noise")
+    return (
+        pl.when(noise < 80).then(name)
+        .when(noise < 85).then(name.str.to_lowercase())
+        .when(noise < 88).then(name.str.to_uppercase())
+        .when(noise < 91).then(pl.concat_str(pl.lit(" "), name.str.replace(" ", "  "), pl.lit(" ")))
+        .when(noise < 95).then(name.str.replace_many(list(_ACCENTS), list(_ACCENTS.values())))
+        .when(noise < 97).then(pl.concat_str(pl.lit("The "), name))
+        .otherwise(pl.concat_str(name, pl.lit(" feat. "), pl.col("featured")))
+        .alias(ARTIST_NAME)
+    )
+
+
+def _messy_title() -> pl.Expr:
+    """Spelling noise on the title: case, curly quotes and (feat. ...) credits."""
+    title, noise = pl.col(TRACK_NAME), (pl.col("noise") * 7) % 100
+    return (
+        pl.when(noise < 88).then(title)
+        .when(noise < 93).then(title.str.to_lowercase())
+        .when(noise < 96).then(pl.concat_str(title, pl.lit(" (feat. "), pl.col("featured"),
+                                             pl.lit(")")))
+        .otherwise(pl.concat_str(pl.lit("\u201c"), title, pl.lit("\u201d")))
+        .alias(TRACK_NAME)
+    )
