@@ -14,9 +14,17 @@ from typing import Annotated, TypeVar
 import polars as pl
 import typer
 
-from musicrec_cli import console, runner
+from musicrec_cli import console
 from musicrec_cli.artifacts import STAGES, ArtifactError
 from musicrec_cli.config import Config, ConfigError, load_config, table_dict
+from musicrec_cli.runner import evaluate as evaluate_run
+from musicrec_cli.runner import features as features_run
+from musicrec_cli.runner import generate as generate_run
+from musicrec_cli.runner import is_up_to_date
+from musicrec_cli.runner import predict as predict_run
+from musicrec_cli.runner import preprocess as preprocess_run
+from musicrec_cli.runner import split as split_run
+from musicrec_cli.runner import train as train_run
 from musicrec_cli.sources import InputError
 from stages.schema import MODEL, SchemaError
 
@@ -56,8 +64,11 @@ def _guard(work: Callable[[], T]) -> T:
     except USER_ERRORS as exc:
         if _state.debug:
             raise
-        console.error(str(exc).strip().splitlines()[0] if isinstance(
-            exc, pl.exceptions.PolarsError) else str(exc))
+        console.error(
+            str(exc).strip().splitlines()[0]
+            if isinstance(exc, pl.exceptions.PolarsError)
+            else str(exc)
+        )
         raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         console.error("interrupted; finished stages are kept, the current one was discarded.")
@@ -87,7 +98,9 @@ def generate(
     out: Annotated[Path, typer.Option(help="Folder for listens/ and tracks.parquet.")] = Path(
         "data/raw"
     ),
-    events: Annotated[int | None, typer.Option(help="Number of plays (default [generate]).")] = None,
+    events: Annotated[
+        int | None, typer.Option(help="Number of plays (default [generate]).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default [generate].seed).")] = None,
 ) -> None:
     """Generate the built-in synthetic dataset: writes OUT/listens/*.parquet, OUT/tracks.parquet.
@@ -99,7 +112,7 @@ def generate(
         seed is not None
     )
     _state.overrides += extra
-    text = _guard(lambda: runner.run_generate(_config(), out=out))
+    text = _guard(lambda: generate_run.run_generate(_config(), out=out))
     console.summary("generate", text)
 
 
@@ -110,7 +123,7 @@ def preprocess_cmd() -> None:
     Outputs: plays.parquet (clean plays), events.parquet (one row per user-track pair),
     items.parquet, users.parquet, interaction_matrix.npz, quality_report.json.
     """
-    console.summary("preprocess", _guard(lambda: runner.run_preprocess(_config())))
+    console.summary("preprocess", _guard(lambda: preprocess_run.run_preprocess(_config())))
 
 
 @app.command("split")
@@ -120,7 +133,7 @@ def split_cmd() -> None:
     Outputs: train.parquet, test.parquet (pairs first played after the cut-off, known users and
     tracks only), train_matrix.npz, test_matrix.npz.
     """
-    console.summary("split", _guard(lambda: runner.run_split(_config())))
+    console.summary("split", _guard(lambda: split_run.run_split(_config())))
 
 
 @app.command("features")
@@ -130,7 +143,7 @@ def features_cmd() -> None:
     Outputs: features_train.parquet (with confidence weight), features_test.parquet,
     item_features.parquet, user_features.parquet.
     """
-    console.summary("features", _guard(lambda: runner.run_features(_config())))
+    console.summary("features", _guard(lambda: features_run.run_features(_config())))
 
 
 @app.command("train")
@@ -139,7 +152,7 @@ def train_cmd() -> None:
 
     Outputs: <model>.npz per model, models.json (settings), metrics.json (training times).
     """
-    console.summary("train", _guard(lambda: runner.run_train(_config())))
+    console.summary("train", _guard(lambda: train_run.run_train(_config())))
 
 
 @app.command("predict")
@@ -148,7 +161,7 @@ def predict_cmd() -> None:
 
     Output: predictions.parquet (user_idx, user_id, rank, track_idx, track_id, score, model).
     """
-    console.summary("predict", _guard(lambda: runner.run_predict(_config())))
+    console.summary("predict", _guard(lambda: predict_run.run_predict(_config())))
 
 
 def _print_metrics(summary: pl.DataFrame, ks: tuple[int, ...]) -> None:
@@ -156,11 +169,13 @@ def _print_metrics(summary: pl.DataFrame, ks: tuple[int, ...]) -> None:
     names = ["precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage"]
     columns = [f"{m}@{k}" for m in names]
     rows = [[row[MODEL], *(f"{row[c]:.4f}" for c in columns)] for row in summary.to_dicts()]
-    best = {
-        (int(summary[c].arg_max() or 0), j + 1) for j, c in enumerate(columns)
-    }
-    console.table(f"Evaluation at K={k} ({summary['n_users'][0]:,} test users)",
-                  ["model", *columns], rows, bold=best)
+    best = {(int(summary[c].arg_max() or 0), j + 1) for j, c in enumerate(columns)}
+    console.table(
+        f"Evaluation at K={k} ({summary['n_users'][0]:,} test users)",
+        ["model", *columns],
+        rows,
+        bold=best,
+    )
 
 
 @app.command("evaluate")
@@ -173,7 +188,7 @@ def evaluate_cmd(
     coverage) and per_user_metrics.parquet.
     """
     cfg = _guard(_config)
-    text, summary = _guard(lambda: runner.run_evaluate(cfg))
+    text, summary = _guard(lambda: evaluate_run.run_evaluate(cfg))
     _print_metrics(summary, tuple(sorted(set(cfg.evaluate.k))))
     if as_json:
         path = Path(cfg.paths.artifacts) / "06_evaluate" / "metrics.json"
@@ -204,16 +219,22 @@ def stamp_config_cmd(
 
 @app.command("all")
 def all_cmd(
-    force: Annotated[bool, typer.Option("--force", help="Rerun stages that are up to date.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun stages that are up to date.")
+    ] = False,
 ) -> None:
     """Run the six stages in order, skipping those whose inputs and settings have not changed."""
     cfg = _guard(_config)
     commands: dict[str, Callable[[], None]] = {
-        "preprocess": preprocess_cmd, "split": split_cmd, "features": features_cmd,
-        "train": train_cmd, "predict": predict_cmd, "evaluate": lambda: evaluate_cmd(False),
+        "preprocess": preprocess_cmd,
+        "split": split_cmd,
+        "features": features_cmd,
+        "train": train_cmd,
+        "predict": predict_cmd,
+        "evaluate": lambda: evaluate_cmd(False),
     }
     for stage in STAGES:
-        if not force and runner.is_up_to_date(cfg, stage):
+        if not force and is_up_to_date(cfg, stage):
             console.note(f"{stage}: up to date, skipped")
             continue
         commands[stage]()

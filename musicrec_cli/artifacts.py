@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -80,8 +79,10 @@ def fingerprint_inputs(paths: list[Path]) -> dict[str, Any]:
 
 
 def _matches(path: Path, recorded: Mapping[str, Any]) -> bool:
-    """True if `path` still has the recorded content; the hash is recomputed only if size or
-    mtime changed (as git's index does)."""
+    """True if `path` still has the recorded content.
+
+    The hash is recomputed only if size or mtime changed, as git's index does.
+    """
     if not path.is_file():
         return False
     stat = path.stat()
@@ -211,8 +212,8 @@ def commit_stage(writer: StageWriter, manifest: dict[str, Any]) -> Path:
     old = writer.root / f".{final.name}.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
-        os.replace(final, old)
-    os.replace(writer.partial, final)
+        final.replace(old)
+    writer.partial.replace(final)
     shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -144,10 +144,16 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 
 
 def _expected_name(kind: object) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             dt.datetime: "a TOML date-time such as 2000-01-01T00:00:00Z"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        dt.datetime: "a TOML date-time such as 2000-01-01T00:00:00Z",
+    }
     if typing.get_origin(kind) is tuple:
-        return f"a list of {_expected_name(typing.get_args(kind)[0]).removeprefix('an ').removeprefix('a ')}s"
+        item = _expected_name(typing.get_args(kind)[0])
+        return f"a list of {item.removeprefix('an ').removeprefix('a ')}s"
     return names.get(kind, str(kind))  # type: ignore[call-overload]
 
 
@@ -161,8 +167,10 @@ def _coerce(value: object, kind: object, key: str, source: str) -> object:
         return float(value)
     elif kind is dt.datetime and isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    elif isinstance(kind, type) and isinstance(value, kind) and not (
-        kind is int and isinstance(value, bool)
+    elif (
+        isinstance(kind, type)
+        and isinstance(value, kind)
+        and not (kind is int and isinstance(value, bool))
     ):
         return value
     msg = f"{source}: [{key.replace('.', '].', 1)} = {value!r}: expected {_expected_name(kind)}."
@@ -245,4 +253,3 @@ def table_dict(table: object) -> dict[str, Any]:
             value = value.isoformat()
         out[f.name] = value
     return out
-

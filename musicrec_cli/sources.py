@@ -25,7 +25,7 @@ def find_files(spec: str, *, what: str) -> list[Path]:
         InputError: nothing matches, or a directory holds no data files.
     """
     if any(ch in spec for ch in "*?["):
-        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))  # noqa: PTH207
         files = [p for p in matches if p.is_file()]
         if not files:
             found = "only directories" if matches else "nothing"

@@ -1,0 +1,1 @@
+"""The pure library of musicrec: one module per stage, no I/O."""

@@ -4,7 +4,8 @@ Definitions (binary relevance; R = the user's test tracks, hits = recommended tr
     precision@K = |hits in top K| / K
     recall@K    = |hits in top K| / |R|
     hit_rate@K  = 1 if any hit in top K else 0
-    NDCG@K      = sum_{hit at rank r <= K} 1 / log2(r + 1)  /  sum_{i=1}^{min(|R|, K)} 1 / log2(i + 1)
+    NDCG@K      = DCG@K / IDCG@K, DCG@K = sum_{hit at rank r <= K} 1 / log2(r + 1),
+                  IDCG@K = sum_{i=1}^{min(|R|, K)} 1 / log2(i + 1)
     AP@K        = sum_{hit at rank r <= K} precision@r  /  min(|R|, K)     (MAP@K is its mean)
     RR@K        = 1 / rank of the first hit if it is <= K, else 0          (MRR@K is its mean)
 A user with fewer than K recommendations is scored as if the missing slots were misses; users with

@@ -77,8 +77,9 @@ def user_features(train: pl.LazyFrame, *, cutoff: dt.datetime) -> pl.LazyFrame:
         .with_columns(
             (pl.col("n_skips") / pl.col("n_plays")).alias("skip_share"),
             _days_before(cutoff, LAST_TS).alias("days_since_last_play"),
-            ((pl.col(LAST_TS) - pl.col(FIRST_TS)).dt.total_microseconds() / _DAY_US)
-            .alias("active_days"),
+            ((pl.col(LAST_TS) - pl.col(FIRST_TS)).dt.total_microseconds() / _DAY_US).alias(
+                "active_days"
+            ),
         )
         .sort(USER_IDX)
     )

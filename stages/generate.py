@@ -27,19 +27,114 @@ from stages.schema import (
     USER_ID,
 )
 
-_FIRST = ["Nova", "Black", "Silver", "Velvet", "Electric", "Lunar", "Golden", "Neon", "Crimson",
-          "Hollow", "Wild", "Static", "Paper", "Glass", "Iron", "Echo", "Midnight", "Royal",
-          "Björk", "Señor", "Café", "Zoë", "Motörhead", "Ámbar", "Blue", "Little", "Young",
-          "Dead", "Lost", "Broken", "Cosmic", "Sonic"]
-_SECOND = ["Kites", "Tigers", "Rivers", "Machines", "Hearts", "Wolves", "Ghosts", "Lights",
-           "Sparrows", "Engines", "Dreams", "Shadows", "Saints", "Pilots", "Waves", "Roses",
-           "Foxes", "Mirrors", "Bandits", "Canyons", "Orchids", "Comets", "Daughters", "Kings"]
-_WORDS = ["Love", "Night", "Fire", "Rain", "Summer", "Heart", "Dance", "City", "Gold", "Road",
-          "Dream", "Light", "Time", "Home", "River", "Sky", "Stone", "Ocean", "Shadow", "Song",
-          "Morning", "Storm", "Paradise", "Echoes", "Velvet", "Runaway", "Sugar", "Thunder",
-          "Wonder", "Midnight", "Mercy", "Silence", "Diamonds", "Fever", "Gravity", "Halo"]
-_VERSIONS = [" - Remastered 2011", " (Live)", " - Radio Edit", " (Remix)", " - Mono Version",
-             " - 2009 Remaster", " (Acoustic)", " (Live at Wembley)"]
+_FIRST = [
+    "Nova",
+    "Black",
+    "Silver",
+    "Velvet",
+    "Electric",
+    "Lunar",
+    "Golden",
+    "Neon",
+    "Crimson",
+    "Hollow",
+    "Wild",
+    "Static",
+    "Paper",
+    "Glass",
+    "Iron",
+    "Echo",
+    "Midnight",
+    "Royal",
+    "Björk",
+    "Señor",
+    "Café",
+    "Zoë",
+    "Motörhead",
+    "Ámbar",
+    "Blue",
+    "Little",
+    "Young",
+    "Dead",
+    "Lost",
+    "Broken",
+    "Cosmic",
+    "Sonic",
+]
+_SECOND = [
+    "Kites",
+    "Tigers",
+    "Rivers",
+    "Machines",
+    "Hearts",
+    "Wolves",
+    "Ghosts",
+    "Lights",
+    "Sparrows",
+    "Engines",
+    "Dreams",
+    "Shadows",
+    "Saints",
+    "Pilots",
+    "Waves",
+    "Roses",
+    "Foxes",
+    "Mirrors",
+    "Bandits",
+    "Canyons",
+    "Orchids",
+    "Comets",
+    "Daughters",
+    "Kings",
+]
+_WORDS = [
+    "Love",
+    "Night",
+    "Fire",
+    "Rain",
+    "Summer",
+    "Heart",
+    "Dance",
+    "City",
+    "Gold",
+    "Road",
+    "Dream",
+    "Light",
+    "Time",
+    "Home",
+    "River",
+    "Sky",
+    "Stone",
+    "Ocean",
+    "Shadow",
+    "Song",
+    "Morning",
+    "Storm",
+    "Paradise",
+    "Echoes",
+    "Velvet",
+    "Runaway",
+    "Sugar",
+    "Thunder",
+    "Wonder",
+    "Midnight",
+    "Mercy",
+    "Silence",
+    "Diamonds",
+    "Fever",
+    "Gravity",
+    "Halo",
+]
+_VERSIONS = [
+    " - Remastered 2011",
+    " (Live)",
+    " - Radio Edit",
+    " (Remix)",
+    " - Mono Version",
+    " - 2009 Remaster",
+    " (Acoustic)",
+    " (Live at Wembley)",
+]
 _ACCENTS = {"ö": "o", "é": "e", "ë": "e", "ñ": "n", "Á": "A", "á": "a"}
 
 
@@ -167,8 +262,9 @@ def make_events(world: World, *, n_events: int, seed: int, year: int = 2024) -> 
 
     names = world.catalog.select(TRACK_URI, ARTIST_NAME, TRACK_NAME)[track]
     noise = pl.Series("noise", rng.integers(0, 100, n_events))
-    featured = pl.Series("featured", world.catalog[ARTIST_NAME].gather(
-        rng.integers(0, len(world.catalog), n_events)))
+    featured = pl.Series(
+        "featured", world.catalog[ARTIST_NAME].gather(rng.integers(0, len(world.catalog), n_events))
+    )
     events = names.with_columns(
         noise,
         featured,
@@ -186,12 +282,18 @@ def _messy_artist() -> pl.Expr:
     """Spelling noise on the artist: case, spacing, accents, "The" moved, feat. credits."""
     name, noise = pl.col(ARTIST_NAME), pl.col("noise")
     return (
-        pl.when(noise < 80).then(name)
-        .when(noise < 85).then(name.str.to_lowercase())
-        .when(noise < 88).then(name.str.to_uppercase())
-        .when(noise < 91).then(pl.concat_str(pl.lit(" "), name.str.replace(" ", "  "), pl.lit(" ")))
-        .when(noise < 95).then(name.str.replace_many(list(_ACCENTS), list(_ACCENTS.values())))
-        .when(noise < 97).then(pl.concat_str(pl.lit("The "), name))
+        pl.when(noise < 80)
+        .then(name)
+        .when(noise < 85)
+        .then(name.str.to_lowercase())
+        .when(noise < 88)
+        .then(name.str.to_uppercase())
+        .when(noise < 91)
+        .then(pl.concat_str(pl.lit(" "), name.str.replace(" ", "  "), pl.lit(" ")))
+        .when(noise < 95)
+        .then(name.str.replace_many(list(_ACCENTS), list(_ACCENTS.values())))
+        .when(noise < 97)
+        .then(pl.concat_str(pl.lit("The "), name))
         .otherwise(pl.concat_str(name, pl.lit(" feat. "), pl.col("featured")))
         .alias(ARTIST_NAME)
     )
@@ -201,10 +303,12 @@ def _messy_title() -> pl.Expr:
     """Spelling noise on the title: case, curly quotes and (feat. ...) credits."""
     title, noise = pl.col(TRACK_NAME), (pl.col("noise") * 7) % 100
     return (
-        pl.when(noise < 88).then(title)
-        .when(noise < 93).then(title.str.to_lowercase())
-        .when(noise < 96).then(pl.concat_str(title, pl.lit(" (feat. "), pl.col("featured"),
-                                             pl.lit(")")))
+        pl.when(noise < 88)
+        .then(title)
+        .when(noise < 93)
+        .then(title.str.to_lowercase())
+        .when(noise < 96)
+        .then(pl.concat_str(title, pl.lit(" (feat. "), pl.col("featured"), pl.lit(")")))
         .otherwise(pl.concat_str(pl.lit("\u201c"), title, pl.lit("\u201d")))
         .alias(TRACK_NAME)
     )

@@ -31,9 +31,7 @@ def aggregate_pairs(plays: pl.LazyFrame, *, keys: tuple[str, str]) -> pl.LazyFra
     )
 
 
-def build_matrix(
-    pairs: pl.DataFrame, *, value: str, n_users: int, n_tracks: int
-) -> sp.csr_matrix:
+def build_matrix(pairs: pl.DataFrame, *, value: str, n_users: int, n_tracks: int) -> sp.csr_matrix:
     """(n_users, n_tracks) float32 CSR with `value` at (user_idx, track_idx)."""
     return sp.csr_matrix(
         (

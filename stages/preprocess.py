@@ -104,7 +104,8 @@ def filter_min_counts(
     for _ in range(max_rounds):
         before = pairs.height
         pairs = pairs.filter(
-            (pl.len().over(USER_ID) >= min_user_tracks) & (pl.len().over(TRACK_ID) >= min_track_users)
+            (pl.len().over(USER_ID) >= min_user_tracks)
+            & (pl.len().over(TRACK_ID) >= min_track_users)
         )
         if pairs.height == before:
             break

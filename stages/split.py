@@ -28,7 +28,9 @@ class Split:
     cutoff: dt.datetime
 
 
-def temporal_cutoff(time_range: tuple[dt.datetime, dt.datetime], *, test_fraction: float) -> dt.datetime:
+def temporal_cutoff(
+    time_range: tuple[dt.datetime, dt.datetime], *, test_fraction: float
+) -> dt.datetime:
     """The instant that leaves the last `test_fraction` of the time range for testing."""
     start, end = time_range
     return start + (end - start) * (1.0 - test_fraction)

@@ -1,0 +1,50 @@
+"""Run the features stage: 02_split -> 03_features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from musicrec_cli import artifacts as art
+from musicrec_cli.artifacts import require_stage, scan, stage_dir
+from musicrec_cli.config import Config, table_dict
+from musicrec_cli.runner import Measure, upstream_inputs
+from stages import features
+from stages.schema import INTERACTIONS, WEIGHT, check_schema
+
+
+def run_features(cfg: Config) -> str:
+    """Confidence weights and user/item features from 02_split into 03_features."""
+    measure, f, root = Measure(), cfg.features, Path(cfg.paths.artifacts)
+    inputs = upstream_inputs(root, "preprocess", "split")
+    summary = require_stage(root, "split")["summary"]
+    cutoff = pl.Series([summary["cutoff"]]).str.to_datetime(time_zone="UTC").item()
+    train, test = scan(root, "split", art.TRAIN), scan(root, "split", art.TEST)
+    check_schema(train.collect_schema(), INTERACTIONS, source=str(stage_dir(root, "split")))
+    weighted = features.confidence_weights(
+        train,
+        cutoff=cutoff,
+        half_life_days=f.recency_half_life_days,
+        recency_floor=f.recency_floor,
+    )
+    items = scan(root, "preprocess", art.ITEMS)
+    with art.open_stage(root, "features") as out:
+        n_train = out.sink_parquet(weighted, art.FEATURES_TRAIN)
+        out.sink_parquet(
+            test.with_columns(pl.lit(1.0, pl.Float32).alias(WEIGHT)), art.FEATURES_TEST
+        )
+        out.sink_parquet(
+            features.item_features(train, items, n_users=summary["n_users"]), art.ITEM_FEATURES
+        )
+        n_u = out.sink_parquet(features.user_features(train, cutoff=cutoff), art.USER_FEATURES)
+        folder = art.commit_stage(
+            out,
+            {
+                "config": table_dict(f),
+                "inputs": inputs,
+                "summary": {"n_train": n_train, "n_users_with_history": n_u},
+                **measure.record(),
+            },
+        )
+    return f"{n_train:,} weighted interactions, {n_u:,} user profiles -> {folder}"
