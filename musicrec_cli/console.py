@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -49,17 +50,17 @@ def progress(description: str, total: float | None) -> Iterator[Progress]:
 
 def summary(stage: str, text: str) -> None:
     """The one-line summary each command ends with."""
-    console.print(f"[bold green]✓ {stage}[/] {text}", highlight=False)
+    console.print(f"[bold green]✓ {stage}[/] {escape(text)}", highlight=False)
 
 
 def note(text: str) -> None:
     """An informational line (e.g. a stage skipped as up to date)."""
-    console.print(f"[dim]{text}[/]", highlight=False)
+    console.print(f"[dim]{escape(text)}[/]", highlight=False)
 
 
 def error(text: str) -> None:
     """One red line on stderr."""
-    console.print(f"[bold red]error:[/] {text}", highlight=False, markup=True, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def table(
@@ -70,7 +71,8 @@ def table(
     for i, name in enumerate(columns):
         out.add_column(name, justify="left" if i == 0 else "right")
     for r, row in enumerate(rows):
-        out.add_row(*(f"[bold green]{v}[/]" if (r, c) in bold else v for c, v in enumerate(row)))
+        cells = (escape(v) for v in row)
+        out.add_row(*(f"[bold green]{v}[/]" if (r, c) in bold else v for c, v in enumerate(cells)))
     console.print(out)
 
 

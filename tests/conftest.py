@@ -1,0 +1,54 @@
+"""Shared fixtures: a seeded rng and tiny projects (config + generated data) in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from musicrec_cli.app import app
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+def write_config(folder: Path, **tables: dict[str, object]) -> Path:
+    """A musicrec.toml in `folder` whose paths point inside it, plus the given table values."""
+    values: dict[str, dict[str, object]] = {
+        "paths": {
+            "raw": str(folder / "raw" / "listens"),
+            "catalog": str(folder / "raw" / "tracks.parquet"),
+            "artifacts": str(folder / "artifacts"),
+        },
+        "generate": {"users": 120, "tracks": 150, "events": 12_000, "genres": 4, "seed": 7},
+        "preprocess": {"min_user_tracks": 3, "min_track_users": 2},
+        "train": {"factors": 8, "iterations": 5},
+        "predict": {"n": 10, "block_size": 50},
+    }
+    for table, entries in tables.items():
+        values.setdefault(table, {}).update(entries)
+    lines = []
+    for table, entries in values.items():
+        lines.append(f"[{table}]")
+        for key, value in entries.items():
+            rendered = str(value).lower() if isinstance(value, bool) else repr(value)
+            rendered = rendered.replace("'", '"')
+            lines.append(f"{key} = {rendered}")
+    path = folder / "musicrec.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Path:
+    """A config in tmp_path with generated raw data in tmp_path/raw; returns the config path."""
+    config = write_config(tmp_path)
+    result = CliRunner().invoke(
+        app, ["--config", str(config), "generate", "--out", str(tmp_path / "raw")]
+    )
+    assert result.exit_code == 0, result.output
+    return config
