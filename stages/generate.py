@@ -150,6 +150,10 @@ class World:
         user_cdf: (n_users,) float64 cumulative activity share of each user.
         user_genres: (n_users, 2) int64 primary and secondary genre of each user.
         duration_ms: (n_tracks,) int64 track length.
+        artist_spellings: (n_tracks * len(ARTIST_NOISE),) spellings of each track's artist,
+            track t's variant v at t * len(ARTIST_NOISE) + v.
+        title_spellings: (n_tracks * len(TITLE_NOISE),) spellings of each track's title.
+        user_ids: (n_users,) the users' external ids.
     """
 
     catalog: pl.DataFrame
@@ -157,6 +161,9 @@ class World:
     user_cdf: npt.NDArray[np.float64]
     user_genres: npt.NDArray[np.int64]
     duration_ms: npt.NDArray[np.int64]
+    artist_spellings: pl.Series
+    title_spellings: pl.Series
+    user_ids: pl.Series
 
 
 def _names(words_a: list[str], words_b: list[str], idx: npt.NDArray[np.int64]) -> pl.Series:
@@ -227,12 +234,18 @@ def make_world(*, n_users: int, n_tracks: int, n_genres: int, seed: int) -> Worl
 
     activity = 1.0 / (np.arange(n_users) + 10.0) ** 0.85
     user_genres = rng.integers(0, n_genres, (n_users, 2))
+    names = catalog.select(ARTIST_NAME, TRACK_NAME).with_columns(
+        catalog[ARTIST_NAME].gather(rng.integers(0, n_tracks, n_tracks)).alias("featured")
+    )
     return World(
         catalog=catalog,
         track_cdf=track_cdf,
         user_cdf=np.cumsum(activity) / activity.sum(),
         user_genres=user_genres,
         duration_ms=duration[order],
+        artist_spellings=names.select(pl.concat_list(_artist_spellings())).to_series().explode(),
+        title_spellings=names.select(pl.concat_list(_title_spellings())).to_series().explode(),
+        user_ids=_ids("user_", np.arange(n_users), 7),
     )
 
 
@@ -257,58 +270,53 @@ def make_events(world: World, *, n_events: int, seed: int, year: int = 2024) -> 
     full = world.duration_ms[track]
     ms_played = np.where(skipped, rng.integers(1_000, 30_000, n_events), full)
     start = np.datetime64(f"{year}-01-01T00:00:00", "us").astype(np.int64)
-    span = 365 * 86_400 * 1_000_000
-    played_at = start + rng.integers(0, span, n_events)
+    played_at = start + rng.integers(0, 365 * 86_400, n_events) * 1_000_000  # whole seconds
 
-    names = world.catalog.select(TRACK_URI, ARTIST_NAME, TRACK_NAME)[track]
-    noise = pl.Series("noise", rng.integers(0, 100, n_events))
-    featured = pl.Series(
-        "featured", world.catalog[ARTIST_NAME].gather(rng.integers(0, len(world.catalog), n_events))
+    n_artist, n_title = len(ARTIST_NOISE), len(TITLE_NOISE)
+    artist_variant = np.searchsorted(
+        np.cumsum(ARTIST_NOISE), rng.random(n_events) * 100, side="right"
     )
-    events = names.with_columns(
-        noise,
-        featured,
-        _ids("user_", user, 7).alias(USER_ID),
-        pl.Series(PLAYED_AT, played_at).cast(TIMESTAMP),
-        pl.Series(MS_PLAYED, ms_played).cast(pl.Int32),
-        pl.Series(SKIPPED, skipped),
+    title_variant = np.searchsorted(
+        np.cumsum(TITLE_NOISE), rng.random(n_events) * 100, side="right"
     )
-    return events.select(
-        USER_ID, PLAYED_AT, TRACK_URI, _messy_artist(), _messy_title(), MS_PLAYED, SKIPPED
-    )
-
-
-def _messy_artist() -> pl.Expr:
-    """Spelling noise on the artist: case, spacing, accents, "The" moved, feat. credits."""
-    name, noise = pl.col(ARTIST_NAME), pl.col("noise")
-    return (
-        pl.when(noise < 80)
-        .then(name)
-        .when(noise < 85)
-        .then(name.str.to_lowercase())
-        .when(noise < 88)
-        .then(name.str.to_uppercase())
-        .when(noise < 91)
-        .then(pl.concat_str(pl.lit(" "), name.str.replace(" ", "  "), pl.lit(" ")))
-        .when(noise < 95)
-        .then(name.str.replace_many(list(_ACCENTS), list(_ACCENTS.values())))
-        .when(noise < 97)
-        .then(pl.concat_str(pl.lit("The "), name))
-        .otherwise(pl.concat_str(name, pl.lit(" feat. "), pl.col("featured")))
-        .alias(ARTIST_NAME)
+    return pl.DataFrame(
+        [
+            world.user_ids.gather(user).alias(USER_ID),
+            pl.Series(PLAYED_AT, played_at).cast(TIMESTAMP),
+            world.catalog[TRACK_URI].gather(track),
+            world.artist_spellings.gather(track * n_artist + artist_variant).alias(ARTIST_NAME),
+            world.title_spellings.gather(track * n_title + title_variant).alias(TRACK_NAME),
+            pl.Series(MS_PLAYED, ms_played).cast(pl.Int32),
+            pl.Series(SKIPPED, skipped),
+        ]
     )
 
 
-def _messy_title() -> pl.Expr:
-    """Spelling noise on the title: case, curly quotes and (feat. ...) credits."""
-    title, noise = pl.col(TRACK_NAME), (pl.col("noise") * 7) % 100
-    return (
-        pl.when(noise < 88)
-        .then(title)
-        .when(noise < 93)
-        .then(title.str.to_lowercase())
-        .when(noise < 96)
-        .then(pl.concat_str(title, pl.lit(" (feat. "), pl.col("featured"), pl.lit(")")))
-        .otherwise(pl.concat_str(pl.lit("\u201c"), title, pl.lit("\u201d")))
-        .alias(TRACK_NAME)
-    )
+# percent of plays showing each spelling, in the order of _artist_spellings/_title_spellings
+ARTIST_NOISE = (80, 5, 3, 3, 4, 2, 3)
+TITLE_NOISE = (88, 5, 3, 4)
+
+
+def _artist_spellings() -> list[pl.Expr]:
+    """Spellings of the artist: as is, lower, upper, spaced, accents dropped, "The ", feat."""
+    name = pl.col(ARTIST_NAME)
+    return [
+        name,
+        name.str.to_lowercase(),
+        name.str.to_uppercase(),
+        pl.concat_str(pl.lit(" "), name.str.replace(" ", "  "), pl.lit(" ")),
+        name.str.replace_many(list(_ACCENTS), list(_ACCENTS.values())),
+        pl.concat_str(pl.lit("The "), name),
+        pl.concat_str(name, pl.lit(" feat. "), pl.col("featured")),
+    ]
+
+
+def _title_spellings() -> list[pl.Expr]:
+    """Spellings of the title: as is, lower, with a (feat. ...) credit, in curly quotes."""
+    title = pl.col(TRACK_NAME)
+    return [
+        title,
+        title.str.to_lowercase(),
+        pl.concat_str(title, pl.lit(" (feat. "), pl.col("featured"), pl.lit(")")),
+        pl.concat_str(pl.lit("\u201c"), title, pl.lit("\u201d")),
+    ]
