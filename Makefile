@@ -12,7 +12,7 @@ STAMPS := $(A)/.config
 RAW := data/raw/tracks.parquet
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install all test test-all lint format check bench clean-artifacts clean \
+.PHONY: help install all test test-all lint format check bench bench-full clean-artifacts clean \
         generate preprocess split features train predict evaluate
 
 help: ## List the targets
@@ -44,6 +44,9 @@ check: lint test ## Lint and test (what CI runs)
 
 bench: $(INSTALLED) ## Run the benchmarks (minutes; writes benchmarks/results/*.json)
 	$(BIN)/python benchmarks/run.py
+
+bench-full: $(INSTALLED) ## The headline run: 800M events through every stage (hours; SCALE=80 for 1/80)
+	$(BIN)/python benchmarks/full_scale.py --scale $(or $(SCALE),1)
 
 clean-artifacts: ## Delete every stage's outputs
 	rm -rf $(A)/0* $(A)/.0* $(STAMPS)

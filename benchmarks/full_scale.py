@@ -1,0 +1,175 @@
+"""The headline run: generate N raw events, run every stage, measure each one.
+
+    python benchmarks/full_scale.py                 # 800M events, 1.37M users, 805K tracks
+    python benchmarks/full_scale.py --scale 80      # the same at 1/80 (10M events) as a rehearsal
+
+Each stage runs as its own `python -m musicrec_cli` process; we record wall time, CPU time, the
+peak RSS of the whole process tree (sampled), rows in and out (from the manifests) and bytes on
+disk, into benchmarks/results/full_scale[_1-in-N].json. Interrupted runs resume from the last
+stage whose results were recorded and whose manifest is still intact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("generate", "preprocess", "split", "features", "train", "predict", "evaluate")
+FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
+# bytes on disk per raw event, measured at full cardinality: raw Parquet, clean plays and
+# partitions, and headroom for the later stages
+DISK_BYTES_PER_EVENT = 29 + 12 + 12 + 10
+
+
+def _config(work: Path, *, events: int, users: int, tracks: int, seed: int) -> Path:
+    text = f"""
+[paths]
+raw = "{work / "raw" / "listens"}"
+catalog = "{work / "raw" / "tracks.parquet"}"
+artifacts = "{work / "artifacts"}"
+
+[generate]
+users = {users}
+tracks = {tracks}
+events = {events}
+genres = {max(4, min(200, tracks // 4000))}
+seed = {seed}
+
+[predict]
+n = 100
+"""
+    path = work / "musicrec.toml"
+    path.write_text(text)
+    return path
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def _run_stage(config: Path, stage: str) -> dict[str, float]:
+    """Run one stage in a subprocess; wall, CPU seconds and sampled peak RSS of its tree."""
+    args = [sys.executable, "-m", "musicrec_cli", "--config", str(config), "-q", stage]
+    if stage == "generate":
+        args += ["--out", str(config.parent / "raw")]
+    before = os.times()
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"OPENBLAS_NUM_THREADS": "1"})
+    watched = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(watched))
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    after = os.times()
+    if proc.returncode != 0:
+        msg = f"{stage} failed with exit code {proc.returncode}"
+        raise SystemExit(msg)
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return {
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_gib": round(peak / 2**30, 3),
+    }
+
+
+def _folder(work: Path, stage: str) -> Path:
+    if stage == "generate":
+        return work / "raw"
+    return work / "artifacts" / f"{STAGES.index(stage):02d}_{stage}"
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _rows(work: Path, stage: str) -> dict[str, object]:
+    if stage == "generate":
+        return {}
+    manifest = json.loads((_folder(work, stage) / "manifest.json").read_text())
+    return {
+        "rows_out": {k: v["rows"] for k, v in manifest["outputs"].items() if "rows" in v},
+        "summary": manifest.get("summary", {}),
+    }
+
+
+def _done(work: Path, stage: str) -> bool:
+    folder = _folder(work, stage)
+    marker = folder / ("tracks.parquet" if stage == "generate" else "manifest.json")
+    return marker.is_file()
+
+
+def main() -> None:
+    """Parse arguments, check disk space, run the stages not yet done, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="divide the sizes by this")
+    parser.add_argument("--events", type=int, help="override the number of events")
+    parser.add_argument("--work", type=Path, help="working folder (default benchmarks/work/...)")
+    parser.add_argument("--results", type=Path, help="JSON output path")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--fresh", action="store_true", help="delete earlier work, start over")
+    args = parser.parse_args()
+
+    label = "full_scale" if args.scale == 1 else f"full_scale_1-in-{args.scale:g}"
+    work = args.work or ROOT / "benchmarks" / "work" / label
+    results_path = args.results or ROOT / "benchmarks" / "results" / f"{label}.json"
+    sizes = {k: max(1, int(v / args.scale)) for k, v in FULL.items()}
+    if args.events:
+        sizes["events"] = args.events
+    if args.fresh:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+
+    need = sizes["events"] * DISK_BYTES_PER_EVENT
+    free = shutil.disk_usage(work).free
+    print(f"{sizes}: needs about {need / 1e9:.1f} GB of disk, {free / 1e9:.1f} GB free in {work}")
+    if need > free and not all(_done(work, s) for s in STAGES[:2]):
+        msg = "not enough free disk space; free some or use --scale"
+        raise SystemExit(msg)
+
+    config = _config(work, seed=args.seed, **sizes)
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if results.get("sizes") != sizes:
+        results = {"sizes": sizes, "stages": {}}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "memory_gib": psutil.virtual_memory().total / 2**30,
+    }
+    for stage in STAGES:
+        if stage in results["stages"] and _done(work, stage):
+            print(f"{stage}: done earlier, {results['stages'][stage]['wall_seconds']} s")
+            continue
+        print(f"{stage} ...", flush=True)
+        measured = _run_stage(config, stage)
+        measured |= {"bytes_on_disk": _size(_folder(work, stage))} | _rows(work, stage)
+        results["stages"][stage] = measured
+        # later stages depend on this one: forget their results
+        for later in STAGES[STAGES.index(stage) + 1 :]:
+            results["stages"].pop(later, None)
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{stage}: {measured['wall_seconds']} s, peak {measured['peak_rss_gib']} GiB")
+    total = sum(s["wall_seconds"] for s in results["stages"].values())
+    results["total_wall_seconds"] = round(total, 1)
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"total {total / 60:.1f} min -> {results_path}")
+
+
+if __name__ == "__main__":
+    main()
