@@ -44,12 +44,29 @@ def split_by_time(plays: pl.LazyFrame, *, cutoff: dt.datetime) -> Split:
         only) and whose test holds pairs first played at or after it, for users and tracks that
         appear in train. One row per (user_idx, track_idx), sorted.
     """
+    parts = split_users_by_time(plays, cutoff=cutoff)
+    test = keep_known_tracks(parts.test, train=parts.train)
+    return Split(train=parts.train, test=test, cutoff=cutoff)
+
+
+def split_users_by_time(plays: pl.LazyFrame, *, cutoff: dt.datetime) -> Split:
+    """The per-user part of `split_by_time`, exact on any subset of users.
+
+    Plays can be split one group of users at a time (bounded memory); the test candidates it
+    returns still need `keep_known_tracks` against the train pairs of all users.
+    """
     train = aggregate_pairs(plays.filter(pl.col(PLAYED_AT) < cutoff), keys=PAIR).sort(PAIR)
     later = aggregate_pairs(plays.filter(pl.col(PLAYED_AT) >= cutoff), keys=PAIR)
-    test = (
+    candidates = (
         later.join(train.select(PAIR), on=PAIR, how="anti")
         .join(train.select(USER_IDX).unique(), on=USER_IDX, how="semi")
-        .join(train.select(TRACK_IDX).unique(), on=TRACK_IDX, how="semi")
         .sort(PAIR)
     )
-    return Split(train=train, test=test, cutoff=cutoff)
+    return Split(train=train, test=candidates, cutoff=cutoff)
+
+
+def keep_known_tracks(candidates: pl.LazyFrame, *, train: pl.LazyFrame) -> pl.LazyFrame:
+    """Test candidates restricted to tracks that some user played in train; order kept."""
+    return candidates.join(
+        train.select(TRACK_IDX).unique(), on=TRACK_IDX, how="semi", maintain_order="left"
+    )

@@ -1,14 +1,21 @@
-"""Run the split stage: 01_preprocess plays -> 02_split."""
+"""Run the split stage: 01_preprocess plays -> 02_split.
+
+Plays are split one part file at a time when 01_preprocess wrote them as a folder of parts that
+each hold all plays of their users (bounded memory at any scale); only "track known in train"
+needs every user, and it is applied to the (smaller) test candidates in a second pass.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
 
 from musicrec_cli import artifacts as art
-from musicrec_cli.artifacts import require_stage, scan, stage_dir
+from musicrec_cli.artifacts import require_stage, stage_dir
 from musicrec_cli.config import Config, table_dict
+from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages import split
 from stages.interactions import build_matrix
@@ -23,21 +30,43 @@ from stages.schema import (
 )
 
 
+def plays_files(root: Path) -> list[Path]:
+    """The clean plays of 01_preprocess: one file, or the part files of a plays/ folder."""
+    single = stage_dir(root, "preprocess") / art.PLAYS
+    folder = single.with_suffix("")
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else [single]
+
+
 def run_split(cfg: Config) -> str:
     """Temporal split of 01_preprocess plays into 02_split train/test."""
     measure, root = Measure(), Path(cfg.paths.artifacts)
     inputs = upstream_inputs(root, "preprocess")
     shape = require_stage(root, "preprocess")["summary"]
-    plays = scan(root, "preprocess", art.PLAYS)
+    files = plays_files(root)
+    plays = pl.scan_parquet(files)
     check_schema(plays.collect_schema(), PLAYS, source=str(stage_dir(root, "preprocess")))
     bounds = plays.select(pl.col(PLAYED_AT).min().alias("lo"), pl.col(PLAYED_AT).max().alias("hi"))
-    lo, hi = bounds.collect().row(0)
+    lo, hi = bounds.collect(engine="streaming").row(0)
     cutoff = split.temporal_cutoff((lo, hi), test_fraction=cfg.split.test_fraction)
-    parts = split.split_by_time(plays, cutoff=cutoff)
     n_users, n_tracks = shape["n_users"], shape["n_tracks"]
     with art.open_stage(root, "split") as out:
-        n_train = out.sink_parquet(parts.train, art.TRAIN)
-        n_test = out.sink_parquet(parts.test, art.TEST)
+        train_parts, candidate_parts = out.path("train_parts"), out.path("candidate_parts")
+        train_parts.mkdir()
+        candidate_parts.mkdir()
+        with progress("split", len(files)) as bar:
+            for i, file in enumerate(files):
+                part = split.split_users_by_time(pl.scan_parquet(file), cutoff=cutoff)
+                part.train.sink_parquet(train_parts / f"{i:05d}.parquet")
+                part.test.sink_parquet(candidate_parts / f"{i:05d}.parquet")
+                bar.advance(0)
+        train = pl.scan_parquet(sorted(train_parts.glob("*.parquet")))
+        test = split.keep_known_tracks(
+            pl.scan_parquet(sorted(candidate_parts.glob("*.parquet"))), train=train
+        )
+        n_train = out.sink_parquet(train, art.TRAIN)
+        n_test = out.sink_parquet(test, art.TEST)
+        shutil.rmtree(train_parts)
+        shutil.rmtree(candidate_parts)
         if n_test == 0:
             msg = (
                 f"{stage_dir(root, 'split')}: the test set is empty: no user discovered a track "
@@ -62,6 +91,7 @@ def run_split(cfg: Config) -> str:
                     "n_test": n_test,
                     "n_users": n_users,
                     "n_tracks": n_tracks,
+                    "n_parts": len(files),
                 },
                 **measure.record(),
             },
