@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="JSON output path")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--fresh", action="store_true", help="delete earlier work, start over")
+    parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="last stage to run")
     args = parser.parse_args()
 
     label = "full_scale" if args.scale == 1 else f"full_scale_1-in-{args.scale:g}"
@@ -151,7 +152,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "memory_gib": psutil.virtual_memory().total / 2**30,
     }
-    for stage in STAGES:
+    for stage in STAGES[: STAGES.index(args.until) + 1]:
         if stage in results["stages"] and _done(work, stage):
             print(f"{stage}: done earlier, {results['stages'][stage]['wall_seconds']} s")
             continue
