@@ -81,7 +81,9 @@ def _lock_artifacts() -> None:
 def _one_line(exc: BaseException) -> str:
     """The error as one line; Polars errors get their first line and the command's input."""
     text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
-    if isinstance(exc, pl.exceptions.PolarsError):
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or text}."
+    if isinstance(exc, pl.exceptions.PolarsError | OSError):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "[paths].raw" if _state.command in ("preprocess", "all") else "[paths].artifacts"
         try:
@@ -103,13 +105,15 @@ def _guard(work: Callable[[], T]) -> T:
     try:
         _lock_artifacts()
         return work()
-    except (*USER_ERRORS, MemoryError) as exc:
+    except (*USER_ERRORS, MemoryError, OSError) as exc:
         if _state.debug:
             raise
         code = EXIT_USER_ERROR
         if isinstance(exc, lock.LockedError):
             code = EXIT_LOCKED
-        elif isinstance(exc, ResourceError | MemoryError):
+        elif isinstance(exc, ResourceError | MemoryError) or (
+            isinstance(exc, OSError) and exc.errno in art.RESOURCE_ERRNOS
+        ):
             code = EXIT_RESOURCE
         text = _one_line(exc)
         if isinstance(exc, MemoryError):

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -58,8 +59,10 @@ def note(text: str) -> None:
 
 
 def error(text: str) -> None:
-    """One red line on stderr."""
-    console.print(f"[bold red]error:[/] {text}", highlight=False, markup=True, soft_wrap=True)
+    """One red line on stderr; `text` is printed as is ("[train].factors" is not markup)."""
+    console.print(
+        f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True
+    )
 
 
 def table(
