@@ -2,7 +2,7 @@
 
 A stage writes into `artifacts/.NN_<stage>.partial/`, manifest last, then every file is
 fsynced and the folder is swapped into place (final -> .old, partial -> final, .old deleted),
-with SIGINT/SIGTERM held back during the swap. A folder whose manifest is missing, or whose files
+with SIGINT/SIGTERM deferred during the swap. A folder whose manifest is missing, or whose files
 no longer match the sizes and sha256 fingerprints in it, counts as absent. `recover` (run under
 the lock before any stage) finishes a swap that a SIGKILL interrupted and deletes stale
 partial folders.
@@ -277,23 +277,37 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+class _Swap:
+    """Whether a folder swap is under way, and the signals that arrived meanwhile."""
+
+    active = False
+    pending: list[int] = []  # noqa: RUF012
+
+
+SWAP = _Swap()
+
+
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Defer SIGINT/SIGTERM (main thread only) so a swap is never left half-done by them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back until the swap is done, then deliver the first one again.
+
+    musicrec's handlers (musicrec_cli.signals) record a signal in SWAP.pending while
+    SWAP.active instead of raising. Blocking with pthread_sigmask would not do: Polars' worker
+    threads would still take the signal and Python would run the handler in the main thread.
+    """
+    SWAP.active = True
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        SWAP.active = False
+        pending, SWAP.pending = SWAP.pending, []
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _swap_into_place(partial: Path, final: Path, old: Path) -> None:
     """Rename final to old and partial to final, delete old; fsync the directory entry."""
-    with COMMIT_LOCK, _signals_held():
+    with COMMIT_LOCK, _signals_deferred():
         shutil.rmtree(old, ignore_errors=True)
         if final.exists():
             final.replace(old)

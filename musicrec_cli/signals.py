@@ -55,8 +55,14 @@ def message(exc: KeyboardInterrupt) -> str:
     return f"{MESSAGES[signum]}; {KEPT}"
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    del signum, frame
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated; deferred during a folder swap."""
+    del frame
+    if art.SWAP.active:
+        art.SWAP.pending.append(signum)
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     if state.guarded:
         raise Terminated
     sys.stderr.write(f"error: {MESSAGES[signal.SIGTERM]}\n")
@@ -80,16 +86,20 @@ def _watch(reader: socket.socket) -> None:
         wanted = [b for b in data if b in (signal.SIGINT, signal.SIGTERM)]
         if not wanted:
             continue
+        if not state.guarded:
+            continue  # no command running (e.g. CliRunner tests): nothing to force
         # give the main thread the grace period to clean up and exit normally
         threading.Event().wait(GRACE_SECONDS)
-        _hard_exit(wanted[-1])
+        if state.guarded:
+            _hard_exit(wanted[-1])
 
 
 def install() -> None:
     """Install the SIGTERM handler and the watchdog (once per process, main thread only)."""
     if state.installed or threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
