@@ -78,8 +78,11 @@ def _open(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
+        why = exc.strerror or str(exc)
+        if path.parent.exists() and not path.parent.is_dir():
+            why = f"{path.parent} is a file"
         msg = (
-            f"{path}: cannot create the lock file: {exc.strerror or exc}; expected "
+            f"{path}: cannot create the lock file: {why}; expected "
             f"{path.parent} to be a writable directory (set [paths].artifacts)."
         )
         raise ResourceError(msg) from exc
