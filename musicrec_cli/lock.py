@@ -127,8 +127,13 @@ def acquire(root: Path, *, command: str, wait_seconds: float = 0.0) -> Lock:
         "command": command,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+    except OSError as exc:
+        os.close(fd)
+        msg = f"{path}: cannot record the lock owner: {exc.strerror or exc}; free space and rerun."
+        raise ResourceError(msg) from exc
     lock = Lock(path=path, fd=fd, previous=previous)
     _held[path] = lock
     return lock

@@ -7,7 +7,11 @@ checked by the test (the partial folder exists, without a manifest), not a guess
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +19,7 @@ import pytest
 
 from musicrec_cli.artifacts import STAGES
 from tests.faultkit import (
+    ROOT,
     copy_tree,
     invoke,
     leftovers,
@@ -165,3 +170,35 @@ def test_two_concurrent_runs_of_all(world: tuple[Path, Path], tmp_path: Path) ->
     assert f"pid {first.pid}" in third.stderr
     assert leftovers(art) == []
     assert finals(art).keys() == before.keys()
+
+
+@pytest.mark.slow
+def test_real_predict_killed_by_timing_on_a_bigger_dataset(tmp_path: Path) -> None:
+    """No hook: `python -m musicrec_cli predict` on 3,000 users, SIGKILLed once its Parquet
+    file exists in the partial folder (about 20 s in all; `make test-all`)."""
+    raw = tmp_path / "raw"
+    config = write_config(tmp_path, raw=raw / "listens", art=ART, block_size=8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        made = invoke(config, "generate", "--out", str(raw), "--events", "200000")
+        assert made.code == 0, made.stderr
+        assert invoke(config, "all").code == 0
+    art = tmp_path / ART
+    old = (art / "05_predict" / "predictions.parquet").read_bytes()
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "musicrec_cli", "-c", str(config), "--set", "predict.n=7",
+         "predict"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    partial_file = art / ".05_predict.partial" / "predictions.parquet"
+    deadline = time.monotonic() + 120
+    while not partial_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    assert (art / "05_predict" / "predictions.parquet").read_bytes() == old
+    done = run_module(tmp_path, config, "--set", "predict.n=7", "predict")
+    assert done.returncode == 0, done.stderr
+    assert leftovers(art) == []
