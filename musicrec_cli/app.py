@@ -74,25 +74,36 @@ def _lock_artifacts() -> None:
     if _state.command not in LOCKING:
         return
     root = Path(_config().paths.artifacts)
+    if lock.holds(root):
+        return
     lock.acquire(root, command=f"musicrec {_state.command}", wait_seconds=_state.wait)
     art.recover(root)
 
 
+def _input_hint() -> str:
+    """What the running command reads, for errors that do not name their file (Polars, gzip)."""
+    key = "raw" if _state.command in ("preprocess", "all") else "artifacts"
+    try:
+        return f"[paths].{key} = {getattr(_config().paths, key)}"
+    except ConfigError:
+        return f"[paths].{key}"
+
+
 def _one_line(exc: BaseException) -> str:
-    """The error as one line; Polars errors get their first line and the command's input."""
-    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    """The error as one line, naming the file where the exception does not."""
+    if isinstance(exc, MemoryError):
+        return (
+            f"out of memory while running `musicrec {_state.command}`; lower "
+            "[predict].block_size or the data size, or free memory, and rerun."
+        )
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror or text}."
+        return f"{exc.filename}: {exc.strerror or ' '.join(lines)}."
     if isinstance(exc, pl.exceptions.PolarsError | OSError):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = "[paths].raw" if _state.command in ("preprocess", "all") else "[paths].artifacts"
-        try:
-            cfg = _config()
-            where = f"{where} = {cfg.paths.raw if 'raw' in where else cfg.paths.artifacts}"
-        except ConfigError:
-            pass
-        text = f"musicrec {_state.command}: reading {where}: {type(exc).__name__}: {first}"
-    return text or type(exc).__name__
+        # Polars' first line is the message; the rest is a hint or a context stack
+        first = lines[0] if lines else ""
+        return f"musicrec {_state.command}: reading {_input_hint()}: {type(exc).__name__}: {first}"
+    return " ".join(lines) or type(exc).__name__
 
 
 def _guard(work: Callable[[], T]) -> T:
@@ -115,13 +126,7 @@ def _guard(work: Callable[[], T]) -> T:
             isinstance(exc, OSError) and exc.errno in art.RESOURCE_ERRNOS
         ):
             code = EXIT_RESOURCE
-        text = _one_line(exc)
-        if isinstance(exc, MemoryError):
-            text = (
-                f"out of memory while running `musicrec {_state.command}`; lower "
-                "[predict].block_size or the data size, or free memory, and rerun."
-            )
-        console.error(text)
+        console.error(_one_line(exc))
         raise typer.Exit(code) from None
     except KeyboardInterrupt as exc:
         console.error(signals.message(exc))

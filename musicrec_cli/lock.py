@@ -88,6 +88,11 @@ def _open(path: Path) -> int:
         raise ResourceError(msg) from exc
 
 
+def holds(root: Path) -> bool:
+    """True if this process holds the lock of `root`."""
+    return (root / LOCK_NAME).absolute() in _held
+
+
 def acquire(root: Path, *, command: str, wait_seconds: float = 0.0) -> Lock:
     """Lock `root` for this process (re-entrant), waiting up to `wait_seconds` for the owner.
 
