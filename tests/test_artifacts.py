@@ -43,6 +43,16 @@ def test_commit_records_fingerprints_and_leaves_no_temporary_folder(tmp_path: Pa
     assert art.require_stage(tmp_path, "split") == manifest
 
 
+def test_commit_fsyncs_outputs_manifest_and_folders_before_and_after_the_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setattr(art, "_fsync", lambda path: synced.append(path.name))
+    _commit(tmp_path)
+    assert synced == [art.TRAIN, art.METRICS_JSON, "manifest.json", ".02_split.partial",
+                      tmp_path.name]
+
+
 def test_second_commit_replaces_the_first(tmp_path: Path) -> None:
     _commit(tmp_path, rows=3)
     _commit(tmp_path, rows=2)
