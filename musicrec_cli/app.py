@@ -1,7 +1,10 @@
 """The `musicrec` command: one thin command per stage, plus `generate` and `all`.
 
-Errors a user can cause (bad config, missing or bad input, missing upstream artifacts) print one
-red line and exit 1; `--debug` shows the traceback. Anything else is a bug and keeps its traceback.
+Errors a user can cause print one red line and exit with a documented code (docs/faults.md):
+1 bad input, config or upstream artifact; 2 bad command-line usage (Typer); 3 the artifacts
+directory is locked by another run; 4 out of disk or memory, or artifacts not writable;
+130 Ctrl-C; 143 SIGTERM. `--debug` shows the traceback. Anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Annotated, TypeVar
 import polars as pl
 import typer
 
-from musicrec_cli import console
-from musicrec_cli.artifacts import STAGES, ArtifactError
+from musicrec_cli import artifacts as art
+from musicrec_cli import console, lock, signals
+from musicrec_cli.artifacts import STAGES, ArtifactError, ResourceError
 from musicrec_cli.config import Config, ConfigError, load_config, table_dict
 from musicrec_cli.runner import evaluate as evaluate_run
 from musicrec_cli.runner import features as features_run
@@ -40,7 +44,13 @@ app = typer.Typer(
 
 USER_ERRORS = (ConfigError, ArtifactError, SchemaError, InputError, pl.exceptions.PolarsError)
 EXIT_USER_ERROR = 1
-EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2  # Typer's own code for a bad option or argument
+EXIT_LOCKED = 3
+EXIT_RESOURCE = 4
+EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED
+EXIT_TERMINATED = signals.EXIT_TERMINATED
+# commands that write stage folders, so take artifacts/.lock
+LOCKING = frozenset({*STAGES, "all"})
 T = TypeVar("T")
 
 
@@ -48,6 +58,8 @@ class _State:
     config_path: Path | None = None
     overrides: list[str] = []  # noqa: RUF012
     debug: bool = False
+    command: str = ""
+    wait: float = 0.0
 
 
 _state = _State()
@@ -57,26 +69,75 @@ def _config() -> Config:
     return load_config(_state.config_path, _state.overrides)
 
 
-def _guard(work: Callable[[], T]) -> T:
-    """Run `work`, turning user errors into one red line and exit code 1."""
+def _lock_artifacts() -> None:
+    """Take artifacts/.lock for a writing command, then clean up after killed runs."""
+    if _state.command not in LOCKING:
+        return
+    root = Path(_config().paths.artifacts)
+    if lock.holds(root):
+        return
+    lock.acquire(root, command=f"musicrec {_state.command}", wait_seconds=_state.wait)
+    art.recover(root)
+
+
+def _input_hint() -> str:
+    """What the running command reads, for errors that do not name their file (Polars, gzip)."""
+    key = "raw" if _state.command in ("preprocess", "all") else "artifacts"
     try:
+        return f"[paths].{key} = {getattr(_config().paths, key)}"
+    except ConfigError:
+        return f"[paths].{key}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line, naming the file where the exception does not."""
+    if isinstance(exc, MemoryError):
+        return (
+            f"out of memory while running `musicrec {_state.command}`; lower "
+            "[predict].block_size or the data size, or free memory, and rerun."
+        )
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or ' '.join(lines)}."
+    if isinstance(exc, pl.exceptions.PolarsError | OSError):
+        # Polars' first line is the message; the rest is a hint or a context stack
+        first = lines[0] if lines else ""
+        return f"musicrec {_state.command}: reading {_input_hint()}: {type(exc).__name__}: {first}"
+    return " ".join(lines) or type(exc).__name__
+
+
+def _guard(work: Callable[[], T]) -> T:
+    """Run `work` under the artifacts lock, turning user errors into one red line and an exit code.
+
+    The codes are the EXIT_* constants above; `--debug` re-raises instead, with the traceback.
+    Exceptions not listed here are bugs and propagate with their traceback.
+    """
+    signals.state.guarded += 1
+    try:
+        _lock_artifacts()
         return work()
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, MemoryError, OSError) as exc:
         if _state.debug:
             raise
-        console.error(
-            str(exc).strip().splitlines()[0]
-            if isinstance(exc, pl.exceptions.PolarsError)
-            else str(exc)
-        )
-        raise typer.Exit(EXIT_USER_ERROR) from None
-    except KeyboardInterrupt:
-        console.error("interrupted; finished stages are kept, the current one was discarded.")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        code = EXIT_USER_ERROR
+        if isinstance(exc, lock.LockedError):
+            code = EXIT_LOCKED
+        elif isinstance(exc, ResourceError | MemoryError) or (
+            isinstance(exc, OSError) and exc.errno in art.RESOURCE_ERRNOS
+        ):
+            code = EXIT_RESOURCE
+        console.error(_one_line(exc))
+        raise typer.Exit(code) from None
+    except KeyboardInterrupt as exc:
+        console.error(signals.message(exc))
+        raise typer.Exit(signals.exit_code(exc)) from None
+    finally:
+        signals.state.guarded -= 1
 
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Config file (default ./musicrec.toml).")
     ] = None,
@@ -87,10 +148,22 @@ def main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            metavar="SECONDS",
+            help="If another run holds the artifacts directory, wait this long for it (exit 3).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Music recommendations from listening logs."""
     _state.config_path, _state.overrides, _state.debug = config, list(set_ or []), debug
+    _state.command, _state.wait = ctx.invoked_subcommand or "", wait
     console.setup_logging(verbose=verbose, quiet=quiet)
+    signals.install()
+    ctx.call_on_close(lock.release_all)
 
 
 @app.command()

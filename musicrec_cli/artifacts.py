@@ -1,18 +1,26 @@
 """Stage folders, atomic writes and manifests: the only code that writes under artifacts/.
 
-A stage writes into `artifacts/.NN_<stage>.partial/`, manifest last, then the folder is renamed
-into place. A folder whose manifest is missing, or whose files no longer match the sizes and
-sha256 fingerprints in it, counts as absent.
+A stage writes into `artifacts/.NN_<stage>.partial/`, manifest last, then every file is
+fsynced and the folder is swapped into place (final -> .old, partial -> final, .old deleted),
+with SIGINT/SIGTERM deferred during the swap. A folder whose manifest is missing, or whose files
+no longer match the sizes and sha256 fingerprints in it, counts as absent. `recover` (run under
+the lock before any stage) finishes a swap that a SIGKILL interrupted and deletes stale
+partial folders.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
+import logging
+import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +57,24 @@ PREDICTIONS = "predictions.parquet"
 PER_USER_METRICS = "per_user_metrics.parquet"
 
 
+log = logging.getLogger(__name__)
+
+# errno values that mean "the machine cannot store this", not "the data is wrong"
+RESOURCE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+# partial folders this process is writing; a signal watchdog deletes them before a hard exit
+ACTIVE_PARTIALS: set[Path] = set()
+# held while a stage folder is being swapped into place, so nothing deletes it half-way
+COMMIT_LOCK = threading.Lock()
+
+
 class ArtifactError(RuntimeError):
     """An artifact is missing, incomplete or does not match its manifest."""
+
+
+class ResourceError(ArtifactError):
+    """The machine could not store an artifact: out of disk or memory, or not writable."""
 
 
 def stage_dir(root: Path, stage: str) -> Path:
@@ -93,18 +117,21 @@ def _matches(path: Path, recorded: Mapping[str, Any]) -> bool:
     return bool(sha256_file(path) == recorded["sha256"])
 
 
+def _folder_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of `folder` if it is complete and every output matches it, else None."""
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        outputs = manifest["outputs"]
+        if all(_matches(folder / name, rec) for name, rec in outputs.items()):
+            return manifest
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
 def read_manifest(root: Path, stage: str) -> dict[str, Any] | None:
     """The stage's manifest if the stage is complete and its files are intact, else None."""
-    path = stage_dir(root, stage) / MANIFEST
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        outputs = manifest["outputs"]
-    except (OSError, ValueError, KeyError):
-        return None
-    folder = stage_dir(root, stage)
-    if all(_matches(folder / name, rec) for name, rec in outputs.items()):
-        return manifest
-    return None
+    return _folder_manifest(stage_dir(root, stage))
 
 
 def require_stage(root: Path, stage: str) -> dict[str, Any]:
@@ -144,16 +171,44 @@ class StageWriter:
     def _record(self, name: str, **extra: Any) -> None:
         self.outputs[name] = fingerprint(self.path(name)) | extra
 
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[None]:
+        """Turn out-of-disk/memory and permission errors while writing `name` into one line."""
+        try:
+            yield
+        except MemoryError as exc:
+            raise ResourceError(self._resource_message(name, "out of memory")) from exc
+        except OSError as exc:
+            if exc.errno not in RESOURCE_ERRNOS:
+                raise
+            raise ResourceError(self._resource_message(name, exc.strerror or str(exc))) from exc
+        except pl.exceptions.PolarsError as exc:
+            # Polars reports I/O failures of its sinks as text, e.g. "... (os error 28)"
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            codes = {f"(os error {code})" for code in RESOURCE_ERRNOS}
+            if not any(code in text for code in codes):
+                raise
+            raise ResourceError(self._resource_message(name, text)) from exc
+
+    def _resource_message(self, name: str, what: str) -> str:
+        final = stage_dir(self.root, self.stage)
+        return (
+            f"{self.path(name)}: {what} while writing {name} for `musicrec {self.stage}`; "
+            f"nothing was replaced ({final} is unchanged); free space or memory and rerun."
+        )
+
     def sink_parquet(self, frame: pl.LazyFrame, name: str) -> int:
         """Stream a LazyFrame to Parquet (zstd); returns its row count."""
-        frame.sink_parquet(self.path(name), compression="zstd")
+        with self.writing(name):
+            frame.sink_parquet(self.path(name), compression="zstd")
         rows = pl.scan_parquet(self.path(name)).select(pl.len()).collect().item()
         self._record(name, rows=rows)
         return int(rows)
 
     def write_parquet(self, frame: pl.DataFrame, name: str) -> int:
         """Write a DataFrame to Parquet (zstd); returns its row count."""
-        frame.write_parquet(self.path(name), compression="zstd")
+        with self.writing(name):
+            frame.write_parquet(self.path(name), compression="zstd")
         self._record(name, rows=frame.height)
         return frame.height
 
@@ -163,42 +218,106 @@ class StageWriter:
 
     def write_matrix(self, matrix: sp.csr_matrix, name: str) -> None:
         """Save a CSR matrix with scipy.sparse.save_npz."""
-        sp.save_npz(self.path(name), matrix.tocsr())
+        with self.writing(name):
+            sp.save_npz(self.path(name), matrix.tocsr())
         self._record(name, shape=list(matrix.shape), nnz=int(matrix.nnz))
 
     def write_arrays(self, arrays: Mapping[str, npt.NDArray[np.generic]], name: str) -> None:
         """Save named arrays to an uncompressed NPZ (loaded with allow_pickle=False)."""
-        with self.path(name).open("wb") as handle:
+        with self.writing(name), self.path(name).open("wb") as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]
         self._record(name, arrays={k: list(v.shape) for k, v in arrays.items()})
 
     def write_json(self, data: Any, name: str) -> None:
         """Write JSON (indented, keys sorted)."""
-        self.path(name).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+        with self.writing(name):
+            self.path(name).write_text(text, encoding="utf-8")
         self._record(name)
+
+
+def _partial(root: Path, stage: str) -> Path:
+    return root / f".{stage_dir(root, stage).name}.partial"
+
+
+def _old(root: Path, stage: str) -> Path:
+    return root / f".{stage_dir(root, stage).name}.old"
 
 
 @contextlib.contextmanager
 def open_stage(root: Path, stage: str) -> Iterator[StageWriter]:
-    """A fresh partial folder for `stage`; removed again if the block raises."""
-    partial = root / f".{stage_dir(root, stage).name}.partial"
+    """A fresh partial folder for `stage`; removed again if the block raises (or is interrupted)."""
+    partial = _partial(root, stage)
     try:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
     except OSError as exc:
-        msg = f"{partial}: cannot create the stage folder: {exc.strerror or exc}."
-        raise ArtifactError(msg) from exc
+        msg = (
+            f"{partial}: cannot create the stage folder: {exc.strerror or exc}; expected "
+            f"{root} to be a writable directory (set [paths].artifacts)."
+        )
+        raise ResourceError(msg) from exc
     writer = StageWriter(root=root, stage=stage, partial=partial)
+    ACTIVE_PARTIALS.add(partial)
     try:
         yield writer
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        ACTIVE_PARTIALS.discard(partial)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Swap:
+    """Whether a folder swap is under way, and the signals that arrived meanwhile."""
+
+    active = False
+    pending: list[int] = []  # noqa: RUF012
+
+
+SWAP = _Swap()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back until the swap is done, then deliver the first one again.
+
+    musicrec's handlers (musicrec_cli.signals) record a signal in SWAP.pending while
+    SWAP.active instead of raising. Blocking with pthread_sigmask would not do: Polars' worker
+    threads would still take the signal and Python would run the handler in the main thread.
+    """
+    SWAP.active = True
+    try:
+        yield
+    finally:
+        SWAP.active = False
+        pending, SWAP.pending = SWAP.pending, []
+        if pending:
+            signal.raise_signal(pending[0])
+
+
+def _swap_into_place(partial: Path, final: Path, old: Path) -> None:
+    """Rename final to old and partial to final, delete old; fsync the directory entry."""
+    with COMMIT_LOCK, _signals_deferred():
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.replace(old)
+        partial.replace(final)
+        _fsync(final.parent)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def commit_stage(writer: StageWriter, manifest: dict[str, Any]) -> Path:
-    """Write the manifest last, then swap the partial folder into place; returns the folder."""
+    """Write the manifest last, fsync everything, then swap the partial folder into place."""
     final = stage_dir(writer.root, writer.stage)
     full = {
         "stage": writer.stage,
@@ -208,14 +327,42 @@ def commit_stage(writer: StageWriter, manifest: dict[str, Any]) -> Path:
         **manifest,
         "outputs": writer.outputs,
     }
-    (writer.partial / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
-    old = writer.root / f".{final.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.replace(old)
-    writer.partial.replace(final)
-    shutil.rmtree(old, ignore_errors=True)
+    with writer.writing(MANIFEST):
+        for name in writer.outputs:
+            _fsync(writer.path(name))
+        text = json.dumps(full, indent=2, sort_keys=True, default=str)
+        (writer.partial / MANIFEST).write_text(text, encoding="utf-8")
+        _fsync(writer.partial / MANIFEST)
+        _fsync(writer.partial)
+        _swap_into_place(writer.partial, final, _old(writer.root, writer.stage))
     return final
+
+
+def recover(root: Path) -> list[str]:
+    """Clean up after runs that were killed (SIGKILL, power loss); call it holding the lock.
+
+    A swap cut between its two renames leaves no final folder: the complete partial folder
+    is promoted if its manifest matches its files, else the previous `.old` one is restored.
+    Every other partial or old folder is deleted. Returns one line per action, for the log.
+    """
+    actions: list[str] = []
+    if not root.is_dir():
+        return actions
+    for stage in STAGES:
+        final, partial, old = stage_dir(root, stage), _partial(root, stage), _old(root, stage)
+        if not final.exists():
+            for candidate in (partial, old):
+                if _folder_manifest(candidate) is not None:
+                    candidate.replace(final)
+                    actions.append(f"{final}: restored from {candidate.name}")
+                    break
+        for leftover in (partial, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+                actions.append(f"{leftover}: removed (left by an interrupted run)")
+    for line in actions:
+        log.info("%s", line)
+    return actions
 
 
 def load_matrix(root: Path, stage: str, name: str) -> sp.csr_matrix:

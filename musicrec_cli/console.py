@@ -59,8 +59,10 @@ def note(text: str) -> None:
 
 
 def error(text: str) -> None:
-    """One red line on stderr."""
-    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    """One red line on stderr; `text` is printed as is ("[train].factors" is not markup)."""
+    console.print(
+        f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True
+    )
 
 
 def table(
