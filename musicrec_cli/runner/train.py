@@ -34,13 +34,16 @@ _DAY_US = 86_400_000_000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrainData:
-    """What the models are fitted on: weights and play counts (n_users, n_items) CSR, plus
-    per-pair last-play ages and per-track audio features."""
+    """What the models are fitted on.
+
+    weights and counts are (n_users, n_items) float32 CSR; pairs holds track_idx, play_count
+    and age_days per (user, track); audio is (n_items, d) float64, NaN where unknown.
+    """
 
     weights: sp.csr_matrix
     counts: sp.csr_matrix
-    pairs: pl.DataFrame  # track_idx, play_count, age_days
-    audio: np.ndarray[Any, np.dtype[np.float64]]  # (n_items, d), NaN where unknown
+    pairs: pl.DataFrame
+    audio: np.ndarray[Any, np.dtype[np.float64]]
 
 
 def load_train_data(root: Path) -> TrainData:
