@@ -36,18 +36,32 @@ class ContentModel:
     def score(
         self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
     ) -> npt.NDArray[np.float32]:
-        """Cosine of each track to the user's profile: (len(user_idx), n_items) float32."""
+        """Cosine of each track to the user's profile: (len(user_idx), n_items) float32.
+
+        Tracks without audio features score -1 (the minimum); users none of whose tracks
+        have features score 0 everywhere.
+        """
         if self.item_vectors.shape[1] == 0:
             return np.zeros((user_items.shape[0], self.n_items), dtype=np.float32)
-        sims = cosine_similarity(self.profiles(user_items), self.item_vectors)
-        return np.asarray(sims, dtype=np.float32)
+        profiles = self.profiles(user_items)
+        sims = np.asarray(cosine_similarity(profiles, self.item_vectors), dtype=np.float32)
+        sims[:, ~self.has_features] = -1.0  # unknown sound ranks last, not mid-table at 0
+        sims[~np.any(profiles != 0, axis=1)] = 0.0  # no profile: no opinion on any track
+        return sims
+
+    @property
+    def has_features(self) -> npt.NDArray[np.bool_]:
+        """(n_items,) True where the track has audio features (a non-zero vector)."""
+        return np.asarray(np.any(self.item_vectors != 0, axis=1))
 
     def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
         """Cosine of one track's vector to every track's: (n_items,) float32."""
         if self.item_vectors.shape[1] == 0:
             return np.zeros(self.n_items, dtype=np.float32)
         seed = self.item_vectors[[track_idx]]
-        return np.asarray(cosine_similarity(seed, self.item_vectors)[0], dtype=np.float32)
+        sims = np.asarray(cosine_similarity(seed, self.item_vectors)[0], dtype=np.float32)
+        sims[~self.has_features] = -1.0
+        return sims
 
     def contributions(self, user_row: sp.csr_matrix, track_idx: int) -> npt.NDArray[np.float32]:
         """Weight x audio-feature cosine to `track_idx` of each heard track: (n_items,)."""

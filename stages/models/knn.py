@@ -66,7 +66,7 @@ def fit_knn(
         else bm25_weight(items_users, K1=bm25_k1, B=bm25_b).T
     )
     model = ItemItemRecommender(K=neighbours, num_threads=1)
-    model.fit(sp.csr_matrix(weighted, dtype=np.float32), show_progress=False)
+    model.fit(sp.csr_matrix(weighted, dtype=np.float64), show_progress=False)  # needs double
     sim = sp.csr_matrix(model.similarity, dtype=np.float32)
     sim.sort_indices()
     return KnnModel(similarity=sim)
