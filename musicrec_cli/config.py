@@ -95,7 +95,7 @@ class TrainConfig:
     trending_half_life_days: float = 14.0
     bpr_factors: int = 64
     bpr_iterations: int = 100
-    bpr_learning_rate: float = 0.05
+    bpr_learning_rate: float = 0.01
     bpr_regularization: float = 0.01
     knn_similarity: str = "cosine"
     knn_neighbours: int = 50

@@ -6,6 +6,7 @@ Listeners a0-a9 play only Alpha Band, b0-b9 only Beta Band; Alpha tracks sound a
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app
+from musicrec_cli.config import ConfigError, load_config
+from musicrec_cli.runner.train import load_models
 
 N_TRACKS = 12
 
@@ -66,7 +69,9 @@ min_track_users = 2
 factors = 2
 iterations = 15
 alpha = 10.0
-bpr_iterations = 50
+bpr_iterations = 300
+bpr_learning_rate = 0.1
+bpr_factors = 8
 knn_neighbours = 10
 [predict]
 n = 5
@@ -206,3 +211,32 @@ def test_recommend_needs_exactly_one_of_user_and_liked(project: Path):
     assert run(project, "recommend").exit_code == 2
     assert run(project, "recommend", "a3", "--liked", "alpha band - song 1").exit_code == 2
     assert run(project, "similar", "alpha band - song 1", "-m", "hybrid").exit_code == 2
+
+
+def test_train_saves_every_model_and_loads_them_back(project: Path):
+    root = project / "artifacts"
+    specs = json.loads((root / "04_train" / "models.json").read_text())
+    assert set(specs) == {"popularity", "trending", "als", "bpr", "knn", "content", "hybrid"}
+    assert specs["hybrid"]["params"]["warm"] == [0.6, 0.3, 0.1]
+    assert specs["knn"]["params"] == {"similarity": "cosine", "neighbours": 10}
+    models = load_models(root)
+    hybrid = models["hybrid"]
+    # the hybrid reuses the very components trained beside it
+    np.testing.assert_array_equal(hybrid.als.item_factors, models["als"].item_factors)
+    np.testing.assert_array_equal(hybrid.content.item_vectors, models["content"].item_vectors)
+    assert hybrid.content.item_vectors.shape == (2 * N_TRACKS, 3)
+    assert models["knn"].similarity.shape == (2 * N_TRACKS, 2 * N_TRACKS)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.hybrid_cold=[0.5, 0.5]", "3 weights >= 0 for [als, content, popularity]"),
+        ('train.models=["als", "svd"]', "a non-empty list of model names"),
+        ('train.confidence="tfidf"', "'log' or 'bm25'"),
+        ('train.knn_similarity="jaccard"', "'cosine' or 'bm25'"),
+    ],
+)
+def test_bad_train_settings_are_config_errors(override: str, message: str):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
