@@ -26,8 +26,10 @@ def normalise_rows(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Min-max scale each row to [0, 1]; constant rows become 0. (b, n) float32."""
     low = scores.min(axis=1, keepdims=True)
     span = scores.max(axis=1, keepdims=True) - low
-    out = np.divide(scores - low, span, out=np.zeros_like(scores), where=span > 0)
-    return out.astype(np.float32, copy=False)
+    span[span == 0] = np.inf  # constant row: (x - low) / inf = 0
+    out = np.asarray(scores - low, dtype=np.float32)
+    out /= span
+    return out
 
 
 def history_weights(
@@ -62,6 +64,29 @@ class HybridModel:
         """Number of tracks."""
         return self.popularity.n_items
 
+    def raw_scores(
+        self,
+        name: str,
+        user_items: sp.csr_matrix,
+        *,
+        user_idx: npt.NDArray[np.int64] | None = None,
+        user_factors: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """One component's scores before normalisation: (b, n_items) float32.
+
+        ALS scores come from the trained users (`user_idx`) or from folded-in factors
+        (`user_factors`); with neither, they are 0 (users unknown to ALS).
+        """
+        b = user_items.shape[0]
+        if name == "als":
+            if user_factors is None and user_idx is not None:
+                user_factors = self.als.user_factors[user_idx]
+            if user_factors is None:
+                return np.zeros((b, self.n_items), dtype=np.float32)
+            return np.asarray(user_factors @ self.als.item_factors.T, dtype=np.float32)
+        model = self.content if name == "content" else self.popularity
+        return np.asarray(model.score(np.arange(b), user_items), dtype=np.float32)
+
     def parts(
         self,
         user_items: sp.csr_matrix,
@@ -69,25 +94,13 @@ class HybridModel:
         user_idx: npt.NDArray[np.int64] | None = None,
         user_factors: npt.NDArray[np.float32] | None = None,
     ) -> dict[str, npt.NDArray[np.float32]]:
-        """Each component's normalised scores, (b, n_items) float32, by component name.
-
-        ALS scores come from the trained users (`user_idx`) or from folded-in factors
-        (`user_factors`); with neither, they are 0 (users unknown to ALS).
-        """
-        b = user_items.shape[0]
-        if user_factors is None and user_idx is not None:
-            user_factors = self.als.user_factors[user_idx]
-        als = (
-            user_factors @ self.als.item_factors.T
-            if user_factors is not None
-            else np.zeros((b, self.n_items), dtype=np.float32)
-        )
-        raw = {
-            "als": als,
-            "content": self.content.score(np.arange(b), user_items),
-            "popularity": self.popularity.score(np.arange(b), user_items),
+        """Each component's normalised scores, (b, n_items) float32, by component name."""
+        return {
+            name: normalise_rows(
+                self.raw_scores(name, user_items, user_idx=user_idx, user_factors=user_factors)
+            )
+            for name in COMPONENTS
         }
-        return {name: normalise_rows(np.asarray(s, dtype=np.float32)) for name, s in raw.items()}
 
     def user_weights(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
         """(b, 3) blend weights from each row's number of tracks."""
@@ -97,8 +110,19 @@ class HybridModel:
     def score(
         self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
     ) -> npt.NDArray[np.float32]:
-        """Weighted blend of normalised scores: (len(user_idx), n_items) float32."""
-        return blend(self.parts(user_items, user_idx=user_idx), self.user_weights(user_items))
+        """Weighted blend of normalised scores: (len(user_idx), n_items) float32.
+
+        Components are added one at a time (and skipped where every weight is 0), so a block
+        holds two (b, n_items) arrays at most, not one per component.
+        """
+        weights = self.user_weights(user_items)
+        total = np.zeros((user_items.shape[0], self.n_items), dtype=np.float32)
+        for j, name in enumerate(COMPONENTS):
+            if weights[:, j].any():
+                part = normalise_rows(self.raw_scores(name, user_items, user_idx=user_idx))
+                part *= weights[:, [j]]
+                total += part
+        return total
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         """Component arrays prefixed 'als__', 'content__', 'popularity__', plus the weights."""
