@@ -36,14 +36,25 @@ _DAY_US = 86_400_000_000
 class TrainData:
     """What the models are fitted on.
 
-    weights and counts are (n_users, n_items) float32 CSR; pairs holds track_idx, play_count
-    and age_days per (user, track); audio is (n_items, d) float64, NaN where unknown.
+    frame is 03_features/features_train (user_idx, track_idx, weight, play_count, last_ts);
+    weights is its (n_users, n_items) float32 CSR of weights; audio is (n_items, d) float64,
+    NaN where unknown. Play counts and ages are derived only for the models that need them.
     """
 
+    frame: pl.DataFrame
     weights: sp.csr_matrix
-    counts: sp.csr_matrix
-    pairs: pl.DataFrame
     audio: np.ndarray[Any, np.dtype[np.float64]]
+
+    def counts(self) -> sp.csr_matrix:
+        """(n_users, n_items) float32 CSR of play counts (for BM25 confidence)."""
+        n_users, n_tracks = self.weights.shape
+        return build_matrix(self.frame, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
+
+    def ages(self) -> pl.DataFrame:
+        """track_idx, play_count, age_days (last play's age before the newest play in train)."""
+        newest = self.frame[LAST_TS].max()
+        age = (pl.lit(newest) - pl.col(LAST_TS)).dt.total_microseconds() / _DAY_US
+        return self.frame.select(TRACK_IDX, PLAY_COUNT, age.alias("age_days"))
 
 
 def load_train_data(root: Path) -> TrainData:
@@ -53,13 +64,6 @@ def load_train_data(root: Path) -> TrainData:
     frame = pl.read_parquet(
         folder / art.FEATURES_TRAIN, columns=[USER_IDX, TRACK_IDX, WEIGHT, PLAY_COUNT, LAST_TS]
     )
-    dims = {"n_users": shape["n_users"], "n_tracks": shape["n_tracks"]}
-    newest = frame[LAST_TS].max()
-    pairs = frame.select(
-        TRACK_IDX,
-        PLAY_COUNT,
-        ((pl.lit(newest) - pl.col(LAST_TS)).dt.total_microseconds() / _DAY_US).alias("age_days"),
-    )
     items = pl.read_parquet(folder / art.ITEM_FEATURES).sort(TRACK_IDX)
     audio_cols = [c for c in AUDIO_FEATURES if c in items.columns]
     audio = (
@@ -68,9 +72,10 @@ def load_train_data(root: Path) -> TrainData:
         else np.zeros((items.height, 0))
     )
     return TrainData(
-        weights=build_matrix(frame, value=WEIGHT, **dims),
-        counts=build_matrix(frame, value=PLAY_COUNT, **dims),
-        pairs=pairs,
+        frame=frame,
+        weights=build_matrix(
+            frame, value=WEIGHT, n_users=shape["n_users"], n_tracks=shape["n_tracks"]
+        ),
         audio=np.asarray(audio, dtype=np.float64),
     )
 
@@ -86,7 +91,7 @@ def _fit_one(name: str, data: TrainData, t: TrainConfig, fitted: dict[str, Recom
     if name == "popularity":
         return fit_popularity(data.weights), {}
     if name == "trending":
-        p = data.pairs
+        p = data.ages()
         model = fit_trending(
             p[TRACK_IDX].to_numpy(),
             p[PLAY_COUNT].to_numpy(),
@@ -98,7 +103,7 @@ def _fit_one(name: str, data: TrainData, t: TrainConfig, fitted: dict[str, Recom
     if name == "als":
         params = _als_params(t)
         matrix = (
-            bm25_confidence(data.counts, k1=t.bm25_k1, b=t.bm25_b)
+            bm25_confidence(data.counts(), k1=t.bm25_k1, b=t.bm25_b)
             if t.confidence == "bm25"
             else data.weights
         )
