@@ -167,11 +167,11 @@ def similar(
     Reads 01_preprocess and 04_train. ALS and content use cosine similarity of factors or
     standardised audio features; knn the item-item neighbours.
     """
-    if model not in SIMILAR_MODELS:
-        msg = f"{model!r} is not one of {', '.join(SIMILAR_MODELS)}"
-        raise typer.BadParameter(msg, param_hint="--model")
 
     def work() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if model not in SIMILAR_MODELS:
+            msg = f"similar: model {model!r} has no track similarity; use als, knn or content."
+            raise InputError(msg)
         data = _load()
         chosen = data.model(model)
         seed = serve.find_tracks([track], data.items)[0]
