@@ -1,10 +1,13 @@
 """Each model on two disjoint taste clusters: a cluster-A listener must get cluster-A tracks."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+from implicit.utils import ParameterWarning
 
 from musicrec_cli.artifacts import load_arrays
 from musicrec_cli.runner.train import LOADERS
@@ -221,3 +224,15 @@ def test_hybrid_blends_normalised_scores_with_history_weights(user_items, models
     parts = model.parts(few, user_idx=np.array([0]))
     blended = 0.5 * parts["content"] + 0.5 * parts["popularity"]
     np.testing.assert_allclose(model.score(np.array([0]), few), blended, rtol=1e-6)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "bm25"])
+def test_knn_equals_implicits_own_recommenders(user_items, similarity):
+    reference = (CosineRecommender if similarity == "cosine" else BM25Recommender)(
+        K=5, num_threads=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParameterWarning)  # implicit converts its own COO
+        reference.fit(user_items, show_progress=False)
+    ours = fit_knn(user_items, similarity=similarity, neighbours=5).similarity
+    np.testing.assert_allclose(ours.toarray(), reference.similarity.toarray(), rtol=1e-6)
