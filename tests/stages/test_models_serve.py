@@ -114,3 +114,12 @@ def test_top_contributions_only_lists_heard_tracks_with_positive_values():
         (2, pytest.approx(0.7)),
         (0, pytest.approx(0.5)),
     ]
+
+
+def test_closest_names_survive_the_shortlist_of_large_vocabularies(monkeypatch):
+    monkeypatch.setattr(serve, "_SHORTLIST", 2)
+    with pytest.raises(serve.LookupFailedError, match="Closest: 'daft punk - aerodynamic'"):
+        serve.find_tracks(["daft punk - aerodinamic"], ITEMS)
+    users = pl.DataFrame({"user_idx": [0, 1, 2], "user_id": ["u_0120", "u_0121", "v_9"]})
+    with pytest.raises(serve.LookupFailedError, match=r"Closest: 'u_0121'\.$"):
+        serve.find_user("u_0121x", users)
