@@ -49,12 +49,10 @@ def _run(work: Callable[[], T]) -> T:
 
 @dataclass(frozen=True, slots=True)
 class _Served:
-    """What every command reads: track names, users, training rows, trained model names."""
+    """What every command reads: track names and trained model names; users on demand."""
 
     root: Path
     items: pl.DataFrame
-    users: pl.DataFrame
-    user_items: sp.csr_matrix
     specs: dict[str, Any]
 
     def model(self, name: str) -> Recommender:
@@ -66,6 +64,12 @@ class _Served:
             )
             raise InputError(msg)
         return load_models(self.root, (name,))[name]
+
+    def user_row(self, user_id: str) -> tuple[int, sp.csr_matrix]:
+        """user_idx and (1, n_items) CSR of play counts in train (02_split, as predict uses)."""
+        users = pl.read_parquet(stage_dir(self.root, "preprocess") / art.USERS)
+        u = serve.find_user(user_id, users)
+        return u, art.load_matrix(self.root, "split", art.TRAIN_MATRIX)[[u]]
 
     def describe(self, track_idx: Sequence[int], scores: Sequence[float]) -> list[dict[str, Any]]:
         """Rows rank, track_id, artist, title, score for the given tracks."""
@@ -89,8 +93,6 @@ def _load() -> _Served:
     return _Served(
         root=root,
         items=pl.read_parquet(pre / art.ITEMS).sort(TRACK_IDX),
-        users=pl.read_parquet(pre / art.USERS),
-        user_items=art.load_matrix(root, "split", art.TRAIN_MATRIX),
         specs=art.read_json(root, "train", art.MODELS_JSON),
     )
 
@@ -134,8 +136,7 @@ def recommend(
         chosen = data.model(model)
         groups = serve.group_codes(data.items)
         if user is not None:
-            u = serve.find_user(user, data.users)
-            row = data.user_items[[u]]
+            u, row = data.user_row(user)
             scores = chosen.score(np.asarray([u]), row)[0]
         else:
             if isinstance(chosen, BprModel):
@@ -214,12 +215,11 @@ def _weights_row(root: Path, user_idx: int, n_items: int) -> sp.csr_matrix:
 
 
 def _explain(data: _Served, user: str, track: str, n: int) -> dict[str, Any]:
-    u = serve.find_user(user, data.users)
+    u, row = data.user_row(user)
     t = serve.find_tracks([track], data.items)[0]
-    row = data.user_items[[u]]
-    loaded = load_models(
-        data.root, tuple(m for m in ("hybrid", "als", "knn", "content") if m in data.specs)
-    )
+    # the hybrid carries the ALS and content models: load them once
+    wanted = ("hybrid", "knn") if "hybrid" in data.specs else ("als", "knn", "content")
+    loaded = load_models(data.root, tuple(m for m in wanted if m in data.specs))
     hybrid = loaded.get("hybrid")
     als = loaded.get("als") or (hybrid.als if isinstance(hybrid, HybridModel) else None)
     content = loaded.get("content") or (hybrid.content if isinstance(hybrid, HybridModel) else None)
