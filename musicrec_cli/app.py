@@ -18,7 +18,7 @@ import polars as pl
 import typer
 
 from musicrec_cli import artifacts as art
-from musicrec_cli import console, lock, signals
+from musicrec_cli import console, lock, serve, signals
 from musicrec_cli.artifacts import STAGES, ArtifactError, ResourceError
 from musicrec_cli.config import Config, ConfigError, load_config, table_dict
 from musicrec_cli.runner import evaluate as evaluate_run
@@ -267,6 +267,11 @@ def evaluate_cmd(
         path = Path(cfg.paths.artifacts) / "06_evaluate" / "metrics.json"
         console.print_json(json.dumps(json.loads(path.read_text()), indent=2))
     console.summary("evaluate", text)
+
+
+app.command()(serve.recommend)
+app.command()(serve.similar)
+app.command()(serve.explain)
 
 
 @app.command("stamp-config", hidden=True)

@@ -75,12 +75,35 @@ class FeaturesConfig:
 class TrainConfig:
     """Models to fit and their hyper-parameters."""
 
-    models: tuple[str, ...] = ("popularity", "als")
+    models: tuple[str, ...] = (
+        "popularity",
+        "trending",
+        "als",
+        "bpr",
+        "knn",
+        "content",
+        "hybrid",
+    )
     factors: int = 64
     iterations: int = 15
     regularization: float = 0.05
     alpha: float = 20.0
     seed: int = 42
+    confidence: str = "log"
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
+    trending_half_life_days: float = 14.0
+    bpr_factors: int = 64
+    bpr_iterations: int = 100
+    bpr_learning_rate: float = 0.01
+    bpr_regularization: float = 0.01
+    knn_similarity: str = "cosine"
+    knn_neighbours: int = 50
+    hybrid_cold: tuple[float, ...] = (0.0, 0.7, 0.3)
+    hybrid_few: tuple[float, ...] = (0.0, 0.5, 0.5)
+    hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1)
+    hybrid_liked: tuple[float, ...] = (0.7, 0.3, 0.0)
+    hybrid_min_tracks: int = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +135,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
-KNOWN_MODELS = ("popularity", "als")
+KNOWN_MODELS = ("popularity", "trending", "als", "bpr", "knn", "content", "hybrid")
 KNOWN_FORMATS = ("generate",)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
@@ -137,6 +160,24 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.iterations": (lambda v: v > 0, "a positive integer"),
     "train.regularization": (lambda v: v >= 0, "a number >= 0"),
     "train.alpha": (lambda v: v > 0, "a positive number"),
+    "train.confidence": (lambda v: v in ("log", "bm25"), "'log' or 'bm25'"),
+    "train.bm25_k1": (lambda v: v > 0, "a positive number"),
+    "train.bm25_b": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
+    "train.trending_half_life_days": (lambda v: v > 0, "a positive number"),
+    "train.bpr_factors": (lambda v: v > 0, "a positive integer"),
+    "train.bpr_iterations": (lambda v: v > 0, "a positive integer"),
+    "train.bpr_learning_rate": (lambda v: v > 0, "a positive number"),
+    "train.bpr_regularization": (lambda v: v >= 0, "a number >= 0"),
+    "train.knn_similarity": (lambda v: v in ("cosine", "bm25"), "'cosine' or 'bm25'"),
+    "train.knn_neighbours": (lambda v: v > 0, "a positive integer"),
+    **{
+        f"train.hybrid_{h}": (
+            lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,
+            "3 weights >= 0 for [als, content, popularity], not all 0",
+        )
+        for h in ("cold", "few", "warm", "liked")
+    },
+    "train.hybrid_min_tracks": (lambda v: v >= 1, "an integer >= 1"),
     "predict.n": (lambda v: 0 < v <= 10_000, "an integer between 1 and 10000"),
     "predict.block_size": (lambda v: v > 0, "a positive integer"),
     "evaluate.k": (lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of positive integers"),

@@ -50,7 +50,7 @@ def test_no_file_and_no_path_gives_defaults(
         ("[train]\nfactors = 'eight'\n", [], r"\[train\].factors = 'eight': expected an integer"),
         ("[train]\nfactors = true\n", [], r"factors = True: expected an integer"),
         ("[train]\nmodels = 'als'\n", [], r"models = 'als': expected a list of strings"),
-        ("", ['train.models=["als", "bpr"]'], r"\[train\].models = \['als', 'bpr'\]: expected"),
+        ("", ['train.models=["als", "svd"]'], r"\[train\].models = \['als', 'svd'\]: expected"),
         ("", ["split.test_fraction=1"], r"test_fraction = 1: expected a number between 0 and 1"),
         ("", ["predict.n=0"], r"\[predict\].n = 0: expected an integer between 1 and 10000"),
         ("", ["evaluate.k=[]"], r"k = \[\]: expected a non-empty list of positive integers"),
@@ -108,4 +108,5 @@ def test_override_values_are_toml_or_else_strings() -> None:
 def test_table_dict_is_json_ready() -> None:
     out = table_dict(Config().preprocess)
     assert out["ts_min"] == "2000-01-01T00:00:00+00:00"
-    assert table_dict(Config().train)["models"] == ["popularity", "als"]
+    assert table_dict(Config().train)["models"] == list(Config().train.models)
+    assert isinstance(table_dict(Config().train)["models"], list)

@@ -344,7 +344,7 @@ CONFIG_CASES: dict[str, tuple[list[str], str, tuple[str, ...]]] = {
     "key_misspelt_in_file": ([], "[split]\ntest_fracton = 0.3\n", ("test_fracton", "[split]")),
     "value_of_wrong_type": (['train.factors="eight"'], "", ("factors", "an integer")),
     "value_out_of_range": (["split.test_fraction=1.5"], "", ("test_fraction",)),
-    "unknown_model_name": (['train.models=["als", "bpr"]'], "", ("models", "popularity")),
+    "unknown_model_name": (['train.models=["als", "svd"]'], "", ("models", "popularity")),
     "unknown_table": (["trian.factors=8"], "", ("'trian'", "'train'")),
     "set_without_equals": (["train.factors"], "", ("--set", "train.factors")),
     "not_toml": ([], "[train\nfactors = 8\n", ("musicrec.toml",)),

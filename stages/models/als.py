@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 IterationCallback = Callable[[int, float, float], None]
@@ -16,10 +17,16 @@ IterationCallback = Callable[[int, float, float], None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlsModel:
-    """Attributes: user_factors (n_users, f) and item_factors (n_items, f), float32."""
+    """Attributes: user_factors (n_users, f) and item_factors (n_items, f), float32.
+
+    `regularization` and `alpha` are the fitting settings, kept so that fold-in
+    (`fold_in`) and `explain` solve the same least-squares problem as training.
+    """
 
     user_factors: npt.NDArray[np.float32]
     item_factors: npt.NDArray[np.float32]
+    regularization: float = 0.05
+    alpha: float = 1.0
 
     @property
     def n_items(self) -> int:
@@ -33,16 +40,72 @@ class AlsModel:
         return self.user_factors[user_idx] @ self.item_factors.T
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
-        """{'user_factors', 'item_factors'}."""
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+        """{'user_factors', 'item_factors', 'regularization', 'alpha'} (the last two 0-d)."""
+        return {
+            "user_factors": self.user_factors,
+            "item_factors": self.item_factors,
+            "regularization": np.asarray(self.regularization, dtype=np.float64),
+            "alpha": np.asarray(self.alpha, dtype=np.float64),
+        }
 
     def to_implicit(self) -> AlternatingLeastSquares:
         """An implicit model holding these factors, for its recommend/explain/recalculate_user."""
         with threadpool_limits(1, "blas"):  # implicit checks the BLAS threads on construction
-            model = AlternatingLeastSquares(factors=self.user_factors.shape[1])
+            model = AlternatingLeastSquares(
+                factors=self.user_factors.shape[1],
+                regularization=self.regularization,
+                alpha=self.alpha,
+            )
         model.user_factors = self.user_factors
         model.item_factors = self.item_factors
         return model
+
+    def fold_in(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """Factors of users not in training, from their items: (b, f) float32.
+
+        Args:
+            user_items: (b, n_items) CSR of confidence weights, one row per new user.
+        """
+        with threadpool_limits(1, "blas"):
+            factors = self.to_implicit().recalculate_user(
+                np.arange(user_items.shape[0]), sp.csr_matrix(user_items, dtype=np.float32)
+            )
+        return np.asarray(factors, dtype=np.float32)
+
+    def explain(
+        self, user_row: sp.csr_matrix, track_idx: int, *, n: int = 10
+    ) -> list[tuple[int, float]]:
+        """The `n` heard tracks contributing most to one user's score of `track_idx`.
+
+        Args:
+            user_row: (1, n_items) CSR of the user's confidence weights.
+            track_idx: The track to explain.
+            n: How many contributions to return.
+
+        Returns:
+            (track_idx, contribution) pairs, largest first (implicit's `explain`, Hu et al. 5).
+        """
+        with threadpool_limits(1, "blas"):
+            _, top, _ = self.to_implicit().explain(
+                0, sp.csr_matrix(user_row, dtype=np.float32), int(track_idx), N=n
+            )
+        return [(int(i), float(s)) for i, s in top]
+
+    def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
+        """Cosine similarity of one track's factors to every track's: (n_items,) float32."""
+        norms = np.linalg.norm(self.item_factors, axis=1)
+        norms[norms == 0] = 1.0
+        seed = self.item_factors[track_idx] / norms[track_idx]
+        return ((self.item_factors @ seed) / norms).astype(np.float32)
+
+
+def bm25_confidence(counts: sp.csr_matrix, *, k1: float, b: float) -> sp.csr_matrix:
+    """BM25-weighted (n_users, n_items) float32 CSR from play counts (implicit's bm25_weight).
+
+    Tracks are the "documents" and users the "terms", as in implicit's lastfm example: a user
+    who plays everything says less about each track.
+    """
+    return sp.csr_matrix(bm25_weight(counts.T, K1=k1, B=b).T, dtype=np.float32)
 
 
 def fit_als(
@@ -72,12 +135,16 @@ def fit_als(
     return AlsModel(
         user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
         item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
+        regularization=regularization,
+        alpha=alpha,
     )
 
 
 def load_als(arrays: dict[str, npt.NDArray[np.generic]]) -> AlsModel:
-    """Inverse of `AlsModel.arrays`."""
+    """Inverse of `AlsModel.arrays` (files without the settings load with the defaults)."""
+    extra = {k: float(arrays[k]) for k in ("regularization", "alpha") if k in arrays}
     return AlsModel(
         user_factors=arrays["user_factors"].astype(np.float32),
         item_factors=arrays["item_factors"].astype(np.float32),
+        **extra,  # type: ignore[arg-type]
     )

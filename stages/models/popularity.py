@@ -1,4 +1,4 @@
-"""Popularity baseline: every user gets the tracks with the most listeners."""
+"""Popularity baselines: every user gets the most-played tracks, all-time or trending."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PopularityModel:
-    """Attributes: item_scores, (n_items,) float32 share of training users who played each track."""
+    """Attributes: item_scores, (n_items,) float32 popularity of each track (higher = better)."""
 
     item_scores: npt.NDArray[np.float32]
 
@@ -35,6 +35,32 @@ def fit_popularity(user_items: sp.csr_matrix) -> PopularityModel:
     """Listener share per track from a (n_users, n_items) CSR of training interactions."""
     listeners = np.diff(user_items.tocsc().indptr).astype(np.float32)
     return PopularityModel(item_scores=listeners / max(user_items.shape[0], 1))
+
+
+def fit_trending(
+    track_idx: npt.NDArray[np.integer],
+    play_count: npt.NDArray[np.integer],
+    age_days: npt.NDArray[np.floating],
+    *,
+    n_items: int,
+    half_life_days: float,
+) -> PopularityModel:
+    """Plays with exponential time decay: sum of play_count * 2 ** (-age_days / half_life_days).
+
+    Args:
+        track_idx: (p,) track of each (user, track) pair.
+        play_count: (p,) plays of the pair.
+        age_days: (p,) days between the pair's last play and the newest play of the data set.
+        n_items: Number of tracks (length of the result).
+        half_life_days: A play this many days old counts half as much as one today. > 0.
+
+    Returns:
+        PopularityModel whose scores are the decayed play counts divided by their maximum.
+    """
+    decayed = play_count.astype(np.float64) * np.exp2(-age_days.astype(np.float64) / half_life_days)
+    totals = np.bincount(track_idx, weights=decayed, minlength=n_items)
+    top = totals.max() if totals.size else 0.0
+    return PopularityModel(item_scores=(totals / top if top > 0 else totals).astype(np.float32))
 
 
 def load_popularity(arrays: dict[str, npt.NDArray[np.generic]]) -> PopularityModel:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from musicrec_cli.app import app
 from musicrec_cli.artifacts import STAGES
+from musicrec_cli.config import TrainConfig
 from tests.conftest import write_config
 
 STAGE_DIRS = [f"{i + 1:02d}_{s}" for i, s in enumerate(STAGES)]
@@ -47,7 +48,7 @@ def test_predictions_are_ranked_unheard_tracks(pipeline: Path):
     art = pipeline.parent / "artifacts"
     preds = pl.read_parquet(art / "05_predict" / "predictions.parquet")
     train = pl.read_parquet(art / "02_split" / "train.parquet")
-    assert set(preds["model"].unique()) == {"popularity", "als"}
+    assert set(preds["model"].unique()) == set(TrainConfig().models)
     assert preds.join(train, on=["user_idx", "track_idx"], how="inner").height == 0
     ranks = preds.group_by("model", "user_idx").agg(pl.col("rank").sort(), pl.col("score"))
     assert ranks["rank"].to_list()[0] == list(range(1, 11))
@@ -66,7 +67,7 @@ def test_metrics_json_has_every_metric_per_model(pipeline: Path):
     metrics = json.loads(
         (pipeline.parent / "artifacts" / "06_evaluate" / "metrics.json").read_text()
     )
-    assert set(metrics["models"]) == {"popularity", "als"}
+    assert set(metrics["models"]) == set(TrainConfig().models)
     for values in metrics["models"].values():
         for name in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage"):
             for k in (5, 10, 20):

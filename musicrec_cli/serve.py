@@ -1,0 +1,288 @@
+"""`recommend`, `similar`, `explain`: answers from the trained models (reads 01-04, writes none).
+
+Registered on the app in app.py. Unknown users, tracks and models print one red line and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+import typer
+
+from musicrec_cli import artifacts as art
+from musicrec_cli import console
+from musicrec_cli.artifacts import require_stage, stage_dir
+from musicrec_cli.runner.train import load_models
+from musicrec_cli.sources import InputError
+from stages import serve
+from stages.models import Recommender
+from stages.models.als import AlsModel
+from stages.models.bpr import BprModel
+from stages.models.content import ContentModel
+from stages.models.hybrid import HybridModel
+from stages.models.knn import KnnModel
+from stages.schema import ARTIST_NAME, TRACK_ID, TRACK_IDX, TRACK_NAME, USER_IDX, WEIGHT
+
+T = TypeVar("T")
+SIMILAR_MODELS = ("als", "knn", "content")
+
+
+def _run(work: Callable[[], T]) -> T:
+    """The app's error guard, with lookup failures turned into InputError (one red line)."""
+    from musicrec_cli.app import _guard  # noqa: PLC0415 (app imports this module)
+
+    def checked() -> T:
+        try:
+            return work()
+        except serve.LookupFailedError as exc:
+            raise InputError(str(exc)) from exc
+
+    return _guard(checked)
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """What every command reads: track names and trained model names; users on demand."""
+
+    root: Path
+    items: pl.DataFrame
+    specs: dict[str, Any]
+
+    def model(self, name: str) -> Recommender:
+        """The trained model `name`, or an InputError listing the trained ones."""
+        if name not in self.specs:
+            msg = (
+                f"model {name!r} is not trained; trained: {', '.join(self.specs)}. "
+                f"Add it to train.models in musicrec.toml and run `musicrec train`."
+            )
+            raise InputError(msg)
+        return load_models(self.root, (name,))[name]
+
+    def user_row(self, user_id: str) -> tuple[int, sp.csr_matrix]:
+        """user_idx and (1, n_items) CSR of play counts in train (02_split, as predict uses)."""
+        users = pl.read_parquet(stage_dir(self.root, "preprocess") / art.USERS)
+        u = serve.find_user(user_id, users)
+        return u, art.load_matrix(self.root, "split", art.TRAIN_MATRIX)[[u]]
+
+    def describe(self, track_idx: Sequence[int], scores: Sequence[float]) -> list[dict[str, Any]]:
+        """Rows rank, track_id, artist, title, score for the given tracks."""
+        rows = self.items[list(track_idx)]
+        return [
+            {"rank": r + 1, "track_id": t, "artist": a, "title": n, "score": round(float(s), 6)}
+            for r, (t, a, n, s) in enumerate(
+                zip(rows[TRACK_ID], rows[ARTIST_NAME], rows[TRACK_NAME], scores, strict=True)
+            )
+        ]
+
+
+def _load() -> _Served:
+    from musicrec_cli.app import _config  # noqa: PLC0415 (app imports this module)
+
+    root = Path(_config().paths.artifacts)
+    require_stage(root, "preprocess")
+    require_stage(root, "split")
+    require_stage(root, "train")
+    pre = stage_dir(root, "preprocess")
+    return _Served(
+        root=root,
+        items=pl.read_parquet(pre / art.ITEMS).sort(TRACK_IDX),
+        specs=art.read_json(root, "train", art.MODELS_JSON),
+    )
+
+
+def _emit(
+    payload: dict[str, Any], rows: list[dict[str, Any]], title: str, *, as_json: bool
+) -> None:
+    if as_json:
+        console.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    cells = [[str(r["rank"]), r["artist"], r["title"], f"{r['score']:.4f}"] for r in rows]
+    console.table(title, ["rank", "artist", "title", "score"], cells, bold=set())
+
+
+Model = Annotated[str, typer.Option("--model", "-m", help="A trained model (see models.json).")]
+Count = Annotated[int, typer.Option("-n", "--n", min=1, max=10_000, help="How many tracks.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")]
+
+
+def recommend(
+    user: Annotated[str | None, typer.Argument(help="A user_id from the listening log.")] = None,
+    n: Count = 10,
+    model: Model = "hybrid",
+    liked: Annotated[
+        list[str] | None,
+        typer.Option(help='A liked track for someone not in the data: "Artist - Title" or id.'),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Recommend unheard tracks to USER, or to a new listener from --liked tracks.
+
+    Reads 01_preprocess, 02_split and 04_train. With --liked, ALS folds the listener in from
+    the liked tracks and the hybrid blends that with content ([train].hybrid_liked).
+    """
+    if (user is None) == (not liked):
+        msg = "give either USER or at least one --liked track, not both"
+        raise typer.BadParameter(msg)
+
+    def work() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        data = _load()
+        chosen = data.model(model)
+        groups = serve.group_codes(data.items)
+        if user is not None:
+            u, row = data.user_row(user)
+            scores = chosen.score(np.asarray([u]), row)[0]
+        else:
+            if isinstance(chosen, BprModel):
+                msg = "model 'bpr' cannot score new listeners; use hybrid, als, knn or content."
+                raise InputError(msg)
+            liked_idx = serve.find_tracks(liked or [], data.items)
+            row = serve.liked_row(liked_idx, n_items=chosen.n_items)
+            weights = tuple(data.specs.get("hybrid", {}).get("params", {}).get("liked", ()))
+            scores = serve.score_liked(chosen, row, liked_weights=weights)  # type: ignore[arg-type]
+        idx, best = serve.rank_tracks(scores, exclude=row.indices, n=n, groups=groups)
+        rows = data.describe(idx, best)
+        return {"user": user, "liked": liked or [], "model": model, "tracks": rows}, rows
+
+    payload, rows = _run(work)
+    who = user if user is not None else f"{len(payload['liked'])} liked track(s)"
+    _emit(payload, rows, f"Top {len(rows)} for {who} ({model})", as_json=as_json)
+
+
+def similar(
+    track: Annotated[str, typer.Argument(help='A track: "Artist - Title" or its track_id.')],
+    n: Count = 10,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="als (factors), knn (neighbours), content (audio).")
+    ] = "als",
+    as_json: AsJson = False,
+) -> None:
+    """List tracks similar to TRACK; other versions of the same song are never returned.
+
+    Reads 01_preprocess and 04_train. ALS and content use cosine similarity of factors or
+    standardised audio features; knn the item-item neighbours.
+    """
+
+    def work() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if model not in SIMILAR_MODELS:
+            msg = f"similar: model {model!r} has no track similarity; use als, knn or content."
+            raise InputError(msg)
+        data = _load()
+        chosen = data.model(model)
+        seed = serve.find_tracks([track], data.items)[0]
+        if isinstance(chosen, KnnModel):
+            scores = chosen.similarity[[seed]].toarray()[0]
+            scores[scores <= 0] = -np.inf  # only actual neighbours
+        elif isinstance(chosen, ContentModel) and not chosen.has_features[seed]:
+            msg = f"track {track!r} has no audio features in the catalogue; try --model als."
+            raise InputError(msg)
+        else:
+            scores = chosen.similar_items(seed)  # type: ignore[attr-defined]
+            if isinstance(chosen, ContentModel):
+                scores[~chosen.has_features] = -np.inf
+        idx, best = serve.rank_tracks(
+            scores, exclude=np.asarray([seed]), n=n, groups=serve.group_codes(data.items)
+        )
+        rows = data.describe(idx, best)
+        seed_id = data.items[TRACK_ID][seed]
+        return {"track": seed_id, "model": model, "tracks": rows}, rows
+
+    payload, rows = _run(work)
+    _emit(payload, rows, f"Similar to {payload['track']} ({model})", as_json=as_json)
+
+
+def _weights_row(root: Path, user_idx: int, n_items: int) -> sp.csr_matrix:
+    """The user's 03_features confidence weights, what ALS was fitted on: (1, n_items) CSR."""
+    require_stage(root, "features")
+    frame = (
+        pl.scan_parquet(stage_dir(root, "features") / art.FEATURES_TRAIN)
+        .filter(pl.col(USER_IDX) == user_idx)
+        .select(TRACK_IDX, WEIGHT)
+        .collect()
+    )
+    cols = frame[TRACK_IDX].to_numpy().astype(np.int64)
+    return sp.csr_matrix(
+        (frame[WEIGHT].to_numpy(), (np.zeros(len(cols), dtype=np.int64), cols)),
+        shape=(1, n_items),
+        dtype=np.float32,
+    )
+
+
+def _explain(data: _Served, user: str, track: str, n: int) -> dict[str, Any]:
+    u, row = data.user_row(user)
+    t = serve.find_tracks([track], data.items)[0]
+    # the hybrid carries the ALS and content models: load them once
+    wanted = ("hybrid", "knn") if "hybrid" in data.specs else ("als", "knn", "content")
+    loaded = load_models(data.root, tuple(m for m in wanted if m in data.specs))
+    hybrid = loaded.get("hybrid")
+    als = loaded.get("als") or (hybrid.als if isinstance(hybrid, HybridModel) else None)
+    content = loaded.get("content") or (hybrid.content if isinstance(hybrid, HybridModel) else None)
+    found: dict[str, list[tuple[int, float]]] = {}
+    if isinstance(als, AlsModel):
+        found["als"] = als.explain(_weights_row(data.root, u, als.n_items), t, n=n)
+    if isinstance(knn := loaded.get("knn"), KnnModel):
+        found["knn"] = serve.top_contributions(knn.contributions(row, t), row, n=n)
+    if isinstance(content, ContentModel) and content.item_vectors.shape[1] > 0:
+        found["content"] = serve.top_contributions(content.contributions(row, t), row, n=n)
+    contributions = {
+        name: [
+            {k: v for k, v in d.items() if k != "score"} | {"value": round(value, 6)}
+            for d, (_, value) in zip(
+                data.describe([i for i, _ in pairs], [0.0] * len(pairs)), pairs, strict=True
+            )
+        ]
+        for name, pairs in found.items()
+    }
+    shares = (
+        [asdict(s) for s in serve.hybrid_shares(hybrid, u, row, t)]
+        if isinstance(hybrid, HybridModel)
+        else []
+    )
+    return {
+        "user": user,
+        "track": data.items[TRACK_ID][t],
+        "heard": bool(t in row.indices),
+        "hybrid_shares": shares,
+        "contributions": contributions,
+    }
+
+
+def explain(
+    user: Annotated[str, typer.Argument(help="A user_id from the listening log.")],
+    track: Annotated[str, typer.Argument(help='A track: "Artist - Title" or its track_id.')],
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Heard tracks to list per model.")] = 5,
+    as_json: AsJson = False,
+) -> None:
+    """Explain why TRACK is recommended to USER: the heard tracks behind it, model by model.
+
+    Reads 01_preprocess, 02_split, 03_features and 04_train. Lists the heard tracks that
+    contributed most under ALS (implicit's explain), item kNN (weight x similarity) and content
+    (weight x audio-feature cosine), and each model's share of the hybrid score.
+    """
+    payload = _run(lambda: _explain(_load(), user, track, n))
+    if as_json:
+        console.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    if payload["hybrid_shares"]:
+        cells = [
+            [s["model"], f"{s['weight']:.2f}", f"{s['normalised_score']:.3f}", f"{s['share']:.0%}"]
+            for s in payload["hybrid_shares"]
+        ]
+        title = f"Hybrid score of {payload['track']} for {user}"
+        console.table(title, ["model", "weight", "normalised score", "share"], cells, bold=set())
+    for name, rows in payload["contributions"].items():
+        cells = [
+            [str(i + 1), r["artist"], r["title"], f"{r['value']:.4f}"] for i, r in enumerate(rows)
+        ]
+        console.table(
+            f"{name}: heard tracks behind it",
+            ["#", "artist", "title", "contribution"],
+            cells,
+            bold=set(),
+        )

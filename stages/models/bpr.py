@@ -1,0 +1,75 @@
+"""Bayesian Personalised Ranking (Rendle et al. 2009) through `implicit`, for comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from implicit.cpu.bpr import BayesianPersonalizedRanking
+from threadpoolctl import threadpool_limits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BprModel:
+    """Attributes: user_factors (n_users, f+1) and item_factors (n_items, f+1), float32.
+
+    implicit keeps the item bias as the last item column (the user column is 1).
+    """
+
+    user_factors: npt.NDArray[np.float32]
+    item_factors: npt.NDArray[np.float32]
+
+    @property
+    def n_items(self) -> int:
+        """Number of tracks."""
+        return int(self.item_factors.shape[0])
+
+    def score(
+        self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
+    ) -> npt.NDArray[np.float32]:
+        """Dot products of user and item factors: (len(user_idx), n_items) float32."""
+        return self.user_factors[user_idx] @ self.item_factors.T
+
+    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """{'user_factors', 'item_factors'}."""
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+
+def fit_bpr(
+    user_items: sp.csr_matrix,
+    *,
+    factors: int,
+    iterations: int,
+    learning_rate: float,
+    regularization: float,
+    seed: int,
+) -> BprModel:
+    """Fit BPR on a (n_users, n_items) CSR; only which entries are non-zero matters.
+
+    implicit samples with one thread per core, so two fits with one seed agree only when
+    run with the same number of threads; we fix one thread for reproducible files.
+    """
+    with threadpool_limits(1, "blas"):
+        model = BayesianPersonalizedRanking(
+            factors=factors,
+            iterations=iterations,
+            learning_rate=learning_rate,
+            regularization=regularization,
+            num_threads=1,
+            random_state=seed,
+        )
+        model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
+    return BprModel(
+        user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
+        item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
+    )
+
+
+def load_bpr(arrays: dict[str, npt.NDArray[np.generic]]) -> BprModel:
+    """Inverse of `BprModel.arrays`."""
+    return BprModel(
+        user_factors=arrays["user_factors"].astype(np.float32),
+        item_factors=arrays["item_factors"].astype(np.float32),
+    )

@@ -1,0 +1,95 @@
+"""Content-based: cosine similarity of standardised audio features (scikit-learn).
+
+A user's profile is the play-weighted mean of the feature vectors of the tracks they heard;
+tracks are scored by the cosine similarity of their vector to the profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from sklearn.metrics.pairwise import cosine_similarity
+from sklearn.preprocessing import StandardScaler
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContentModel:
+    """Attributes: item_vectors, (n_items, d) float32 standardised features (0 where unknown)."""
+
+    item_vectors: npt.NDArray[np.float32]
+
+    @property
+    def n_items(self) -> int:
+        """Number of tracks."""
+        return int(self.item_vectors.shape[0])
+
+    def profiles(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """Play-weighted mean feature vector per user: (b, d) float32 (0 for no history)."""
+        weights = np.asarray(user_items.sum(axis=1), dtype=np.float64).ravel()
+        weights[weights == 0] = 1.0
+        sums = np.asarray(user_items @ self.item_vectors, dtype=np.float64)
+        return (sums / weights[:, None]).astype(np.float32)
+
+    def score(
+        self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
+    ) -> npt.NDArray[np.float32]:
+        """Cosine of each track to the user's profile: (len(user_idx), n_items) float32.
+
+        Tracks without audio features score -1 (the minimum); users none of whose tracks
+        have features score 0 everywhere.
+        """
+        if self.item_vectors.shape[1] == 0:
+            return np.zeros((user_items.shape[0], self.n_items), dtype=np.float32)
+        profiles = self.profiles(user_items)
+        sims = np.asarray(cosine_similarity(profiles, self.item_vectors), dtype=np.float32)
+        sims[:, ~self.has_features] = -1.0  # unknown sound ranks last, not mid-table at 0
+        sims[~np.any(profiles != 0, axis=1)] = 0.0  # no profile: no opinion on any track
+        return sims
+
+    @property
+    def has_features(self) -> npt.NDArray[np.bool_]:
+        """(n_items,) True where the track has audio features (a non-zero vector)."""
+        return np.asarray(np.any(self.item_vectors != 0, axis=1))
+
+    def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
+        """Cosine of one track's vector to every track's: (n_items,) float32."""
+        if self.item_vectors.shape[1] == 0:
+            return np.zeros(self.n_items, dtype=np.float32)
+        seed = self.item_vectors[[track_idx]]
+        sims = np.asarray(cosine_similarity(seed, self.item_vectors)[0], dtype=np.float32)
+        sims[~self.has_features] = -1.0
+        return sims
+
+    def contributions(self, user_row: sp.csr_matrix, track_idx: int) -> npt.NDArray[np.float32]:
+        """Weight x audio-feature cosine to `track_idx` of each heard track: (n_items,)."""
+        return np.asarray(
+            user_row.toarray().ravel() * self.similar_items(track_idx), dtype=np.float32
+        )
+
+    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """{'item_vectors': (n_items, d) float32}."""
+        return {"item_vectors": self.item_vectors}
+
+
+def fit_content(features: npt.NDArray[np.floating]) -> ContentModel:
+    """Standardise (n_items, d) audio features; NaN (unknown) becomes 0, the feature's mean.
+
+    Features are standardised over the tracks that have them, so that tempo (tens of BPM)
+    does not outweigh features in [0, 1]. With d = 0 the model scores every track 0.
+    """
+    values = np.asarray(features, dtype=np.float64)
+    if values.shape[1] == 0 or np.isnan(values).all():
+        return ContentModel(item_vectors=np.zeros((values.shape[0], 0), dtype=np.float32))
+    known = ~np.isnan(values).any(axis=1)
+    scaler = StandardScaler().fit(values[known])
+    scaled = np.zeros_like(values)
+    scaled[known] = scaler.transform(values[known])
+    return ContentModel(item_vectors=scaled.astype(np.float32))
+
+
+def load_content(arrays: dict[str, npt.NDArray[np.generic]]) -> ContentModel:
+    """Inverse of `ContentModel.arrays`."""
+    return ContentModel(item_vectors=arrays["item_vectors"].astype(np.float32))

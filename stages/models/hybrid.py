@@ -1,0 +1,177 @@
+"""Hybrid: a per-user weighted blend of ALS, content and popularity scores.
+
+Each model's scores are min-max normalised per user before blending, so that weights mean
+shares and not scales. The weights follow the user's history: users with no tracks get
+content and popularity only (cold start), users with fewer than `min_tracks` tracks a second
+set, everyone else a third (defaults in musicrec.toml: 0/70/30, 0/50/50, 60/30/10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from stages.models.als import AlsModel, load_als
+from stages.models.content import ContentModel, load_content
+from stages.models.popularity import PopularityModel, load_popularity
+
+COMPONENTS = ("als", "content", "popularity")
+HISTORY = ("cold", "few", "warm")
+
+
+def normalise_rows(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Min-max scale each row to [0, 1]; constant rows become 0. (b, n) float32."""
+    low = scores.min(axis=1, keepdims=True)
+    span = scores.max(axis=1, keepdims=True) - low
+    span[span == 0] = np.inf  # constant row: (x - low) / inf = 0
+    out = np.asarray(scores - low, dtype=np.float32)
+    out /= span
+    return out
+
+
+def history_weights(
+    n_tracks: npt.NDArray[np.integer], weights: npt.NDArray[np.float32], *, min_tracks: int
+) -> npt.NDArray[np.float32]:
+    """Blend weights per user from the number of distinct tracks heard.
+
+    Args:
+        n_tracks: (b,) distinct tracks per user.
+        weights: (3, 3) rows cold (0 tracks), few (< min_tracks), warm; columns COMPONENTS.
+        min_tracks: Users with at least this many tracks are warm.
+
+    Returns:
+        (b, 3) float32, row i the weights of user i.
+    """
+    level = np.where(n_tracks == 0, 0, np.where(n_tracks < min_tracks, 1, 2))
+    return weights[level]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HybridModel:
+    """Attributes: the three component models, weights (3, 3) float32 and min_tracks."""
+
+    als: AlsModel
+    content: ContentModel
+    popularity: PopularityModel
+    weights: npt.NDArray[np.float32]
+    min_tracks: int
+
+    @property
+    def n_items(self) -> int:
+        """Number of tracks."""
+        return self.popularity.n_items
+
+    def raw_scores(
+        self,
+        name: str,
+        user_items: sp.csr_matrix,
+        *,
+        user_idx: npt.NDArray[np.int64] | None = None,
+        user_factors: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """One component's scores before normalisation: (b, n_items) float32.
+
+        ALS scores come from the trained users (`user_idx`) or from folded-in factors
+        (`user_factors`); with neither, they are 0 (users unknown to ALS).
+        """
+        b = user_items.shape[0]
+        if name == "als":
+            if user_factors is None and user_idx is not None:
+                user_factors = self.als.user_factors[user_idx]
+            if user_factors is None:
+                return np.zeros((b, self.n_items), dtype=np.float32)
+            return np.asarray(user_factors @ self.als.item_factors.T, dtype=np.float32)
+        model = self.content if name == "content" else self.popularity
+        return np.asarray(model.score(np.arange(b), user_items), dtype=np.float32)
+
+    def parts(
+        self,
+        user_items: sp.csr_matrix,
+        *,
+        user_idx: npt.NDArray[np.int64] | None = None,
+        user_factors: npt.NDArray[np.float32] | None = None,
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Each component's normalised scores, (b, n_items) float32, by component name."""
+        return {
+            name: normalise_rows(
+                self.raw_scores(name, user_items, user_idx=user_idx, user_factors=user_factors)
+            )
+            for name in COMPONENTS
+        }
+
+    def user_weights(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """(b, 3) blend weights from each row's number of tracks."""
+        n_tracks = np.diff(user_items.indptr)
+        return history_weights(n_tracks, self.weights, min_tracks=self.min_tracks)
+
+    def score(
+        self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
+    ) -> npt.NDArray[np.float32]:
+        """Weighted blend of normalised scores: (len(user_idx), n_items) float32.
+
+        Components are added one at a time (and skipped where every weight is 0), so a block
+        holds two (b, n_items) arrays at most, not one per component.
+        """
+        weights = self.user_weights(user_items)
+        total = np.zeros((user_items.shape[0], self.n_items), dtype=np.float32)
+        for j, name in enumerate(COMPONENTS):
+            if weights[:, j].any():
+                part = normalise_rows(self.raw_scores(name, user_items, user_idx=user_idx))
+                part *= weights[:, [j]]
+                total += part
+        return total
+
+    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Component arrays prefixed 'als__', 'content__', 'popularity__', plus the weights."""
+        out: dict[str, npt.NDArray[np.generic]] = {
+            "weights": self.weights,
+            "min_tracks": np.asarray(self.min_tracks, dtype=np.int64),
+        }
+        for name in COMPONENTS:
+            model = getattr(self, name)
+            out |= {f"{name}__{k}": v for k, v in model.arrays().items()}
+        return out
+
+
+def blend(
+    parts: dict[str, npt.NDArray[np.float32]], weights: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Sum of weights[:, j] x parts[COMPONENTS[j]]: (b, n_items) float32."""
+    total = np.zeros_like(parts[COMPONENTS[0]])
+    for j, name in enumerate(COMPONENTS):
+        total += weights[:, [j]] * parts[name]
+    return total
+
+
+def build_hybrid(
+    *,
+    als: AlsModel,
+    content: ContentModel,
+    popularity: PopularityModel,
+    weights: dict[str, tuple[float, ...]],
+    min_tracks: int,
+) -> HybridModel:
+    """A hybrid of fitted components; `weights` maps 'cold'/'few'/'warm' to 3 COMPONENTS weights."""
+    table = np.asarray([weights[h] for h in HISTORY], dtype=np.float32)
+    return HybridModel(
+        als=als, content=content, popularity=popularity, weights=table, min_tracks=min_tracks
+    )
+
+
+def load_hybrid(arrays: dict[str, npt.NDArray[np.generic]]) -> HybridModel:
+    """Inverse of `HybridModel.arrays`."""
+
+    def part(name: str) -> dict[str, npt.NDArray[np.generic]]:
+        prefix = f"{name}__"
+        return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+
+    return HybridModel(
+        als=load_als(part("als")),
+        content=load_content(part("content")),
+        popularity=load_popularity(part("popularity")),
+        weights=arrays["weights"].astype(np.float32),
+        min_tracks=int(arrays["min_tracks"]),
+    )

@@ -1,0 +1,238 @@
+"""Each model on two disjoint taste clusters: a cluster-A listener must get cluster-A tracks."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+from implicit.utils import ParameterWarning
+
+from musicrec_cli.artifacts import load_arrays
+from musicrec_cli.runner.train import LOADERS
+from stages.models.als import AlsModel, bm25_confidence, fit_als
+from stages.models.bpr import fit_bpr
+from stages.models.content import fit_content
+from stages.models.hybrid import build_hybrid, history_weights, normalise_rows
+from stages.models.knn import fit_knn
+from stages.models.popularity import fit_popularity, fit_trending
+
+N_USERS, N_ITEMS, HALF = 60, 24, 12  # users 0-29 and tracks 0-11 are cluster A, the rest B
+WEIGHTS = {"cold": (0.0, 0.7, 0.3), "few": (0.0, 0.5, 0.5), "warm": (0.6, 0.3, 0.1)}
+
+
+def _clusters(seed: int = 0) -> sp.csr_matrix:
+    """Each user plays 6 of the 12 tracks of their own cluster, 1-5 times each."""
+    rng = np.random.default_rng(seed)
+    rows, cols, vals = [], [], []
+    for u in range(N_USERS):
+        base = 0 if u < N_USERS // 2 else HALF
+        for i in rng.choice(HALF, size=6, replace=False):
+            rows.append(u)
+            cols.append(base + i)
+            vals.append(np.log1p(rng.integers(1, 6)))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(N_USERS, N_ITEMS), dtype=np.float32)
+
+
+def _audio(seed: int = 0) -> np.ndarray:
+    """Cluster A is high on feature 0, low on feature 1; B the opposite; last track unknown."""
+    rng = np.random.default_rng(seed)
+    centre = np.where(np.arange(N_ITEMS)[:, None] < HALF, [0.9, 0.1, 0.5], [0.1, 0.9, 0.5])
+    audio = centre + rng.normal(0, 0.03, size=(N_ITEMS, 3))
+    audio[N_ITEMS - 1] = np.nan
+    return audio
+
+
+@pytest.fixture(scope="module")
+def user_items() -> sp.csr_matrix:
+    return _clusters()
+
+
+@pytest.fixture(scope="module")
+def als(user_items: sp.csr_matrix) -> AlsModel:
+    return fit_als(user_items, factors=2, iterations=15, regularization=0.05, alpha=10.0, seed=1)
+
+
+@pytest.fixture(scope="module")
+def models(user_items: sp.csr_matrix, als: AlsModel) -> dict:
+    content = fit_content(_audio())
+    popularity = fit_popularity(user_items)
+    return {
+        "als": als,
+        "bpr": fit_bpr(
+            user_items, factors=8, iterations=300, learning_rate=0.1, regularization=0.01, seed=1
+        ),
+        "knn": fit_knn(user_items, similarity="cosine", neighbours=10),
+        "knn_bm25": fit_knn(user_items, similarity="bm25", neighbours=10),
+        "content": content,
+        "hybrid": build_hybrid(
+            als=als, content=content, popularity=popularity, weights=WEIGHTS, min_tracks=5
+        ),
+    }
+
+
+def _top_unheard(scores: np.ndarray, user_items: sp.csr_matrix, n: int) -> np.ndarray:
+    masked = scores.copy()
+    masked[user_items.toarray() > 0] = -np.inf
+    return np.argsort(-masked, axis=1, kind="stable")[:, :n]
+
+
+@pytest.mark.parametrize("name", ["als", "bpr", "knn", "knn_bm25", "content", "hybrid"])
+def test_each_user_gets_tracks_of_their_own_cluster(name, user_items, models):
+    model = models[name]
+    users = np.arange(N_USERS)
+    top = _top_unheard(model.score(users, user_items), user_items, n=3)
+    in_a = top < HALF
+    assert in_a[: N_USERS // 2].all()
+    assert (~in_a[N_USERS // 2 :]).all()
+    assert model.score(users, user_items).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["als", "bpr", "knn", "content", "hybrid"])
+def test_model_files_round_trip_exactly(name, user_items, models, tmp_path: Path):
+    model = models[name]
+    path = tmp_path / f"{name}.npz"
+    with path.open("wb") as handle:
+        np.savez(handle, **model.arrays())
+    loaded = LOADERS[name](load_arrays(path))
+    for key, value in model.arrays().items():
+        np.testing.assert_array_equal(loaded.arrays()[key], value)
+        assert loaded.arrays()[key].dtype == value.dtype
+    users = np.arange(N_USERS)
+    np.testing.assert_array_equal(loaded.score(users, user_items), model.score(users, user_items))
+
+
+def test_als_same_seed_gives_same_factors(user_items, als):
+    again = fit_als(user_items, factors=2, iterations=15, regularization=0.05, alpha=10.0, seed=1)
+    np.testing.assert_array_equal(again.item_factors, als.item_factors)
+    np.testing.assert_array_equal(again.user_factors, als.user_factors)
+    other = fit_als(user_items, factors=2, iterations=15, regularization=0.05, alpha=10.0, seed=2)
+    assert not np.array_equal(other.item_factors, als.item_factors)
+
+
+def test_bpr_same_seed_gives_same_factors(user_items):
+    def fit():
+        return fit_bpr(
+            user_items, factors=4, iterations=20, learning_rate=0.05, regularization=0.01, seed=3
+        )
+
+    np.testing.assert_array_equal(fit().item_factors, fit().item_factors)
+
+
+def test_als_fold_in_of_cluster_a_tracks_recommends_cluster_a(als):
+    liked = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [0, 1, 2])), shape=(1, N_ITEMS))
+    scores = als.fold_in(liked) @ als.item_factors.T
+    top = _top_unheard(scores, liked, n=5)[0]
+    assert (top < HALF).all()
+
+
+def test_als_explain_names_heard_tracks_of_the_same_cluster(user_items, als):
+    row = user_items[[0]]
+    target = int(np.setdiff1d(np.arange(HALF), row.indices)[0])
+    top = als.explain(row, target, n=3)
+    assert len(top) == 3
+    assert {i for i, _ in top} <= set(row.indices.tolist())
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+
+
+def test_bm25_confidence_matches_implicit_on_items_as_documents():
+    counts = sp.csr_matrix(np.array([[1, 0, 3], [2, 2, 0]], dtype=np.float32))
+    weighted = bm25_confidence(counts, k1=100.0, b=0.8).toarray()
+    # hand-computed: N = 3 items, idf(user) = log(3) - log1p(tracks of that user)
+    idf = np.log(3) - np.log1p(np.array([2, 2]))
+    lengths = np.array([3.0, 2.0, 3.0])  # plays per track (column sums)
+    norm = 0.2 + 0.8 * lengths / lengths.mean()
+    expected = counts.toarray() * 101 / (100 * norm[None, :] + counts.toarray()) * idf[:, None]
+    np.testing.assert_allclose(weighted, expected, rtol=1e-5)
+    assert weighted.dtype == np.float32
+
+
+def test_popularity_is_listener_share():
+    counts = sp.csr_matrix(np.array([[1, 0, 3], [2, 0, 0], [0, 0, 1], [1, 0, 0]], np.float32))
+    model = fit_popularity(counts)
+    np.testing.assert_allclose(model.item_scores, [0.75, 0.0, 0.5])
+    np.testing.assert_array_equal(model.score(np.arange(2), counts[:2]), [model.item_scores] * 2)
+
+
+def test_trending_decays_plays_by_half_life():
+    model = fit_trending(
+        np.array([0, 1, 1, 2]),
+        np.array([2, 4, 1, 3]),
+        np.array([0.0, 28.0, 14.0, 7.0]),
+        n_items=4,
+        half_life_days=14.0,
+    )
+    # 2*1 = 2; 4/4 + 1/2 = 1.5; 3/sqrt(2) = 2.1213; unplayed 0; divided by the max
+    expected = np.array([2.0, 1.5, 3 / np.sqrt(2), 0.0]) / (3 / np.sqrt(2))
+    np.testing.assert_allclose(model.item_scores, expected, rtol=1e-6)
+
+
+def test_knn_similarity_of_a_track_stays_in_its_cluster(user_items):
+    model = fit_knn(user_items, similarity="cosine", neighbours=5)
+    neighbours = model.similarity[[0]].indices
+    assert len(neighbours) == 5
+    assert (neighbours < HALF).all()
+    np.testing.assert_allclose(model.similarity[0, 0], 1.0, rtol=1e-6)
+
+
+def test_content_standardises_features_and_zeroes_unknown_tracks():
+    model = fit_content(np.array([[1.0, 100.0], [3.0, 300.0], [np.nan, np.nan]]))
+    np.testing.assert_allclose(model.item_vectors, [[-1, -1], [1, 1], [0, 0]])
+    assert model.has_features.tolist() == [True, True, False]
+    row = sp.csr_matrix(np.array([[2.0, 0.0, 0.0]], np.float32))
+    # profile = vector of track 0; cosine to track 0 = 1, to track 1 = -1, unknown track = -1
+    np.testing.assert_allclose(model.score(np.zeros(1, np.int64), row), [[1, -1, -1]], atol=1e-6)
+    empty = sp.csr_matrix((1, 3), dtype=np.float32)
+    np.testing.assert_array_equal(model.score(np.zeros(1, np.int64), empty), [[0, 0, 0]])
+
+
+def test_content_without_audio_features_scores_zero():
+    model = fit_content(np.zeros((4, 0)))
+    row = sp.csr_matrix(np.array([[1.0, 0, 0, 0]], np.float32))
+    np.testing.assert_array_equal(model.score(np.zeros(1, np.int64), row), np.zeros((1, 4)))
+
+
+def test_normalise_rows_scales_each_row_to_unit_range():
+    scores = np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]], dtype=np.float32)
+    np.testing.assert_allclose(normalise_rows(scores), [[0, 1, 0.5], [0, 0, 0]])
+
+
+def test_history_weights_switch_exactly_at_the_thresholds():
+    table = np.array([WEIGHTS[h] for h in ("cold", "few", "warm")], dtype=np.float32)
+    got = history_weights(np.array([0, 1, 4, 5, 6]), table, min_tracks=5)
+    np.testing.assert_allclose(got, [table[0], table[1], table[1], table[2], table[2]])
+
+
+def test_hybrid_blends_normalised_scores_with_history_weights(user_items, models):
+    model = models["hybrid"]
+    cold = sp.csr_matrix((1, N_ITEMS), dtype=np.float32)
+    # no history: no content profile (all 0), so the score is 0.3 x normalised popularity
+    pop = model.popularity.item_scores
+    expected = 0.3 * (pop - pop.min()) / (pop.max() - pop.min())
+    np.testing.assert_allclose(model.score(np.array([0]), cold)[0], expected, rtol=1e-6)
+    # six tracks: warm weights 0.6 ALS + 0.3 content + 0.1 popularity
+    warm = user_items[[0]]
+    assert warm.nnz == 6
+    parts = model.parts(warm, user_idx=np.array([0]))
+    blended = 0.6 * parts["als"] + 0.3 * parts["content"] + 0.1 * parts["popularity"]
+    np.testing.assert_allclose(model.score(np.array([0]), warm), blended, rtol=1e-6)
+    # four tracks (one under the threshold): few weights, ALS ignored
+    few = warm.copy()
+    few.data[:2] = 0
+    few.eliminate_zeros()
+    parts = model.parts(few, user_idx=np.array([0]))
+    blended = 0.5 * parts["content"] + 0.5 * parts["popularity"]
+    np.testing.assert_allclose(model.score(np.array([0]), few), blended, rtol=1e-6)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "bm25"])
+def test_knn_equals_implicits_own_recommenders(user_items, similarity):
+    reference = (CosineRecommender if similarity == "cosine" else BM25Recommender)(
+        K=5, num_threads=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParameterWarning)  # implicit converts its own COO
+        reference.fit(user_items, show_progress=False)
+    ours = fit_knn(user_items, similarity=similarity, neighbours=5).similarity
+    np.testing.assert_allclose(ours.toarray(), reference.similarity.toarray(), rtol=1e-6)
