@@ -1,14 +1,54 @@
-"""Top-N recommendations per user, already-heard tracks removed, one block of users at a time."""
+"""Top-N recommendations per user, already-heard tracks removed, one block of users at a time.
+
+Two scorers give the same lists: a generic one for any `Recommender` (dense (b, n_items) scores,
+then argpartition), and a fast path for factor models (objects with `user_factors` and
+`item_factors`, like AlsModel) through implicit's fused GEMM + heap top-k, which never holds more
+than 100 users' dense scores per thread.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
+from implicit.cpu.topk import topk
+from threadpoolctl import threadpool_limits
 
 from stages.models import Recommender
 from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_IDX
+
+SIMILAR_TRACK_IDX = "similar_track_idx"
+SIMILARITY = "similarity"
+# implicit's top-k marks filtered and missing entries with this score
+_FILTERED = -np.finfo(np.float32).max
+
+
+class FactorModel(Protocol):
+    """A model whose score is user_factors[u] @ item_factors.T."""
+
+    @property
+    def user_factors(self) -> npt.NDArray[np.float32]:
+        """(n_users, f) float32."""
+        ...
+
+    @property
+    def item_factors(self) -> npt.NDArray[np.float32]:
+        """(n_items, f) float32."""
+        ...
+
+
+def is_factor_model(model: object) -> TypeGuard[FactorModel]:
+    """True if `model` exposes `user_factors` and `item_factors` (2-D arrays, same width)."""
+    users, items = getattr(model, "user_factors", None), getattr(model, "item_factors", None)
+    return (
+        isinstance(users, np.ndarray)
+        and isinstance(items, np.ndarray)
+        and users.ndim == items.ndim == 2
+        and users.shape[1] == items.shape[1]
+    )
 
 
 def top_n(
@@ -22,18 +62,87 @@ def top_n(
         n: How many to keep; rows with fewer unheard tracks are padded with index -1.
 
     Returns:
-        (b, n) int64 track indexes and (b, n) float32 scores, best first.
+        (b, min(n, n_items)) int64 track indexes and float32 scores, best first; padding has
+        index -1 and score -inf. Ties keep the lower track index first.
     """
     rows = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
     scores[rows, user_items.indices] = -np.inf
     n_keep = min(n, scores.shape[1])
     part = np.argpartition(-scores, n_keep - 1, axis=1)[:, :n_keep]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.lexsort((part, -part_scores), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
     best = np.take_along_axis(part_scores, order, axis=1)
     idx = np.where(np.isneginf(best), -1, idx)
     return idx, best
+
+
+def _topk_factors(
+    items: npt.NDArray[np.float32],
+    queries: npt.NDArray[np.float32],
+    k: int,
+    filter_rows: sp.csr_matrix,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Top-k (implicit) of queries @ items.T without the filtered columns, padding as top_n."""
+    k = min(k, items.shape[0])
+    # implicit runs its own thread per 100-query batch; a second BLAS pool slows it (PERFORMANCE.md)
+    with threadpool_limits(1, "blas"):
+        ids, best = topk(items, np.ascontiguousarray(queries), k, filter_query_items=filter_rows)
+    missing = best <= _FILTERED
+    return np.where(missing, -1, ids).astype(np.int64), np.where(missing, -np.inf, best)
+
+
+def candidates(
+    model: Recommender, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix, *, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The `k` best unheard tracks for each user of a block, from either scorer.
+
+    Args:
+        model: A trained recommender; factor models take implicit's top-k fast path.
+        user_idx: (b,) users of the block.
+        user_items: (b, n_items) CSR of those users' training interactions (row i = user_idx[i]).
+        k: Tracks per user.
+
+    Returns:
+        (b, min(k, n_items)) int64 track indexes and float32 scores, best first; index -1 and
+        score -inf pad users with fewer than k unheard tracks.
+    """
+    if is_factor_model(model):
+        return _topk_factors(model.item_factors, model.user_factors[user_idx], k, user_items)
+    return top_n(model.score(user_idx, user_items), user_items, n=k)
+
+
+def ranked_frame(
+    user_idx: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    *,
+    model_name: str,
+) -> pl.DataFrame:
+    """Rows (user_idx, rank, track_idx, score, model) of a (b, n) block of ranked lists.
+
+    Args:
+        user_idx: (b,) users, row i of `idx` and `scores` belongs to user_idx[i].
+        idx: (b, n) int64 track indexes, best first; -1 marks padding.
+        scores: (b, n) float32 scores to write.
+        model_name: Value of the `model` column.
+
+    Returns:
+        One row per (user_idx, rank) in that order, rank 1 = best; padding dropped, so a user
+        with fewer tracks has ranks 1..m without gaps.
+    """
+    width = idx.shape[1]
+    frame = pl.DataFrame(
+        {
+            USER_IDX: pl.Series(np.repeat(user_idx, width), dtype=pl.UInt32),
+            RANK: pl.Series(np.tile(np.arange(1, width + 1), len(user_idx)), dtype=pl.UInt16),
+            TRACK_IDX: pl.Series(idx.ravel(), dtype=pl.Int64),
+            SCORE: pl.Series(scores.ravel(), dtype=pl.Float32),
+        }
+    )
+    return frame.filter(pl.col(TRACK_IDX) >= 0).with_columns(
+        pl.col(TRACK_IDX).cast(pl.UInt32), pl.lit(model_name).alias(MODEL)
+    )
 
 
 def recommend_block(
@@ -56,17 +165,39 @@ def recommend_block(
     Returns:
         One row per (user_idx, rank), rank 1 = best; padding (no unheard track left) dropped.
     """
-    block_items = user_items[user_idx]
-    idx, best = top_n(model.score(user_idx, block_items), block_items, n=n)
-    width = idx.shape[1]
-    frame = pl.DataFrame(
-        {
-            USER_IDX: pl.Series(np.repeat(user_idx, width), dtype=pl.UInt32),
-            RANK: pl.Series(np.tile(np.arange(1, width + 1), len(user_idx)), dtype=pl.UInt16),
-            TRACK_IDX: pl.Series(idx.ravel(), dtype=pl.Int64),
-            SCORE: pl.Series(best.ravel(), dtype=pl.Float32),
-        }
+    idx, best = candidates(model, user_idx, user_items[user_idx], k=n)
+    return ranked_frame(user_idx, idx, best, model_name=model_name)
+
+
+def unit_rows(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Rows scaled to length 1 (zero rows stay zero), for cosine similarity: (n, d) float32."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+
+
+def similar_block(
+    unit_items: npt.NDArray[np.float32], track_idx: npt.NDArray[np.int64], *, k: int
+) -> pl.DataFrame:
+    """The `k` nearest tracks by cosine for a block of tracks, the track itself excluded.
+
+    Args:
+        unit_items: (n_items, f) float32 item vectors of length 1 (see `unit_rows`).
+        track_idx: (b,) tracks of the block.
+        k: Neighbours per track.
+
+    Returns:
+        One row per (track_idx, rank): track_idx UInt32, rank UInt16 (1 = most similar),
+        similar_track_idx UInt32, similarity Float32 (cosine).
+    """
+    self_rows = sp.csr_matrix(
+        (np.ones(len(track_idx), dtype=np.float32), track_idx, np.arange(len(track_idx) + 1)),
+        shape=(len(track_idx), unit_items.shape[0]),
     )
-    return frame.filter(pl.col(TRACK_IDX) >= 0).with_columns(
-        pl.col(TRACK_IDX).cast(pl.UInt32), pl.lit(model_name).alias(MODEL)
+    idx, best = _topk_factors(unit_items, unit_items[track_idx], k, self_rows)
+    frame = ranked_frame(track_idx, idx, best, model_name="")
+    return frame.select(
+        pl.col(USER_IDX).alias(TRACK_IDX),
+        RANK,
+        pl.col(TRACK_IDX).alias(SIMILAR_TRACK_IDX),
+        pl.col(SCORE).alias(SIMILARITY),
     )

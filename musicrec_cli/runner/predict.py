@@ -1,63 +1,315 @@
-"""Run the predict stage: 04_train models -> 05_predict/predictions.parquet."""
+"""Run the predict stage: 04_train models -> 05_predict/{predictions,similar_tracks}.parquet.
+
+Users are scored one block at a time and each block is appended to a Parquet file inside the
+stage's partial folder, so memory is bounded by the block size and yesterday's folder stays in
+place until the new one is complete (artifacts.commit_stage).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import stage_dir
-from musicrec_cli.config import Config, table_dict
+from musicrec_cli.config import Config, ConfigError, PredictConfig, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from musicrec_cli.runner.train import load_models
-from stages import predict
-from stages.schema import MODEL, TRACK_ID, TRACK_IDX, USER_ID, USER_IDX
+from musicrec_cli.sources import InputError
+from stages import predict, rerank
+from stages.models import Recommender
+from stages.preprocess import ARTIST_KEY
+from stages.schema import (
+    ARTIST_ID,
+    AUDIO_FEATURES,
+    MODEL,
+    RANK,
+    SCORE,
+    TIMESTAMP,
+    TRACK_GROUP_ID,
+    TRACK_ID,
+    TRACK_IDX,
+    USER_ID,
+    USER_IDX,
+)
+
+log = logging.getLogger(__name__)
+
+# TODO(lead): move next to PREDICTIONS in artifacts.py when merging.
+SIMILAR_TRACKS = "similar_tracks.parquet"
+GENERATED_AT = "generated_at"
+SIMILAR_TRACK_ID = "similar_track_id"
+RERANK_SUFFIX = "+rerank"
+PREDICTION_COLUMNS = (
+    USER_ID,
+    USER_IDX,
+    RANK,
+    TRACK_ID,
+    TRACK_IDX,
+    TRACK_GROUP_ID,
+    SCORE,
+    MODEL,
+    GENERATED_AT,
+)
+_UNKNOWN_SAMPLE = 20
 
 
-def run_predict(cfg: Config) -> str:
-    """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
-    measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
-    inputs = upstream_inputs(root, "preprocess", "split", "train")
-    models = load_models(root)
-    user_items = art.load_matrix(root, "split", art.TRAIN_MATRIX)
-    user_ids = pl.read_parquet(stage_dir(root, "preprocess") / art.USERS).sort(USER_IDX)[USER_ID]
-    track_ids = pl.read_parquet(stage_dir(root, "preprocess") / art.ITEMS).sort(TRACK_IDX)[TRACK_ID]
-    users = np.flatnonzero(np.diff(user_items.indptr) > 0)
-    blocks = [users[i : i + p.block_size] for i in range(0, len(users), p.block_size)]
-    rows = 0
-    with (
-        art.open_stage(root, "predict") as out,
-        progress("predict", len(blocks) * len(models)) as bar,
-    ):
-        writer: pq.ParquetWriter | None = None
-        for name, model in models.items():
-            for block in blocks:
-                recs = predict.recommend_block(model, block, user_items, n=p.n, model_name=name)
-                recs = recs.with_columns(
-                    user_ids.gather(recs[USER_IDX]).alias(USER_ID),
-                    track_ids.gather(recs[TRACK_IDX]).alias(TRACK_ID),
-                ).select(USER_IDX, USER_ID, "rank", TRACK_IDX, TRACK_ID, "score", MODEL)
-                table = recs.to_arrow()
-                writer = writer or pq.ParquetWriter(
-                    out.path(art.PREDICTIONS), table.schema, compression="zstd"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Catalog:
+    """Id lookups by index and the re-ranking attributes of every track."""
+
+    user_ids: pl.Series
+    track_ids: pl.Series
+    group_ids: pl.Series
+    items: pl.DataFrame
+    listeners: npt.NDArray[np.int64]
+    n_train_users: int
+
+
+def read_user_file(path: Path) -> pl.Series:
+    """User ids from a .parquet or .csv file with a user_id column, or a text file of one per line.
+
+    Raises:
+        InputError: The file cannot be read or has no user_id column.
+    """
+    try:
+        if path.suffix.lower() in (".parquet", ".csv"):
+            frame = (
+                pl.read_parquet(path)
+                if path.suffix.lower() == ".parquet"
+                else pl.read_csv(path, infer_schema=False)
+            )
+            if USER_ID not in frame.columns:
+                msg = (
+                    f"{path}: no {USER_ID!r} column (found {', '.join(frame.columns)}); "
+                    f"expected a {USER_ID} column or a text file with one id per line."
                 )
-                writer.write_table(table)
-                rows += recs.height
-                bar.advance(0)
+                raise InputError(msg)
+            ids = frame[USER_ID].cast(pl.String)
+        else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            ids = pl.Series(USER_ID, [line.strip() for line in lines], dtype=pl.String)
+    except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
+        msg = f"{path}: cannot read the user list: {exc}."
+        raise InputError(msg) from exc
+    return ids.drop_nulls().filter(ids.drop_nulls() != "").unique(maintain_order=True)
+
+
+def select_users(
+    user_ids: pl.Series, user_items: sp.csr_matrix, requested: pl.Series | None
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Users to score (sorted user_idx) and the requested ids that are unknown.
+
+    Without a request: every user with at least one training interaction. With one: every known
+    requested user (a user without training history still gets the models' best guess).
+    """
+    if requested is None:
+        return np.flatnonzero(np.diff(user_items.indptr) > 0).astype(np.int64), []
+    vocab = pl.DataFrame({USER_ID: user_ids, USER_IDX: np.arange(len(user_ids), dtype=np.int64)})
+    found = pl.DataFrame({USER_ID: requested}).join(vocab, on=USER_ID, how="left")
+    unknown = found.filter(pl.col(USER_IDX).is_null())[USER_ID].to_list()
+    return np.sort(found[USER_IDX].drop_nulls().to_numpy()).astype(np.int64), unknown
+
+
+def _load_catalog(root: Path, user_items: sp.csr_matrix) -> _Catalog:
+    users = pl.read_parquet(stage_dir(root, "preprocess") / art.USERS, columns=[USER_ID, USER_IDX])
+    items = pl.read_parquet(stage_dir(root, "preprocess") / art.ITEMS).sort(TRACK_IDX)
+    if TRACK_GROUP_ID in items.columns:
+        group = pl.col(TRACK_GROUP_ID).cast(pl.String).fill_null(pl.col(TRACK_ID))
+    else:
+        log.info("items.parquet has no %s column; each track is its own group", TRACK_GROUP_ID)
+        group = pl.col(TRACK_ID)
+    return _Catalog(
+        user_ids=users.sort(USER_IDX)[USER_ID],
+        track_ids=items[TRACK_ID],
+        group_ids=items.select(group.alias(TRACK_GROUP_ID))[TRACK_GROUP_ID],
+        items=items,
+        listeners=np.bincount(user_items.indices, minlength=user_items.shape[1]).astype(np.int64),
+        n_train_users=int((np.diff(user_items.indptr) > 0).sum()),
+    )
+
+
+def _codes(column: pl.Series) -> npt.NDArray[np.int64]:
+    return column.rank("dense").fill_null(0).to_numpy().astype(np.int64)
+
+
+def _audio_vectors(items: pl.DataFrame) -> npt.NDArray[np.float32]:
+    cols = [c for c in AUDIO_FEATURES if c in items.columns]
+    if not cols:
+        msg = (
+            f"01_preprocess/{art.ITEMS}: no audio feature columns ({', '.join(AUDIO_FEATURES)}) "
+            f'for [predict].mmr_features = "audio"; set it to "factors" or add a catalog.'
+        )
+        raise ConfigError(msg)
+    z = items.select(
+        ((pl.col(c) - pl.col(c).mean()) / pl.col(c).std()).fill_nan(0).fill_null(0).cast(pl.Float32)
+        for c in cols
+    )
+    return predict.unit_rows(z.to_numpy())
+
+
+def item_attributes(
+    catalog: _Catalog, model: Recommender, name: str, p: PredictConfig
+) -> rerank.ItemAttributes:
+    """Group and artist codes, novelty and MMR vectors of every track for re-ranking `model`."""
+    artist_col = next((c for c in (ARTIST_ID, ARTIST_KEY) if c in catalog.items.columns), None)
+    if p.mmr_features == "audio":
+        vectors = _audio_vectors(catalog.items)
+    elif predict.is_factor_model(model):
+        vectors = predict.unit_rows(model.item_factors)
+    else:
+        msg = (
+            f"[predict].rerank_models: model {name!r} has no item factors for "
+            f'mmr_features = "factors"; set [predict].mmr_features = "audio" or drop it.'
+        )
+        raise ConfigError(msg)
+    return rerank.ItemAttributes(
+        group=_codes(catalog.group_ids),
+        artist=_codes(catalog.items[artist_col]) if artist_col else None,
+        novelty=rerank.novelty_scores(catalog.listeners, n_users=catalog.n_train_users),
+        vectors=vectors,
+    )
+
+
+def _block_frames(
+    models: dict[str, Recommender],
+    blocks: list[npt.NDArray[np.int64]],
+    user_items: sp.csr_matrix,
+    catalog: _Catalog,
+    p: PredictConfig,
+) -> Iterator[pl.DataFrame]:
+    """(user_idx, rank, track_idx, score, model) frames, model by model, block by block."""
+    for name, model in models.items():
+        attrs = item_attributes(catalog, model, name, p) if name in p.rerank_models else None
+        params = rerank.RerankParams(
+            n=p.n,
+            mmr_lambda=p.mmr_lambda,
+            novelty_weight=p.novelty_weight,
+            max_per_artist=p.max_per_artist,
+            one_per_group=p.one_per_group,
+        )
+        k = p.n * p.candidates if attrs is not None else p.n
+        for block in blocks:
+            idx, best = predict.candidates(model, block, user_items[block], k=k)
+            yield predict.ranked_frame(block, idx[:, : p.n], best[:, : p.n], model_name=name)
+            if attrs is not None:
+                r_idx, r_best = rerank.rerank(idx, best, attrs, params)
+                yield predict.ranked_frame(block, r_idx, r_best, model_name=name + RERANK_SUFFIX)
+
+
+def _with_ids(frame: pl.DataFrame, catalog: _Catalog, generated_at: dt.datetime) -> pl.DataFrame:
+    return frame.with_columns(
+        catalog.user_ids.gather(frame[USER_IDX]).alias(USER_ID),
+        catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
+        catalog.group_ids.gather(frame[TRACK_IDX]).alias(TRACK_GROUP_ID),
+        pl.lit(generated_at, dtype=TIMESTAMP).alias(GENERATED_AT),
+    ).select(PREDICTION_COLUMNS)
+
+
+def _stream(frames: Iterator[pl.DataFrame], path: Path, tick: Callable[[], object]) -> int:
+    """Append frames to one Parquet file (zstd); returns the row count."""
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for frame in frames:
+            table = frame.to_arrow()
+            writer = writer or pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+            rows += frame.height
+            tick()
+    finally:
         if writer is not None:
             writer.close()
+    return rows
+
+
+def _similar_frames(
+    models: dict[str, Recommender], catalog: _Catalog, p: PredictConfig
+) -> Iterator[pl.DataFrame]:
+    """similar_tracks rows from the first factor model (none if no model has factors)."""
+    factor_models = [(m, f) for m, f in models.items() if predict.is_factor_model(f)]
+    if not factor_models or p.similar_k == 0:
+        return
+    name, model = factor_models[0]
+    unit = predict.unit_rows(model.item_factors)  # type: ignore[attr-defined]
+    tracks = np.arange(unit.shape[0], dtype=np.int64)
+    for start in range(0, len(tracks), p.block_size):
+        frame = predict.similar_block(unit, tracks[start : start + p.block_size], k=p.similar_k)
+        yield frame.with_columns(
+            catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
+            catalog.track_ids.gather(frame[predict.SIMILAR_TRACK_IDX]).alias(SIMILAR_TRACK_ID),
+            pl.lit(name).alias(MODEL),
+        )
+
+
+def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
+    """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
+    measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
+    generated_at = dt.datetime.now(dt.UTC)  # one timestamp for every row of this run
+    inputs = upstream_inputs(root, "preprocess", "split", "train")
+    requested = None if users_file is None else read_user_file(users_file)
+    if users_file is not None:
+        inputs |= art.fingerprint_inputs([users_file])
+    models = load_models(root)
+    for name in p.rerank_models:
+        if name not in models:
+            log.warning("[predict].rerank_models: %r is not in 04_train; not re-ranked", name)
+    user_items = art.load_matrix(root, "split", art.TRAIN_MATRIX)
+    catalog = _load_catalog(root, user_items)
+    users, unknown = select_users(catalog.user_ids, user_items, requested)
+    if unknown:
+        log.warning(
+            "%d of %d requested user ids are unknown and get no predictions, e.g. %s",
+            len(unknown),
+            len(unknown) + len(users),
+            ", ".join(unknown[:5]),
+        )
+    if len(users) == 0:
+        msg = f"{users_file}: none of its {len(unknown)} user ids is in 01_preprocess/users."
+        raise InputError(msg)
+    blocks = [users[i : i + p.block_size] for i in range(0, len(users), p.block_size)]
+    n_sim = -(-user_items.shape[1] // p.block_size) if p.similar_k else 0
+    with (
+        art.open_stage(root, "predict") as out,
+        progress("predict", len(blocks) * len(models) + n_sim) as bar,
+    ):
+        frames = (
+            _with_ids(f, catalog, generated_at)
+            for f in _block_frames(models, blocks, user_items, catalog, p)
+        )
+        rows = _stream(frames, out.path(art.PREDICTIONS), lambda: bar.advance(0))
         out.add_file(art.PREDICTIONS, rows=rows)
+        sim_rows = _stream(
+            _similar_frames(models, catalog, p), out.path(SIMILAR_TRACKS), lambda: bar.advance(0)
+        )
+        if out.path(SIMILAR_TRACKS).exists():
+            out.add_file(SIMILAR_TRACKS, rows=sim_rows)
+        written = [*models, *(m + RERANK_SUFFIX for m in models if m in p.rerank_models)]
         folder = art.commit_stage(
             out,
             {
                 "config": table_dict(p),
                 "inputs": inputs,
-                "summary": {"n_users": len(users), "models": list(models), "rows": rows},
+                "generated_at": generated_at.isoformat(),
+                "summary": {
+                    "n_users": len(users),
+                    "n_unknown_users": len(unknown),
+                    "unknown_users_sample": unknown[:_UNKNOWN_SAMPLE],
+                    "models": written,
+                    "rows": rows,
+                    "similar_rows": sim_rows,
+                },
                 **measure.record(),
             },
         )
-    return f"top-{p.n} for {len(users):,} users x {len(models)} model(s), {rows:,} rows -> {folder}"
+    return f"top-{p.n} for {len(users):,} users x {len(written)} list(s), {rows:,} rows -> {folder}"

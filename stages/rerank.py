@@ -1,0 +1,148 @@
+"""Re-rank each user's candidate list for diversity and novelty, a block of users at a time.
+
+From a user's C candidates (best first) pick N greedily. At every step the objective is Maximal
+Marginal Relevance (Carbonell and Goldstein 1998):
+
+    mmr(i) = lambda * rel(i) - (1 - lambda) * max_{j already picked} cos(v_i, v_j)
+
+where rel(i) = (s_i - min s) / (max s - min s) over the user's candidates (1 if all equal), plus
+`novelty_weight * novelty(i)`, novelty(i) = log2(n_users / listeners_i) / log2(n_users) in [0, 1]
+(the self-information of the track, Zhou et al. 2010, scaled to [0, 1]). The first pick maximises
+rel alone. Candidates that would break a cap are never picked: at most one track per track group
+and at most `max_per_artist` per artist. If caps leave fewer than N candidates the list is shorter.
+
+The greedy loop runs N steps, each vectorised over all the users of the block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RerankParams:
+    """How to re-rank.
+
+    Attributes:
+        n: Length of the re-ranked lists.
+        mmr_lambda: Weight of relevance in MMR, in [0, 1]; 1 disables the diversity term.
+        novelty_weight: Added to rel(i) times novelty(i); 0 disables the boost.
+        max_per_artist: Cap per artist in a list; 0 means no cap.
+        one_per_group: At most one track per track group (versions of the same recording).
+    """
+
+    n: int
+    mmr_lambda: float = 0.7
+    novelty_weight: float = 0.1
+    max_per_artist: int = 0
+    one_per_group: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemAttributes:
+    """What re-ranking knows of each track, indexed by track_idx.
+
+    Attributes:
+        group: (n_items,) int64 track-group code (equal codes = same recording).
+        artist: (n_items,) int64 artist code, or None if unknown (no artist cap then).
+        novelty: (n_items,) float32 in [0, 1], see `novelty_scores`.
+        vectors: (n_items, d) float32 rows of length 1 for MMR cosines, or None (no MMR).
+    """
+
+    group: npt.NDArray[np.int64]
+    artist: npt.NDArray[np.int64] | None
+    novelty: npt.NDArray[np.float32]
+    vectors: npt.NDArray[np.float32] | None
+
+
+def novelty_scores(listeners: npt.NDArray[np.int64], *, n_users: int) -> npt.NDArray[np.float32]:
+    """log2(n_users / max(listeners, 1)) / log2(n_users) per track, in [0, 1].
+
+    Args:
+        listeners: (n_items,) training users per track.
+        n_users: Training users in total (> 1 for a non-zero result).
+
+    Returns:
+        (n_items,) float32; 0 for a track everybody played, 1 for one played by at most one user.
+    """
+    if n_users <= 1:
+        return np.zeros(len(listeners), dtype=np.float32)
+    share = np.log2(n_users / np.maximum(listeners, 1)) / np.log2(n_users)
+    return np.clip(share, 0.0, 1.0).astype(np.float32)
+
+
+def _relevance(
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    novelty: npt.NDArray[np.float32],
+    weight: float,
+) -> npt.NDArray[np.float64]:
+    """Per-user min-max scaled scores plus the novelty boost: (b, C) float64."""
+    valid = idx >= 0
+    lo = np.where(valid, scores, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(valid, scores, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    rel = np.where(hi > lo, (scores - lo) / span, 1.0)
+    return np.where(valid, rel + weight * novelty[np.where(valid, idx, 0)], -np.inf)
+
+
+def rerank(
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    items: ItemAttributes,
+    params: RerankParams,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Pick `params.n` of each user's candidates by capped, novelty-boosted MMR.
+
+    Args:
+        idx: (b, C) int64 candidate track indexes, best first; -1 marks padding.
+        scores: (b, C) float32 model scores of the candidates.
+        items: Track attributes indexed by track_idx.
+        params: Re-ranking settings.
+
+    Returns:
+        (b, n) int64 picked track indexes in pick order and their (b, n) float32 model scores;
+        -1 and -inf where fewer than n candidates were eligible.
+    """
+    b, _ = idx.shape
+    rows = np.arange(b)
+    safe = np.where(idx >= 0, idx, 0)
+    rel = _relevance(idx, scores, items.novelty, params.novelty_weight)
+    available = idx >= 0
+    group = items.group[safe]
+    artist = items.artist[safe] if items.artist is not None and params.max_per_artist else None
+    artist_count = np.zeros(idx.shape, dtype=np.int32)
+    use_mmr = items.vectors is not None and params.mmr_lambda < 1.0
+    vectors = items.vectors[safe] if use_mmr and items.vectors is not None else None
+    max_sim = np.full(idx.shape, -np.inf)
+    picked = np.full((b, params.n), -1, dtype=np.int64)
+    for step in range(params.n):
+        objective = (
+            rel
+            if step == 0 or vectors is None
+            else (params.mmr_lambda * rel - (1.0 - params.mmr_lambda) * max_sim)
+        )
+        pos = np.where(available, objective, -np.inf).argmax(axis=1)
+        ok = available[rows, pos]
+        if not ok.any():
+            break
+        picked[:, step] = np.where(ok, pos, -1)
+        taken = np.zeros(idx.shape, dtype=bool)
+        taken[rows, pos] = True
+        if params.one_per_group:
+            taken |= group == group[rows, pos][:, None]
+        available &= ~(taken & ok[:, None])
+        if artist is not None:
+            artist_count += (artist == artist[rows, pos][:, None]) & ok[:, None]
+            available &= artist_count < params.max_per_artist
+        if vectors is not None:
+            sim = np.matmul(vectors, vectors[rows, pos][:, :, None])[:, :, 0]
+            max_sim = np.where(ok[:, None], np.maximum(max_sim, sim), max_sim)
+    got = picked >= 0
+    safe_pick = np.where(got, picked, 0)
+    out_idx = np.where(got, np.take_along_axis(idx, safe_pick, axis=1), -1)
+    out_scores = np.where(got, np.take_along_axis(scores, safe_pick, axis=1), -np.inf)
+    return out_idx, out_scores.astype(np.float32)
