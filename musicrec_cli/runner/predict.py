@@ -187,8 +187,11 @@ def _block_frames(
     user_items: sp.csr_matrix,
     catalog: _Catalog,
     p: PredictConfig,
-) -> Iterator[pl.DataFrame]:
-    """(user_idx, rank, track_idx, score, model) frames, model by model, block by block."""
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """Exact lists as part 0 and re-ranked ones as part 1, model by model, block by block.
+
+    Frames have columns (user_idx, rank, track_idx, score, model).
+    """
     for name, model in models.items():
         attrs = item_attributes(catalog, model, name, p) if name in p.rerank_models else None
         params = rerank.RerankParams(
@@ -201,10 +204,10 @@ def _block_frames(
         k = p.n * p.candidates if attrs is not None else p.n
         for block in blocks:
             idx, best = predict.candidates(model, block, user_items[block], k=k)
-            yield predict.ranked_frame(block, idx[:, : p.n], best[:, : p.n], model_name=name)
+            yield 0, predict.ranked_frame(block, idx[:, : p.n], best[:, : p.n], model_name=name)
             if attrs is not None:
                 r_idx, r_best = rerank.rerank(idx, best, attrs, params)
-                yield predict.ranked_frame(block, r_idx, r_best, model_name=name + RERANK_SUFFIX)
+                yield 1, predict.ranked_frame(block, r_idx, r_best, model_name=name + RERANK_SUFFIX)
 
 
 def _with_ids(frame: pl.DataFrame, catalog: _Catalog, generated_at: dt.datetime) -> pl.DataFrame:
@@ -216,26 +219,45 @@ def _with_ids(frame: pl.DataFrame, catalog: _Catalog, generated_at: dt.datetime)
     ).select(PREDICTION_COLUMNS)
 
 
-def _stream(frames: Iterator[pl.DataFrame], path: Path, tick: Callable[[], object]) -> int:
-    """Append frames to one Parquet file (zstd); returns the row count."""
-    writer: pq.ParquetWriter | None = None
+def _stream(
+    frames: Iterator[tuple[int, pl.DataFrame]], path: Path, tick: Callable[[], object]
+) -> int:
+    """Write (part, frame) pairs to one Parquet file (zstd); returns the row count.
+
+    Part 1 frames go to a side file that is appended after all of part 0, so the row order
+    (exact lists model by model, then re-ranked lists) does not depend on the block size.
+    """
+    paths = (path, path.with_name(path.name + ".part1"))
+    writers: list[pq.ParquetWriter | None] = [None, None]
     rows = 0
     try:
-        for frame in frames:
+        for part, frame in frames:
             table = frame.to_arrow()
-            writer = writer or pq.ParquetWriter(path, table.schema, compression="zstd")
-            writer.write_table(table)
+            writers[part] = writers[part] or pq.ParquetWriter(
+                paths[part], table.schema, compression="zstd"
+            )
+            writers[part].write_table(table)  # type: ignore[union-attr]
             rows += frame.height
             tick()
+        if writers[1] is not None:
+            writers[1].close()
+            writers[1] = None
+            main = writers[0]
+            for batch in pq.ParquetFile(paths[1]).iter_batches():
+                main = main or pq.ParquetWriter(path, batch.schema, compression="zstd")
+                main.write_batch(batch)
+            writers[0] = main
+            paths[1].unlink()
     finally:
-        if writer is not None:
-            writer.close()
+        for writer in writers:
+            if writer is not None:
+                writer.close()
     return rows
 
 
 def _similar_frames(
     models: dict[str, Recommender], catalog: _Catalog, p: PredictConfig
-) -> Iterator[pl.DataFrame]:
+) -> Iterator[tuple[int, pl.DataFrame]]:
     """similar_tracks rows from the first factor model (none if no model has factors)."""
     factor_models = [(m, f) for m, f in models.items() if predict.is_factor_model(f)]
     if not factor_models or p.similar_k == 0:
@@ -245,10 +267,13 @@ def _similar_frames(
     tracks = np.arange(unit.shape[0], dtype=np.int64)
     for start in range(0, len(tracks), p.block_size):
         frame = predict.similar_block(unit, tracks[start : start + p.block_size], k=p.similar_k)
-        yield frame.with_columns(
-            catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
-            catalog.track_ids.gather(frame[predict.SIMILAR_TRACK_IDX]).alias(SIMILAR_TRACK_ID),
-            pl.lit(name).alias(MODEL),
+        yield (
+            0,
+            frame.with_columns(
+                catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
+                catalog.track_ids.gather(frame[predict.SIMILAR_TRACK_IDX]).alias(SIMILAR_TRACK_ID),
+                pl.lit(name).alias(MODEL),
+            ),
         )
 
 
@@ -284,8 +309,8 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
         progress("predict", len(blocks) * len(models) + n_sim) as bar,
     ):
         frames = (
-            _with_ids(f, catalog, generated_at)
-            for f in _block_frames(models, blocks, user_items, catalog, p)
+            (part, _with_ids(f, catalog, generated_at))
+            for part, f in _block_frames(models, blocks, user_items, catalog, p)
         )
         rows = _stream(frames, out.path(art.PREDICTIONS), lambda: bar.advance(0))
         out.add_file(art.PREDICTIONS, rows=rows)
