@@ -8,8 +8,9 @@ Marginal Relevance (Carbonell and Goldstein 1998):
 where rel(i) = (s_i - min s) / (max s - min s) over the user's candidates (1 if all equal), plus
 `novelty_weight * novelty(i)`, novelty(i) = log2(n_users / listeners_i) / log2(n_users) in [0, 1]
 (the self-information of the track, Zhou et al. 2010, scaled to [0, 1]). The first pick maximises
-rel alone. Candidates that would break a cap are never picked: at most one track per track group
-and at most `max_per_artist` per artist. If caps leave fewer than N candidates the list is shorter.
+rel alone. Only the most relevant candidate of each track group is eligible (one version of a
+recording), and a candidate whose artist already has `max_per_artist` picks is skipped. If caps
+leave fewer than N candidates the list is shorter.
 
 The greedy loop runs N steps, each vectorised over all the users of the block.
 """
@@ -89,11 +90,74 @@ def _relevance(
     return np.where(valid, rel + weight * novelty[np.where(valid, idx, 0)], -np.inf)
 
 
+def _first_of_group(
+    group: npt.NDArray[np.int64], rel: npt.NDArray[np.float32]
+) -> npt.NDArray[np.bool_]:
+    """(b, C) True for the most relevant candidate of each (user, group); ties: earlier wins."""
+    b, c = group.shape
+    order = np.argsort(-rel, axis=1, kind="stable")
+    by_rel = np.take_along_axis(group, order, axis=1)
+    flat = np.lexsort((np.tile(np.arange(c), b), by_rel.ravel(), np.repeat(np.arange(b), c)))
+    keys = np.stack([np.repeat(np.arange(b), c)[flat], by_rel.ravel()[flat]])
+    first_flat = np.ones(b * c, dtype=bool)
+    first_flat[1:] = (keys[:, 1:] != keys[:, :-1]).any(axis=0)
+    first_sorted = np.empty(b * c, dtype=bool)
+    first_sorted[flat] = first_flat
+    first = np.empty((b, c), dtype=bool)
+    np.put_along_axis(first, order, first_sorted.reshape(b, c), axis=1)
+    return first
+
+
+def _rerank_chunk(
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    items: ItemAttributes,
+    params: RerankParams,
+) -> npt.NDArray[np.int64]:
+    """Positions (b, n) into each row of `idx` in pick order, -1 where nothing was eligible.
+
+    `objective` holds each candidate's current MMR value, -inf once it is picked or capped; as
+    max-similarity only grows, it is updated with one minimum per step rather than recomputed.
+    """
+    rows = np.arange(idx.shape[0])
+    safe = np.where(idx >= 0, idx, 0)
+    rel = _relevance(idx, scores, items.novelty, params.novelty_weight).astype(np.float32)
+    if params.one_per_group:
+        rel[~_first_of_group(items.group[safe], rel)] = -np.inf
+    artist = items.artist[safe] if items.artist is not None and params.max_per_artist else None
+    artist_count = np.zeros(idx.shape, dtype=np.int32)
+    penalty = None  # (b, C, C): (1 - lambda) * cosine between candidates
+    if items.vectors is not None and params.mmr_lambda < 1.0:
+        vectors = items.vectors[safe] * np.float32(np.sqrt(1.0 - params.mmr_lambda))
+        penalty = np.matmul(vectors, vectors.transpose(0, 2, 1))
+    # step 0 ranks by relevance alone; later steps by lambda * rel - penalty of the nearest pick
+    objective = rel.copy()
+    lam_rel = np.where(rel > -np.inf, np.float32(params.mmr_lambda) * rel, -np.inf)
+    picked = np.full((idx.shape[0], params.n), -1, dtype=np.int64)
+    for step in range(params.n):
+        pos = objective.argmax(axis=1)
+        ok = objective[rows, pos] > -np.inf
+        if not ok.any():
+            break
+        picked[:, step] = np.where(ok, pos, -1)
+        if penalty is not None:
+            mmr = lam_rel - penalty[rows, pos]
+            objective = mmr if step == 0 else np.minimum(objective, mmr, out=objective)
+        objective[rows, pos] = -np.inf
+        if artist is not None:
+            same = artist == artist[rows, pos][:, None]
+            artist_count += same
+            np.putmask(objective, same & (artist_count >= params.max_per_artist), -np.inf)
+    return picked
+
+
 def rerank(
     idx: npt.NDArray[np.int64],
     scores: npt.NDArray[np.float32],
     items: ItemAttributes,
     params: RerankParams,
+    *,
+    chunk: int = 128,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Pick `params.n` of each user's candidates by capped, novelty-boosted MMR.
 
@@ -102,45 +166,23 @@ def rerank(
         scores: (b, C) float32 model scores of the candidates.
         items: Track attributes indexed by track_idx.
         params: Re-ranking settings.
+        chunk: Users re-ranked at once; bounds the (chunk, C, C) cosine array and keeps the
+            per-step arrays in cache. Does not change the result.
 
     Returns:
         (b, n) int64 picked track indexes in pick order and their (b, n) float32 model scores;
         -1 and -inf where fewer than n candidates were eligible.
     """
-    b, _ = idx.shape
-    rows = np.arange(b)
-    safe = np.where(idx >= 0, idx, 0)
-    rel = _relevance(idx, scores, items.novelty, params.novelty_weight)
-    available = idx >= 0
-    group = items.group[safe]
-    artist = items.artist[safe] if items.artist is not None and params.max_per_artist else None
-    artist_count = np.zeros(idx.shape, dtype=np.int32)
-    use_mmr = items.vectors is not None and params.mmr_lambda < 1.0
-    vectors = items.vectors[safe] if use_mmr and items.vectors is not None else None
-    max_sim = np.full(idx.shape, -np.inf)
-    picked = np.full((b, params.n), -1, dtype=np.int64)
-    for step in range(params.n):
-        objective = (
-            rel
-            if step == 0 or vectors is None
-            else (params.mmr_lambda * rel - (1.0 - params.mmr_lambda) * max_sim)
+    picked = (
+        np.concatenate(
+            [
+                _rerank_chunk(idx[i : i + chunk], scores[i : i + chunk], items, params)
+                for i in range(0, idx.shape[0], chunk)
+            ]
         )
-        pos = np.where(available, objective, -np.inf).argmax(axis=1)
-        ok = available[rows, pos]
-        if not ok.any():
-            break
-        picked[:, step] = np.where(ok, pos, -1)
-        taken = np.zeros(idx.shape, dtype=bool)
-        taken[rows, pos] = True
-        if params.one_per_group:
-            taken |= group == group[rows, pos][:, None]
-        available &= ~(taken & ok[:, None])
-        if artist is not None:
-            artist_count += (artist == artist[rows, pos][:, None]) & ok[:, None]
-            available &= artist_count < params.max_per_artist
-        if vectors is not None:
-            sim = np.matmul(vectors, vectors[rows, pos][:, :, None])[:, :, 0]
-            max_sim = np.where(ok[:, None], np.maximum(max_sim, sim), max_sim)
+        if idx.shape[0]
+        else np.full((0, params.n), -1, dtype=np.int64)
+    )
     got = picked >= 0
     safe_pick = np.where(got, picked, 0)
     out_idx = np.where(got, np.take_along_axis(idx, safe_pick, axis=1), -1)

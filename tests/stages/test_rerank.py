@@ -121,3 +121,10 @@ def test_block_of_users_equals_each_user_alone() -> None:
         assert set(picked) <= set(ids[ids >= 0])
         assert len(set(items.group[picked])) == len(picked)
         assert np.bincount(items.artist[picked]).max() <= 2
+
+
+def test_lambda_zero_is_pure_diversity_after_the_first_pick() -> None:
+    # after 0, candidate 1 (cos 1) scores -1 and candidate 2 (cos 0) scores 0
+    idx, scores = _one_user([1.0, 0.9, 0.5])
+    params = RerankParams(n=3, mmr_lambda=0.0, novelty_weight=0.0)
+    assert rerank(idx, scores, MMR_ITEMS, params)[0].tolist() == [[0, 2, 1]]
