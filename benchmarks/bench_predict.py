@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -136,9 +137,9 @@ def _child(a: argparse.Namespace) -> None:
     build = time.perf_counter() - start
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sample = np.sort(np.random.default_rng(7).choice(users, size=a.sample, replace=False))
-    start = time.perf_counter()
+    cpu_start, start = _cpu(), time.perf_counter()
     METHODS[a.method](model, history, sample.astype(np.int64), a)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, _cpu() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {
         "scale": a.scale[0],
@@ -148,18 +149,30 @@ def _child(a: argparse.Namespace) -> None:
         "build_seconds": round(build, 2),
         "seconds": round(seconds, 3),
         "users_per_second": round(a.sample / seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "cpu_ms_per_user": round(cpu_seconds / a.sample * 1000, 4),
         "rss_after_data_mb": round(rss_data, 1),
         "peak_rss_mb": round(peak, 1),
     }
     print(json.dumps(out))
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _extrapolate(run: dict, tracks: int) -> dict:
     # cost per user is linear in the number of tracks scored (GEMM + top-k scan)
-    rate = run["users_per_second"] * tracks / TARGET_TRACKS
+    scale = TARGET_TRACKS / tracks
+    rate = run["users_per_second"] / scale
+    cpu_minutes = run["cpu_ms_per_user"] * scale * TARGET_USERS / 1000 / 60
     return {
         "extrapolated_users_per_second": round(rate, 1),
-        "extrapolated_minutes_1_37M_x_805K": round(TARGET_USERS / rate / 60, 1),
+        "extrapolated_wall_minutes_1_37M_x_805K": round(TARGET_USERS / rate / 60, 1),
+        "extrapolated_cpu_minutes_1_37M_x_805K": round(cpu_minutes, 1),
+        # both cores busy the whole time: a lower bound on an otherwise idle machine
+        "extrapolated_idle_2core_wall_minutes_1_37M_x_805K": round(cpu_minutes / 2, 1),
     }
 
 
@@ -212,6 +225,7 @@ def main() -> None:
     }
     result = {
         "command": " ".join(sys.argv),
+        "load_average_at_end": os.getloadavg(),
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "n": a.n,
         "factors": a.factors,
@@ -227,8 +241,6 @@ def main() -> None:
 
 
 def _cpus() -> int:
-    import os  # noqa: PLC0415
-
     return len(os.sched_getaffinity(0))
 
 

@@ -22,6 +22,8 @@ from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_IDX
 
 SIMILAR_TRACK_IDX = "similar_track_idx"
 SIMILARITY = "similarity"
+# the generic scorer holds at most this many dense scores at once (64 MiB of float32)
+DENSE_CELLS = 1 << 24
 # implicit's top-k marks filtered and missing entries with this score
 _FILTERED = -np.finfo(np.float32).max
 
@@ -109,7 +111,20 @@ def candidates(
     """
     if is_factor_model(model):
         return _topk_factors(model.item_factors, model.user_factors[user_idx], k, user_items)
-    return top_n(model.score(user_idx, user_items), user_items, n=k)
+    # dense scores cost rows x n_items floats (and argpartition twice that): cap the rows at once
+    step = max(1, DENSE_CELLS // max(model.n_items, 1))
+    parts = [
+        top_n(
+            model.score(user_idx[i : i + step], user_items[i : i + step]),
+            user_items[i : i + step],
+            n=k,
+        )
+        for i in range(0, len(user_idx), step)
+    ]
+    if not parts:
+        width = min(k, model.n_items)
+        return np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def ranked_frame(

@@ -117,3 +117,17 @@ def test_similar_block_excludes_self_and_orders_by_cosine() -> None:
 def test_unit_rows_keeps_zero_rows_zero() -> None:
     out = predict.unit_rows(np.array([[3, 4], [0, 0]], dtype=np.float32))
     assert out.tolist() == [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+
+
+def test_dense_path_in_sub_blocks_gives_the_same_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    als = AlsModel(
+        user_factors=rng.normal(size=(9, 4)).astype(np.float32),
+        item_factors=rng.normal(size=(12, 4)).astype(np.float32),
+    )
+    user_items = sp.random(9, 12, density=0.3, format="csr", rng=rng, dtype=np.float32)
+    whole = predict.candidates(DenseOnly(als), np.arange(9), user_items, k=5)
+    monkeypatch.setattr(predict, "DENSE_CELLS", 2 * 12)  # two users at a time
+    parts = predict.candidates(DenseOnly(als), np.arange(9), user_items, k=5)
+    np.testing.assert_array_equal(whole[0], parts[0])
+    np.testing.assert_allclose(whole[1], parts[1], rtol=1e-6)  # GEMM rounding by batch size
