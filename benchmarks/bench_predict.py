@@ -176,6 +176,47 @@ def _extrapolate(run: dict, tracks: int) -> dict:
     }
 
 
+def tradeoff(artifacts: Path, k: int = 10) -> list[dict]:
+    """Beyond-accuracy metrics at k of each model's lists in artifacts/05_predict, plus the
+    accuracy figures of artifacts/06_evaluate/metrics.json: the re-ranking trade-off."""
+    import polars as pl  # noqa: PLC0415
+
+    from musicrec_cli.artifacts import load_arrays, load_matrix  # noqa: PLC0415
+
+    recs = pl.read_parquet(artifacts / "05_predict" / "predictions.parquet")
+    items = pl.read_parquet(artifacts / "01_preprocess" / "items.parquet").sort("track_idx")
+    train = load_matrix(artifacts, "split", "train_matrix.npz")
+    listeners = np.maximum(np.bincount(train.indices, minlength=train.shape[1]), 1)
+    n_users = int((np.diff(train.indptr) > 0).sum())
+    unit = predict.unit_rows(load_arrays(artifacts / "04_train" / "als.npz")["item_factors"])
+    artist = items["artist_key"].rank("dense").to_numpy()
+    metrics = json.loads((artifacts / "06_evaluate" / "metrics.json").read_text())["models"]
+    out = []
+    for model in sorted(recs["model"].unique()):
+        top = recs.filter((pl.col("model") == model) & (pl.col("rank") <= k))
+        lists = top.sort("user_idx", "rank").group_by("user_idx").agg("track_idx")
+        lists = lists.filter(pl.col("track_idx").list.len() == k)  # full lists only
+        full = lists["track_idx"].list.to_array(k).to_numpy().astype(np.int64)
+        vec = unit[full]
+        cos = np.einsum("uid,ujd->uij", vec, vec)
+        ild = ((1 - cos).sum(axis=(1, 2)) / (k * (k - 1))).mean()  # diagonal adds 0
+        arts = artist[full]
+        same = (arts[:, :, None] == arts[:, None, :]).sum(axis=2).max(axis=1)
+        distinct = 1 + (np.diff(np.sort(arts, axis=1), axis=1) != 0).sum(axis=1)
+        row = {
+            "model": model,
+            f"ndcg@{k}": metrics[model][f"ndcg@{k}"],
+            f"recall@{k}": metrics[model][f"recall@{k}"],
+            f"ild@{k}": round(float(ild), 4),
+            f"novelty@{k}": round(float(np.log2(n_users / listeners[full]).mean()), 3),
+            f"coverage@{k}": round(len(np.unique(full)) / train.shape[1], 4),
+            f"distinct_artists@{k}": round(float(distinct.mean()), 2),
+            f"max_per_artist@{k}": int(same.max()),
+        }
+        out.append(row)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", action="append", help="USERSxTRACKS (repeatable)")
@@ -191,7 +232,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--tradeoff", type=Path, help="print re-ranking metrics of ARTIFACTS")
     a = parser.parse_args()
+    if a.tradeoff:
+        for row in tradeoff(a.tradeoff):
+            print(json.dumps(row))
+        return
     if a.method:
         _child(a)
         return

@@ -93,7 +93,7 @@ class PredictConfig:
     rerank_models: tuple[str, ...] = ("als",)
     mmr_lambda: float = 0.7
     mmr_features: str = "factors"
-    novelty_weight: float = 0.1
+    novelty_weight: float = 0.5
     max_per_artist: int = 2
     one_per_group: bool = True
     similar_k: int = 20

@@ -37,7 +37,7 @@ class RerankParams:
 
     n: int
     mmr_lambda: float = 0.7
-    novelty_weight: float = 0.1
+    novelty_weight: float = 0.5
     max_per_artist: int = 0
     one_per_group: bool = True
 
