@@ -65,7 +65,8 @@ def top_n(
 
     Returns:
         (b, min(n, n_items)) int64 track indexes and float32 scores, best first; padding has
-        index -1 and score -inf. Ties keep the lower track index first.
+        index -1 and score -inf. Ties inside the list keep the lower track index first; which of
+        several tracks tied at the cut-off makes the list is left to argpartition.
     """
     rows = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
     scores[rows, user_items.indices] = -np.inf
@@ -94,13 +95,41 @@ def _topk_factors(
     return np.where(missing, -1, ids).astype(np.int64), np.where(missing, -np.inf, best)
 
 
+def _topk_shared(
+    item_scores: npt.NDArray[np.float32], user_items: sp.csr_matrix, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Top-k for models that give every user the same scores (popularity); ties: lower index.
+
+    Only the k + (most tracks any user of the block heard) best tracks can make a list, so the
+    work is one partial sort of the catalogue plus a (b, that many) mask, not (b, n_items).
+    """
+    n_items, b = len(item_scores), user_items.shape[0]
+    k = min(k, n_items)
+    width = min(n_items, k + int(np.diff(user_items.indptr).max(initial=0)))
+    # every track scoring at least the width-th best, so ties at the cut are all kept
+    cut = -np.partition(-item_scores, width - 1)[width - 1]
+    top = np.flatnonzero(item_scores >= cut)
+    top = top[np.lexsort((top, -item_scores[top]))][:width]  # best first, ties: lower index
+    column = np.full(n_items, -1, dtype=np.int64)
+    column[top] = np.arange(width)
+    rows = np.repeat(np.arange(b), np.diff(user_items.indptr))
+    cols = column[user_items.indices]
+    heard = np.zeros((b, width), dtype=bool)
+    heard[rows[cols >= 0], cols[cols >= 0]] = True
+    order = np.argsort(heard, axis=1, kind="stable")[:, :k]  # unheard first, in global order
+    missing = np.take_along_axis(heard, order, axis=1)
+    idx = np.where(missing, -1, top[order])
+    return idx, np.where(missing, -np.inf, item_scores[top[order]]).astype(np.float32)
+
+
 def candidates(
     model: Recommender, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix, *, k: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """The `k` best unheard tracks for each user of a block, from either scorer.
 
     Args:
-        model: A trained recommender; factor models take implicit's top-k fast path.
+        model: A trained recommender; factor models take implicit's top-k fast path, models
+            with one `item_scores` row shared by all users (popularity) a partial sort.
         user_idx: (b,) users of the block.
         user_items: (b, n_items) CSR of those users' training interactions (row i = user_idx[i]).
         k: Tracks per user.
@@ -111,6 +140,9 @@ def candidates(
     """
     if is_factor_model(model):
         return _topk_factors(model.item_factors, model.user_factors[user_idx], k, user_items)
+    shared = getattr(model, "item_scores", None)
+    if isinstance(shared, np.ndarray) and shared.shape == (model.n_items,):
+        return _topk_shared(shared.astype(np.float32), user_items, k)
     # dense scores cost rows x n_items floats (and argpartition twice that): cap the rows at once
     step = max(1, DENSE_CELLS // max(model.n_items, 1))
     parts = [

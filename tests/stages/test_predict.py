@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from stages import predict
 from stages.models.als import AlsModel
+from stages.models.popularity import PopularityModel
 
 # Item 0 points east, 1 nearly east, 2 north-east, 3 north, 4 west-south-west.
 ITEMS = np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1], [-1, -0.2]], dtype=np.float32)
@@ -131,3 +132,21 @@ def test_dense_path_in_sub_blocks_gives_the_same_lists(monkeypatch: pytest.Monke
     parts = predict.candidates(DenseOnly(als), np.arange(9), user_items, k=5)
     np.testing.assert_array_equal(whole[0], parts[0])
     np.testing.assert_allclose(whole[1], parts[1], rtol=1e-6)  # GEMM rounding by batch size
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_shared_scores_fast_path_equals_dense_path(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pop = PopularityModel(item_scores=rng.integers(0, 6, 30).astype(np.float32) / 6)  # ties
+    dense = sp.random(8, 30, density=0.4, rng=rng, dtype=np.float32).toarray()
+    dense[3] = 1.0  # a user who heard everything
+    user_items = sp.csr_matrix(dense)
+    users = np.arange(8)
+    fast = predict.candidates(pop, users, user_items, k=10)
+    order = np.lexsort((np.arange(30), -pop.item_scores))  # best first, ties: lower index
+    heard = dense > 0
+    for user in users:
+        want = [int(i) for i in order if not heard[user, i]][:10]
+        want += [-1] * (10 - len(want))
+        assert fast[0][user].tolist() == want
+    np.testing.assert_array_equal(fast[1][fast[0] >= 0], pop.item_scores[fast[0][fast[0] >= 0]])
