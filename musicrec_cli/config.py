@@ -97,6 +97,9 @@ class PredictConfig:
     max_per_artist: int = 2
     one_per_group: bool = True
     similar_k: int = 20
+    search: str = "exact"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,6 +156,9 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "predict.novelty_weight": (lambda v: v >= 0, "a number >= 0"),
     "predict.max_per_artist": (lambda v: v >= 0, "an integer >= 0 (0 = no cap)"),
     "predict.similar_k": (lambda v: 0 <= v <= 1000, "an integer between 0 and 1000 (0 = none)"),
+    "predict.search": (lambda v: v in ("exact", "hnsw"), 'one of ["exact", "hnsw"]'),
+    "predict.hnsw_m": (lambda v: 4 <= v <= 256, "an integer between 4 and 256"),
+    "predict.hnsw_ef_search": (lambda v: v > 0, "a positive integer"),
     "evaluate.k": (lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of positive integers"),
 }
 

@@ -241,7 +241,22 @@ def similar_block(
         shape=(len(track_idx), unit_items.shape[0]),
     )
     idx, best = _topk_factors(unit_items, unit_items[track_idx], k, self_rows)
-    frame = ranked_frame(track_idx, idx, best, model_name="")
+    return similar_frame(track_idx, idx, best)
+
+
+def similar_frame(
+    track_idx: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    similarity: npt.NDArray[np.float32],
+) -> pl.DataFrame:
+    """Rows (track_idx, rank, similar_track_idx, similarity) of (b, k) neighbour lists.
+
+    Args:
+        track_idx: (b,) tracks; row i of `idx` holds the neighbours of track_idx[i].
+        idx: (b, k) int64 neighbours, most similar first; -1 marks padding (dropped).
+        similarity: (b, k) float32 cosines.
+    """
+    frame = ranked_frame(track_idx, idx, similarity, model_name="")
     return frame.select(
         pl.col(USER_IDX).alias(TRACK_IDX),
         RANK,

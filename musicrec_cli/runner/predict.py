@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +28,7 @@ from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from musicrec_cli.runner.train import load_models
 from musicrec_cli.sources import InputError
-from stages import predict, rerank
+from stages import ann, predict, rerank
 from stages.models import Recommender
 from stages.preprocess import ARTIST_KEY
 from stages.schema import (
@@ -181,6 +183,35 @@ def item_attributes(
     )
 
 
+Scorer = Callable[
+    [npt.NDArray[np.int64], sp.csr_matrix, int],
+    tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]],
+]
+
+
+def _hnsw(vectors: npt.NDArray[np.float32], name: str, p: PredictConfig) -> Any:
+    start = time.perf_counter()
+    try:
+        index = ann.build_hnsw(vectors, m=p.hnsw_m, ef_construction=max(40, p.hnsw_m * 2))
+    except ImportError as exc:
+        msg = '[predict].search = "hnsw" needs faiss: `pip install faiss-cpu`, or set "exact".'
+        raise ConfigError(msg) from exc
+    log.info(
+        "HNSW index over %s's %d tracks in %.1f s", name, len(vectors), time.perf_counter() - start
+    )
+    return index
+
+
+def _scorer(model: Recommender, name: str, p: PredictConfig) -> Scorer:
+    """(block user_idx, block CSR, k) -> candidates: exact, or HNSW for factor models."""
+    if p.search == "exact" or not predict.is_factor_model(model):
+        return lambda block, items, k: predict.candidates(model, block, items, k=k)
+    index, users = _hnsw(model.item_factors, name, p), model.user_factors
+    return lambda block, items, k: ann.search_unheard(
+        index, users[block], items, k=k, overfetch=k, ef_search=p.hnsw_ef_search
+    )
+
+
 def _block_frames(
     models: dict[str, Recommender],
     blocks: list[npt.NDArray[np.int64]],
@@ -202,8 +233,9 @@ def _block_frames(
             one_per_group=p.one_per_group,
         )
         k = p.n * p.candidates if attrs is not None else p.n
+        score = _scorer(model, name, p)
         for block in blocks:
-            idx, best = predict.candidates(model, block, user_items[block], k=k)
+            idx, best = score(block, user_items[block], k)
             yield 0, predict.ranked_frame(block, idx[:, : p.n], best[:, : p.n], model_name=name)
             if attrs is not None:
                 r_idx, r_best = rerank.rerank(idx, best, attrs, params)
@@ -265,8 +297,25 @@ def _similar_frames(
     name, model = factor_models[0]
     unit = predict.unit_rows(model.item_factors)  # type: ignore[attr-defined]
     tracks = np.arange(unit.shape[0], dtype=np.int64)
+    index = _hnsw(unit, name, p) if p.search == "hnsw" else None
     for start in range(0, len(tracks), p.block_size):
-        frame = predict.similar_block(unit, tracks[start : start + p.block_size], k=p.similar_k)
+        block = tracks[start : start + p.block_size]
+        if index is None:
+            frame = predict.similar_block(unit, block, k=p.similar_k)
+        else:
+            self_rows = sp.csr_matrix(
+                (np.ones(len(block), dtype=np.float32), block, np.arange(len(block) + 1)),
+                shape=(len(block), len(unit)),
+            )
+            idx, best = ann.search_unheard(
+                index,
+                unit[block],
+                self_rows,
+                k=p.similar_k,
+                overfetch=1,
+                ef_search=p.hnsw_ef_search,
+            )
+            frame = predict.similar_frame(block, idx, best)
         yield (
             0,
             frame.with_columns(

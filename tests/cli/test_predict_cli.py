@@ -200,3 +200,20 @@ def test_sigkill_mid_run_keeps_previous_predictions(work: Path) -> None:
     assert {p.name: p.read_bytes() for p in final.iterdir()} == before
     assert _invoke(config, "predict").exit_code == 0
     assert not partial.parent.exists()
+
+
+def test_hnsw_search_recalls_exact_lists(work: Path) -> None:
+    config = work / "musicrec.toml"
+    assert _invoke(config, "predict").exit_code == 0
+    exact = _predictions(work).filter(pl.col("model") == "als")
+    result = _invoke(config, "--set", "predict.search=hnsw", "predict")
+    assert result.exit_code == 0, result.output
+    approx = _predictions(work)
+    assert sorted(approx["model"].unique()) == ["als", "als+rerank", "popularity"]
+    approx = approx.filter(pl.col("model") == "als")
+    hits = exact.join(approx, on=["user_idx", "track_idx"], how="semi").height
+    assert hits / exact.height >= 0.95  # 200 tracks: HNSW with ef 128 is nearly exact
+    train = pl.read_parquet(work / "artifacts" / "02_split" / "train.parquet")
+    assert approx.join(train, on=["user_idx", "track_idx"], how="semi").height == 0
+    similar = pl.read_parquet(work / "artifacts" / "05_predict" / "similar_tracks.parquet")
+    assert (similar["track_idx"] != similar["similar_track_idx"]).all()

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 import scipy.sparse as sp
 
-from stages import predict
+from stages import ann, predict
 from stages.models.als import AlsModel
 from stages.models.popularity import PopularityModel
 
@@ -150,3 +150,30 @@ def test_shared_scores_fast_path_equals_dense_path(seed: int) -> None:
         want += [-1] * (10 - len(want))
         assert fast[0][user].tolist() == want
     np.testing.assert_array_equal(fast[1][fast[0] >= 0], pop.item_scores[fast[0][fast[0] >= 0]])
+
+
+def test_hnsw_matches_exact_on_a_small_catalogue() -> None:
+    rng = np.random.default_rng(11)
+    als = AlsModel(
+        user_factors=rng.normal(size=(30, 8)).astype(np.float32),
+        item_factors=rng.normal(size=(150, 8)).astype(np.float32),
+    )
+    user_items = sp.random(30, 150, density=0.2, format="csr", rng=rng, dtype=np.float32)
+    index = ann.build_hnsw(als.item_factors, m=16, ef_construction=200)
+    users = np.arange(30)
+    approx = ann.search_unheard(
+        index, als.user_factors, user_items, k=10, overfetch=150, ef_search=300
+    )
+    exact = predict.candidates(als, users, user_items, k=10)
+    np.testing.assert_array_equal(approx[0], exact[0])
+    np.testing.assert_allclose(approx[1], exact[1], rtol=1e-5)
+
+
+def test_hnsw_drops_heard_tracks_and_pads() -> None:
+    index = ann.build_hnsw(ITEMS, m=4, ef_construction=20)
+    idx, best = ann.search_unheard(
+        index, USERS, _heard([[0, 1, 2], [0, 1, 2, 3, 4]], 5), k=3, overfetch=5, ef_search=10
+    )
+    assert idx.tolist() == [[3, 4, -1], [-1, -1, -1]]
+    assert best[0, :2].tolist() == pytest.approx([0.0, -1.0])
+    assert np.isneginf(best[1]).all()
