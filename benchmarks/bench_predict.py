@@ -14,6 +14,8 @@ of the 1.37M x 805K reference data) for ALL users, then times a fixed sample of 
                blocks of --block users, BLAS limited to one thread
     dense      the generic path for non-factor models: dense scores + argpartition (smaller sample)
     rerank     `ours` with n * candidates tracks, then stages.rerank (caps + MMR + novelty)
+    hnsw       faiss HNSW ([predict].search = "hnsw"): index build time, search rate, and
+               recall@n against exact scoring on 2,000 of the sampled users
     similar    similar_tracks: top-K cosine neighbours for a sample of tracks
 
 Each child reports wall seconds, users/second and its own peak RSS. The parent extrapolates every
@@ -42,7 +44,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages import predict, rerank  # noqa: E402
+from stages import ann, predict, rerank  # noqa: E402
 from stages.models.als import AlsModel  # noqa: E402
 
 TARGET_USERS, TARGET_TRACKS = 1_370_000, 805_000
@@ -112,6 +114,34 @@ def _run_similar(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
         predict.similar_block(unit, block, k=a.similar_k)
 
 
+def _run_hnsw(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a) -> dict:
+    start = time.perf_counter()
+    index = ann.build_hnsw(model.item_factors, m=a.hnsw_m, ef_construction=max(40, 2 * a.hnsw_m))
+    build = time.perf_counter() - start
+    start = time.perf_counter()
+    found = [
+        ann.search_unheard(
+            index, model.user_factors[b], history[b], k=a.n, overfetch=a.n, ef_search=a.hnsw_ef
+        )[0]
+        for b in _blocks(users, a.block)
+    ]
+    search = time.perf_counter() - start
+    # recall@n against exact scoring, on the first 2,000 users of the sample
+    check = users[:2000]
+    exact = predict.candidates(model, check, history[check], k=a.n)[0]
+    approx = np.concatenate(found)[: len(check)]
+    rows = np.repeat(np.arange(len(check)), a.n)
+    hit_keys = np.isin(rows * 10**7 + approx.ravel(), rows * 10**7 + exact.ravel())
+    recall = hit_keys[approx.ravel() >= 0].sum() / max((exact >= 0).sum(), 1)
+    return {
+        "index_build_seconds": round(build, 2),
+        "search_seconds": round(search, 3),
+        "search_users_per_second": round(len(users) / search, 1),
+        "recall_at_n_vs_exact": round(float(recall), 4),
+        "recall_users": len(check),
+    }
+
+
 class _DenseOnly:
     def __init__(self, model: AlsModel) -> None:
         self.model = model
@@ -127,6 +157,7 @@ METHODS = {
     "dense": _run_dense,
     "rerank": _run_rerank,
     "similar": _run_similar,
+    "hnsw": _run_hnsw,
 }
 
 
@@ -138,7 +169,7 @@ def _child(a: argparse.Namespace) -> None:
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sample = np.sort(np.random.default_rng(7).choice(users, size=a.sample, replace=False))
     cpu_start, start = _cpu(), time.perf_counter()
-    METHODS[a.method](model, history, sample.astype(np.int64), a)
+    extra = METHODS[a.method](model, history, sample.astype(np.int64), a) or {}
     seconds, cpu_seconds = time.perf_counter() - start, _cpu() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {
@@ -153,6 +184,7 @@ def _child(a: argparse.Namespace) -> None:
         "cpu_ms_per_user": round(cpu_seconds / a.sample * 1000, 4),
         "rss_after_data_mb": round(rss_data, 1),
         "peak_rss_mb": round(peak, 1),
+        **extra,
     }
     print(json.dumps(out))
 
@@ -163,6 +195,14 @@ def _cpu() -> float:
 
 
 def _extrapolate(run: dict, tracks: int) -> dict:
+    if run["method"] == "hnsw":
+        # build once (about linear in tracks), then a search rate that depends little on them
+        build = run["index_build_seconds"] * TARGET_TRACKS / tracks
+        return {
+            "extrapolated_wall_minutes_1_37M_x_805K": round(
+                (build + TARGET_USERS / run["search_users_per_second"]) / 60, 1
+            ),
+        }
     # cost per user is linear in the number of tracks scored (GEMM + top-k scan)
     scale = TARGET_TRACKS / tracks
     rate = run["users_per_second"] / scale
@@ -229,6 +269,8 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--hnsw-m", type=int, default=32)
+    parser.add_argument("--hnsw-ef", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -253,6 +295,7 @@ def main() -> None:
                 args += ["--n", str(a.n), "--candidates", str(a.candidates)]
                 args += ["--similar-k", str(a.similar_k), "--factors", str(a.factors)]
                 args += ["--block", str(a.block), "--seed", str(a.seed)]
+                args += ["--hnsw-m", str(a.hnsw_m), "--hnsw-ef", str(a.hnsw_ef)]
                 done = subprocess.run(args, capture_output=True, text=True, check=False)
                 if done.returncode:
                     sys.exit(f"{method} {scale} failed:\n{done.stderr}")
