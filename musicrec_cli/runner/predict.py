@@ -81,6 +81,8 @@ class _Catalog:
 def read_user_file(path: Path) -> pl.Series:
     """User ids from a .parquet or .csv file with a user_id column, or a text file of one per line.
 
+    A text file may start with a `user_id` header line; blank lines and repeats are ignored.
+
     Raises:
         InputError: The file cannot be read or has no user_id column.
     """
@@ -99,8 +101,8 @@ def read_user_file(path: Path) -> pl.Series:
                 raise InputError(msg)
             ids = frame[USER_ID].cast(pl.String)
         else:
-            lines = path.read_text(encoding="utf-8").splitlines()
-            ids = pl.Series(USER_ID, [line.strip() for line in lines], dtype=pl.String)
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            ids = pl.Series(USER_ID, lines[lines[:1] == [USER_ID] :], dtype=pl.String)
     except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
         msg = f"{path}: cannot read the user list: {exc}."
         raise InputError(msg) from exc

@@ -128,7 +128,7 @@ def test_users_file_filters_and_reports_unknown(work: Path, kind: str) -> None:
     ids = [wanted[1], "nobody", wanted[0], wanted[1]]
     path = work / f"users.{kind}"
     if kind == "txt":
-        path.write_text("\n".join(ids) + "\n")
+        path.write_text("user_id\n" + "\n".join(ids) + "\n\n")
     elif kind == "csv":
         pl.DataFrame({"user_id": ids, "x": [1, 2, 3, 4]}).write_csv(path)
     else:
