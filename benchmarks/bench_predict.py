@@ -203,13 +203,15 @@ def _extrapolate(run: dict, tracks: int) -> dict:
                 (build + TARGET_USERS / run["search_users_per_second"]) / 60, 1
             ),
         }
-    # cost per user is linear in the number of tracks scored (GEMM + top-k scan)
+    # cost per query is linear in the number of tracks scored (GEMM + top-k scan); similar
+    # tracks has one query per track, the others one per user
     scale = TARGET_TRACKS / tracks
+    queries = TARGET_TRACKS if run["method"] == "similar" else TARGET_USERS
     rate = run["users_per_second"] / scale
-    cpu_minutes = run["cpu_ms_per_user"] * scale * TARGET_USERS / 1000 / 60
+    cpu_minutes = run["cpu_ms_per_user"] * scale * queries / 1000 / 60
     return {
         "extrapolated_users_per_second": round(rate, 1),
-        "extrapolated_wall_minutes_1_37M_x_805K": round(TARGET_USERS / rate / 60, 1),
+        "extrapolated_wall_minutes_1_37M_x_805K": round(queries / rate / 60, 1),
         "extrapolated_cpu_minutes_1_37M_x_805K": round(cpu_minutes, 1),
         # both cores busy the whole time: a lower bound on an otherwise idle machine
         "extrapolated_idle_2core_wall_minutes_1_37M_x_805K": round(cpu_minutes / 2, 1),
