@@ -176,9 +176,7 @@ def predict_cmd(
     similar_tracks.parquet (top-K neighbours per track by item-factor cosine). The folder is
     replaced only when complete, so a failed run leaves the previous predictions in place.
     """
-    console.summary(
-        "predict", _guard(lambda: predict_run.run_predict(_config(), users_file=users))
-    )
+    console.summary("predict", _guard(lambda: predict_run.run_predict(_config(), users_file=users)))
 
 
 def _print_metrics(summary: pl.DataFrame, ks: tuple[int, ...]) -> None:

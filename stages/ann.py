@@ -79,3 +79,32 @@ def search_unheard(
     idx = np.where(missing, -1, np.take_along_axis(ids, order, axis=1)).astype(np.int64)
     best = np.where(missing, -np.inf, np.take_along_axis(scores, order, axis=1))
     return idx, best.astype(np.float32)
+
+
+def similar_tracks(
+    index: Any,
+    unit_items: npt.NDArray[np.float32],
+    track_idx: npt.NDArray[np.int64],
+    *,
+    k: int,
+    ef_search: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Approximate `k` nearest tracks by cosine for a block of tracks, each track left out.
+
+    Args:
+        index: From `build_hnsw` over `unit_items`.
+        unit_items: (n_items, f) float32 rows of length 1.
+        track_idx: (b,) tracks of the block.
+        k: Neighbours per track.
+        ef_search: Candidate list size while searching.
+
+    Returns:
+        (b, k) int64 neighbours and float32 cosines, most similar first; -1 / -inf padding.
+    """
+    self_rows = sp.csr_matrix(
+        (np.ones(len(track_idx), dtype=np.float32), track_idx, np.arange(len(track_idx) + 1)),
+        shape=(len(track_idx), len(unit_items)),
+    )
+    return search_unheard(
+        index, unit_items[track_idx], self_rows, k=k, overfetch=1, ef_search=ef_search
+    )

@@ -18,7 +18,7 @@ from implicit.cpu.topk import topk
 from threadpoolctl import threadpool_limits
 
 from stages.models import Recommender
-from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_IDX
+from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_ID, USER_IDX
 
 SIMILAR_TRACK_IDX = "similar_track_idx"
 SIMILARITY = "similarity"
@@ -263,3 +263,27 @@ def similar_frame(
         pl.col(TRACK_IDX).alias(SIMILAR_TRACK_IDX),
         pl.col(SCORE).alias(SIMILARITY),
     )
+
+
+def select_users(
+    user_ids: pl.Series, user_items: sp.csr_matrix, requested: pl.Series | None
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Users to score (sorted user_idx) and the requested ids that are unknown.
+
+    Args:
+        user_ids: The user vocabulary, position = user_idx.
+        user_items: (n_users, n_items) CSR of training interactions.
+        requested: Ids asked for (unique), or None for everybody.
+
+    Returns:
+        Sorted user_idx to score, and the requested ids not in the vocabulary (in file order).
+
+    Without a request: every user with at least one training interaction. With one: every known
+    requested user (a user without training history still gets the models' best guess).
+    """
+    if requested is None:
+        return np.flatnonzero(np.diff(user_items.indptr) > 0).astype(np.int64), []
+    vocab = pl.DataFrame({USER_ID: user_ids, USER_IDX: np.arange(len(user_ids), dtype=np.int64)})
+    found = pl.DataFrame({USER_ID: requested}).join(vocab, on=USER_ID, how="left")
+    unknown = found.filter(pl.col(USER_IDX).is_null())[USER_ID].to_list()
+    return np.sort(found[USER_IDX].drop_nulls().to_numpy()).astype(np.int64), unknown

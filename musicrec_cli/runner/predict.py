@@ -109,22 +109,6 @@ def read_user_file(path: Path) -> pl.Series:
     return ids.drop_nulls().filter(ids.drop_nulls() != "").unique(maintain_order=True)
 
 
-def select_users(
-    user_ids: pl.Series, user_items: sp.csr_matrix, requested: pl.Series | None
-) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """Users to score (sorted user_idx) and the requested ids that are unknown.
-
-    Without a request: every user with at least one training interaction. With one: every known
-    requested user (a user without training history still gets the models' best guess).
-    """
-    if requested is None:
-        return np.flatnonzero(np.diff(user_items.indptr) > 0).astype(np.int64), []
-    vocab = pl.DataFrame({USER_ID: user_ids, USER_IDX: np.arange(len(user_ids), dtype=np.int64)})
-    found = pl.DataFrame({USER_ID: requested}).join(vocab, on=USER_ID, how="left")
-    unknown = found.filter(pl.col(USER_IDX).is_null())[USER_ID].to_list()
-    return np.sort(found[USER_IDX].drop_nulls().to_numpy()).astype(np.int64), unknown
-
-
 def _load_catalog(root: Path, user_items: sp.csr_matrix) -> _Catalog:
     users = pl.read_parquet(stage_dir(root, "preprocess") / art.USERS, columns=[USER_ID, USER_IDX])
     items = pl.read_parquet(stage_dir(root, "preprocess") / art.ITEMS).sort(TRACK_IDX)
@@ -148,18 +132,14 @@ def _codes(column: pl.Series) -> npt.NDArray[np.int64]:
 
 
 def _audio_vectors(items: pl.DataFrame) -> npt.NDArray[np.float32]:
-    cols = [c for c in AUDIO_FEATURES if c in items.columns]
-    if not cols:
+    z = rerank.audio_matrix(items)
+    if z is None:
         msg = (
             f"01_preprocess/{art.ITEMS}: no audio feature columns ({', '.join(AUDIO_FEATURES)}) "
             f'for [predict].mmr_features = "audio"; set it to "factors" or add a catalog.'
         )
         raise ConfigError(msg)
-    z = items.select(
-        ((pl.col(c) - pl.col(c).mean()) / pl.col(c).std()).fill_nan(0).fill_null(0).cast(pl.Float32)
-        for c in cols
-    )
-    return predict.unit_rows(z.to_numpy())
+    return predict.unit_rows(z)
 
 
 def item_attributes(
@@ -305,17 +285,8 @@ def _similar_frames(
         if index is None:
             frame = predict.similar_block(unit, block, k=p.similar_k)
         else:
-            self_rows = sp.csr_matrix(
-                (np.ones(len(block), dtype=np.float32), block, np.arange(len(block) + 1)),
-                shape=(len(block), len(unit)),
-            )
-            idx, best = ann.search_unheard(
-                index,
-                unit[block],
-                self_rows,
-                k=p.similar_k,
-                overfetch=1,
-                ef_search=p.hnsw_ef_search,
+            idx, best = ann.similar_tracks(
+                index, unit, block, k=p.similar_k, ef_search=p.hnsw_ef_search
             )
             frame = predict.similar_frame(block, idx, best)
         yield (
@@ -328,21 +299,12 @@ def _similar_frames(
         )
 
 
-def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
-    """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
-    measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
-    generated_at = dt.datetime.now(dt.UTC)  # one timestamp for every row of this run
-    inputs = upstream_inputs(root, "preprocess", "split", "train")
+def _resolve_users(
+    catalog: _Catalog, user_items: sp.csr_matrix, users_file: Path | None
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Users to score and the unknown ids of `users_file` (logged; an error if all unknown)."""
     requested = None if users_file is None else read_user_file(users_file)
-    if users_file is not None:
-        inputs |= art.fingerprint_inputs([users_file])
-    models = load_models(root)
-    for name in p.rerank_models:
-        if name not in models:
-            log.warning("[predict].rerank_models: %r is not in 04_train; not re-ranked", name)
-    user_items = art.load_matrix(root, "split", art.TRAIN_MATRIX)
-    catalog = _load_catalog(root, user_items)
-    users, unknown = select_users(catalog.user_ids, user_items, requested)
+    users, unknown = predict.select_users(catalog.user_ids, user_items, requested)
     if unknown:
         log.warning(
             "%d of %d requested user ids are unknown and get no predictions, e.g. %s",
@@ -353,6 +315,23 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     if len(users) == 0:
         msg = f"{users_file}: none of its {len(unknown)} user ids is in 01_preprocess/users."
         raise InputError(msg)
+    return users, unknown
+
+
+def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
+    """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
+    measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
+    generated_at = dt.datetime.now(dt.UTC)  # one timestamp for every row of this run
+    inputs = upstream_inputs(root, "preprocess", "split", "train")
+    if users_file is not None:
+        inputs |= art.fingerprint_inputs([users_file])
+    models = load_models(root)
+    for name in p.rerank_models:
+        if name not in models:
+            log.warning("[predict].rerank_models: %r is not in 04_train; not re-ranked", name)
+    user_items = art.load_matrix(root, "split", art.TRAIN_MATRIX)
+    catalog = _load_catalog(root, user_items)
+    users, unknown = _resolve_users(catalog, user_items, users_file)
     blocks = [users[i : i + p.block_size] for i in range(0, len(users), p.block_size)]
     n_sim = -(-user_items.shape[1] // p.block_size) if p.similar_k else 0
     with (
