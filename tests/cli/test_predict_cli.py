@@ -217,3 +217,25 @@ def test_hnsw_search_recalls_exact_lists(work: Path) -> None:
     assert approx.join(train, on=["user_idx", "track_idx"], how="semi").height == 0
     similar = pl.read_parquet(work / "artifacts" / "05_predict" / "similar_tracks.parquet")
     assert (similar["track_idx"] != similar["similar_track_idx"]).all()
+
+
+def test_rerank_with_audio_features(work: Path) -> None:
+    result = _invoke(work / "musicrec.toml", "--set", "predict.mmr_features=audio", "predict")
+    assert result.exit_code == 0, result.output
+    reranked = _predictions(work).filter(pl.col("model") == "als+rerank")
+    assert reranked.group_by("user_idx").len()["len"].max() == 10
+
+
+def test_rerank_model_without_factors_needs_audio(work: Path) -> None:
+    config = work / "musicrec.toml"
+    result = _invoke(config, "--set", 'predict.rerank_models=["popularity"]', "predict")
+    assert result.exit_code == 1
+    assert "model 'popularity' has no item factors" in result.output
+    result = _invoke(
+        config,
+        "--set", 'predict.rerank_models=["popularity"]',
+        "--set", "predict.mmr_features=audio",
+        "predict",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "popularity+rerank" in set(_predictions(work)["model"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
-from stages.rerank import ItemAttributes, RerankParams, novelty_scores, rerank
+from stages.rerank import ItemAttributes, RerankParams, audio_matrix, novelty_scores, rerank
 
 
 def _items(
@@ -128,3 +129,12 @@ def test_lambda_zero_is_pure_diversity_after_the_first_pick() -> None:
     idx, scores = _one_user([1.0, 0.9, 0.5])
     params = RerankParams(n=3, mmr_lambda=0.0, novelty_weight=0.0)
     assert rerank(idx, scores, MMR_ITEMS, params)[0].tolist() == [[0, 2, 1]]
+
+
+def test_audio_matrix_z_scores_and_fills_missing() -> None:
+    items = pl.DataFrame({"energy": [0.0, 1.0, None], "tempo": [100.0, 100.0, 100.0]})
+    # energy: mean 0.5, sample std 0.7071; tempo is constant (std 0 -> NaN -> 0)
+    got = audio_matrix(items)
+    assert got is not None
+    assert got.ravel().tolist() == pytest.approx([-0.70710677, 0.0, 0.70710677, 0.0, 0.0, 0.0])
+    assert audio_matrix(pl.DataFrame({"x": [1]})) is None
