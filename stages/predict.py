@@ -1,9 +1,10 @@
 """Top-N recommendations per user, already-heard tracks removed, one block of users at a time.
 
-Two scorers give the same lists: a generic one for any `Recommender` (dense (b, n_items) scores,
-then argpartition), and a fast path for factor models (objects with `user_factors` and
-`item_factors`, like AlsModel) through implicit's fused GEMM + heap top-k, which never holds more
-than 100 users' dense scores per thread.
+Three scorers give the same lists: a generic one for any `Recommender` (dense scores, then
+argpartition, in sub-blocks of at most DENSE_CELLS scores); a fast path for factor models (objects
+with `user_factors` and `item_factors`, like AlsModel, whose score must be their dot product)
+through implicit's fused GEMM + heap top-k, which holds 100 users' scores per thread; and one for
+models giving every user the same `item_scores` row (popularity): one sort of the catalogue.
 """
 
 from __future__ import annotations
@@ -270,6 +271,9 @@ def select_users(
 ) -> tuple[npt.NDArray[np.int64], list[str]]:
     """Users to score (sorted user_idx) and the requested ids that are unknown.
 
+    Without a request: every user with at least one training interaction. With one: every known
+    requested user (a user without training history still gets the models' best guess).
+
     Args:
         user_ids: The user vocabulary, position = user_idx.
         user_items: (n_users, n_items) CSR of training interactions.
@@ -277,9 +281,6 @@ def select_users(
 
     Returns:
         Sorted user_idx to score, and the requested ids not in the vocabulary (in file order).
-
-    Without a request: every user with at least one training interaction. With one: every known
-    requested user (a user without training history still gets the models' best guess).
     """
     if requested is None:
         return np.flatnonzero(np.diff(user_items.indptr) > 0).astype(np.int64), []
