@@ -285,6 +285,8 @@ def select_users(
     if requested is None:
         return np.flatnonzero(np.diff(user_items.indptr) > 0).astype(np.int64), []
     vocab = pl.DataFrame({USER_ID: user_ids, USER_IDX: np.arange(len(user_ids), dtype=np.int64)})
-    found = pl.DataFrame({USER_ID: requested}).join(vocab, on=USER_ID, how="left")
+    found = pl.DataFrame({USER_ID: requested}).join(
+        vocab, on=USER_ID, how="left", maintain_order="left"
+    )
     unknown = found.filter(pl.col(USER_IDX).is_null())[USER_ID].to_list()
     return np.sort(found[USER_IDX].drop_nulls().to_numpy()).astype(np.int64), unknown
