@@ -34,9 +34,9 @@ from stages.preprocess import ARTIST_KEY
 from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,
+    GENERATED_AT,
     MODEL,
-    RANK,
-    SCORE,
+    PREDICTIONS,
     TIMESTAMP,
     TRACK_GROUP_ID,
     TRACK_ID,
@@ -49,20 +49,9 @@ log = logging.getLogger(__name__)
 
 # TODO(lead): move next to PREDICTIONS in artifacts.py when merging.
 SIMILAR_TRACKS = "similar_tracks.parquet"
-GENERATED_AT = "generated_at"
 SIMILAR_TRACK_ID = "similar_track_id"
 RERANK_SUFFIX = "+rerank"
-PREDICTION_COLUMNS = (
-    USER_ID,
-    USER_IDX,
-    RANK,
-    TRACK_ID,
-    TRACK_IDX,
-    TRACK_GROUP_ID,
-    SCORE,
-    MODEL,
-    GENERATED_AT,
-)
+PREDICTION_COLUMNS = tuple(PREDICTIONS)
 _UNKNOWN_SAMPLE = 20
 
 

@@ -17,6 +17,7 @@ from polars.testing import assert_series_equal
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app
+from stages.schema import PREDICTIONS
 
 runner = CliRunner()
 
@@ -84,6 +85,7 @@ def test_schema_generated_at_and_models(work: Path) -> None:
         ("model", pl.String()),
         ("generated_at", pl.Datetime("us", "UTC")),
     ]
+    assert recs.schema == pl.Schema(PREDICTIONS)
     assert recs["generated_at"].n_unique() == 1
     manifest = json.loads((work / "artifacts" / "05_predict" / "manifest.json").read_text())
     assert recs["generated_at"][0].isoformat() == manifest["generated_at"]
