@@ -81,7 +81,8 @@ $(A)/04_train/manifest.json: $(A)/03_features/manifest.json $(STAMPS)/train.json
 	$(MUSICREC) train
 
 predict: $(A)/05_predict/manifest.json ## Top-N recommendations for every user
-$(A)/05_predict/manifest.json: $(A)/04_train/manifest.json $(STAMPS)/predict.json stages/predict.py
+$(A)/05_predict/manifest.json: $(A)/04_train/manifest.json $(STAMPS)/predict.json stages/predict.py \
+                              stages/rerank.py stages/ann.py
 	$(MUSICREC) predict
 
 evaluate: $(A)/06_evaluate/manifest.json ## Ranking metrics per model, printed as a table

@@ -229,12 +229,27 @@ def train_cmd() -> None:
 
 
 @app.command("predict")
-def predict_cmd() -> None:
+def predict_cmd(
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Only these users: one user_id per line, or a .parquet/.csv with a user_id "
+            "column. Unknown ids are reported and skipped.",
+        ),
+    ] = None,
+) -> None:
     """Top-N unheard tracks per user and model: reads 04_train/, writes 05_predict/.
 
-    Output: predictions.parquet (user_idx, user_id, rank, track_idx, track_id, score, model).
+    Outputs: predictions.parquet (user_id, user_idx, rank, track_id, track_idx, track_group_id,
+    score, model, generated_at), with re-ranked lists as model "<name>+rerank", and
+    similar_tracks.parquet (top-K neighbours per track by item-factor cosine). The folder is
+    replaced only when complete, so a failed run leaves the previous predictions in place.
     """
-    console.summary("predict", _guard(lambda: predict_run.run_predict(_config())))
+    console.summary("predict", _guard(lambda: predict_run.run_predict(_config(), users_file=users)))
 
 
 def _print_metrics(summary: pl.DataFrame, ks: tuple[int, ...]) -> None:
@@ -308,7 +323,7 @@ def all_cmd(
         "split": split_cmd,
         "features": features_cmd,
         "train": train_cmd,
-        "predict": predict_cmd,
+        "predict": lambda: predict_cmd(None),
         "evaluate": lambda: evaluate_cmd(False),
     }
     for stage in STAGES:

@@ -112,6 +112,17 @@ class PredictConfig:
 
     n: int = 50
     block_size: int = 1024
+    candidates: int = 3
+    rerank_models: tuple[str, ...] = ("als",)
+    mmr_lambda: float = 0.7
+    mmr_features: str = "factors"
+    novelty_weight: float = 0.5
+    max_per_artist: int = 2
+    one_per_group: bool = True
+    similar_k: int = 20
+    search: str = "exact"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,6 +191,15 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.hybrid_min_tracks": (lambda v: v >= 1, "an integer >= 1"),
     "predict.n": (lambda v: 0 < v <= 10_000, "an integer between 1 and 10000"),
     "predict.block_size": (lambda v: v > 0, "a positive integer"),
+    "predict.candidates": (lambda v: 1 <= v <= 100, "an integer between 1 and 100"),
+    "predict.mmr_lambda": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
+    "predict.mmr_features": (lambda v: v in ("factors", "audio"), 'one of ["factors", "audio"]'),
+    "predict.novelty_weight": (lambda v: v >= 0, "a number >= 0"),
+    "predict.max_per_artist": (lambda v: v >= 0, "an integer >= 0 (0 = no cap)"),
+    "predict.similar_k": (lambda v: 0 <= v <= 1000, "an integer between 0 and 1000 (0 = none)"),
+    "predict.search": (lambda v: v in ("exact", "hnsw"), 'one of ["exact", "hnsw"]'),
+    "predict.hnsw_m": (lambda v: 4 <= v <= 256, "an integer between 4 and 256"),
+    "predict.hnsw_ef_search": (lambda v: v > 0, "a positive integer"),
     "evaluate.k": (lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of positive integers"),
 }
 

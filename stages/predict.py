@@ -1,14 +1,57 @@
-"""Top-N recommendations per user, already-heard tracks removed, one block of users at a time."""
+"""Top-N recommendations per user, already-heard tracks removed, one block of users at a time.
+
+Three scorers give the same lists: a generic one for any `Recommender` (dense scores, then
+argpartition, in sub-blocks of at most DENSE_CELLS scores); a fast path for factor models (objects
+with `user_factors` and `item_factors`, like AlsModel, whose score must be their dot product)
+through implicit's fused GEMM + heap top-k, which holds 100 users' scores per thread; and one for
+models giving every user the same `item_scores` row (popularity): one sort of the catalogue.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
+from implicit.cpu.topk import topk
+from threadpoolctl import threadpool_limits
 
 from stages.models import Recommender
-from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_IDX
+from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_ID, USER_IDX
+
+SIMILAR_TRACK_IDX = "similar_track_idx"
+SIMILARITY = "similarity"
+# the generic scorer holds at most this many dense scores at once (64 MiB of float32)
+DENSE_CELLS = 1 << 24
+# implicit's top-k marks filtered and missing entries with this score
+_FILTERED = -np.finfo(np.float32).max
+
+
+class FactorModel(Protocol):
+    """A model whose score is user_factors[u] @ item_factors.T."""
+
+    @property
+    def user_factors(self) -> npt.NDArray[np.float32]:
+        """(n_users, f) float32."""
+        ...
+
+    @property
+    def item_factors(self) -> npt.NDArray[np.float32]:
+        """(n_items, f) float32."""
+        ...
+
+
+def is_factor_model(model: object) -> TypeGuard[FactorModel]:
+    """True if `model` exposes `user_factors` and `item_factors` (2-D arrays, same width)."""
+    users, items = getattr(model, "user_factors", None), getattr(model, "item_factors", None)
+    return (
+        isinstance(users, np.ndarray)
+        and isinstance(items, np.ndarray)
+        and users.ndim == items.ndim == 2
+        and users.shape[1] == items.shape[1]
+    )
 
 
 def top_n(
@@ -22,18 +65,132 @@ def top_n(
         n: How many to keep; rows with fewer unheard tracks are padded with index -1.
 
     Returns:
-        (b, n) int64 track indexes and (b, n) float32 scores, best first.
+        (b, min(n, n_items)) int64 track indexes and float32 scores, best first; padding has
+        index -1 and score -inf. Ties inside the list keep the lower track index first; which of
+        several tracks tied at the cut-off makes the list is left to argpartition.
     """
     rows = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
     scores[rows, user_items.indices] = -np.inf
     n_keep = min(n, scores.shape[1])
     part = np.argpartition(-scores, n_keep - 1, axis=1)[:, :n_keep]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.lexsort((part, -part_scores), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
     best = np.take_along_axis(part_scores, order, axis=1)
     idx = np.where(np.isneginf(best), -1, idx)
     return idx, best
+
+
+def _topk_factors(
+    items: npt.NDArray[np.float32],
+    queries: npt.NDArray[np.float32],
+    k: int,
+    filter_rows: sp.csr_matrix,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Top-k (implicit) of queries @ items.T without the filtered columns, padding as top_n."""
+    k = min(k, items.shape[0])
+    # implicit runs its own thread per 100-query batch; a second BLAS pool slows it (PERFORMANCE.md)
+    with threadpool_limits(1, "blas"):
+        ids, best = topk(items, np.ascontiguousarray(queries), k, filter_query_items=filter_rows)
+    missing = best <= _FILTERED
+    return np.where(missing, -1, ids).astype(np.int64), np.where(missing, -np.inf, best)
+
+
+def _topk_shared(
+    item_scores: npt.NDArray[np.float32], user_items: sp.csr_matrix, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Top-k for models that give every user the same scores (popularity); ties: lower index.
+
+    Only the k + (most tracks any user of the block heard) best tracks can make a list, so the
+    work is one partial sort of the catalogue plus a (b, that many) mask, not (b, n_items).
+    """
+    n_items, b = len(item_scores), user_items.shape[0]
+    k = min(k, n_items)
+    width = min(n_items, k + int(np.diff(user_items.indptr).max(initial=0)))
+    # every track scoring at least the width-th best, so ties at the cut are all kept
+    cut = -np.partition(-item_scores, width - 1)[width - 1]
+    top = np.flatnonzero(item_scores >= cut)
+    top = top[np.lexsort((top, -item_scores[top]))][:width]  # best first, ties: lower index
+    column = np.full(n_items, -1, dtype=np.int64)
+    column[top] = np.arange(width)
+    rows = np.repeat(np.arange(b), np.diff(user_items.indptr))
+    cols = column[user_items.indices]
+    heard = np.zeros((b, width), dtype=bool)
+    heard[rows[cols >= 0], cols[cols >= 0]] = True
+    order = np.argsort(heard, axis=1, kind="stable")[:, :k]  # unheard first, in global order
+    missing = np.take_along_axis(heard, order, axis=1)
+    idx = np.where(missing, -1, top[order])
+    return idx, np.where(missing, -np.inf, item_scores[top[order]]).astype(np.float32)
+
+
+def candidates(
+    model: Recommender, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix, *, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The `k` best unheard tracks for each user of a block, from either scorer.
+
+    Args:
+        model: A trained recommender; factor models take implicit's top-k fast path, models
+            with one `item_scores` row shared by all users (popularity) a partial sort.
+        user_idx: (b,) users of the block.
+        user_items: (b, n_items) CSR of those users' training interactions (row i = user_idx[i]).
+        k: Tracks per user.
+
+    Returns:
+        (b, min(k, n_items)) int64 track indexes and float32 scores, best first; index -1 and
+        score -inf pad users with fewer than k unheard tracks.
+    """
+    if is_factor_model(model):
+        return _topk_factors(model.item_factors, model.user_factors[user_idx], k, user_items)
+    shared = getattr(model, "item_scores", None)
+    if isinstance(shared, np.ndarray) and shared.shape == (model.n_items,):
+        return _topk_shared(shared.astype(np.float32), user_items, k)
+    # dense scores cost rows x n_items floats (and argpartition twice that): cap the rows at once
+    step = max(1, DENSE_CELLS // max(model.n_items, 1))
+    parts = [
+        top_n(
+            model.score(user_idx[i : i + step], user_items[i : i + step]),
+            user_items[i : i + step],
+            n=k,
+        )
+        for i in range(0, len(user_idx), step)
+    ]
+    if not parts:
+        width = min(k, model.n_items)
+        return np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def ranked_frame(
+    user_idx: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    *,
+    model_name: str,
+) -> pl.DataFrame:
+    """Rows (user_idx, rank, track_idx, score, model) of a (b, n) block of ranked lists.
+
+    Args:
+        user_idx: (b,) users, row i of `idx` and `scores` belongs to user_idx[i].
+        idx: (b, n) int64 track indexes, best first; -1 marks padding.
+        scores: (b, n) float32 scores to write.
+        model_name: Value of the `model` column.
+
+    Returns:
+        One row per (user_idx, rank) in that order, rank 1 = best; padding dropped, so a user
+        with fewer tracks has ranks 1..m without gaps.
+    """
+    width = idx.shape[1]
+    frame = pl.DataFrame(
+        {
+            USER_IDX: pl.Series(np.repeat(user_idx, width), dtype=pl.UInt32),
+            RANK: pl.Series(np.tile(np.arange(1, width + 1), len(user_idx)), dtype=pl.UInt16),
+            TRACK_IDX: pl.Series(idx.ravel(), dtype=pl.Int64),
+            SCORE: pl.Series(scores.ravel(), dtype=pl.Float32),
+        }
+    )
+    return frame.filter(pl.col(TRACK_IDX) >= 0).with_columns(
+        pl.col(TRACK_IDX).cast(pl.UInt32), pl.lit(model_name).alias(MODEL)
+    )
 
 
 def recommend_block(
@@ -56,17 +213,80 @@ def recommend_block(
     Returns:
         One row per (user_idx, rank), rank 1 = best; padding (no unheard track left) dropped.
     """
-    block_items = user_items[user_idx]
-    idx, best = top_n(model.score(user_idx, block_items), block_items, n=n)
-    width = idx.shape[1]
-    frame = pl.DataFrame(
-        {
-            USER_IDX: pl.Series(np.repeat(user_idx, width), dtype=pl.UInt32),
-            RANK: pl.Series(np.tile(np.arange(1, width + 1), len(user_idx)), dtype=pl.UInt16),
-            TRACK_IDX: pl.Series(idx.ravel(), dtype=pl.Int64),
-            SCORE: pl.Series(best.ravel(), dtype=pl.Float32),
-        }
+    idx, best = candidates(model, user_idx, user_items[user_idx], k=n)
+    return ranked_frame(user_idx, idx, best, model_name=model_name)
+
+
+def unit_rows(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Rows scaled to length 1 (zero rows stay zero), for cosine similarity: (n, d) float32."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+
+
+def similar_block(
+    unit_items: npt.NDArray[np.float32], track_idx: npt.NDArray[np.int64], *, k: int
+) -> pl.DataFrame:
+    """The `k` nearest tracks by cosine for a block of tracks, the track itself excluded.
+
+    Args:
+        unit_items: (n_items, f) float32 item vectors of length 1 (see `unit_rows`).
+        track_idx: (b,) tracks of the block.
+        k: Neighbours per track.
+
+    Returns:
+        One row per (track_idx, rank): track_idx UInt32, rank UInt16 (1 = most similar),
+        similar_track_idx UInt32, similarity Float32 (cosine).
+    """
+    self_rows = sp.csr_matrix(
+        (np.ones(len(track_idx), dtype=np.float32), track_idx, np.arange(len(track_idx) + 1)),
+        shape=(len(track_idx), unit_items.shape[0]),
     )
-    return frame.filter(pl.col(TRACK_IDX) >= 0).with_columns(
-        pl.col(TRACK_IDX).cast(pl.UInt32), pl.lit(model_name).alias(MODEL)
+    idx, best = _topk_factors(unit_items, unit_items[track_idx], k, self_rows)
+    return similar_frame(track_idx, idx, best)
+
+
+def similar_frame(
+    track_idx: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    similarity: npt.NDArray[np.float32],
+) -> pl.DataFrame:
+    """Rows (track_idx, rank, similar_track_idx, similarity) of (b, k) neighbour lists.
+
+    Args:
+        track_idx: (b,) tracks; row i of `idx` holds the neighbours of track_idx[i].
+        idx: (b, k) int64 neighbours, most similar first; -1 marks padding (dropped).
+        similarity: (b, k) float32 cosines.
+    """
+    frame = ranked_frame(track_idx, idx, similarity, model_name="")
+    return frame.select(
+        pl.col(USER_IDX).alias(TRACK_IDX),
+        RANK,
+        pl.col(TRACK_IDX).alias(SIMILAR_TRACK_IDX),
+        pl.col(SCORE).alias(SIMILARITY),
     )
+
+
+def select_users(
+    user_ids: pl.Series, user_items: sp.csr_matrix, requested: pl.Series | None
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Users to score (sorted user_idx) and the requested ids that are unknown.
+
+    Without a request: every user with at least one training interaction. With one: every known
+    requested user (a user without training history still gets the models' best guess).
+
+    Args:
+        user_ids: The user vocabulary, position = user_idx.
+        user_items: (n_users, n_items) CSR of training interactions.
+        requested: Ids asked for (unique), or None for everybody.
+
+    Returns:
+        Sorted user_idx to score, and the requested ids not in the vocabulary (in file order).
+    """
+    if requested is None:
+        return np.flatnonzero(np.diff(user_items.indptr) > 0).astype(np.int64), []
+    vocab = pl.DataFrame({USER_ID: user_ids, USER_IDX: np.arange(len(user_ids), dtype=np.int64)})
+    found = pl.DataFrame({USER_ID: requested}).join(
+        vocab, on=USER_ID, how="left", maintain_order="left"
+    )
+    unknown = found.filter(pl.col(USER_IDX).is_null())[USER_ID].to_list()
+    return np.sort(found[USER_IDX].drop_nulls().to_numpy()).astype(np.int64), unknown

@@ -41,6 +41,7 @@ WEIGHT = "weight"
 RANK = "rank"
 SCORE = "score"
 MODEL = "model"
+GENERATED_AT = "generated_at"
 
 AUDIO_FEATURES = (
     "danceability",
@@ -81,13 +82,15 @@ INTERACTIONS: dict[str, pl.DataType] = {
 }
 
 PREDICTIONS: dict[str, pl.DataType] = {
-    USER_IDX: pl.UInt32(),
     USER_ID: pl.String(),
+    USER_IDX: pl.UInt32(),
     RANK: pl.UInt16(),
-    TRACK_IDX: pl.UInt32(),
     TRACK_ID: pl.String(),
+    TRACK_IDX: pl.UInt32(),
+    TRACK_GROUP_ID: pl.String(),
     SCORE: pl.Float32(),
     MODEL: pl.String(),
+    GENERATED_AT: TIMESTAMP,
 }
 
 

@@ -1,63 +1,359 @@
-"""Run the predict stage: 04_train models -> 05_predict/predictions.parquet."""
+"""Run the predict stage: 04_train models -> 05_predict/{predictions,similar_tracks}.parquet.
+
+Users are scored one block at a time and each block is appended to a Parquet file inside the
+stage's partial folder, so memory is bounded by the block size and yesterday's folder stays in
+place until the new one is complete (artifacts.commit_stage).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import stage_dir
-from musicrec_cli.config import Config, table_dict
+from musicrec_cli.config import Config, ConfigError, PredictConfig, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from musicrec_cli.runner.train import load_models
-from stages import predict
-from stages.schema import MODEL, TRACK_ID, TRACK_IDX, USER_ID, USER_IDX
+from musicrec_cli.sources import InputError
+from stages import ann, predict, rerank
+from stages.models import Recommender
+from stages.preprocess import ARTIST_KEY
+from stages.schema import (
+    ARTIST_ID,
+    AUDIO_FEATURES,
+    GENERATED_AT,
+    MODEL,
+    PREDICTIONS,
+    TIMESTAMP,
+    TRACK_GROUP_ID,
+    TRACK_ID,
+    TRACK_IDX,
+    USER_ID,
+    USER_IDX,
+)
+
+log = logging.getLogger(__name__)
+
+# TODO(lead): move next to PREDICTIONS in artifacts.py when merging.
+SIMILAR_TRACKS = "similar_tracks.parquet"
+SIMILAR_TRACK_ID = "similar_track_id"
+RERANK_SUFFIX = "+rerank"
+PREDICTION_COLUMNS = tuple(PREDICTIONS)
+_UNKNOWN_SAMPLE = 20
 
 
-def run_predict(cfg: Config) -> str:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Catalog:
+    """Id lookups by index and the re-ranking attributes of every track."""
+
+    user_ids: pl.Series
+    track_ids: pl.Series
+    group_ids: pl.Series
+    items: pl.DataFrame
+    listeners: npt.NDArray[np.int64]
+    n_train_users: int
+
+
+def read_user_file(path: Path) -> pl.Series:
+    """User ids from a .parquet or .csv file with a user_id column, or a text file of one per line.
+
+    A text file may start with a `user_id` header line; blank lines and repeats are ignored.
+
+    Raises:
+        InputError: The file cannot be read or has no user_id column.
+    """
+    try:
+        if path.suffix.lower() in (".parquet", ".csv"):
+            frame = (
+                pl.read_parquet(path)
+                if path.suffix.lower() == ".parquet"
+                else pl.read_csv(path, infer_schema=False)
+            )
+            if USER_ID not in frame.columns:
+                msg = (
+                    f"{path}: no {USER_ID!r} column (found {', '.join(frame.columns)}); "
+                    f"expected a {USER_ID} column or a text file with one id per line."
+                )
+                raise InputError(msg)
+            ids = frame[USER_ID].cast(pl.String)
+        else:
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            ids = pl.Series(USER_ID, lines[lines[:1] == [USER_ID] :], dtype=pl.String)
+    except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
+        msg = f"{path}: cannot read the user list: {exc}."
+        raise InputError(msg) from exc
+    return ids.drop_nulls().filter(ids.drop_nulls() != "").unique(maintain_order=True)
+
+
+def _load_catalog(root: Path, user_items: sp.csr_matrix) -> _Catalog:
+    users = pl.read_parquet(stage_dir(root, "preprocess") / art.USERS, columns=[USER_ID, USER_IDX])
+    items = pl.read_parquet(stage_dir(root, "preprocess") / art.ITEMS).sort(TRACK_IDX)
+    if TRACK_GROUP_ID in items.columns:
+        group = pl.col(TRACK_GROUP_ID).cast(pl.String).fill_null(pl.col(TRACK_ID))
+    else:
+        log.info("items.parquet has no %s column; each track is its own group", TRACK_GROUP_ID)
+        group = pl.col(TRACK_ID)
+    return _Catalog(
+        user_ids=users.sort(USER_IDX)[USER_ID],
+        track_ids=items[TRACK_ID],
+        group_ids=items.select(group.alias(TRACK_GROUP_ID))[TRACK_GROUP_ID],
+        items=items,
+        listeners=np.bincount(user_items.indices, minlength=user_items.shape[1]).astype(np.int64),
+        n_train_users=int((np.diff(user_items.indptr) > 0).sum()),
+    )
+
+
+def _codes(column: pl.Series) -> npt.NDArray[np.int64]:
+    return column.rank("dense").fill_null(0).to_numpy().astype(np.int64)
+
+
+def _audio_vectors(items: pl.DataFrame) -> npt.NDArray[np.float32]:
+    z = rerank.audio_matrix(items)
+    if z is None:
+        msg = (
+            f"01_preprocess/{art.ITEMS}: no audio feature columns ({', '.join(AUDIO_FEATURES)}) "
+            f'for [predict].mmr_features = "audio"; set it to "factors" or add a catalog.'
+        )
+        raise ConfigError(msg)
+    return predict.unit_rows(z)
+
+
+def item_attributes(
+    catalog: _Catalog, model: Recommender, name: str, p: PredictConfig
+) -> rerank.ItemAttributes:
+    """Group and artist codes, novelty and MMR vectors of every track for re-ranking `model`."""
+    artist_col = next((c for c in (ARTIST_ID, ARTIST_KEY) if c in catalog.items.columns), None)
+    if p.mmr_features == "audio":
+        vectors = _audio_vectors(catalog.items)
+    elif predict.is_factor_model(model):
+        vectors = predict.unit_rows(model.item_factors)
+    else:
+        msg = (
+            f"[predict].rerank_models: model {name!r} has no item factors for "
+            f'mmr_features = "factors"; set [predict].mmr_features = "audio" or drop it.'
+        )
+        raise ConfigError(msg)
+    return rerank.ItemAttributes(
+        group=_codes(catalog.group_ids),
+        artist=_codes(catalog.items[artist_col]) if artist_col else None,
+        novelty=rerank.novelty_scores(catalog.listeners, n_users=catalog.n_train_users),
+        vectors=vectors,
+    )
+
+
+Scorer = Callable[
+    [npt.NDArray[np.int64], sp.csr_matrix, int],
+    tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]],
+]
+
+
+def _hnsw(vectors: npt.NDArray[np.float32], name: str, p: PredictConfig) -> Any:
+    start = time.perf_counter()
+    try:
+        index = ann.build_hnsw(vectors, m=p.hnsw_m, ef_construction=max(40, p.hnsw_m * 2))
+    except ImportError as exc:
+        msg = '[predict].search = "hnsw" needs faiss: `pip install faiss-cpu`, or set "exact".'
+        raise ConfigError(msg) from exc
+    log.info(
+        "HNSW index over %s's %d tracks in %.1f s", name, len(vectors), time.perf_counter() - start
+    )
+    return index
+
+
+def _scorer(model: Recommender, name: str, p: PredictConfig) -> Scorer:
+    """(block user_idx, block CSR, k) -> candidates: exact, or HNSW for factor models."""
+    if p.search == "exact" or not predict.is_factor_model(model):
+        return lambda block, items, k: predict.candidates(model, block, items, k=k)
+    index, users = _hnsw(model.item_factors, name, p), model.user_factors
+    return lambda block, items, k: ann.search_unheard(
+        index, users[block], items, k=k, overfetch=k, ef_search=p.hnsw_ef_search
+    )
+
+
+def _block_frames(
+    models: dict[str, Recommender],
+    blocks: list[npt.NDArray[np.int64]],
+    user_items: sp.csr_matrix,
+    catalog: _Catalog,
+    p: PredictConfig,
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """Exact lists as part 0 and re-ranked ones as part 1, model by model, block by block.
+
+    Frames have columns (user_idx, rank, track_idx, score, model).
+    """
+    for name, model in models.items():
+        attrs = item_attributes(catalog, model, name, p) if name in p.rerank_models else None
+        params = rerank.RerankParams(
+            n=p.n,
+            mmr_lambda=p.mmr_lambda,
+            novelty_weight=p.novelty_weight,
+            max_per_artist=p.max_per_artist,
+            one_per_group=p.one_per_group,
+        )
+        k = p.n * p.candidates if attrs is not None else p.n
+        score = _scorer(model, name, p)
+        for block in blocks:
+            idx, best = score(block, user_items[block], k)
+            yield 0, predict.ranked_frame(block, idx[:, : p.n], best[:, : p.n], model_name=name)
+            if attrs is not None:
+                r_idx, r_best = rerank.rerank(idx, best, attrs, params)
+                yield 1, predict.ranked_frame(block, r_idx, r_best, model_name=name + RERANK_SUFFIX)
+
+
+def _with_ids(frame: pl.DataFrame, catalog: _Catalog, generated_at: dt.datetime) -> pl.DataFrame:
+    return frame.with_columns(
+        catalog.user_ids.gather(frame[USER_IDX]).alias(USER_ID),
+        catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
+        catalog.group_ids.gather(frame[TRACK_IDX]).alias(TRACK_GROUP_ID),
+        pl.lit(generated_at, dtype=TIMESTAMP).alias(GENERATED_AT),
+    ).select(PREDICTION_COLUMNS)
+
+
+def _stream(
+    frames: Iterator[tuple[int, pl.DataFrame]], path: Path, tick: Callable[[], object]
+) -> int:
+    """Write (part, frame) pairs to one Parquet file (zstd); returns the row count.
+
+    Part 1 frames go to a side file that is appended after all of part 0, so the row order
+    (exact lists model by model, then re-ranked lists) does not depend on the block size.
+    """
+    paths = (path, path.with_name(path.name + ".part1"))
+    writers: list[pq.ParquetWriter | None] = [None, None]
+    rows = 0
+    try:
+        for part, frame in frames:
+            table = frame.to_arrow()
+            writers[part] = writers[part] or pq.ParquetWriter(
+                paths[part], table.schema, compression="zstd"
+            )
+            writers[part].write_table(table)  # type: ignore[union-attr]
+            rows += frame.height
+            tick()
+        if writers[1] is not None:
+            writers[1].close()
+            writers[1] = None
+            main = writers[0]
+            for batch in pq.ParquetFile(paths[1]).iter_batches():
+                main = main or pq.ParquetWriter(path, batch.schema, compression="zstd")
+                main.write_batch(batch)
+            writers[0] = main
+            paths[1].unlink()
+    finally:
+        for writer in writers:
+            if writer is not None:
+                writer.close()
+    return rows
+
+
+def _similar_frames(
+    models: dict[str, Recommender], catalog: _Catalog, p: PredictConfig
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """similar_tracks rows from the first factor model (none if no model has factors)."""
+    factor_models = [(m, f) for m, f in models.items() if predict.is_factor_model(f)]
+    if not factor_models or p.similar_k == 0:
+        return
+    name, model = factor_models[0]
+    unit = predict.unit_rows(model.item_factors)  # type: ignore[attr-defined]
+    tracks = np.arange(unit.shape[0], dtype=np.int64)
+    index = _hnsw(unit, name, p) if p.search == "hnsw" else None
+    for start in range(0, len(tracks), p.block_size):
+        block = tracks[start : start + p.block_size]
+        if index is None:
+            frame = predict.similar_block(unit, block, k=p.similar_k)
+        else:
+            idx, best = ann.similar_tracks(
+                index, unit, block, k=p.similar_k, ef_search=p.hnsw_ef_search
+            )
+            frame = predict.similar_frame(block, idx, best)
+        yield (
+            0,
+            frame.with_columns(
+                catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
+                catalog.track_ids.gather(frame[predict.SIMILAR_TRACK_IDX]).alias(SIMILAR_TRACK_ID),
+                pl.lit(name).alias(MODEL),
+            ),
+        )
+
+
+def _resolve_users(
+    catalog: _Catalog, user_items: sp.csr_matrix, users_file: Path | None
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Users to score and the unknown ids of `users_file` (logged; an error if all unknown)."""
+    requested = None if users_file is None else read_user_file(users_file)
+    users, unknown = predict.select_users(catalog.user_ids, user_items, requested)
+    if unknown:
+        log.warning(
+            "%d of %d requested user ids are unknown and get no predictions, e.g. %s",
+            len(unknown),
+            len(unknown) + len(users),
+            ", ".join(unknown[:5]),
+        )
+    if len(users) == 0:
+        msg = f"{users_file}: none of its {len(unknown)} user ids is in 01_preprocess/users."
+        raise InputError(msg)
+    return users, unknown
+
+
+def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
     measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
+    generated_at = dt.datetime.now(dt.UTC)  # one timestamp for every row of this run
     inputs = upstream_inputs(root, "preprocess", "split", "train")
+    if users_file is not None:
+        inputs |= art.fingerprint_inputs([users_file])
     models = load_models(root)
+    for name in p.rerank_models:
+        if name not in models:
+            log.warning("[predict].rerank_models: %r is not in 04_train; not re-ranked", name)
     user_items = art.load_matrix(root, "split", art.TRAIN_MATRIX)
-    user_ids = pl.read_parquet(stage_dir(root, "preprocess") / art.USERS).sort(USER_IDX)[USER_ID]
-    track_ids = pl.read_parquet(stage_dir(root, "preprocess") / art.ITEMS).sort(TRACK_IDX)[TRACK_ID]
-    users = np.flatnonzero(np.diff(user_items.indptr) > 0)
+    catalog = _load_catalog(root, user_items)
+    users, unknown = _resolve_users(catalog, user_items, users_file)
     blocks = [users[i : i + p.block_size] for i in range(0, len(users), p.block_size)]
-    rows = 0
+    n_sim = -(-user_items.shape[1] // p.block_size) if p.similar_k else 0
     with (
         art.open_stage(root, "predict") as out,
-        progress("predict", len(blocks) * len(models)) as bar,
+        progress("predict", len(blocks) * len(models) + n_sim) as bar,
     ):
-        writer: pq.ParquetWriter | None = None
-        for name, model in models.items():
-            for block in blocks:
-                recs = predict.recommend_block(model, block, user_items, n=p.n, model_name=name)
-                recs = recs.with_columns(
-                    user_ids.gather(recs[USER_IDX]).alias(USER_ID),
-                    track_ids.gather(recs[TRACK_IDX]).alias(TRACK_ID),
-                ).select(USER_IDX, USER_ID, "rank", TRACK_IDX, TRACK_ID, "score", MODEL)
-                table = recs.to_arrow()
-                writer = writer or pq.ParquetWriter(
-                    out.path(art.PREDICTIONS), table.schema, compression="zstd"
-                )
-                writer.write_table(table)
-                rows += recs.height
-                bar.advance(0)
-        if writer is not None:
-            writer.close()
+        frames = (
+            (part, _with_ids(f, catalog, generated_at))
+            for part, f in _block_frames(models, blocks, user_items, catalog, p)
+        )
+        rows = _stream(frames, out.path(art.PREDICTIONS), lambda: bar.advance(0))
         out.add_file(art.PREDICTIONS, rows=rows)
+        sim_rows = _stream(
+            _similar_frames(models, catalog, p), out.path(SIMILAR_TRACKS), lambda: bar.advance(0)
+        )
+        if out.path(SIMILAR_TRACKS).exists():
+            out.add_file(SIMILAR_TRACKS, rows=sim_rows)
+        written = [*models, *(m + RERANK_SUFFIX for m in models if m in p.rerank_models)]
         folder = art.commit_stage(
             out,
             {
                 "config": table_dict(p),
                 "inputs": inputs,
-                "summary": {"n_users": len(users), "models": list(models), "rows": rows},
+                "generated_at": generated_at.isoformat(),
+                "summary": {
+                    "n_users": len(users),
+                    "n_unknown_users": len(unknown),
+                    "unknown_users_sample": unknown[:_UNKNOWN_SAMPLE],
+                    "models": written,
+                    "rows": rows,
+                    "similar_rows": sim_rows,
+                },
                 **measure.record(),
             },
         )
-    return f"top-{p.n} for {len(users):,} users x {len(models)} model(s), {rows:,} rows -> {folder}"
+    return f"top-{p.n} for {len(users):,} users x {len(written)} list(s), {rows:,} rows -> {folder}"
