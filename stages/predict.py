@@ -193,30 +193,6 @@ def ranked_frame(
     )
 
 
-def recommend_block(
-    model: Recommender,
-    user_idx: npt.NDArray[np.int64],
-    user_items: sp.csr_matrix,
-    *,
-    n: int,
-    model_name: str,
-) -> pl.DataFrame:
-    """Top-`n` for a block of users as rows (user_idx, rank, track_idx, score, model).
-
-    Args:
-        model: A trained recommender.
-        user_idx: (b,) users of the block.
-        user_items: (n_users, n_items) CSR of all training interactions.
-        n: Recommendations per user.
-        model_name: Value of the `model` column.
-
-    Returns:
-        One row per (user_idx, rank), rank 1 = best; padding (no unheard track left) dropped.
-    """
-    idx, best = candidates(model, user_idx, user_items[user_idx], k=n)
-    return ranked_frame(user_idx, idx, best, model_name=model_name)
-
-
 def unit_rows(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Rows scaled to length 1 (zero rows stay zero), for cosine similarity: (n, d) float32."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

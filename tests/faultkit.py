@@ -64,9 +64,7 @@ def raw_events(*, n_events: int = 2000, seed: int = 1) -> pl.DataFrame:
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     """Write `frame` as CSV (timestamps as ISO 8601 with Z)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.with_columns(
-        pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
-    ).write_csv(path)
+    frame.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")).write_csv(path)
     return path
 
 
@@ -131,9 +129,9 @@ app()
 """
 
 
-def start_hanging(tmp: Path, config: Path, *args: str, mode: str = "python") -> tuple[
-    subprocess.Popen[str], Path
-]:
+def start_hanging(
+    tmp: Path, config: Path, *args: str, mode: str = "python"
+) -> tuple[subprocess.Popen[str], Path]:
     """Start `musicrec -c CONFIG ARGS` as a subprocess and wait until it is mid-stage."""
     script, ready = tmp / "hang.py", tmp / "ready.txt"
     script.write_text(HANG, encoding="utf-8")

@@ -49,8 +49,13 @@ def test_commit_fsyncs_outputs_manifest_and_folders_before_and_after_the_swap(
     synced: list[str] = []
     monkeypatch.setattr(art, "_fsync", lambda path: synced.append(path.name))
     _commit(tmp_path)
-    assert synced == [art.TRAIN, art.METRICS_JSON, "manifest.json", ".02_split.partial",
-                      tmp_path.name]
+    assert synced == [
+        art.TRAIN,
+        art.METRICS_JSON,
+        "manifest.json",
+        ".02_split.partial",
+        tmp_path.name,
+    ]
 
 
 def test_second_commit_replaces_the_first(tmp_path: Path) -> None:
@@ -63,6 +68,7 @@ def test_second_commit_replaces_the_first(tmp_path: Path) -> None:
 def test_failure_inside_the_block_removes_partial_and_keeps_previous(tmp_path: Path) -> None:
     _commit(tmp_path, rows=3)
     before = (tmp_path / "02_split" / art.TRAIN).read_bytes()
+
     def fail_midway() -> None:
         with art.open_stage(tmp_path, "split") as out:
             out.write_parquet(FRAME.head(1), art.TRAIN)

@@ -120,8 +120,7 @@ REFUSED_RAW: dict[str, tuple[str, Callable[[pl.DataFrame, bytes], bytes], str]] 
         "listens.csv",
         # past Polars' 100-row type inference: one ms_played that is not a number
         lambda ev, good: _csv(
-            ev.with_columns(pl.col("ms_played").cast(pl.String))
-            .with_columns(
+            ev.with_columns(pl.col("ms_played").cast(pl.String)).with_columns(
                 pl.when(pl.int_range(pl.len()) == 1500)
                 .then(pl.lit("abc"))
                 .otherwise(pl.col("ms_played"))
@@ -257,8 +256,10 @@ def test_epoch_timestamps_are_read_right_or_refused(world: World, unit: str) -> 
     )
     outcome = invoke(world.config, "preprocess")
     if outcome.code == 0:
-        assert _plays(world)["played_at"].dt.truncate("1s").equals(
-            before["played_at"].dt.truncate("1s")
+        assert (
+            _plays(world)["played_at"]
+            .dt.truncate("1s")
+            .equals(before["played_at"].dt.truncate("1s"))
         )
     else:
         assert_refused(world, outcome, EXIT_USER, "played_at")
@@ -267,9 +268,7 @@ def test_epoch_timestamps_are_read_right_or_refused(world: World, unit: str) -> 
 def test_far_future_timestamps_are_dropped(world: World) -> None:
     before = _plays(world)
     events = pl.read_csv(world.raw, infer_schema=False)
-    future = events.head(50).with_columns(
-        pl.col("played_at").str.replace(r"^\d{4}", "2999")
-    )
+    future = events.head(50).with_columns(pl.col("played_at").str.replace(r"^\d{4}", "2999"))
     world.raw.write_bytes(_csv(pl.concat([events, future])))
     assert invoke(world.config, "preprocess").code == 0
     assert _plays(world).equals(before)
@@ -456,7 +455,7 @@ def test_out_of_memory_while_computing_names_the_command(
     def no_memory(*args: object, **kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(stages.predict, "recommend_block", no_memory)
+    monkeypatch.setattr(stages.predict, "candidates", no_memory)
     outcome = invoke(world.config, "predict")
     assert_refused(world, outcome, EXIT_RESOURCE, "musicrec predict", "out of memory")
 

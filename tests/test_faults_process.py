@@ -186,9 +186,20 @@ def test_real_predict_killed_by_timing_on_a_bigger_dataset(tmp_path: Path) -> No
     old = (art / "05_predict" / "predictions.parquet").read_bytes()
     env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "musicrec_cli", "-c", str(config), "--set", "predict.n=7",
-         "predict"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "musicrec_cli",
+            "-c",
+            str(config),
+            "--set",
+            "predict.n=7",
+            "predict",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     partial_file = art / ".05_predict.partial" / "predictions.parquet"
     deadline = time.monotonic() + 120

@@ -34,6 +34,8 @@ artifacts = "{folder / "artifacts"}"
 users = 150
 tracks = 200
 events = 15000
+[train]
+models = ["popularity", "als"]
 [predict]
 n = 10
 {extra}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import pytest
 import scipy.sparse as sp
 
@@ -54,9 +55,15 @@ def test_is_factor_model_only_for_factor_models() -> None:
     assert not predict.is_factor_model(DenseOnly(als))
 
 
+def _top_n_frame(model: object, users: np.ndarray, user_items: object, *, n: int) -> pl.DataFrame:
+    """What the predict runner does for one block: candidates, then ranked rows."""
+    idx, best = predict.candidates(model, users, user_items[users], k=n)
+    return predict.ranked_frame(users, idx, best, model_name="m")
+
+
 def test_known_answer_top3_without_heard_tracks(model: object) -> None:
     user_items = _heard([[0], [3]], 5)
-    frame = predict.recommend_block(model, np.array([0, 1]), user_items, n=3, model_name="m")
+    frame = _top_n_frame(model, np.array([0, 1]), user_items, n=3)
     assert frame.to_dict(as_series=False) == {
         "user_idx": [0, 0, 0, 1, 1, 1],
         "rank": [1, 2, 3, 1, 2, 3],
@@ -68,7 +75,7 @@ def test_known_answer_top3_without_heard_tracks(model: object) -> None:
 
 def test_padding_dropped_when_fewer_than_n_unheard(model: object) -> None:
     user_items = _heard([[0, 1, 2], [0, 1, 2, 3, 4]], 5)
-    frame = predict.recommend_block(model, np.array([0, 1]), user_items, n=10, model_name="m")
+    frame = _top_n_frame(model, np.array([0, 1]), user_items, n=10)
     assert frame["user_idx"].to_list() == [0, 0]
     assert frame["rank"].to_list() == [1, 2]
     assert frame["track_idx"].to_list() == [3, 4]
