@@ -117,7 +117,12 @@ def per_user_beyond(
         ]
         if z_cols:
             variance = pl.sum_horizontal(pl.col(c).filter(top).var() for c in z_cols)
-            aggs.append((2.0 * variance).sqrt().alias(metric_name("audio_distance", k)))
+            enough = pl.col(z_cols[0]).filter(top).count() >= 2  # sum_horizontal: null -> 0
+            aggs.append(
+                pl.when(enough)
+                .then((2.0 * variance).sqrt())
+                .alias(metric_name("audio_distance", k))
+            )
     return lists.group_by(MODEL, USER_IDX).agg(aggs)
 
 
