@@ -18,6 +18,8 @@ as played by one user for novelty (so its self-information is log2(n_train_users
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 import polars.selectors as cs
 
@@ -28,6 +30,7 @@ ARTIST = "artist"
 POPULARITY = "popularity"
 SELF_INFORMATION = "self_information"
 N_RECOMMENDED = "n_recommended"
+_LIST = "_list"  # (model, user_idx) packed into one UInt64: model code << 32 | user_idx
 BEYOND_METRICS = ("artist_diversity", "audio_distance", "novelty", "popularity")
 
 
@@ -74,10 +77,62 @@ def track_table(
     )
 
 
+def _list_rows(
+    recommendations: pl.LazyFrame, tracks: pl.LazyFrame, users: pl.LazyFrame, *, k_max: int
+) -> pl.LazyFrame:
+    """Evaluated users' recommendations up to `k_max` with track columns, in list order."""
+    rows = (
+        recommendations.filter(pl.col(RANK) <= k_max)
+        .select(MODEL, USER_IDX, RANK, TRACK_IDX)
+        .join(users.select(USER_IDX).unique(), on=USER_IDX, how="semi")
+        .with_columns(
+            (
+                pl.col(MODEL).rank("dense").cast(pl.UInt64) * (1 << 32)
+                + pl.col(USER_IDX).cast(pl.UInt64)
+            ).alias(_LIST)
+        )
+        # one packed UInt64 key sorts 2-3x faster than (model, user_idx, rank); sorting before
+        # the join moves 5 columns instead of 5 + the features
+        .sort(pl.col(_LIST) * (1 << 16) + pl.col(RANK).cast(pl.UInt64))
+        .join(tracks, on=TRACK_IDX, how="left", maintain_order="left")
+    )
+    if ARTIST in tracks.collect_schema():
+        # distinct artists in a prefix of a list = first occurrences of an artist in that prefix
+        first = pl.struct(_LIST, ARTIST).is_first_distinct() & pl.col(ARTIST).is_not_null()
+        rows = rows.with_columns(first.alias("first_artist"))
+    return rows
+
+
+def _segment_mean(
+    values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Mean of `values` over the `valid` rows of each segment; NaN where none is valid."""
+    total = np.add.reduceat(np.where(valid, values, 0.0), starts)
+    count = np.add.reduceat(valid.astype(np.int64), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def _audio_distance(
+    z: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """sqrt(2 * sum of per-feature sample variances) per segment, over `valid` rows of z (n, d)."""
+    z = np.where(valid[:, None], z, 0.0)
+    n = np.add.reduceat(valid.astype(np.int64), starts).astype(np.float64)
+    sum_sq = np.add.reduceat((z * z).sum(axis=1), starts)
+    sq_sum = (np.add.reduceat(z, starts, axis=0) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total_var = (sum_sq - sq_sum / n) / (n - 1)
+    return np.where(n >= 2, np.sqrt(2.0 * np.maximum(total_var, 0.0)), np.nan)
+
+
 def per_user_beyond(
     recommendations: pl.LazyFrame, tracks: pl.LazyFrame, users: pl.LazyFrame, *, ks: tuple[int, ...]
-) -> pl.LazyFrame:
+) -> pl.DataFrame:
     """Diversity, novelty and popularity of each evaluated user's top-K list, for every K.
+
+    Materialises the lists (one row per recommendation up to max(ks)) and sums each quantity
+    over every list prefix with `np.add.reduceat`: one vectorised pass per quantity and K.
 
     Args:
         recommendations: Columns model, user_idx, rank, track_idx (see stages.metrics).
@@ -86,44 +141,42 @@ def per_user_beyond(
         ks: Cut-offs.
 
     Returns:
-        One row per (model, user_idx) with at least one recommendation: n_recommended (within
-        max(ks)) and "<metric>@<k>" Float64 columns for BEYOND_METRICS (artist_diversity only
-        when `tracks` has an artist column, audio_distance only when it has z_ columns; both
-        null for a list with no known artist / fewer than two tracks with features). Unsorted.
+        One row per (model, user_idx) with at least one recommendation: n_recommended (UInt32,
+        within max(ks)) and "<metric>@<k>" Float64 columns for BEYOND_METRICS (artist_diversity
+        only when `tracks` has an artist column, audio_distance only when it has z_ columns;
+        null for a list with no known artist / fewer than two tracks with features). Sorted by
+        model, user_idx.
     """
-    schema = tracks.collect_schema()
-    z_cols = [c for c in schema if c.startswith("z_")]
-    lists = (
-        recommendations.filter(pl.col(RANK) <= max(ks))
-        .select(MODEL, USER_IDX, RANK, TRACK_IDX)
-        .join(users.select(USER_IDX).unique(), on=USER_IDX, how="semi")
-        .join(tracks, on=TRACK_IDX, how="left")
+    z_cols = [c for c in tracks.collect_schema() if c.startswith("z_")]
+    rows = _list_rows(recommendations, tracks, users, k_max=max(ks)).collect(engine="streaming")
+    list_key = rows[_LIST].to_numpy()
+    starts = np.flatnonzero(np.diff(list_key, prepend=list_key[:1] + 1) != 0)
+    rank = rows[RANK].to_numpy()
+    z = rows.select(z_cols).to_numpy().astype(np.float64) if z_cols else None
+    out = (
+        rows[starts]
+        .select(MODEL, USER_IDX)
+        .with_columns(
+            pl.Series(N_RECOMMENDED, np.diff(np.append(starts, rows.height)), dtype=pl.UInt32)
+        )
     )
-    aggs: list[pl.Expr] = [pl.len().cast(pl.UInt32).alias(N_RECOMMENDED)]
+    columns = {}
     for k in ks:
-        top = pl.col(RANK) <= k
-        if ARTIST in schema:
-            known = pl.col(ARTIST).filter(top).count()
-            distinct = pl.col(ARTIST).filter(top).drop_nulls().n_unique()
-            aggs.append(
-                pl.when(known > 0)
-                .then(distinct / known)
-                .cast(pl.Float64)
-                .alias(metric_name("artist_diversity", k))
-            )
-        aggs += [
-            pl.col(SELF_INFORMATION).filter(top).mean().alias(metric_name("novelty", k)),
-            pl.col(POPULARITY).filter(top).mean().alias(metric_name("popularity", k)),
-        ]
-        if z_cols:
-            variance = pl.sum_horizontal(pl.col(c).filter(top).var() for c in z_cols)
-            enough = pl.col(z_cols[0]).filter(top).count() >= 2  # sum_horizontal: null -> 0
-            aggs.append(
-                pl.when(enough)
-                .then((2.0 * variance).sqrt())
-                .alias(metric_name("audio_distance", k))
-            )
-    return lists.group_by(MODEL, USER_IDX).agg(aggs)
+        top = rank <= k
+        for name, column in (("novelty", SELF_INFORMATION), ("popularity", POPULARITY)):
+            values = rows[column].to_numpy()
+            columns[metric_name(name, k)] = _segment_mean(values, top & ~np.isnan(values), starts)
+        if "first_artist" in rows.columns:
+            first = rows["first_artist"].to_numpy().astype(np.float64)
+            known = top & rows[ARTIST].is_not_null().to_numpy()
+            columns[metric_name("artist_diversity", k)] = _segment_mean(first, known, starts)
+        if z is not None:
+            has_all = ~np.isnan(z).any(axis=1)
+            columns[metric_name("audio_distance", k)] = _audio_distance(z, top & has_all, starts)
+    return out.with_columns(
+        pl.Series(name, values, dtype=pl.Float64, nan_to_null=True)
+        for name, values in columns.items()
+    )
 
 
 def coverage(

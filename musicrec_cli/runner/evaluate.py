@@ -46,7 +46,7 @@ def compute(
     beyond = evaluate.per_user_beyond(recs, tracks, users, ks=ks)
     per_user = (
         metrics.per_user_metrics(recs, test, ks=ks)
-        .join(beyond, on=(MODEL, USER_IDX), how="left")
+        .join(beyond.lazy(), on=(MODEL, USER_IDX), how="left")
         .with_columns(pl.col(evaluate.N_RECOMMENDED).fill_null(0))
         .sort(MODEL, USER_IDX)
         .collect(engine="streaming")
