@@ -1,27 +1,30 @@
 """Model comparison: the models x metrics table (terminal and HTML) and the HTML report.
 
-The report is one self-contained HTML file (CSS inline, plots as base64 PNG) plus the same PNGs
-beside it, so it opens from disk in any browser. Plots are drawn with matplotlib's object API
-(`Figure`, Agg canvas), which touches no global backend state.
+The report is one self-contained HTML file (CSS inline, plots as base64 PNG, drawn by
+`musicrec_cli.plots`) plus the same PNGs beside it, so it opens from disk in any browser.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import ArtifactError, require_stage, scan, stage_dir
+from musicrec_cli.plots import (
+    plot_coverage,
+    plot_metric_vs_k,
+    plot_ndcg,
+    plot_popularity,
+    plot_quality,
+)
 from musicrec_cli.runner.evaluate import load_tracks
 from stages.evaluate import POPULARITY
 from stages.metrics import METRICS
@@ -42,7 +45,6 @@ TABLE_METRICS = (
     ("popularity", "Pop"),
 )
 LOWER_IS_BETTER = frozenset({"popularity"})
-PLOTTED = (*METRICS, "coverage", "artist_diversity", "novelty")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,92 +148,6 @@ def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix.rstrip("."), data)]
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def plot_metric_vs_k(content: dict[str, Any]) -> bytes:
-    """One panel per metric, one line per model, K on the x axis."""
-    ks = content["k"]
-    fig = Figure(figsize=(12, 9))
-    for i, metric in enumerate(PLOTTED):
-        ax = fig.add_subplot(3, 3, i + 1)
-        for model, row in content["models"].items():
-            ys = [row.get(f"{metric}@{k}") for k in ks]
-            ax.plot(ks, [np.nan if y is None else y for y in ys], marker="o", label=model)
-        ax.set(title=metric, xlabel="K", xticks=ks)
-        ax.grid(alpha=0.3)
-    fig.axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    return _png(fig)
-
-
-def plot_coverage(content: dict[str, Any]) -> bytes:
-    """Grouped bars: catalogue coverage at each K per model."""
-    ks, models = content["k"], list(content["models"])
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot()
-    width = 0.8 / len(ks)
-    for j, k in enumerate(ks):
-        heights = [content["models"][m].get(f"coverage@{k}") or 0.0 for m in models]
-        ax.bar(np.arange(len(models)) + j * width, heights, width, label=f"K={k}")
-    ax.set_xticks(np.arange(len(models)) + width * (len(ks) - 1) / 2, models)
-    ax.set(ylabel="share of catalogue recommended", ylim=(0, 1))
-    ax.legend()
-    return _png(fig)
-
-
-def plot_popularity(recs: pl.DataFrame, tracks: pl.DataFrame, *, k: int) -> bytes:
-    """Density of log10(popularity): each model's top-K slots vs the catalogue's tracks."""
-    positive = tracks.filter(pl.col(POPULARITY) > 0)[POPULARITY].to_numpy()
-    low = np.log10(positive.min()) if positive.size else -6.0
-    bins = np.linspace(low, 0.0, 40)
-    fig = Figure(figsize=(8, 4))
-    ax = fig.add_subplot()
-    series = [("catalogue", positive)]
-    for model in sorted(recs[MODEL].unique()):
-        pops = recs.filter((pl.col(MODEL) == model) & (pl.col(POPULARITY) > 0))[POPULARITY]
-        series.append((f"{model} top-{k}", pops.to_numpy()))
-    for label, values in series:
-        if values.size:
-            ax.hist(np.log10(values), bins=bins, density=True, histtype="step", label=label)
-    ax.set(xlabel="log10(popularity = share of train users who played the track)", ylabel="density")
-    ax.legend(fontsize="small")
-    return _png(fig)
-
-
-def plot_ndcg(per_user: pl.DataFrame, *, k: int) -> bytes:
-    """Histogram of per-user NDCG@K per model; the legend gives the share of users at 0."""
-    fig = Figure(figsize=(8, 4))
-    ax = fig.add_subplot()
-    column = f"ndcg@{k}"
-    for (model,), part in per_user.group_by(MODEL, maintain_order=True):
-        values = part[column].to_numpy()
-        zero = float(np.mean(values == 0)) if values.size else 0.0
-        label = f"{model} ({zero:.0%} at 0)"
-        ax.hist(values, bins=np.linspace(0, 1, 21), histtype="step", label=label)
-    ax.set(xlabel=column, ylabel="users", yscale="log")
-    ax.legend(fontsize="small")
-    return _png(fig)
-
-
-def plot_quality(pairs: list[tuple[str, Any]]) -> bytes | None:
-    """Horizontal bars of the numeric entries of the preprocess quality report (log scale)."""
-    numeric = [
-        (k, float(v)) for k, v in pairs if isinstance(v, int | float) and not isinstance(v, bool)
-    ]
-    numeric = [(k, v) for k, v in numeric if v > 0]
-    if not numeric:
-        return None
-    fig = Figure(figsize=(8, 0.35 * len(numeric) + 1))
-    ax = fig.add_subplot()
-    ax.barh([k for k, _ in numeric][::-1], [v for _, v in numeric][::-1])
-    ax.set(xscale="log", xlabel="count (log scale)")
-    return _png(fig)
-
-
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}
 td{text-align:right}td:first-child{text-align:left}.best{font-weight:bold;background:#e3f6e3}
@@ -270,7 +186,10 @@ def _quality_html(pairs: list[tuple[str, Any]]) -> str:
     return f"<table><tr><th>key</th><th>value</th></tr>{rows}</table>"
 
 
-def _load(root: Path, k: int | None) -> tuple[dict[str, Any], int, pl.DataFrame, pl.DataFrame]:
+def _load(
+    root: Path, k: int | None
+) -> tuple[dict[str, Any], int, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """metrics.json, the K shown, per-user NDCG@K, (model, popularity) of top-K slots, tracks."""
     require_stage(root, "evaluate")
     content: dict[str, Any] = art.read_json(root, "evaluate", art.METRICS_JSON)
     k = pick_k(content["k"], k)
@@ -287,8 +206,7 @@ def _load(root: Path, k: int | None) -> tuple[dict[str, Any], int, pl.DataFrame,
         .select(MODEL, POPULARITY)
         .collect()
     )
-    content["_tracks"] = tracks.collect()
-    return content, k, per_user, recs
+    return content, k, per_user, recs, tracks.collect()
 
 
 def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
@@ -297,10 +215,13 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
     Reads 06_evaluate (metrics.json, per_user_metrics.parquet), 05_predict, 02_split and
     01_preprocess (items.parquet, quality_report.json). OUT is replaced as a whole.
     """
-    content, k, per_user, recs = _load(root, k)
-    tracks: pl.DataFrame = content.pop("_tracks")
+    content, k, per_user, recs, tracks = _load(root, k)
     quality_path = stage_dir(root, "preprocess") / art.QUALITY_REPORT
-    quality = flatten(json.loads(quality_path.read_text(encoding="utf-8")))
+    quality = (
+        flatten(json.loads(quality_path.read_text(encoding="utf-8")))
+        if quality_path.is_file()
+        else [("quality_report.json", "not written by this preprocess")]
+    )
     n_tracks = content["n_tracks"]
     figures: list[tuple[str, bytes | None, str]] = [
         ("metric_vs_k", plot_metric_vs_k(content), "Each metric at every K, one line per model."),
