@@ -53,7 +53,7 @@ def track_table(
 
     Returns:
         track_idx, artist (UInt32 code; only if `artist` is given), popularity,
-        self_information and z_<feature> per `audio` column (Float64; 0 where the feature is
+        self_information and z_<feature> per `audio` column (Float32; 0 where the feature is
         constant over the catalogue). Sorted by track_idx.
     """
     listeners = train.group_by(TRACK_IDX).agg(pl.col(USER_IDX).n_unique().alias("listeners"))
@@ -63,7 +63,7 @@ def track_table(
         col = pl.col(name).cast(pl.Float64)
         std = col.std()
         z = pl.when(std > 0).then((col - col.mean()) / std).otherwise(0.0)
-        z_scores.append(pl.when(col.is_not_null()).then(z).alias(f"z_{name}"))
+        z_scores.append(pl.when(col.is_not_null()).then(z).cast(pl.Float32).alias(f"z_{name}"))
     listened = pl.col("listeners").fill_null(0).cast(pl.Float64)
     return (
         items.select(TRACK_IDX, *codes, *z_scores)
@@ -98,7 +98,9 @@ def _list_rows(
     )
     if ARTIST in tracks.collect_schema():
         # distinct artists in a prefix of a list = first occurrences of an artist in that prefix
-        first = pl.struct(_LIST, ARTIST).is_first_distinct() & pl.col(ARTIST).is_not_null()
+        list_no = (pl.col(_LIST) != pl.col(_LIST).shift()).fill_null(True).cum_sum()
+        pair = list_no.cast(pl.UInt64) * (1 << 32) + pl.col(ARTIST).cast(pl.UInt64)
+        first = pair.is_first_distinct() & pl.col(ARTIST).is_not_null()
         rows = rows.with_columns(first.alias("first_artist"))
     return rows
 
@@ -114,13 +116,22 @@ def _segment_mean(
 
 
 def _audio_distance(
-    z: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_], starts: npt.NDArray[np.int64]
+    rows: pl.DataFrame,
+    z_cols: list[str],
+    valid: npt.NDArray[np.bool_],
+    starts: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:
-    """sqrt(2 * sum of per-feature sample variances) per segment, over `valid` rows of z (n, d)."""
-    z = np.where(valid[:, None], z, 0.0)
+    """sqrt(2 * sum of per-feature sample variances) per segment, over the `valid` rows.
+
+    One feature column at a time, so memory stays at a few arrays of len(rows).
+    """
     n = np.add.reduceat(valid.astype(np.int64), starts).astype(np.float64)
-    sum_sq = np.add.reduceat((z * z).sum(axis=1), starts)
-    sq_sum = (np.add.reduceat(z, starts, axis=0) ** 2).sum(axis=1)
+    sum_sq = np.zeros(len(starts))
+    sq_sum = np.zeros(len(starts))
+    for name in z_cols:
+        z = np.where(valid, rows[name].to_numpy(), 0.0).astype(np.float64)
+        sum_sq += np.add.reduceat(z * z, starts)
+        sq_sum += np.add.reduceat(z, starts) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
         total_var = (sum_sq - sq_sum / n) / (n - 1)
     return np.where(n >= 2, np.sqrt(2.0 * np.maximum(total_var, 0.0)), np.nan)
@@ -152,7 +163,11 @@ def per_user_beyond(
     list_key = rows[_LIST].to_numpy()
     starts = np.flatnonzero(np.diff(list_key, prepend=list_key[:1] + 1) != 0)
     rank = rows[RANK].to_numpy()
-    z = rows.select(z_cols).to_numpy().astype(np.float64) if z_cols else None
+    has_audio = (
+        rows.select(pl.all_horizontal(pl.col(z_cols).is_not_null())).to_series().to_numpy()
+        if z_cols
+        else None
+    )
     out = (
         rows[starts]
         .select(MODEL, USER_IDX)
@@ -170,9 +185,10 @@ def per_user_beyond(
             first = rows["first_artist"].to_numpy().astype(np.float64)
             known = top & rows[ARTIST].is_not_null().to_numpy()
             columns[metric_name("artist_diversity", k)] = _segment_mean(first, known, starts)
-        if z is not None:
-            has_all = ~np.isnan(z).any(axis=1)
-            columns[metric_name("audio_distance", k)] = _audio_distance(z, top & has_all, starts)
+        if has_audio is not None:
+            columns[metric_name("audio_distance", k)] = _audio_distance(
+                rows, z_cols, top & has_audio, starts
+            )
     return out.with_columns(
         pl.Series(name, values, dtype=pl.Float64, nan_to_null=True)
         for name, values in columns.items()
