@@ -187,8 +187,12 @@ def evaluate_cmd(
     and per_user_metrics.parquet. Definitions: docs/evaluation.md.
     """
     cfg = _guard(_config)
+    ks = sorted(set(cfg.evaluate.k))
+    if k is not None and k not in ks:
+        msg = f"{k} is not one of the cut-offs {ks} of [evaluate].k."
+        raise typer.BadParameter(msg, param_hint="--k")
     text, _, content = _guard(lambda: evaluate_run.run_evaluate(cfg))
-    _guard(lambda: _print_metrics(content, k))
+    _print_metrics(content, k)
     if as_json:
         console.print_json(json.dumps(content, indent=2, sort_keys=True))
     console.summary("evaluate", text)

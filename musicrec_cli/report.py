@@ -64,7 +64,10 @@ def pick_k(ks: list[int], k: int | None) -> int:
     if k is None:
         return 10 if 10 in ks else min(ks)
     if k not in ks:
-        msg = f"--k {k}: metrics were computed at K in {ks}; pick one or set [evaluate].k."
+        msg = (
+            f"--k {k}: metrics were computed at K in {ks}; pick one of them, or rerun "
+            f"`musicrec --set 'evaluate.k={sorted({*ks, k})}' evaluate`."
+        )
         raise ArtifactError(msg)
     return k
 

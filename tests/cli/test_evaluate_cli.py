@@ -140,11 +140,12 @@ def test_evaluate_table_marks_best_and_shows_lift(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-def test_evaluate_unknown_table_k_is_one_red_line(tmp_path: Path) -> None:
+def test_evaluate_rejects_a_table_k_that_is_not_evaluated(tmp_path: Path) -> None:
     write_upstream(tmp_path)
     result = invoke(tmp_path, "evaluate", "--k", "7")
-    assert result.exit_code == 1
-    assert "--k 7: metrics were computed at K in [1, 2]" in result.stderr
+    assert result.exit_code == 2
+    assert "7 is not one of the cut-offs [1, 2]" in result.stderr
+    assert not (tmp_path / "06_evaluate").exists()
 
 
 def test_evaluate_without_predictions_names_the_command(tmp_path: Path) -> None:

@@ -63,6 +63,14 @@ def test_report_default_folder_is_under_06_evaluate(tmp_path: Path) -> None:
     assert (tmp_path / "06_evaluate" / "report" / "index.html").is_file()
 
 
+def test_report_k_must_have_been_evaluated(built: tuple[Path, str]) -> None:
+    root = built[0].parent
+    result = invoke(root, "report", "--out", str(root / "other"), "--k", "3")
+    assert result.exit_code == 1
+    assert "--k 3: metrics were computed at K in [1, 2]" in result.stderr
+    assert "--set 'evaluate.k=[1, 2, 3]' evaluate" in result.stderr
+
+
 def test_report_before_evaluate_names_the_command(tmp_path: Path) -> None:
     write_upstream(tmp_path)
     result = invoke(tmp_path, "report")
