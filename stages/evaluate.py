@@ -175,11 +175,16 @@ def per_user_beyond(
             pl.Series(N_RECOMMENDED, np.diff(np.append(starts, rows.height)), dtype=pl.UInt32)
         )
     )
+    if rows.height == 0:  # np.add.reduceat needs at least one segment
+        return out.with_columns(
+            pl.lit(None, pl.Float64).alias(metric_name(m, k)) for k in ks for m in BEYOND_METRICS
+        )
+    means = {c: rows[c].to_numpy() for c in (SELF_INFORMATION, POPULARITY)}
     columns = {}
     for k in ks:
         top = rank <= k
         for name, column in (("novelty", SELF_INFORMATION), ("popularity", POPULARITY)):
-            values = rows[column].to_numpy()
+            values = means[column]
             columns[metric_name(name, k)] = _segment_mean(values, top & ~np.isnan(values), starts)
         if "first_artist" in rows.columns:
             first = rows["first_artist"].to_numpy().astype(np.float64)

@@ -248,3 +248,11 @@ def test_lift_over_baseline() -> None:
     want = {MODEL: ["als", "popularity"], "ndcg@10": [0.5, 0.0], "mrr@10": [None, None]}
     assert_frame_equal(got, pl.DataFrame(want, schema_overrides={"mrr@10": pl.Float64}))
     assert evaluate.lift_over(summary, baseline="knn") is None
+
+
+def test_beyond_metrics_without_any_evaluated_list_is_empty() -> None:
+    recs = recs_frame([("m", 7, 1, 0)])  # user 7 is not evaluated
+    users = pl.LazyFrame({USER_IDX: pl.Series([0], dtype=pl.UInt32)})
+    got = evaluate.per_user_beyond(recs, tracks_table(), users, ks=(5,))
+    assert got.height == 0
+    assert "novelty@5" in got.columns
