@@ -256,10 +256,14 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
         + (f"Small print: lift over {html.escape(baseline)}." if baseline else "")
         + "</p>"
     )
+    tables = "".join(
+        f"<h2>models at K={each}</h2>{comparison_html(compare(content, k=each))}"
+        for each in sorted(content["k"], key=lambda x: (x != k, x))
+    )
     page = (
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>musicrec evaluation"
         f"</title><style>{_CSS}</style></head><body><h1>musicrec evaluation</h1>{intro}"
-        f"{comparison_html(compare(content, k=k))}{''.join(body)}"
+        f"{tables}{''.join(body)}"
         f"<h2>preprocess quality report</h2>{_quality_html(quality)}</body></html>\n"
     )
     (partial / "index.html").write_text(page, encoding="utf-8")
