@@ -1,6 +1,7 @@
 """Time the evaluate stage on synthetic top-20 predictions, with ranx on a sample as the reference.
 
 Usage: python benchmarks/bench_evaluate.py [N_USERS=1000000] [N_ITEMS=100000] [SAMPLE=20000]
+                                           [REPEATS=3]
 
 Builds N_USERS test users with top-20 lists, 1-10 test tracks each (about a third of them
 recommended), 5 train tracks each and a catalogue with artists and 8 audio features; then times
@@ -8,7 +9,8 @@ recommended), 5 train tracks each and a catalogue with artists and 8 audio featu
 evaluate computation of `musicrec evaluate` (ranking + beyond-accuracy metrics, coverage,
 summary), at K = 5, 10, 20, with peak RSS. ranx computes the same six ranking metrics on SAMPLE
 users in the same run (numba compile excluded, dict conversion reported apart); the script checks
-that the two agree there. Writes benchmarks/results/evaluate.json.
+that the two agree there. Timings are medians of REPEATS runs on the same data.
+Writes benchmarks/results/evaluate.json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import statistics
 import sys
 import time
 import warnings
@@ -119,7 +122,7 @@ def _ranx_inputs(ranx: Any, data: dict[str, pl.DataFrame], sample: int) -> tuple
     return ranx.Qrels.from_dict(qrels), ranx.Run.from_dict(run), recs, test
 
 
-def time_ranx(data: dict[str, pl.DataFrame], sample: int) -> dict[str, float]:
+def time_ranx(data: dict[str, pl.DataFrame], sample: int, *, repeats: int) -> dict[str, float]:
     from numba.core.errors import NumbaTypeSafetyWarning
 
     warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
@@ -134,10 +137,13 @@ def time_ranx(data: dict[str, pl.DataFrame], sample: int) -> dict[str, float]:
     t0 = time.perf_counter()
     q, r, recs, test = _ranx_inputs(ranx, data, sample)
     convert_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    # not saving per-user scores into the Run: that is a Python loop over a numba typed dict
-    got = ranx.evaluate(q, r, names, return_mean=False, save_results_in_run=False)
-    evaluate_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        # not saving per-user scores into the Run: that is a Python loop over a numba typed dict
+        got = ranx.evaluate(q, r, names, return_mean=False, save_results_in_run=False)
+        times.append(time.perf_counter() - t0)
+    evaluate_s = statistics.median(times)
     position = {u: i for i, u in enumerate(r.get_query_ids())}
     ours = metrics.per_user_metrics(recs.lazy(), test.lazy(), ks=KS).collect()
     order = np.array([position[str(u)] for u in ours[USER_IDX]])
@@ -162,12 +168,17 @@ def main() -> None:
     n_users = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     n_items = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     sample = min(int(sys.argv[3]) if len(sys.argv) > 3 else 20_000, n_users)
+    repeats = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     t0 = time.perf_counter()
     data = synthetic(n_users, n_items)
     gen_s, rss_data = time.perf_counter() - t0, peak_rss_mb()
-    ours = time_ours(data, n_items)
+    runs = [time_ours(data, n_items) for _ in range(repeats)]
+    ours = runs[0] | {
+        key: statistics.median(run[key] for run in runs)
+        for key in ("ranking_seconds", "evaluate_seconds")
+    }
     rss_ours = peak_rss_mb()
-    ref = time_ranx(data, sample)
+    ref = time_ranx(data, sample, repeats=repeats)
     ranx_ups = sample / ref["evaluate_seconds"]
     result = {
         "n_users": n_users,
@@ -175,6 +186,8 @@ def main() -> None:
         "top": TOP,
         "ks": list(KS),
         "n_test_pairs": data["test"].height,
+        "repeats": repeats,
+        "timings": "medians of `repeats` runs",
         "generate_seconds": round(gen_s, 2),
         "ours": {
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in ours.items()},
