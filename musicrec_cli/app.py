@@ -189,7 +189,7 @@ def evaluate_cmd(
     cfg = _guard(_config)
     ks = sorted(set(cfg.evaluate.k))
     if k is not None and k not in ks:
-        msg = f"{k} is not one of the cut-offs {ks} of [evaluate].k."
+        msg = f"{k} is not one of the cut-offs {ks} (evaluate.k in the config)."
         raise typer.BadParameter(msg, param_hint="--k")
     text, _, content = _guard(lambda: evaluate_run.run_evaluate(cfg))
     _print_metrics(content, k)
