@@ -77,11 +77,9 @@ def track_table(
     )
 
 
-def _list_rows(
-    recommendations: pl.LazyFrame, tracks: pl.LazyFrame, users: pl.LazyFrame, *, k_max: int
-) -> pl.LazyFrame:
-    """Evaluated users' recommendations up to `k_max` with track columns, in list order."""
-    rows = (
+def _list_rows(recommendations: pl.LazyFrame, users: pl.LazyFrame, *, k_max: int) -> pl.LazyFrame:
+    """Evaluated users' recommendations up to `k_max`, in list order, with the _LIST key."""
+    return (
         recommendations.filter(pl.col(RANK) <= k_max)
         .select(MODEL, USER_IDX, RANK, TRACK_IDX)
         .join(users.select(USER_IDX).unique(), on=USER_IDX, how="semi")
@@ -91,18 +89,22 @@ def _list_rows(
                 + pl.col(USER_IDX).cast(pl.UInt64)
             ).alias(_LIST)
         )
-        # one packed UInt64 key sorts 2-3x faster than (model, user_idx, rank); sorting before
-        # the join moves 5 columns instead of 5 + the features
+        # one packed UInt64 key sorts 2-3x faster than (model, user_idx, rank)
         .sort(pl.col(_LIST) * (1 << 16) + pl.col(RANK).cast(pl.UInt64))
-        .join(tracks, on=TRACK_IDX, how="left", maintain_order="left")
     )
-    if ARTIST in tracks.collect_schema():
-        # distinct artists in a prefix of a list = first occurrences of an artist in that prefix
-        list_no = (pl.col(_LIST) != pl.col(_LIST).shift()).fill_null(True).cum_sum()
-        pair = list_no.cast(pl.UInt64) * (1 << 32) + pl.col(ARTIST).cast(pl.UInt64)
-        first = pair.is_first_distinct() & pl.col(ARTIST).is_not_null()
-        rows = rows.with_columns(first.alias("first_artist"))
-    return rows
+
+
+def _track_rows(tracks: pl.DataFrame, track_idx: npt.NDArray[np.uint32]) -> pl.Series:
+    """Row number in `tracks` of each track_idx, null where the track is not in `tracks`.
+
+    A gather through a lookup array: unlike a join that keeps the row order, one cheap pass.
+    """
+    ids = tracks[TRACK_IDX].to_numpy().astype(np.int64)
+    size = int(max(ids.max(initial=-1), track_idx.max(initial=0))) + 1
+    lookup = np.full(size, -1, dtype=np.int64)
+    lookup[ids] = np.arange(len(ids))
+    rows = lookup[track_idx]
+    return pl.Series(rows).set(pl.Series(rows < 0), None)  # type: ignore[arg-type]
 
 
 def _segment_mean(
@@ -138,16 +140,17 @@ def _audio_distance(
 
 
 def per_user_beyond(
-    recommendations: pl.LazyFrame, tracks: pl.LazyFrame, users: pl.LazyFrame, *, ks: tuple[int, ...]
+    recommendations: pl.LazyFrame, tracks: pl.DataFrame, users: pl.LazyFrame, *, ks: tuple[int, ...]
 ) -> pl.DataFrame:
     """Diversity, novelty and popularity of each evaluated user's top-K list, for every K.
 
-    Materialises the lists (one row per recommendation up to max(ks)) and sums each quantity
-    over every list prefix with `np.add.reduceat`: one vectorised pass per quantity and K.
+    Materialises the lists (one row per recommendation up to max(ks)), gathers the track
+    columns by index and sums each quantity over every list prefix with `np.add.reduceat`: one
+    vectorised pass per quantity and K.
 
     Args:
         recommendations: Columns model, user_idx, rank, track_idx (see stages.metrics).
-        tracks: Output of `track_table`.
+        tracks: Output of `track_table`, collected (one row per track_idx).
         users: Column user_idx: the evaluated users.
         ks: Cut-offs.
 
@@ -158,22 +161,28 @@ def per_user_beyond(
         null for a list with no known artist / fewer than two tracks with features). Sorted by
         model, user_idx.
     """
-    z_cols = [c for c in tracks.collect_schema() if c.startswith("z_")]
-    rows = _list_rows(recommendations, tracks, users, k_max=max(ks)).collect(engine="streaming")
+    z_cols = [c for c in tracks.columns if c.startswith("z_")]
+    rows = _list_rows(recommendations, users, k_max=max(ks)).collect(engine="streaming")
+    at = _track_rows(tracks, rows[TRACK_IDX].to_numpy())
+    track_cols = [c for c in (ARTIST, SELF_INFORMATION, POPULARITY, *z_cols) if c in tracks.columns]
+    rows = rows.with_columns(tracks.select(track_cols)[at])  # null rows for unknown tracks
     list_key = rows[_LIST].to_numpy()
-    starts = np.flatnonzero(np.diff(list_key, prepend=list_key[:1] + 1) != 0)
+    new_list = np.diff(list_key, prepend=list_key[:1] + 1) != 0
+    starts = np.flatnonzero(new_list)
     rank = rows[RANK].to_numpy()
     has_audio = (
         rows.select(pl.all_horizontal(pl.col(z_cols).is_not_null())).to_series().to_numpy()
         if z_cols
         else None
     )
-    out = (
-        rows[starts]
-        .select(MODEL, USER_IDX)
-        .with_columns(
-            pl.Series(N_RECOMMENDED, np.diff(np.append(starts, rows.height)), dtype=pl.UInt32)
+    if ARTIST in rows.columns:
+        # distinct artists in a prefix of a list = first occurrences of an artist in that prefix
+        pair = pl.Series(np.cumsum(new_list), dtype=pl.UInt64) * (1 << 32) + rows[ARTIST].cast(
+            pl.UInt64
         )
+        first_artist = (pair.is_first_distinct() & rows[ARTIST].is_not_null()).to_numpy()
+    out = rows.select(MODEL, USER_IDX)[starts].with_columns(
+        pl.Series(N_RECOMMENDED, np.diff(np.append(starts, rows.height)), dtype=pl.UInt32)
     )
     if rows.height == 0:  # np.add.reduceat needs at least one segment
         return out.with_columns(
@@ -186,8 +195,8 @@ def per_user_beyond(
         for name, column in (("novelty", SELF_INFORMATION), ("popularity", POPULARITY)):
             values = means[column]
             columns[metric_name(name, k)] = _segment_mean(values, top & ~np.isnan(values), starts)
-        if "first_artist" in rows.columns:
-            first = rows["first_artist"].to_numpy().astype(np.float64)
+        if ARTIST in rows.columns:
+            first = first_artist.astype(np.float64)
             known = top & rows[ARTIST].is_not_null().to_numpy()
             columns[metric_name("artist_diversity", k)] = _segment_mean(first, known, starts)
         if has_audio is not None:

@@ -35,7 +35,7 @@ def _check_inputs(root: Path, recs: pl.LazyFrame, test: pl.LazyFrame) -> None:
 def compute(
     recs: pl.LazyFrame,
     test: pl.LazyFrame,
-    tracks: pl.LazyFrame,
+    tracks: pl.DataFrame,
     *,
     e: EvaluateConfig,
     n_tracks: int,
@@ -99,7 +99,7 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     n_tracks = require_stage(root, "split")["summary"]["n_tracks"]
     recs, test = scan(root, "predict", art.PREDICTIONS), scan(root, "split", art.TEST)
     _check_inputs(root, recs, test)
-    tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect().lazy()
+    tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
     per_user, summary, content = compute(recs, test, tracks, e=e, n_tracks=n_tracks)
     with art.open_stage(root, "evaluate") as out:
         out.write_parquet(per_user, art.PER_USER_METRICS)

@@ -160,7 +160,7 @@ def test_beyond_metrics_hand_computed() -> None:
         ]
     )
     users = pl.LazyFrame({USER_IDX: pl.Series([0, 1, 2], dtype=pl.UInt32)})
-    got = evaluate.per_user_beyond(recs, tracks_table(), users, ks=(1, 2))
+    got = evaluate.per_user_beyond(recs, tracks_table().collect(), users, ks=(1, 2))
     z = 0.5 / math.sqrt(1 / 6)
     want = pl.DataFrame(
         {
@@ -196,7 +196,7 @@ def test_audio_distance_equals_mean_pairwise_distance(rng: np.random.Generator) 
     lists = np.stack([rng.choice(n_items, size=k, replace=False) for _ in range(n_users)])
     recs = recs_frame([("m", u, r + 1, int(lists[u, r])) for u in range(n_users) for r in range(k)])
     users = pl.LazyFrame({USER_IDX: pl.Series(range(n_users), dtype=pl.UInt32)})
-    got = evaluate.per_user_beyond(recs, table, users, ks=(k,))
+    got = evaluate.per_user_beyond(recs, table.collect(), users, ks=(k,))
     diff = z[lists][:, :, None, :] - z[lists][:, None, :, :]
     squared = (diff**2).sum(axis=-1)
     want = np.sqrt(squared.sum(axis=(1, 2)) / (k * (k - 1)))
@@ -253,6 +253,15 @@ def test_lift_over_baseline() -> None:
 def test_beyond_metrics_without_any_evaluated_list_is_empty() -> None:
     recs = recs_frame([("m", 7, 1, 0)])  # user 7 is not evaluated
     users = pl.LazyFrame({USER_IDX: pl.Series([0], dtype=pl.UInt32)})
-    got = evaluate.per_user_beyond(recs, tracks_table(), users, ks=(5,))
+    got = evaluate.per_user_beyond(recs, tracks_table().collect(), users, ks=(5,))
     assert got.height == 0
     assert "novelty@5" in got.columns
+
+
+def test_tracks_missing_from_the_catalogue_are_left_out_of_the_means() -> None:
+    recs = recs_frame([("m", 0, 1, 1), ("m", 0, 2, 99)])  # track 99 is not in the catalogue
+    users = pl.LazyFrame({USER_IDX: pl.Series([0], dtype=pl.UInt32)})
+    got = evaluate.per_user_beyond(recs, tracks_table().collect(), users, ks=(2,))
+    assert got.select("n_recommended", "novelty@2", "popularity@2", "artist_diversity@2").row(
+        0
+    ) == (2, 1.0, 0.5, 1.0)
