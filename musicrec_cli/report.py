@@ -125,7 +125,7 @@ def terminal_tables(
     name is escaped for Rich markup.
     """
     table = compare(content, k=pick_k(content["k"], k))
-    headers = dict(TABLE_METRICS)
+    headers, base = dict(TABLE_METRICS), content.get("baseline")
     n_ranking = sum(m in METRICS for m in table.metrics)
     out = []
     for title, cols in (
@@ -133,7 +133,10 @@ def terminal_tables(
         ("Beyond accuracy", range(n_ranking, len(table.metrics))),
     ):
         rows = [
-            [model.replace("[", "\\["), *(f"{values[j]}\n[dim]{lifts[j]}[/]" for j in cols)]
+            [
+                model.replace("[", "\\[") + ("\n[dim]baseline[/]" if model == base else ""),
+                *(f"{values[j]}\n[dim]{lifts[j]}[/]" if lifts[j] else values[j] for j in cols),
+            ]
             for model, values, lifts in zip(table.models, table.values, table.lifts, strict=True)
         ]
         bold = {(r, c - cols.start + 1) for r, c in table.best if c in cols}
