@@ -104,7 +104,7 @@ def _track_rows(tracks: pl.DataFrame, track_idx: npt.NDArray[np.uint32]) -> pl.S
     lookup = np.full(size, -1, dtype=np.int64)
     lookup[ids] = np.arange(len(ids))
     rows = lookup[track_idx]
-    return pl.Series(rows).set(pl.Series(rows < 0), None)  # type: ignore[arg-type]
+    return pl.Series(rows).set(pl.Series(rows < 0), None)
 
 
 def _segment_mean(
