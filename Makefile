@@ -13,7 +13,7 @@ RAW := data/raw/tracks.parquet
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help install all test test-all lint format check bench bench-full clean-artifacts clean \
-        generate preprocess split features train predict evaluate
+        generate preprocess split features train predict evaluate report
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -86,5 +86,9 @@ $(A)/05_predict/manifest.json: $(A)/04_train/manifest.json $(STAMPS)/predict.jso
 	$(MUSICREC) predict
 
 evaluate: $(A)/06_evaluate/manifest.json ## Ranking metrics per model, printed as a table
-$(A)/06_evaluate/manifest.json: $(A)/05_predict/manifest.json $(STAMPS)/evaluate.json stages/evaluate.py
+$(A)/06_evaluate/manifest.json: $(A)/05_predict/manifest.json $(STAMPS)/evaluate.json stages/evaluate.py stages/metrics.py
 	$(MUSICREC) evaluate
+
+report: $(A)/06_evaluate/report/index.html ## HTML report: metric vs K, popularity, coverage, NDCG spread, data quality
+$(A)/06_evaluate/report/index.html: $(A)/06_evaluate/manifest.json musicrec_cli/report.py
+	$(MUSICREC) report

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import polars as pl
 import typer
 
 from musicrec_cli import artifacts as art
-from musicrec_cli import console, lock, serve, signals
+from musicrec_cli import console, lock, report, serve, signals
 from musicrec_cli.artifacts import STAGES, ArtifactError, ResourceError
 from musicrec_cli.config import Config, ConfigError, load_config, table_dict
 from musicrec_cli.runner import evaluate as evaluate_run
@@ -30,7 +30,7 @@ from musicrec_cli.runner import preprocess as preprocess_run
 from musicrec_cli.runner import split as split_run
 from musicrec_cli.runner import train as train_run
 from musicrec_cli.sources import InputError
-from stages.schema import MODEL, SchemaError
+from stages.schema import SchemaError
 
 app = typer.Typer(
     help="Music recommendations from listening logs: six stages, each rerunnable alone.\n\n"
@@ -252,41 +252,65 @@ def predict_cmd(
     console.summary("predict", _guard(lambda: predict_run.run_predict(_config(), users_file=users)))
 
 
-def _print_metrics(summary: pl.DataFrame, ks: tuple[int, ...]) -> None:
-    k = 10 if 10 in ks else ks[0]
-    names = ["precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage"]
-    columns = [f"{m}@{k}" for m in names]
-    rows = [[row[MODEL], *(f"{row[c]:.4f}" for c in columns)] for row in summary.to_dicts()]
-    best = {(int(summary[c].arg_max() or 0), j + 1) for j, c in enumerate(columns)}
-    console.table(
-        f"Evaluation at K={k} ({summary['n_users'][0]:,} test users)",
-        ["model", *columns],
-        rows,
-        bold=best,
+def _print_metrics(content: dict[str, Any], k: int | None) -> None:
+    """Models x metrics at one K on stderr: a ranking table and a beyond-accuracy table."""
+    for title, columns, rows, bold in report.terminal_tables(content, k=k):
+        console.table(title, columns, rows, bold=bold)
+    console.note(
+        report.LEGEND + (f" Grey: lift over {content['baseline']}." if content["baseline"] else "")
     )
 
 
 @app.command("evaluate")
 def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Cut-off shown in the table (default 10).")
+    ] = None,
 ) -> None:
     """Score predictions against the test set: reads 05_predict/, 02_split/, writes 06_evaluate/.
 
-    Outputs: metrics.json (per model: precision, recall, NDCG, MAP, MRR, hit rate at each K,
-    coverage) and per_user_metrics.parquet.
+    Outputs: metrics.json (per model at each K: precision, recall, NDCG, MAP, MRR, hit rate,
+    coverage, artist diversity, audio distance, novelty, popularity; lift over the baseline)
+    and per_user_metrics.parquet. Definitions: docs/evaluation.md.
     """
     cfg = _guard(_config)
-    text, summary = _guard(lambda: evaluate_run.run_evaluate(cfg))
-    _print_metrics(summary, tuple(sorted(set(cfg.evaluate.k))))
+    ks = sorted(set(cfg.evaluate.k))
+    if k is not None and k not in ks:
+        msg = f"{k} is not one of the cut-offs {ks} (evaluate.k in the config)."
+        raise typer.BadParameter(msg, param_hint="--k")
+    text, _, content = _guard(lambda: evaluate_run.run_evaluate(cfg))
+    _print_metrics(content, k)
     if as_json:
-        path = Path(cfg.paths.artifacts) / "06_evaluate" / "metrics.json"
-        console.print_json(json.dumps(json.loads(path.read_text()), indent=2))
+        console.print_json(json.dumps(content, indent=2, sort_keys=True))
     console.summary("evaluate", text)
 
 
 app.command()(serve.recommend)
 app.command()(serve.similar)
 app.command()(serve.explain)
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder (default <artifacts>/06_evaluate/report)."),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Cut-off of the distributions (default 10).")
+    ] = None,
+) -> None:
+    """Write an HTML report with plots: reads 06_evaluate/ and its inputs, writes OUT/.
+
+    OUT/index.html is self-contained (plots embedded as PNG) and opens without a server; the
+    PNGs are also written beside it.
+    """
+    cfg = _guard(_config)
+    root = Path(cfg.paths.artifacts)
+    folder = out or root / "06_evaluate" / "report"
+    page = _guard(lambda: report.build_report(root, folder, k=k))
+    console.summary("report", f"{page}")
 
 
 @app.command("stamp-config", hidden=True)
@@ -324,7 +348,7 @@ def all_cmd(
         "features": features_cmd,
         "train": train_cmd,
         "predict": lambda: predict_cmd(None),
-        "evaluate": lambda: evaluate_cmd(False),
+        "evaluate": lambda: evaluate_cmd(False, None),
     }
     for stage in STAGES:
         if not force and is_up_to_date(cfg, stage):

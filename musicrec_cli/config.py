@@ -127,9 +127,10 @@ class PredictConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvaluateConfig:
-    """Cut-offs of the ranking metrics."""
+    """Cut-offs of the metrics and the model the others are compared with."""
 
     k: tuple[int, ...] = (5, 10, 20)
+    baseline: str = "popularity"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,7 +201,11 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "predict.search": (lambda v: v in ("exact", "hnsw"), 'one of ["exact", "hnsw"]'),
     "predict.hnsw_m": (lambda v: 4 <= v <= 256, "an integer between 4 and 256"),
     "predict.hnsw_ef_search": (lambda v: v > 0, "a positive integer"),
-    "evaluate.k": (lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of positive integers"),
+    "evaluate.k": (
+        lambda v: len(v) > 0 and min(v) > 0 and max(v) <= 10_000,
+        "a non-empty list of integers between 1 and 10000",
+    ),
+    "evaluate.baseline": (lambda v: v.strip() != "", 'a model name such as "popularity"'),
 }
 
 

@@ -68,13 +68,15 @@ def error(text: str) -> None:
 def table(
     title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, bold: set[tuple[int, int]]
 ) -> None:
-    """Print a table to stderr; cells at (row, column) in `bold` are highlighted."""
+    """Print a table to stderr; cells at (row, column) in `bold` are highlighted.
+
+    Cells may carry Rich markup (e.g. "[dim]+12%[/]"); callers escape any user text in them.
+    """
     out = Table(title=title, title_justify="left")
     for i, name in enumerate(columns):
         out.add_column(name, justify="left" if i == 0 else "right")
     for r, row in enumerate(rows):
-        cells = (escape(v) for v in row)
-        out.add_row(*(f"[bold green]{v}[/]" if (r, c) in bold else v for c, v in enumerate(cells)))
+        out.add_row(*(f"[bold green]{v}[/]" if (r, c) in bold else v for c, v in enumerate(row)))
     console.print(out)
 
 

@@ -53,7 +53,11 @@ def test_no_file_and_no_path_gives_defaults(
         ("", ['train.models=["als", "svd"]'], r"\[train\].models = \['als', 'svd'\]: expected"),
         ("", ["split.test_fraction=1"], r"test_fraction = 1: expected a number between 0 and 1"),
         ("", ["predict.n=0"], r"\[predict\].n = 0: expected an integer between 1 and 10000"),
-        ("", ["evaluate.k=[]"], r"k = \[\]: expected a non-empty list of positive integers"),
+        (
+            "",
+            ["evaluate.k=[]"],
+            r"\[evaluate\].k = \[\]: expected a non-empty list of integers between 1 and 10000",
+        ),
         ("train = 3\n", [], r"'train' must be a table \(\[train\]\), got 3"),
         ("[train\n", [], r"musicrec.toml: not valid TOML"),
         ("", ["train.factors"], r"--set 'train.factors': expected table.key=value"),

@@ -1,49 +1,124 @@
-"""Run the evaluate stage: 05_predict + 02_split test -> 06_evaluate."""
+"""Run the evaluate stage: 05_predict + 02_split + 01_preprocess items -> 06_evaluate."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from musicrec_cli import artifacts as art
-from musicrec_cli.artifacts import require_stage, scan
-from musicrec_cli.config import Config, table_dict
+from musicrec_cli.artifacts import require_stage, scan, stage_dir
+from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
-from stages import evaluate
-from stages.schema import MODEL, USER_IDX
+from stages import evaluate, metrics
+from stages.schema import (
+    AUDIO_FEATURES,
+    MODEL,
+    PREDICTIONS,
+    RANK,
+    TRACK_IDX,
+    USER_IDX,
+    check_schema,
+)
+
+ARTIST_COLUMN = "artist_key"  # written by `musicrec preprocess` into items.parquet
 
 
-def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame]:
-    """Ranking metrics of 05_predict against 02_split test; writes 06_evaluate."""
-    measure, e, root = Measure(), cfg.evaluate, Path(cfg.paths.artifacts)
-    inputs = upstream_inputs(root, "split", "predict")
-    n_tracks = require_stage(root, "split")["summary"]["n_tracks"]
-    recs = scan(root, "predict", art.PREDICTIONS)
-    test = scan(root, "split", art.TEST)
+def _check_inputs(root: Path, recs: pl.LazyFrame, test: pl.LazyFrame) -> None:
+    need = {k: PREDICTIONS[k] for k in (MODEL, USER_IDX, RANK, TRACK_IDX)}
+    check_schema(recs.collect_schema(), need, source=str(stage_dir(root, "predict")))
+    need = {k: PREDICTIONS[k] for k in (USER_IDX, TRACK_IDX)}
+    check_schema(test.collect_schema(), need, source=str(stage_dir(root, "split") / art.TEST))
+
+
+def compute(
+    recs: pl.LazyFrame,
+    test: pl.LazyFrame,
+    tracks: pl.DataFrame,
+    *,
+    e: EvaluateConfig,
+    n_tracks: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Per-user metrics, the per-model summary and metrics.json's content (no file I/O)."""
     ks = tuple(sorted(set(e.k)))
-    per_user = evaluate.per_user_metrics(recs, test, ks=ks).collect(engine="streaming")
-    summary = evaluate.summarise(
-        per_user.lazy(), evaluate.coverage(recs, ks=ks, n_items=n_tracks)
-    ).collect()
-    n_test_users = test.select(pl.col(USER_IDX).n_unique()).collect().item()
-    n_predicted = recs.select(pl.col(USER_IDX).n_unique()).collect().item()
-    metrics = {
-        "n_users_evaluated": n_test_users,
-        "n_users_without_test": max(n_predicted - n_test_users, 0),
+    users = test.select(USER_IDX).unique()
+    beyond = evaluate.per_user_beyond(recs, tracks, users, ks=ks)
+    per_user = (
+        metrics.per_user_metrics(recs, test, ks=ks)
+        .join(beyond.lazy(), on=(MODEL, USER_IDX), how="left")
+        .with_columns(pl.col(evaluate.N_RECOMMENDED).fill_null(0))
+        .sort(MODEL, USER_IDX)
+        .collect(engine="streaming")
+    )
+    cover = evaluate.coverage(recs, users, ks=ks, n_items=n_tracks)
+    summary = evaluate.summarise(per_user.lazy(), cover).collect()
+    n_evaluated = test.select(pl.col(USER_IDX).n_unique()).collect().item()
+    n_without_test = (
+        (recs.select(USER_IDX).unique().join(users, on=USER_IDX, how="anti").select(pl.len()))
+        .collect()
+        .item()
+    )
+    lift = evaluate.lift_over(summary, baseline=e.baseline)
+    content = {
         "k": list(ks),
+        "n_users_evaluated": n_evaluated,
+        "n_users_without_test": n_without_test,
+        "n_tracks": n_tracks,
+        "baseline": e.baseline if lift is not None else None,
         "models": {row.pop(MODEL): row for row in summary.to_dicts()},
+        "lift_over_baseline": {}
+        if lift is None
+        else {row.pop(MODEL): row for row in lift.to_dicts()},
     }
+    return per_user, summary, content
+
+
+def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
+    """The track table of `stages.evaluate.track_table` from 01_preprocess items and train."""
+    items = scan(root, "preprocess", art.ITEMS)
+    schema = items.collect_schema()
+    n_train_users = train.select(pl.col(USER_IDX).n_unique()).collect().item()
+    return evaluate.track_table(
+        items,
+        train,
+        artist=ARTIST_COLUMN if ARTIST_COLUMN in schema else None,
+        audio=tuple(c for c in AUDIO_FEATURES if c in schema),
+        n_train_users=max(n_train_users, 1),
+    )
+
+
+def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
+    """Metrics of 05_predict against 02_split test; writes 06_evaluate.
+
+    Returns:
+        The summary line, the per-model summary frame and the content of metrics.json.
+    """
+    measure, e, root = Measure(), cfg.evaluate, Path(cfg.paths.artifacts)
+    inputs = upstream_inputs(root, "preprocess", "split", "predict")
+    n_tracks = require_stage(root, "split")["summary"]["n_tracks"]
+    recs, test = scan(root, "predict", art.PREDICTIONS), scan(root, "split", art.TEST)
+    _check_inputs(root, recs, test)
+    tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
+    per_user, summary, content = compute(recs, test, tracks, e=e, n_tracks=n_tracks)
     with art.open_stage(root, "evaluate") as out:
         out.write_parquet(per_user, art.PER_USER_METRICS)
-        out.write_json(metrics, art.METRICS_JSON)
+        out.write_json(content, art.METRICS_JSON)
         folder = art.commit_stage(
             out,
             {
                 "config": table_dict(e),
                 "inputs": inputs,
-                "summary": {"n_users_evaluated": n_test_users},
+                "summary": {
+                    "n_users_evaluated": content["n_users_evaluated"],
+                    "n_users_without_test": content["n_users_without_test"],
+                    "models": list(content["models"]),
+                },
                 **measure.record(),
             },
         )
-    return f"{n_test_users:,} test users, {summary.height} model(s) -> {folder}", summary
+    text = (
+        f"{content['n_users_evaluated']:,} test users ({content['n_users_without_test']:,} "
+        f"without test tracks left out), {summary.height} model(s) -> {folder}"
+    )
+    return text, summary, content

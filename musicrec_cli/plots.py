@@ -1,0 +1,106 @@
+"""The report's plots, drawn with matplotlib's object API (`Figure` on the Agg canvas).
+
+No pyplot: nothing touches matplotlib's global backend or figure state, so plotting works without
+a display and leaves nothing open. Each function returns PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from stages.evaluate import POPULARITY
+from stages.metrics import METRICS
+from stages.schema import MODEL
+
+PLOTTED = (*METRICS, "coverage", "artist_diversity", "novelty")
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def plot_metric_vs_k(content: dict[str, Any]) -> bytes:
+    """One panel per metric, one line per model, K on the x axis."""
+    ks = content["k"]
+    fig = Figure(figsize=(12, 9))
+    for i, metric in enumerate(PLOTTED):
+        ax = fig.add_subplot(3, 3, i + 1)
+        for model, row in content["models"].items():
+            ys = [row.get(f"{metric}@{k}") for k in ks]
+            ax.plot(ks, [np.nan if y is None else y for y in ys], marker="o", label=model)
+        ax.set(title=metric, xlabel="K", xticks=ks)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_coverage(content: dict[str, Any]) -> bytes:
+    """Grouped bars: catalogue coverage at each K per model."""
+    ks, models = content["k"], list(content["models"])
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    width = 0.8 / len(ks)
+    for j, k in enumerate(ks):
+        heights = [content["models"][m].get(f"coverage@{k}") or 0.0 for m in models]
+        ax.bar(np.arange(len(models)) + j * width, heights, width, label=f"K={k}")
+    ax.set_xticks(np.arange(len(models)) + width * (len(ks) - 1) / 2, models)
+    ax.set(ylabel="share of catalogue recommended", ylim=(0, 1))
+    ax.legend()
+    return _png(fig)
+
+
+def plot_popularity(recs: pl.DataFrame, tracks: pl.DataFrame, *, k: int) -> bytes:
+    """Density of log10(popularity): each model's top-K slots vs the catalogue's tracks."""
+    positive = tracks.filter(pl.col(POPULARITY) > 0)[POPULARITY].to_numpy()
+    low = np.log10(positive.min()) if positive.size else -6.0
+    bins = np.linspace(low, 0.0, 40)
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    series = [("catalogue", positive)]
+    for model in sorted(recs[MODEL].unique()):
+        pops = recs.filter((pl.col(MODEL) == model) & (pl.col(POPULARITY) > 0))[POPULARITY]
+        series.append((f"{model} top-{k}", pops.to_numpy()))
+    for label, values in series:
+        if values.size:
+            ax.hist(np.log10(values), bins=bins, density=True, histtype="step", label=label)
+    ax.set(xlabel="log10(popularity = share of train users who played the track)", ylabel="density")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def plot_ndcg(per_user: pl.DataFrame, *, k: int) -> bytes:
+    """Histogram of per-user NDCG@K per model; the legend gives the share of users at 0."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    column = f"ndcg@{k}"
+    for (model,), part in per_user.group_by(MODEL, maintain_order=True):
+        values = part[column].to_numpy()
+        zero = float(np.mean(values == 0)) if values.size else 0.0
+        label = f"{model} ({zero:.0%} at 0)"
+        ax.hist(values, bins=np.linspace(0, 1, 21), histtype="step", label=label)
+    ax.set(xlabel=column, ylabel="users", yscale="log")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def plot_quality(pairs: list[tuple[str, Any]]) -> bytes | None:
+    """Horizontal bars of the numeric entries of the preprocess quality report (log scale)."""
+    numeric = [
+        (k, float(v)) for k, v in pairs if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    numeric = [(k, v) for k, v in numeric if v > 0]
+    if not numeric:
+        return None
+    fig = Figure(figsize=(8, 0.35 * len(numeric) + 1))
+    ax = fig.add_subplot()
+    ax.barh([k for k, _ in numeric][::-1], [v for _, v in numeric][::-1])
+    ax.set(xscale="log", xlabel="count (log scale)")
+    return _png(fig)

@@ -1,0 +1,275 @@
+"""Model comparison: the models x metrics table (terminal and HTML) and the HTML report.
+
+The report is one self-contained HTML file (CSS inline, plots as base64 PNG, drawn by
+`musicrec_cli.plots`) plus the same PNGs beside it, so it opens from disk in any browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from musicrec_cli import artifacts as art
+from musicrec_cli.artifacts import ArtifactError, require_stage, scan, stage_dir
+from musicrec_cli.plots import (
+    plot_coverage,
+    plot_metric_vs_k,
+    plot_ndcg,
+    plot_popularity,
+    plot_quality,
+)
+from musicrec_cli.runner.evaluate import load_tracks
+from stages.evaluate import POPULARITY
+from stages.metrics import METRICS
+from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
+
+# (metric, short header); every metric is "higher is better" except popularity.
+TABLE_METRICS = (
+    ("precision", "P"),
+    ("recall", "R"),
+    ("ndcg", "NDCG"),
+    ("map", "MAP"),
+    ("mrr", "MRR"),
+    ("hit_rate", "HR"),
+    ("coverage", "Cov"),
+    ("artist_diversity", "ArtDiv"),
+    ("audio_distance", "AudioDist"),
+    ("novelty", "Novelty"),
+    ("popularity", "Pop"),
+)
+LOWER_IS_BETTER = frozenset({"popularity"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """Models x metrics at one K, formatted; `best` holds (row, column) of each column's best."""
+
+    k: int
+    metrics: tuple[str, ...]
+    models: tuple[str, ...]
+    values: tuple[tuple[str, ...], ...]
+    lifts: tuple[tuple[str, ...], ...]
+    best: frozenset[tuple[int, int]]
+
+
+def pick_k(ks: list[int], k: int | None) -> int:
+    """`k` if given (it must be one of `ks`), else 10 when evaluated, else the smallest K."""
+    if k is None:
+        return 10 if 10 in ks else min(ks)
+    if k not in ks:
+        msg = (
+            f"--k {k}: metrics were computed at K in {ks}; pick one of them, or rerun "
+            f"`musicrec --set 'evaluate.k={sorted({*ks, k})}' evaluate`."
+        )
+        raise ArtifactError(msg)
+    return k
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:.2f}" if metric == "novelty" else f"{value:.4f}"
+
+
+def compare(content: dict[str, Any], *, k: int) -> Comparison:
+    """Format metrics.json's models at cut-off `k`, with lifts over its baseline model."""
+    models = tuple(content["models"])
+    names = tuple(
+        m for m, _ in TABLE_METRICS if any(f"{m}@{k}" in row for row in content["models"].values())
+    )
+    lifts_in = content.get("lift_over_baseline") or {}
+    values, lifts, best = [], [], set()
+    for j, metric in enumerate(names):
+        column = [content["models"][m].get(f"{metric}@{k}") for m in models]
+        known = [v for v in column if v is not None and v == v]
+        if known:
+            target = min(known) if metric in LOWER_IS_BETTER else max(known)
+            best |= {(i, j) for i, v in enumerate(column) if v == target}
+    for model in models:
+        row = content["models"][model]
+        values.append(tuple(_fmt(row.get(f"{m}@{k}"), m) for m in names))
+        lift = lifts_in.get(model, {}) if model != content.get("baseline") else {}
+        lifts.append(
+            tuple("" if lift.get(f"{m}@{k}") is None else f"{lift[f'{m}@{k}']:+.0%}" for m in names)
+        )
+    return Comparison(
+        k=k,
+        metrics=names,
+        models=models,
+        values=tuple(values),
+        lifts=tuple(lifts),
+        best=frozenset(best),
+    )
+
+
+LEGEND = (
+    "P precision, R recall, HR hit rate, Cov catalogue coverage, ArtDiv distinct-artist share, "
+    "AudioDist RMS audio-feature distance, Novelty in bits, Pop mean popularity. "
+    "Bold: best per column (lowest for Pop)."
+)
+
+
+def terminal_tables(
+    content: dict[str, Any], *, k: int | None
+) -> list[tuple[str, list[str], list[list[str]], set[tuple[int, int]]]]:
+    """(title, columns, rows, bold cells) of the ranking and the beyond-accuracy table.
+
+    Each cell holds the value and, on a second dim line, the lift over the baseline; the model
+    name is escaped for Rich markup.
+    """
+    table = compare(content, k=pick_k(content["k"], k))
+    headers, base = dict(TABLE_METRICS), content.get("baseline")
+    n_ranking = sum(m in METRICS for m in table.metrics)
+    out = []
+    for title, cols in (
+        ("Ranking", range(n_ranking)),
+        ("Beyond accuracy", range(n_ranking, len(table.metrics))),
+    ):
+        rows = [
+            [
+                model.replace("[", "\\[") + ("\n[dim]baseline[/]" if model == base else ""),
+                *(f"{values[j]}\n[dim]{lifts[j]}[/]" if lifts[j] else values[j] for j in cols),
+            ]
+            for model, values, lifts in zip(table.models, table.values, table.lifts, strict=True)
+        ]
+        bold = {(r, c - cols.start + 1) for r, c in table.best if c in cols}
+        title = f"{title} at K={table.k} ({content['n_users_evaluated']:,} test users)"
+        out.append((title, ["model", *(f"{headers[table.metrics[j]]}" for j in cols)], rows, bold))
+    return out
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested JSON as (dotted key, leaf value) pairs, in document order."""
+    if isinstance(data, dict):
+        return [kv for key, v in data.items() for kv in flatten(v, f"{prefix}{key}.")]
+    if isinstance(data, list) and any(isinstance(v, dict | list) for v in data):
+        return [kv for i, v in enumerate(data) for kv in flatten(v, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), data)]
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}
+td{text-align:right}td:first-child{text-align:left}.best{font-weight:bold;background:#e3f6e3}
+.lift{color:#666;font-size:smaller}img{max-width:100%}figcaption{color:#555}"""
+
+
+def comparison_html(table: Comparison) -> str:
+    """The comparison as an HTML table; best values bold, lifts in small print."""
+    head = "".join(f"<th>{html.escape(m)}@{table.k}</th>" for m in table.metrics)
+    rows = []
+    for i, model in enumerate(table.models):
+        lifts = [f"<br><span class=lift>{x}</span>" if x else "" for x in table.lifts[i]]
+        cells = [
+            f"<td{' class=best' if (i, j) in table.best else ''}>{v}{lifts[j]}</td>"
+            for j, v in enumerate(table.values[i])
+        ]
+        rows.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _figure(name: str, png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _quality_html(pairs: list[tuple[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>"
+        f"{html.escape(f'{v:,}' if isinstance(v, int) and not isinstance(v, bool) else str(v))}"
+        "</td></tr>"
+        for k, v in pairs
+    )
+    return f"<table><tr><th>key</th><th>value</th></tr>{rows}</table>"
+
+
+def _load(
+    root: Path, k: int | None
+) -> tuple[dict[str, Any], int, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """metrics.json, the K shown, per-user NDCG@K, (model, popularity) of top-K slots, tracks."""
+    require_stage(root, "evaluate")
+    content: dict[str, Any] = art.read_json(root, "evaluate", art.METRICS_JSON)
+    k = pick_k(content["k"], k)
+    per_user = scan(root, "evaluate", art.PER_USER_METRICS).select(MODEL, f"ndcg@{k}").collect()
+    for stage in ("preprocess", "split", "predict"):
+        require_stage(root, stage)
+    tracks = load_tracks(root, scan(root, "split", art.TRAIN)).select(TRACK_IDX, POPULARITY)
+    users = scan(root, "split", art.TEST).select(USER_IDX).unique()
+    recs = (
+        scan(root, "predict", art.PREDICTIONS)
+        .filter(pl.col(RANK) <= k)
+        .join(users, on=USER_IDX, how="semi")
+        .join(tracks, on=TRACK_IDX, how="left")
+        .select(MODEL, POPULARITY)
+        .collect()
+    )
+    return content, k, per_user, recs, tracks.collect()
+
+
+def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
+    """Write OUT/index.html and its PNGs from the artifacts under `root`; returns the HTML path.
+
+    Reads 06_evaluate (metrics.json, per_user_metrics.parquet), 05_predict, 02_split and
+    01_preprocess (items.parquet, quality_report.json). OUT is replaced as a whole.
+    """
+    content, k, per_user, recs, tracks = _load(root, k)
+    quality_path = stage_dir(root, "preprocess") / art.QUALITY_REPORT
+    quality = (
+        flatten(json.loads(quality_path.read_text(encoding="utf-8")))
+        if quality_path.is_file()
+        else [("quality_report.json", "not written by this preprocess")]
+    )
+    n_tracks = content["n_tracks"]
+    figures: list[tuple[str, bytes | None, str]] = [
+        ("metric_vs_k", plot_metric_vs_k(content), "Each metric at every K, one line per model."),
+        (
+            "popularity",
+            plot_popularity(recs, tracks, k=k),
+            f"Popularity of the tracks in the evaluated users' top-{k} lists vs the catalogue's "
+            f"tracks ({int((tracks[POPULARITY] == 0).sum()):,} of {n_tracks:,} catalogue tracks "
+            "have no train listener and are not shown).",
+        ),
+        ("coverage", plot_coverage(content), "Share of the catalogue recommended at each K."),
+        ("ndcg_distribution", plot_ndcg(per_user, k=k), f"Per-user NDCG@{k}, log-scale counts."),
+        ("preprocess_quality", plot_quality(quality), "Numeric entries of the quality report."),
+    ]
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    body = []
+    for name, png, caption in figures:
+        if png is not None:
+            (partial / f"{name}.png").write_bytes(png)
+            body.append(f"<h2>{name.replace('_', ' ')}</h2>{_figure(name, png, caption)}")
+    baseline = content.get("baseline")
+    intro = (
+        f"<p>{content['n_users_evaluated']:,} test users evaluated "
+        f"({content['n_users_without_test']:,} users without test tracks left out); "
+        f"catalogue of {n_tracks:,} tracks; K = {', '.join(map(str, content['k']))}. "
+        f"Bold: best per column (lowest for popularity). "
+        + (f"Small print: lift over {html.escape(baseline)}." if baseline else "")
+        + "</p>"
+    )
+    tables = "".join(
+        f"<h2>models at K={each}</h2>{comparison_html(compare(content, k=each))}"
+        for each in sorted(content["k"], key=lambda x: (x != k, x))
+    )
+    page = (
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>musicrec evaluation"
+        f"</title><style>{_CSS}</style></head><body><h1>musicrec evaluation</h1>{intro}"
+        f"{tables}{''.join(body)}"
+        f"<h2>preprocess quality report</h2>{_quality_html(quality)}</body></html>\n"
+    )
+    (partial / "index.html").write_text(page, encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    partial.replace(out)
+    return out / "index.html"

@@ -1,0 +1,102 @@
+"""`musicrec report`: a self-contained HTML page with embedded PNGs, on hand-written artifacts."""
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from musicrec_cli import report
+from tests.cli.test_evaluate_cli import invoke, write_upstream
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("artifacts")
+    write_upstream(root)
+    assert invoke(root, "evaluate").exit_code == 0
+    out = root / "my_report"
+    result = invoke(root, "report", "--out", str(out), "--k", "2")
+    assert result.exit_code == 0, result.output
+    return out, (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_report_embeds_every_plot_and_writes_it_beside(built: tuple[Path, str]) -> None:
+    out, page = built
+    names = ["metric_vs_k", "popularity", "coverage", "ndcg_distribution", "preprocess_quality"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["index.html", *(f"{n}.png" for n in names)]
+    )
+    embedded = re.findall(r'alt="([a-z_]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert [name for name, _ in embedded] == names
+    for name, data in embedded:
+        png = base64.b64decode(data)
+        assert png.startswith(PNG_MAGIC)
+        assert png == (out / f"{name}.png").read_bytes()
+
+
+def test_report_needs_no_server_or_network(built: tuple[Path, str]) -> None:
+    _, page = built
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"(src|href)=\"(?!data:)", page)
+    assert "<script" not in page
+    assert "<link" not in page
+
+
+def test_report_renders_comparison_and_every_quality_key(built: tuple[Path, str]) -> None:
+    _, page = built
+    assert "<td>als+rerank</td>" in page
+    assert "<th>ndcg@2</th>" in page
+    assert "<td class=best>0.5377<br><span class=lift>+58%</span></td>" in page
+    # nested keys added by preprocess are flattened, whatever they are
+    for key, value in (("rows_in", "100"), ("steps.dedupe.rows_kept", "90"), ("note", "ok")):
+        assert f"<tr><td>{key}</td><td>{value}</td></tr>" in page
+
+
+def test_report_default_folder_is_under_06_evaluate(tmp_path: Path) -> None:
+    write_upstream(tmp_path)
+    assert invoke(tmp_path, "evaluate").exit_code == 0
+    result = invoke(tmp_path, "report")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "06_evaluate" / "report" / "index.html").is_file()
+
+
+def test_report_k_must_have_been_evaluated(built: tuple[Path, str]) -> None:
+    root = built[0].parent
+    result = invoke(root, "report", "--out", str(root / "other"), "--k", "3")
+    assert result.exit_code == 1
+    assert "--k 3: metrics were computed at K in [1, 2]" in result.stderr
+    assert "--set 'evaluate.k=[1, 2, 3]' evaluate" in result.stderr
+
+
+def test_report_before_evaluate_names_the_command(tmp_path: Path) -> None:
+    write_upstream(tmp_path)
+    result = invoke(tmp_path, "report")
+    assert result.exit_code == 1
+    assert "run `musicrec evaluate` first" in result.stderr
+
+
+def test_flatten_nested_quality_report() -> None:
+    data = {"a": 1, "steps": [{"name": "dedupe", "rows": 5}], "tags": ["x", "y"]}
+    assert report.flatten(data) == [
+        ("a", 1),
+        ("steps.0.name", "dedupe"),
+        ("steps.0.rows", 5),
+        ("tags", ["x", "y"]),
+    ]
+
+
+def test_comparison_marks_lowest_popularity_and_ties() -> None:
+    content = {
+        "baseline": None,
+        "models": {
+            "a": {"ndcg@5": 0.2, "popularity@5": 0.3},
+            "b": {"ndcg@5": 0.2, "popularity@5": 0.1},
+        },
+    }
+    table = report.compare(content, k=5)
+    assert table.metrics == ("ndcg", "popularity")
+    assert table.best == {(0, 0), (1, 0), (1, 1)}
+    assert table.values == (("0.2000", "0.3000"), ("0.2000", "0.1000"))
