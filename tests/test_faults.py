@@ -545,6 +545,29 @@ def test_stale_lock_of_a_dead_process_is_taken_over(world: World) -> None:
 # --------------------------------------------------------------- errors, usage, bugs, debug
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["recommend", "no_such_user"], "no_such_user"),
+        (["recommend", "--liked", "Nobody - Nothing At All"], "Nobody - Nothing At All"),
+        (["similar", "no such artist - no such title"], "no such artist - no such title"),
+        (["explain", "no_such_user", "x - y"], "no_such_user"),
+        (["recommend", "--model", "svd", "u1"], "svd"),
+    ],
+    ids=[
+        "unknown_user",
+        "unknown_liked_track",
+        "unknown_track",
+        "explain_unknown_user",
+        "unknown_model_to_serve",
+    ],
+)
+def test_serving_unknown_ids_is_refused_in_one_line(
+    world: World, args: list[str], named: str
+) -> None:
+    assert_refused(world, invoke(world.config, *args), EXIT_USER, named)
+
+
 def test_usage_error_exits_2(world: World) -> None:
     outcome = invoke(world.config, "train", "--no-such-option")
     assert outcome.code == EXIT_USAGE
