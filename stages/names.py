@@ -1,0 +1,185 @@
+"""Matching keys for free-text artist and track names, as Polars expressions.
+
+Display names are kept as they were written; these keys only decide which spellings are the
+same artist, the same track (one recording) or the same song (all its versions). Every key is
+idempotent: `key(key(x)) == key(x)`.
+
+Rules, in order:
+1. Control and format characters (NUL, BOM, zero-width) removed; Unicode NFKC (full-width
+   letters, ligatures); case folded (lowercase, "ß" -> "ss").
+2. "feat." / "ft." / "featuring" credits removed from artist and title (bracketed anywhere, or
+   unbracketed up to the end), so "A feat. B" is artist "A".
+3. Accents folded (NFKD, combining marks dropped): "Björk" and "Bjork" match.
+4. Quotes and apostrophes deleted, "&" read as "and", any other run of punctuation or spaces
+   becomes one space. A name made only of punctuation ("!!!") keeps its folded form.
+5. Artists only: a leading "the " or trailing ", the" is dropped ("The Beatles" = "Beatles").
+6. Song (group) keys only: version tags are removed from the title: bracketed or dash-separated
+   parts naming a remaster, live, remix, edit, mono/stereo, acoustic, demo, version or a year.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_CONTROL = r"[\p{Cc}\p{Cf}]"
+_CREDIT_WORD = r"(?:feat\.?|ft\.?|featuring)"
+_CREDIT_BRACKETED = rf"\s*[\(\[]\s*{_CREDIT_WORD}\s[^\)\]]*[\)\]]?"
+_CREDIT_TAIL = rf"\s+{_CREDIT_WORD}\s.*$"
+_CREDIT_TAIL_BARE = r"\s+(?:feat|ft|featuring)\s.*$"
+_QUOTES = r"[\"'`´\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u2032\u2033]"
+_VERSION_WORD = (
+    r"(?:re-?master(?:ed)?|live|remix(?:ed)?|mix|edit|version|mono|stereo|acoustic|demo|"
+    r"unplugged|instrumental|deluxe|single|radio|extended|slowed|reverb|sped up|"
+    r"(?:19|20)\d\d)"
+)
+# "(Live)", "[2011 Remaster]", "(Live at Wembley)", "(Live_2009_4_15)"
+_VERSION_BRACKETED = rf"\s*[\(\[][^\)\]]*(?:\b|_){_VERSION_WORD}(?:\b|_)[^\)\]]*[\)\]]"
+# " - Remastered 2011", " - Radio Edit", " - slowed + reverb"
+_VERSION_DASH = rf"\s+[-\u2013\u2014]\s+[^-\u2013\u2014]*\b{_VERSION_WORD}\b.*$"
+
+
+def clean_display(name: pl.Expr) -> pl.Expr:
+    """Display form: control characters removed, NFKC, spaces collapsed and trimmed."""
+    return (
+        name.str.replace_all(_CONTROL, "")
+        .str.normalize("NFKC")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def _fold(name: pl.Expr) -> pl.Expr:
+    """Lowercase NFKC form with credits removed (rules 1-2)."""
+    return (
+        clean_display(name)
+        .str.to_lowercase()
+        .str.replace_all("ß", "ss", literal=True)
+        .str.replace_all(_CREDIT_BRACKETED, "")
+        .str.replace_all(_CREDIT_TAIL, "")
+    )
+
+
+def _squash(folded: pl.Expr) -> pl.Expr:
+    """Accents, quotes and punctuation folded away (rules 3-4)."""
+    squashed = (
+        folded.str.normalize("NFKD")
+        .str.replace_all(r"\p{Mn}", "")
+        .str.normalize("NFKC")
+        .str.to_lowercase()
+        .str.replace_all(_QUOTES, "")
+        .str.replace_all("&", " and ", literal=True)
+        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
+        .str.strip_chars()
+        # "a (feat.b)" only reads as a credit once the punctuation is gone
+        .str.replace(_CREDIT_TAIL_BARE, "")
+    )
+    fallback = folded.str.replace_all(r"\s+", " ").str.strip_chars()
+    return pl.when(squashed == "").then(fallback).otherwise(squashed)
+
+
+def title_key(name: pl.Expr) -> pl.Expr:
+    """Matching key of a track title (one recording: versions stay apart)."""
+    return _squash(_fold(name))
+
+
+def artist_key(name: pl.Expr) -> pl.Expr:
+    """Matching key of an artist name; a leading "the" or trailing ", the" is dropped."""
+    key = _squash(_fold(name))
+    bare = key.str.replace(r"^(?:the )+", "").str.replace(r"(?: the)+$", "")
+    return pl.when(bare == "").then(key).otherwise(bare)
+
+
+def song_key(name: pl.Expr) -> pl.Expr:
+    """Matching key of the song behind a title: version tags removed, then as title_key."""
+    folded = _fold(name)
+    stripped = folded.str.replace_all(_VERSION_BRACKETED, "").str.replace(_VERSION_DASH, "")
+    key = _squash(stripped)
+    return pl.when(key == "").then(_squash(folded)).otherwise(key)
+
+
+def first_mbid(value: pl.Expr) -> pl.Expr:
+    """The first MusicBrainz id (a lowercase UUID) in a string, else null."""
+    uuid = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    return value.str.extract(f"({uuid})", 1).str.to_lowercase()
+
+
+ARTIST_KEY = "artist_key"
+TITLE_KEY = "title_key"
+ARTIST_ID = "artist_id"
+TRACK_ID = "track_id"
+TRACK_GROUP_ID = "track_group_id"
+
+
+def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
+    """Canonical artist, track and group ids for each distinct spelling.
+
+    Args:
+        spellings: One row per distinct (artist_name, track_name, artist_mbid, track_uri) with
+            n_plays (Int64); artist_mbid and track_uri may be null.
+
+    Returns:
+        The input plus artist_key, title_key, artist_id, track_id, track_group_id (String).
+        artist_id is the spelling's MusicBrainz id, else the id most played under the same
+        artist_key, else the artist_key; track_id is "artist_id - title_key" and
+        track_group_id "artist_id - song_key" (all versions of one song).
+    """
+    keyed = spellings.with_columns(
+        artist_key(pl.col("artist_name")).alias(ARTIST_KEY),
+        title_key(pl.col("track_name")).alias(TITLE_KEY),
+        song_key(pl.col("track_name")).alias("_song"),
+    )
+    mbid_of_key = (
+        keyed.filter(pl.col("artist_mbid").is_not_null())
+        .group_by(ARTIST_KEY, "artist_mbid")
+        .agg(pl.col("n_plays").sum())
+        .group_by(ARTIST_KEY)
+        .agg(
+            pl.col("artist_mbid")
+            .sort_by(["n_plays", "artist_mbid"], descending=[True, False])
+            .first()
+            .alias("_key_mbid")
+        )
+    )
+    artist_id = pl.coalesce("artist_mbid", "_key_mbid", ARTIST_KEY)
+    return (
+        keyed.join(mbid_of_key, on=ARTIST_KEY, how="left")
+        .with_columns(artist_id.alias(ARTIST_ID))
+        .with_columns(
+            pl.concat_str(ARTIST_ID, pl.lit(" - "), TITLE_KEY).alias(TRACK_ID),
+            pl.concat_str(ARTIST_ID, pl.lit(" - "), "_song").alias(TRACK_GROUP_ID),
+        )
+        .drop("_key_mbid", "_song")
+    )
+
+
+def _most_played(column: str) -> pl.Expr:
+    """The value of `column` with the most plays in a group (ties: the smallest value)."""
+    return pl.col(column).sort_by(["n_plays", column], descending=[True, False]).first()
+
+
+def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per track_id: artist_id, track_group_id, display names, raw plays, spellings.
+
+    Display names are the most played spelling of the track; rows sorted by track_id.
+    """
+    return (
+        id_map.group_by("track_id")
+        .agg(
+            pl.col(ARTIST_ID).first(),
+            pl.col(TRACK_GROUP_ID).first(),
+            _most_played("artist_name"),
+            _most_played("track_name"),
+            pl.col("n_plays").sum().alias("raw_plays"),
+            pl.len().alias("n_spellings"),
+        )
+        .sort(TRACK_ID)
+    )
+
+
+def canonical_artists(id_map: pl.LazyFrame) -> pl.LazyFrame:
+    """Raw artist spellings (name, mbid) -> artist_id, with plays; sorted."""
+    return (
+        id_map.group_by("artist_name", "artist_mbid", ARTIST_ID)
+        .agg(pl.col("n_plays").sum())
+        .sort("artist_name", "artist_mbid", ARTIST_ID, nulls_last=True)
+    )
