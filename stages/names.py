@@ -74,7 +74,7 @@ def _squash(folded: pl.Expr) -> pl.Expr:
         .str.replace(_CREDIT_TAIL_BARE, "")
     )
     fallback = folded.str.replace_all(r"\s+", " ").str.strip_chars()
-    return pl.when(squashed == "").then(fallback).otherwise(squashed)
+    return squashed.replace("", None).fill_null(fallback)
 
 
 def title_key(name: pl.Expr) -> pl.Expr:
@@ -86,15 +86,14 @@ def artist_key(name: pl.Expr) -> pl.Expr:
     """Matching key of an artist name; a leading "the" or trailing ", the" is dropped."""
     key = _squash(_fold(name))
     bare = key.str.replace(r"^(?:the )+", "").str.replace(r"(?: the)+$", "")
-    return pl.when(bare == "").then(key).otherwise(bare)
+    return bare.replace("", None).fill_null(key)
 
 
 def song_key(name: pl.Expr) -> pl.Expr:
     """Matching key of the song behind a title: version tags removed, then as title_key."""
     folded = _fold(name)
     stripped = folded.str.replace_all(_VERSION_BRACKETED, "").str.replace(_VERSION_DASH, "")
-    key = _squash(stripped)
-    return pl.when(key == "").then(_squash(folded)).otherwise(key)
+    return _squash(stripped).replace("", None).fill_null(_squash(folded))
 
 
 def first_mbid(value: pl.Expr) -> pl.Expr:
@@ -123,11 +122,25 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
         artist_key, else the artist_key; track_id is "artist_id - title_key" and
         track_group_id "artist_id - song_key" (all versions of one song).
     """
-    keyed = spellings.with_columns(
-        artist_key(pl.col("artist_name")).alias(ARTIST_KEY),
-        title_key(pl.col("track_name")).alias(TITLE_KEY),
-        song_key(pl.col("track_name")).alias("_song"),
+    # keys are computed once per distinct name, not once per spelling
+    artists = (
+        spellings.select("artist_name")
+        .unique()
+        .with_columns(
+            artist_key(pl.col("artist_name")).alias(ARTIST_KEY),
+            clean_display(pl.col("artist_name")).alias("_artist_display"),
+        )
     )
+    titles = (
+        spellings.select("track_name")
+        .unique()
+        .with_columns(
+            title_key(pl.col("track_name")).alias(TITLE_KEY),
+            song_key(pl.col("track_name")).alias("_song"),
+            clean_display(pl.col("track_name")).alias("_track_display"),
+        )
+    )
+    keyed = spellings.join(artists, on="artist_name").join(titles, on="track_name")
     mbid_of_key = (
         keyed.filter(pl.col("artist_mbid").is_not_null())
         .group_by(ARTIST_KEY, "artist_mbid")
@@ -152,9 +165,15 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _most_played(column: str) -> pl.Expr:
-    """The value of `column` with the most plays in a group (ties: the smallest value)."""
-    return pl.col(column).sort_by(["n_plays", column], descending=[True, False]).first()
+def _display(column: str) -> pl.Expr:
+    """The most played display form of `column` (cleaned), ties to the smallest."""
+    display = f"_{column.removesuffix('_name')}_display"
+    return (
+        pl.col(display)
+        .sort_by(["n_plays", display], descending=[True, False])
+        .first()
+        .alias(column)
+    )
 
 
 def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
@@ -167,8 +186,8 @@ def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
         .agg(
             pl.col(ARTIST_ID).first(),
             pl.col(TRACK_GROUP_ID).first(),
-            _most_played("artist_name"),
-            _most_played("track_name"),
+            _display("artist_name"),
+            _display("track_name"),
             pl.col("n_plays").sum().alias("raw_plays"),
             pl.len().alias("n_spellings"),
         )
