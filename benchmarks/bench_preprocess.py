@@ -59,7 +59,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
         raise RuntimeError(out.stderr[-2000:])
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", out.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
-    assert wall and rss, out.stderr
+    if wall is None or rss is None:
+        raise RuntimeError(out.stderr[-2000:])
     h, m, s = (float(g) if g else 0.0 for g in wall.groups())
     return {"seconds": h * 3600 + m * 60 + s, "peak_rss_mb": int(rss.group(1)) / 1024}
 

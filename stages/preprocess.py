@@ -188,9 +188,22 @@ def parse_raw(
     )
 
 
-def count_reasons(parsed: pl.LazyFrame) -> pl.LazyFrame:
+def user_reason_counts(parsed: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows per (user_id, drop_reason) with first and last played_at: small, one pass.
+
+    Both the step counts and the per-user activity are derived from it, so that the raw log
+    is scanned once for them.
+    """
+    return parsed.group_by(USER_ID, DROP_REASON).agg(
+        pl.len().cast(pl.Int64).alias("n"),
+        pl.col(PLAYED_AT).min().alias("first"),
+        pl.col(PLAYED_AT).max().alias("last"),
+    )
+
+
+def count_reasons(user_counts: pl.LazyFrame) -> pl.LazyFrame:
     """Rows per drop_reason (null = kept), sorted by reason: columns drop_reason, n."""
-    return parsed.group_by(DROP_REASON).agg(pl.len().alias("n")).sort(DROP_REASON)
+    return user_counts.group_by(DROP_REASON).agg(pl.col("n").sum()).sort(DROP_REASON)
 
 
 def kept_plays(parsed: pl.LazyFrame) -> pl.LazyFrame:
@@ -205,21 +218,20 @@ def spellings(plays: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def user_activity(plays: pl.LazyFrame, *, max_plays_per_day: float) -> pl.LazyFrame:
-    """One row per user_id: n_plays, plays_per_day over their active span, is_bot.
+def user_activity(user_counts: pl.LazyFrame, *, max_plays_per_day: float) -> pl.LazyFrame:
+    """One row per user_id with kept plays: n_plays, plays_per_day over the span, is_bot.
 
-    The span is last - first play, at least one day; `max_plays_per_day` 0 disables the check.
+    Args:
+        user_counts: Output of `user_reason_counts`.
+        max_plays_per_day: Users above this many plays per day are bots; 0 disables the check.
+            The span is last - first kept play, at least one day.
     """
     days = (pl.col("last") - pl.col("first")).dt.total_seconds() / 86_400
     rate = pl.col(N_PLAYS) / pl.max_horizontal(days, pl.lit(1.0))
     limit = max_plays_per_day if max_plays_per_day > 0 else float("inf")
     return (
-        plays.group_by(USER_ID)
-        .agg(
-            pl.len().cast(pl.Int64).alias(N_PLAYS),
-            pl.col(PLAYED_AT).min().alias("first"),
-            pl.col(PLAYED_AT).max().alias("last"),
-        )
+        user_counts.filter(pl.col(DROP_REASON).is_null())
+        .select(USER_ID, pl.col("n").alias(N_PLAYS), "first", "last")
         .with_columns(rate.alias(PLAYS_PER_DAY))
         .with_columns((pl.col(PLAYS_PER_DAY) > limit).alias(IS_BOT))
         .drop("first", "last")

@@ -76,16 +76,13 @@ def _scan_raw(files: list[Path], p: PreprocessConfig, spec: str) -> pl.LazyFrame
 
 
 def _survey(parsed: pl.LazyFrame, p: PreprocessConfig) -> _Survey:
-    kept = pp.kept_plays(parsed)
-    reasons, spell, activity, examples = pl.collect_all(
-        [
-            pp.count_reasons(parsed),
-            pp.spellings(kept),
-            pp.user_activity(kept, max_plays_per_day=p.max_plays_per_day),
-            pp.bad_examples(parsed, n=5),
-        ],
-        engine=STREAM,
+    user_counts, spell = pl.collect_all(
+        [pp.user_reason_counts(parsed), pp.spellings(pp.kept_plays(parsed))], engine=STREAM
     )
+    reasons = pp.count_reasons(user_counts.lazy()).collect()
+    activity = pp.user_activity(user_counts.lazy(), max_plays_per_day=p.max_plays_per_day)
+    bad = reasons.filter(pl.col(pp.DROP_REASON).is_in(pp.UNPARSEABLE))["n"].sum()
+    examples = pp.bad_examples(parsed, n=5).collect(engine=STREAM) if bad else pl.DataFrame()
     id_map = names.canonicalise(spell.lazy()).collect()
     tracks = names.canonical_tracks(id_map.lazy()).collect().with_row_index(TRACK_IDX)
     tracks = tracks.with_columns(pl.col(TRACK_IDX).cast(pl.UInt32))
@@ -95,7 +92,7 @@ def _survey(parsed: pl.LazyFrame, p: PreprocessConfig) -> _Survey:
         reasons=counts,
         id_map=id_map.sort(pp.SPELLING, nulls_last=True),
         tracks=tracks,
-        activity=activity.sort(USER_ID),
+        activity=activity.sort(USER_ID).collect(),
         examples=examples.to_dicts(),
     )
 
