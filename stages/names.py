@@ -184,8 +184,12 @@ def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
     return (
         id_map.group_by("track_id")
         .agg(
-            pl.col(ARTIST_ID).first(),
-            pl.col(TRACK_GROUP_ID).first(),
+            pl.col(ARTIST_ID).first(),  # the prefix of track_id: one per track
+            # spellings of one title can differ in version tags the title key keeps as words
+            # ("(Live)" vs "Live"): the most played spelling decides the group
+            pl.col(TRACK_GROUP_ID)
+            .sort_by(["n_plays", TRACK_GROUP_ID], descending=[True, False])
+            .first(),
             _display("artist_name"),
             _display("track_name"),
             pl.col("n_plays").sum().alias("raw_plays"),

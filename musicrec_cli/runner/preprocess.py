@@ -86,7 +86,9 @@ def _survey(parsed: pl.LazyFrame, p: PreprocessConfig) -> _Survey:
     id_map = names.canonicalise(spell.lazy()).collect()
     tracks = names.canonical_tracks(id_map.lazy()).collect().with_row_index(TRACK_IDX)
     tracks = tracks.with_columns(pl.col(TRACK_IDX).cast(pl.UInt32))
-    id_map = id_map.join(tracks.select(names.TRACK_ID, TRACK_IDX), on=names.TRACK_ID)
+    id_map = id_map.drop(names.TRACK_GROUP_ID).join(
+        tracks.select(names.TRACK_ID, names.TRACK_GROUP_ID, TRACK_IDX), on=names.TRACK_ID
+    )
     counts = {(r or "kept"): n for r, n in reasons.iter_rows()}
     return _Survey(
         reasons=counts,

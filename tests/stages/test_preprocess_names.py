@@ -164,3 +164,11 @@ def test_canonical_ids_stable_under_row_order(rows: list, rnd) -> None:
     t1 = names.canonical_tracks(one.lazy()).collect()
     t2 = names.canonical_tracks(two.lazy()).collect()
     assert t1.equals(t2)
+
+
+def test_track_group_follows_the_most_played_spelling_of_a_track() -> None:
+    rows = [("A", "Love Night (Live)", None, 1), ("A", "Love Night Live", None, 3)]
+    tracks = names.canonical_tracks(names.canonicalise(_spellings(rows))).collect()
+    assert tracks.select("track_id", "track_group_id", "track_name").rows() == [
+        ("a - love night live", "a - love night live", "Love Night Live")
+    ]
