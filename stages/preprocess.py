@@ -47,6 +47,7 @@ from stages.schema import (
 DROP_REASON = "drop_reason"
 RAW_VALUE = "raw_value"
 BUCKET = "bucket"
+SPELLING_HASH = "spelling_hash"
 N_PLAYS = "n_plays"
 PLAYS_PER_DAY = "plays_per_day"
 IS_BOT = "is_bot"
@@ -262,15 +263,33 @@ def assign_buckets(users: pl.LazyFrame, *, n_buckets: int) -> pl.LazyFrame:
     )
 
 
-def encode_plays(plays: pl.LazyFrame, *, id_map: pl.LazyFrame, users: pl.LazyFrame) -> pl.LazyFrame:
+def spelling_hash() -> pl.Expr:
+    """64-bit hash of a play's SPELLING columns (a cheaper join key than four strings)."""
+    return pl.struct(SPELLING).hash(seed=0).alias(SPELLING_HASH)
+
+
+def encode_plays(
+    plays: pl.LazyFrame, *, id_map: pl.LazyFrame, users: pl.LazyFrame, by_hash: bool = False
+) -> pl.LazyFrame:
     """Plays with provisional indexes: bucket, user_idx, track_idx, played_at, ms_played, skipped.
 
-    `id_map` maps each SPELLING to track_idx; users missing from `users` (bots) are dropped.
+    Args:
+        plays: Kept rows of `parse_raw`.
+        id_map: One row per SPELLING with track_idx (and spelling_hash if `by_hash`).
+        users: user_id -> user_idx, bucket; plays of users not in it (bots) are dropped.
+        by_hash: Join on spelling_hash instead of the four strings; only exact when the hashes
+            of id_map's spellings are distinct, which the caller checks.
     """
-    return (
-        plays.join(id_map.select(*SPELLING, TRACK_IDX), on=list(SPELLING), nulls_equal=True)
-        .join(users.select(USER_ID, USER_IDX, BUCKET), on=USER_ID)
-        .select(BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED)
+    if by_hash:
+        keyed = plays.with_columns(spelling_hash()).join(
+            id_map.select(SPELLING_HASH, TRACK_IDX), on=SPELLING_HASH
+        )
+    else:
+        keyed = plays.join(
+            id_map.select(*SPELLING, TRACK_IDX), on=list(SPELLING), nulls_equal=True
+        )
+    return keyed.join(users.select(USER_ID, USER_IDX, BUCKET), on=USER_ID).select(
+        BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED
     )
 
 
@@ -278,10 +297,13 @@ def dedupe_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
     """Drop repeated plays (same user, track and instant), sorted by user_idx, played_at.
 
     Of duplicates the one with the longest ms_played is kept (exports repeat rows on resync).
+    One sort and a comparison with the next row: cheaper than `unique(maintain_order=True)`.
     """
+    keys = [USER_IDX, PLAYED_AT, TRACK_IDX]
+    same_as_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys])
     return (
-        plays.sort([USER_IDX, PLAYED_AT, TRACK_IDX, MS_PLAYED], descending=[False] * 3 + [True])
-        .unique([USER_IDX, TRACK_IDX, PLAYED_AT], keep="first", maintain_order=True)
+        plays.sort([*keys, MS_PLAYED], nulls_last=False)
+        .filter(~same_as_next.fill_null(value=False))
         .select(USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED)
     )
 

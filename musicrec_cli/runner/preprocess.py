@@ -89,6 +89,7 @@ def _survey(parsed: pl.LazyFrame, p: PreprocessConfig) -> _Survey:
     id_map = id_map.drop(names.TRACK_GROUP_ID).join(
         tracks.select(names.TRACK_ID, names.TRACK_GROUP_ID, TRACK_IDX), on=names.TRACK_ID
     )
+    id_map = id_map.with_columns(pp.spelling_hash())
     counts = {(r or "kept"): n for r, n in reasons.iter_rows()}
     return _Survey(
         reasons=counts,
@@ -235,8 +236,9 @@ def _build(
     humans = survey.activity.filter(~pl.col(pp.IS_BOT))
     n_buckets = _n_buckets(p, survey.kept)
     users0 = pp.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect()
+    by_hash = survey.id_map[pp.SPELLING_HASH].n_unique() == survey.id_map.height
     encoded = pp.encode_plays(
-        pp.kept_plays(parsed), id_map=survey.id_map.lazy(), users=users0.lazy()
+        pp.kept_plays(parsed), id_map=survey.id_map.lazy(), users=users0.lazy(), by_hash=by_hash
     )
     scratch = out.path("_scratch")
     play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
@@ -324,7 +326,7 @@ def _write_tables(
     final_idx = tmap.rename({"old": TRACK_IDX, "new": "final_idx"})
     id_map = (
         survey.id_map.join(final_idx, on=TRACK_IDX, how="left")
-        .drop(TRACK_IDX)
+        .drop(TRACK_IDX, pp.SPELLING_HASH)
         .rename({"final_idx": TRACK_IDX})
     )
     out.write_parquet(items_df, art.ITEMS)

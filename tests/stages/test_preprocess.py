@@ -174,3 +174,38 @@ def test_kcore_round_and_reindex() -> None:
     frame = pl.LazyFrame({USER_IDX: [1, 3, 4], TRACK_IDX: [1, 0, 0], "v": [10, 20, 30]})
     out = pp.reindex(frame, users=umap, tracks=tmap).collect()
     assert out.select(USER_IDX, TRACK_IDX, "v").rows() == [(0, 1, 10), (1, 0, 30)]
+
+
+def test_encode_plays_by_hash_equals_string_join() -> None:
+    spelling = {
+        "artist_name": ["A", "A", "B"],
+        "track_name": ["T", "T", "T"],
+        "artist_mbid": [None, "m", None],
+        "track_uri": [None, None, "u"],
+    }
+    schema = dict.fromkeys(spelling, pl.String)
+    id_map = pl.LazyFrame(spelling, schema=schema).with_columns(
+        pl.Series(TRACK_IDX, [7, 8, 9], pl.UInt32), pp.spelling_hash()
+    )
+    plays = pl.LazyFrame(
+        {
+            **{k: [v[2], v[0], v[1], v[0]] for k, v in spelling.items()},
+            USER_ID: ["x", "x", "y", "bot"],
+            PLAYED_AT: [T0] * 4,
+            "ms_played": [1, 2, 3, 4],
+            "skipped": [False] * 4,
+        },
+        schema_overrides=schema,
+    )
+    users = pl.LazyFrame(
+        {USER_ID: ["x", "y"], USER_IDX: [0, 1], "bucket": [0, 0]},
+        schema_overrides={USER_IDX: pl.UInt32, "bucket": pl.UInt32},
+    )
+    out = [
+        pp.encode_plays(plays, id_map=id_map, users=users, by_hash=h)
+        .sort("ms_played")
+        .collect()
+        for h in (False, True)
+    ]
+    assert out[0].equals(out[1])
+    assert out[0].select(USER_IDX, TRACK_IDX).rows() == [(0, 9), (0, 7), (1, 8)]
