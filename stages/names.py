@@ -89,11 +89,19 @@ def artist_key(name: pl.Expr) -> pl.Expr:
     return bare.replace("", None).fill_null(key)
 
 
+def _strip_versions(folded: pl.Expr) -> pl.Expr:
+    return folded.str.replace_all(_VERSION_BRACKETED, "").str.replace(_VERSION_DASH, "")
+
+
 def song_key(name: pl.Expr) -> pl.Expr:
     """Matching key of the song behind a title: version tags removed, then as title_key."""
     folded = _fold(name)
-    stripped = folded.str.replace_all(_VERSION_BRACKETED, "").str.replace(_VERSION_DASH, "")
-    return _squash(stripped).replace("", None).fill_null(_squash(folded))
+    return _song_from(folded, _squash(folded))
+
+
+def _song_from(folded: pl.Expr, title: pl.Expr) -> pl.Expr:
+    """song_key from the folded title and its title_key (a bare version tag keeps the title)."""
+    return _squash(_strip_versions(folded)).replace("", None).fill_null(title)
 
 
 def first_mbid(value: pl.Expr) -> pl.Expr:
@@ -135,10 +143,12 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
         spellings.select("track_name")
         .unique()
         .with_columns(
-            title_key(pl.col("track_name")).alias(TITLE_KEY),
-            song_key(pl.col("track_name")).alias("_song"),
+            _fold(pl.col("track_name")).alias("_folded"),
             clean_display(pl.col("track_name")).alias("_track_display"),
         )
+        .with_columns(_squash(pl.col("_folded")).alias(TITLE_KEY))
+        .with_columns(_song_from(pl.col("_folded"), pl.col(TITLE_KEY)).alias("_song"))
+        .drop("_folded")
     )
     keyed = spellings.join(artists, on="artist_name").join(titles, on="track_name")
     mbid_of_key = (
