@@ -213,3 +213,10 @@ def test_bad_inputs_fail_with_one_line(setup: str, message: str, tmp_path: Path)
     assert code == 1
     assert message in " ".join(output.split())
     assert not (tmp_path / "art" / "01_preprocess").exists()
+
+
+def test_generic_columns_setting_is_validated(tmp_path: Path) -> None:
+    code, output = _run(tmp_path, tmp_path / "art", "--set", 'preprocess.columns=["bogus=x"]')
+    assert code == 1
+    assert ".columns = ['bogus=x']" in output
+    assert "raw=source" in " ".join(output.split())

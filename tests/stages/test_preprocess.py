@@ -209,3 +209,39 @@ def test_encode_plays_by_hash_equals_string_join() -> None:
     ]
     assert out[0].equals(out[1])
     assert out[0].select(USER_IDX, TRACK_IDX).rows() == [(0, 9), (0, 7), (1, 8)]
+
+
+def _id_map() -> pl.LazyFrame:
+    from stages import names
+
+    spellings = pl.LazyFrame(
+        {
+            "artist_name": ["Björk", "Bjork", "Labrinth"],
+            "track_name": ["Jóga", "Joga", "Forever"],
+            "artist_mbid": [None, None, None],
+            "track_uri": [None, None, "spotify:track:6pot"],
+            "n_plays": [2, 1, 4],
+        },
+        schema_overrides={"artist_mbid": pl.String, "track_uri": pl.String},
+    )
+    return names.canonicalise(spellings)
+
+
+def test_attach_catalog_by_names() -> None:
+    items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
+    catalog = pl.LazyFrame(
+        {"artist_name": ["BJÖRK"], "track_name": ["joga"], "energy": [0.5], "genre": ["pop"]}
+    )
+    out = pp.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    assert out.to_dict(as_series=False) == {
+        "track_id": ["bjork - joga", "labrinth - forever"],
+        "energy": [0.5, None],
+        "genre": ["pop", None],
+    }
+
+
+def test_attach_catalog_by_spotify_id() -> None:
+    items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
+    catalog = pl.LazyFrame({"id": ["6pot", "zzz"], "name": ["Forever", "X"], "tempo": [90.0, 1.0]})
+    out = pp.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    assert out["tempo"].to_list() == [None, 90.0]
