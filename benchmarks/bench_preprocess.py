@@ -69,7 +69,9 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
 
 
-def bench_scale(events: int, work: Path, repeats: int, env: dict[str, str]) -> dict[str, object]:
+def bench_scale(
+    events: int, work: Path, repeats: int, env: dict[str, str], only: list[str]
+) -> dict[str, object]:
     raw = work / f"raw_{events}"
     musicrec = [str(BIN / "musicrec")]
     if not (raw / "listens").is_dir():
@@ -91,6 +93,7 @@ def bench_scale(events: int, work: Path, repeats: int, env: dict[str, str]) -> d
             "--set", f"paths.artifacts={work / 'a4'}", "preprocess",
         ],
     }  # fmt: skip
+    tools = {k: v for k, v in tools.items() if not only or k in only}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
     for _ in range(repeats):  # interleaved, so that machine noise hits every tool alike
         for name, cmd in tools.items():
@@ -110,22 +113,61 @@ def bench_scale(events: int, work: Path, repeats: int, env: dict[str, str]) -> d
     }
 
 
+DOC = ROOT / "docs" / "preprocess.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def markdown(results: list[dict]) -> str:
+    """The measured table for docs/preprocess.md."""
+    rows = [
+        "| events | raw Parquet | pairs | DuckDB s / MiB | Polars s / MiB | musicrec s / MiB "
+        "| musicrec 4 buckets s / MiB | musicrec / DuckDB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        m = r["median"]
+        cells = [
+            f"{m[k]['seconds']:.2f} / {m[k]['peak_rss_mb']:.0f}" if k in m else "-"
+            for k in ("duckdb", "polars", "musicrec", "musicrec_4_buckets")
+        ]
+        rows.append(
+            f"| {r['events']:,} | {r['raw_parquet_mb']} MiB | {r['pairs']:,} | "
+            + " | ".join(cells)
+            + f" | {r['ratio_musicrec_vs_duckdb']}x |"
+        )
+    return "\n".join(rows)
+
+
+def write_doc(results: list[dict]) -> None:
+    text = DOC.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        DOC.write_text(f"{head}{START}\n{markdown(results)}\n{END}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("events", type=int, nargs="+")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--tools", nargs="*", default=[], help="subset, e.g. duckdb musicrec")
+    parser.add_argument("--merge", action="store_true", help="add to the existing results")
     args = parser.parse_args()
     env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "POLARS_MAX_THREADS": "2"}
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
     results = []
     for events in args.events:
-        results.append(bench_scale(events, work, args.repeats, env))
+        results.append(bench_scale(events, work, args.repeats, env, args.tools))
         print(json.dumps(results[-1]), flush=True)
     out = ROOT / "benchmarks" / "results" / "preprocess.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.is_file():
+        old = [r for r in json.loads(out.read_text())["scales"] if r["events"] not in args.events]
+        results = sorted(old + results, key=lambda r: r["events"])
     out.write_text(json.dumps({"scales": results}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_doc(results)
+    print(f"wrote {out} and the table in {DOC}")
 
 
 if __name__ == "__main__":
