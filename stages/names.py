@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from stages.schema import ARTIST_NAME, AUDIO_FEATURES, GENRE, TRACK_NAME, TRACK_URI
+
 _CONTROL = r"[\p{Cc}\p{Cf}]"
 _CREDIT_WORD = r"(?:feat\.?|ft\.?|featuring)"
 _CREDIT_BRACKETED = rf"\s*[\(\[]\s*{_CREDIT_WORD}\s[^\)\]]*[\)\]]?"
@@ -132,25 +134,25 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
     """
     # keys are computed once per distinct name, not once per spelling
     artists = (
-        spellings.select("artist_name")
+        spellings.select(ARTIST_NAME)
         .unique()
         .with_columns(
-            artist_key(pl.col("artist_name")).alias(ARTIST_KEY),
-            clean_display(pl.col("artist_name")).alias("_artist_display"),
+            artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
+            clean_display(pl.col(ARTIST_NAME)).alias("_artist_display"),
         )
     )
     titles = (
-        spellings.select("track_name")
+        spellings.select(TRACK_NAME)
         .unique()
         .with_columns(
-            _fold(pl.col("track_name")).alias("_folded"),
-            clean_display(pl.col("track_name")).alias("_track_display"),
+            _fold(pl.col(TRACK_NAME)).alias("_folded"),
+            clean_display(pl.col(TRACK_NAME)).alias("_track_display"),
         )
         .with_columns(_squash(pl.col("_folded")).alias(TITLE_KEY))
         .with_columns(_song_from(pl.col("_folded"), pl.col(TITLE_KEY)).alias("_song"))
         .drop("_folded")
     )
-    keyed = spellings.join(artists, on="artist_name").join(titles, on="track_name")
+    keyed = spellings.join(artists, on=ARTIST_NAME).join(titles, on=TRACK_NAME)
     mbid_of_key = (
         keyed.filter(pl.col("artist_mbid").is_not_null())
         .group_by(ARTIST_KEY, "artist_mbid")
@@ -200,8 +202,8 @@ def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
             pl.col(TRACK_GROUP_ID)
             .sort_by(["n_plays", TRACK_GROUP_ID], descending=[True, False])
             .first(),
-            _display("artist_name"),
-            _display("track_name"),
+            _display(ARTIST_NAME),
+            _display(TRACK_NAME),
             pl.col("n_plays").sum().alias("raw_plays"),
             pl.len().alias("n_spellings"),
         )
@@ -212,7 +214,47 @@ def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
 def canonical_artists(id_map: pl.LazyFrame) -> pl.LazyFrame:
     """Raw artist spellings (name, mbid) -> artist_id, with plays; sorted."""
     return (
-        id_map.group_by("artist_name", "artist_mbid", ARTIST_ID)
+        id_map.group_by(ARTIST_NAME, "artist_mbid", ARTIST_ID)
         .agg(pl.col("n_plays").sum())
-        .sort("artist_name", "artist_mbid", ARTIST_ID, nulls_last=True)
+        .sort(ARTIST_NAME, "artist_mbid", ARTIST_ID, nulls_last=True)
     )
+
+
+def attach_catalog(
+    items: pl.LazyFrame, catalog: pl.LazyFrame, *, id_map: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Left-join catalog columns (audio features, genre) onto canonical tracks.
+
+    Args:
+        items: One row per track_id.
+        catalog: artist_name + track_name (matched by normalised names), or else track_uri or
+            a Spotify `id` (matched through the spellings' track_uri), plus feature columns.
+        id_map: Output of names.canonicalise (spellings -> track_id).
+
+    Returns:
+        `items` with the catalog's AUDIO_FEATURES and genre columns (null where unmatched); if
+        several catalog rows match one track, the first by catalog order wins.
+    """
+    schema = catalog.collect_schema()
+    have = items.collect_schema()
+    extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in have]
+    if ARTIST_NAME in schema and TRACK_NAME in schema:
+        keys = [ARTIST_KEY, TITLE_KEY]
+        catalog = catalog.with_columns(
+            artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
+            title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY),
+        )
+    else:
+        keys = [TRACK_URI]
+        if TRACK_URI not in schema and "id" in schema:
+            catalog = catalog.with_columns(
+                pl.concat_str(pl.lit("spotify:track:"), pl.col("id")).alias(TRACK_URI)
+            )
+    to_track = id_map.select(*keys, TRACK_ID).unique().drop_nulls()
+    features = (
+        catalog.select(*keys, *extra)
+        .join(to_track, on=keys, maintain_order="left")
+        .unique(TRACK_ID, keep="first", maintain_order=True)
+        .drop(keys)
+    )
+    return items.join(features, on=TRACK_ID, how="left", maintain_order="left")

@@ -31,8 +31,6 @@ from stages.formats import (
 )
 from stages.schema import (
     ARTIST_NAME,
-    AUDIO_FEATURES,
-    GENRE,
     MS_PLAYED,
     PLAYED_AT,
     SKIPPED,
@@ -357,42 +355,3 @@ def bad_examples(parsed: pl.LazyFrame, *, n: int) -> pl.LazyFrame:
         )
         .head(n)
     )
-
-
-def attach_catalog(
-    items: pl.LazyFrame, catalog: pl.LazyFrame, *, id_map: pl.LazyFrame
-) -> pl.LazyFrame:
-    """Left-join catalog columns (audio features, genre) onto canonical tracks.
-
-    Args:
-        items: One row per track_id.
-        catalog: artist_name + track_name (matched by normalised names), or else track_uri or
-            a Spotify `id` (matched through the spellings' track_uri), plus feature columns.
-        id_map: Output of names.canonicalise (spellings -> track_id).
-
-    Returns:
-        `items` with the catalog's AUDIO_FEATURES and genre columns (null where unmatched); if
-        several catalog rows match one track, the first by catalog order wins.
-    """
-    schema = catalog.collect_schema()
-    extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in items.collect_schema()]
-    if ARTIST_NAME in schema and TRACK_NAME in schema:
-        keys = [names.ARTIST_KEY, names.TITLE_KEY]
-        catalog = catalog.with_columns(
-            names.artist_key(pl.col(ARTIST_NAME)).alias(names.ARTIST_KEY),
-            names.title_key(pl.col(TRACK_NAME)).alias(names.TITLE_KEY),
-        )
-    else:
-        keys = [TRACK_URI]
-        if TRACK_URI not in schema and "id" in schema:
-            catalog = catalog.with_columns(
-                pl.concat_str(pl.lit("spotify:track:"), pl.col("id")).alias(TRACK_URI)
-            )
-    to_track = id_map.select(*keys, names.TRACK_ID).unique().drop_nulls()
-    features = (
-        catalog.select(*keys, *extra)
-        .join(to_track, on=keys, maintain_order="left")
-        .unique(names.TRACK_ID, keep="first", maintain_order=True)
-        .drop(keys)
-    )
-    return items.join(features, on=names.TRACK_ID, how="left", maintain_order="left")

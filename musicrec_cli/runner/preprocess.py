@@ -312,7 +312,7 @@ def _write_tables(
         .join(stats.lazy(), on=TRACK_IDX)
     )
     if catalog is not None:
-        items = pp.attach_catalog(items, catalog, id_map=survey.id_map.lazy())
+        items = names.attach_catalog(items, catalog, id_map=survey.id_map.lazy())
     items_df = items.sort(TRACK_IDX).collect()
     items_df = items_df.select(TRACK_IDX, *[c for c in items_df.columns if c != TRACK_IDX])
     users = (

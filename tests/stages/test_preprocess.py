@@ -7,6 +7,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from stages import names
 from stages import preprocess as pp
 from stages.interactions import aggregate_pairs
 from stages.schema import PLAYED_AT, TRACK_IDX, USER_ID, USER_IDX
@@ -212,8 +213,6 @@ def test_encode_plays_by_hash_equals_string_join() -> None:
 
 
 def _id_map() -> pl.LazyFrame:
-    from stages import names
-
     spellings = pl.LazyFrame(
         {
             "artist_name": ["Björk", "Bjork", "Labrinth"],
@@ -232,7 +231,7 @@ def test_attach_catalog_by_names() -> None:
     catalog = pl.LazyFrame(
         {"artist_name": ["BJÖRK"], "track_name": ["joga"], "energy": [0.5], "genre": ["pop"]}
     )
-    out = pp.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
     assert out.to_dict(as_series=False) == {
         "track_id": ["bjork - joga", "labrinth - forever"],
         "energy": [0.5, None],
@@ -243,5 +242,5 @@ def test_attach_catalog_by_names() -> None:
 def test_attach_catalog_by_spotify_id() -> None:
     items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
     catalog = pl.LazyFrame({"id": ["6pot", "zzz"], "name": ["Forever", "X"], "tempo": [90.0, 1.0]})
-    out = pp.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
     assert out["tempo"].to_list() == [None, 90.0]
