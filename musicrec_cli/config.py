@@ -61,7 +61,7 @@ class PreprocessConfig:
     kcore_rounds: int = 3
     max_bad_share: float = 0.01
     buckets: int = 0
-    bucket_rows: int = 50_000_000
+    bucket_rows: int = 20_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

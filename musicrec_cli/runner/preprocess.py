@@ -76,15 +76,16 @@ def _scan_raw(files: list[Path], p: PreprocessConfig, spec: str) -> pl.LazyFrame
 
 
 def _survey(parsed: pl.LazyFrame, p: PreprocessConfig) -> _Survey:
-    user_counts, spell = pl.collect_all(
-        [pp.user_reason_counts(parsed), pp.spellings(pp.kept_plays(parsed))], engine=STREAM
-    )
+    # two scans on purpose: collect_all would cache the shared parsed scan, i.e. hold every
+    # raw row in memory (measured: 1.7 GB at 10M rows, 17 GB at 100M)
+    user_counts = pp.user_reason_counts(parsed).collect(engine=STREAM)
+    spell = pp.spellings(pp.kept_plays(parsed)).collect(engine=STREAM)
     reasons = pp.count_reasons(user_counts.lazy()).collect()
     activity = pp.user_activity(user_counts.lazy(), max_plays_per_day=p.max_plays_per_day)
     bad = reasons.filter(pl.col(pp.DROP_REASON).is_in(pp.UNPARSEABLE))["n"].sum()
     examples = pp.bad_examples(parsed, n=5).collect(engine=STREAM) if bad else pl.DataFrame()
-    id_map = names.canonicalise(spell.lazy()).collect()
-    tracks = names.canonical_tracks(id_map.lazy()).collect().with_row_index(TRACK_IDX)
+    id_map = names.canonicalise(spell.lazy()).collect(engine=STREAM)
+    tracks = names.canonical_tracks(id_map.lazy()).collect(engine=STREAM).with_row_index(TRACK_IDX)
     tracks = tracks.with_columns(pl.col(TRACK_IDX).cast(pl.UInt32))
     id_map = id_map.drop(names.TRACK_GROUP_ID).join(
         tracks.select(names.TRACK_ID, names.TRACK_GROUP_ID, TRACK_IDX), on=names.TRACK_ID
