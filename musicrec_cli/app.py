@@ -30,6 +30,7 @@ from musicrec_cli.runner import preprocess as preprocess_run
 from musicrec_cli.runner import split as split_run
 from musicrec_cli.runner import train as train_run
 from musicrec_cli.sources import InputError
+from stages.formats import KNOWN_FORMATS
 from stages.schema import SchemaError
 
 app = typer.Typer(
@@ -190,12 +191,27 @@ def generate(
 
 
 @app.command("preprocess")
-def preprocess_cmd() -> None:
+def preprocess_cmd(
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"Format of the raw log, one of {', '.join(KNOWN_FORMATS)} "
+            "(default: preprocess.format in the config).",
+        ),
+    ] = None,
+) -> None:
     """Clean the raw log and encode ids: reads [paths].raw and .catalog, writes 01_preprocess/.
 
     Outputs: plays.parquet (clean plays), events.parquet (one row per user-track pair),
-    items.parquet, users.parquet, interaction_matrix.npz, quality_report.json.
+    items.parquet, users.parquet, id_map_tracks.parquet, id_map_artists.parquet,
+    interaction_matrix.npz, quality_report.json.
     """
+    if fmt is not None:
+        if fmt not in KNOWN_FORMATS:
+            msg = f"{fmt!r} is not a known format; expected one of {', '.join(KNOWN_FORMATS)}."
+            raise typer.BadParameter(msg, param_hint="--format")
+        _state.overrides.append(f"preprocess.format={fmt}")
     console.summary("preprocess", _guard(lambda: preprocess_run.run_preprocess(_config())))
 
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages import formats
+from stages.formats import KNOWN_FORMATS
+
 DEFAULT_CONFIG = Path("musicrec.toml")
 
 
@@ -48,12 +51,17 @@ class PreprocessConfig:
     """Cleaning and filtering of the raw log."""
 
     format: str = "generate"
+    columns: tuple[str, ...] = ()
     min_ms_played: int = 30_000
     ts_min: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     ts_max: dt.datetime = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    max_plays_per_day: float = 1000.0
     min_user_tracks: int = 5
     min_track_users: int = 3
     kcore_rounds: int = 3
+    max_bad_share: float = 0.01
+    buckets: int = 0
+    bucket_rows: int = 20_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,7 +156,7 @@ class Config:
 
 
 KNOWN_MODELS = ("popularity", "trending", "als", "bpr", "knn", "content", "hybrid")
-KNOWN_FORMATS = ("generate",)
+_RAW_COLUMNS = (*formats.REQUIRED, *formats.OPTIONAL)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "generate.users": (lambda v: v > 0, "a positive integer"),
@@ -157,7 +165,15 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "generate.genres": (lambda v: v > 0, "a positive integer"),
     "generate.chunk_events": (lambda v: v > 0, "a positive integer"),
     "preprocess.format": (lambda v: v in KNOWN_FORMATS, f"one of {list(KNOWN_FORMATS)}"),
+    "preprocess.columns": (
+        lambda v: all(c.partition("=")[0] in _RAW_COLUMNS and c.partition("=")[2] for c in v),
+        f"a list of \"raw=source\" column mappings with raw in {list(_RAW_COLUMNS)}",
+    ),
     "preprocess.min_ms_played": (lambda v: v >= 0, "an integer >= 0"),
+    "preprocess.max_plays_per_day": (lambda v: v >= 0, "a number >= 0 (0 disables the check)"),
+    "preprocess.max_bad_share": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
+    "preprocess.buckets": (lambda v: v >= 0, "an integer >= 0 (0 = chosen from the input size)"),
+    "preprocess.bucket_rows": (lambda v: v > 0, "a positive integer"),
     "preprocess.min_user_tracks": (lambda v: v >= 1, "an integer >= 1"),
     "preprocess.min_track_users": (lambda v: v >= 1, "an integer >= 1"),
     "preprocess.kcore_rounds": (lambda v: v >= 1, "an integer >= 1"),

@@ -1,54 +1,177 @@
-"""Finding and scanning raw input files: one file, a directory or a glob of Parquet or CSV."""
+"""Finding and scanning raw input files: one file, a directory or a glob.
+
+Parquet, CSV/TSV (optionally gzip-compressed), JSON (one array or document per file) and JSON
+lines are read lazily where the format allows it; a JSON array has to be parsed whole, which is
+fine for the personal exports that use it. Each scan carries a `source_file` column.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
+import gzip
+import zlib
 from pathlib import Path
 
 import polars as pl
 
-SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".tsv.gz")
+from stages.formats import INVALID_LINE, SOURCE_FILE, Preset
+
+SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".tsv.gz", ".json", ".jsonl", ".ndjson")
+_ANY = Preset(name="any", include=tuple(f"*{s}" for s in SUFFIXES))
 
 
 class InputError(ValueError):
     """Raw input files are missing, empty or unreadable."""
 
 
-def _has_suffix(path: Path) -> bool:
-    return path.name.lower().endswith(SUFFIXES)
+def _matches(path: Path, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(path.name.lower(), p.lower()) for p in patterns)
 
 
-def find_files(spec: str, *, what: str) -> list[Path]:
-    """The files named by `spec` (a file, a directory of data files, or a glob), sorted.
+def find_files(spec: str, *, what: str, preset: Preset = _ANY) -> tuple[list[Path], list[Path]]:
+    """The files named by `spec` (a file, a directory or a glob), sorted, and those ignored.
+
+    In a directory only files matching `preset.include` are read; files matching
+    `preset.ignore` (e.g. Spotify's video history) are returned second, to be reported.
 
     Raises:
         InputError: nothing matches, or a directory holds no data files.
     """
     if any(ch in spec for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))  # noqa: PTH207
-        files = [p for p in matches if p.is_file()]
-        if not files:
+        candidates = [p for p in matches if p.is_file()]
+        if not candidates:
             found = "only directories" if matches else "nothing"
             msg = f"{spec}: the {what} glob matched {found}; expected {', '.join(SUFFIXES)} files."
             raise InputError(msg)
-        return files
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _has_suffix(p))
-        if not files:
-            msg = f"{path}: no {', '.join(SUFFIXES)} files in the {what} directory."
-            raise InputError(msg)
-        return files
-    if not path.is_file():
+    elif (path := Path(spec)).is_dir():
+        candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.name[0] != ".")
+        candidates = [p for p in candidates if _matches(p, preset.include + preset.ignore)]
+    elif path.is_file():
+        return [path], []
+    else:
         msg = f"{path}: {what} not found; run `musicrec generate` or set [paths] in musicrec.toml."
         raise InputError(msg)
-    return [path]
+    ignored = [p for p in candidates if _matches(p, preset.ignore)]
+    files = [p for p in candidates if p not in ignored]
+    if not files:
+        msg = (
+            f"{spec}: no {what} files for format {preset.name!r} (expected "
+            f"{', '.join(preset.include)}); ignored {len(ignored)}. Check [preprocess].format."
+        )
+        raise InputError(msg)
+    return files, ignored
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    for kind in ("parquet", "json", "jsonl", "ndjson"):
+        if name.endswith(f".{kind}"):
+            return "jsonl" if kind == "ndjson" else kind
+    return "csv"
+
+
+def _scan_csv(files: list[Path], preset: Preset) -> pl.LazyFrame:
+    tsv = preset.separator == "\t" or files[0].name.lower().removesuffix(".gz").endswith(".tsv")
+    return pl.scan_csv(
+        files,
+        separator="\t" if tsv else preset.separator,
+        has_header=not preset.columns,
+        new_columns=list(preset.columns) or None,
+        quote_char=preset.quote_char,
+        infer_schema=False,  # every column as text: preprocess parses and counts bad values
+        truncate_ragged_lines=True,
+        include_file_paths=SOURCE_FILE,
+    )
+
+
+def _scan_json_lines(files: list[Path], preset: Preset) -> pl.LazyFrame:
+    if preset.json_line is None:
+        return pl.scan_ndjson(files, include_file_paths=SOURCE_FILE, infer_schema_length=1000)
+    line = pl.col("line").str.strip_chars()
+    looks_valid = line.str.starts_with("{") & line.str.ends_with("}")
+    return (
+        pl.scan_csv(
+            files,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            new_columns=["line"],
+            infer_schema=False,
+            include_file_paths=SOURCE_FILE,
+        )
+        .filter(line != "")
+        .with_columns(
+            pl.when(looks_valid).then(line).str.json_decode(preset.json_line).alias("decoded"),
+            (~looks_valid).alias(INVALID_LINE),
+        )
+        .unnest("decoded")
+        .drop("line")
+    )
+
+
+def _read_json(path: Path) -> pl.LazyFrame:
+    try:
+        frame = pl.read_json(path, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        msg = f"{path}: not a readable JSON array or document: {str(exc).splitlines()[0]}"
+        raise InputError(msg) from exc
+    return frame.lazy().with_columns(pl.lit(str(path)).alias(SOURCE_FILE))
+
+
+def scan_groups(files: list[Path], *, preset: Preset) -> list[tuple[str, pl.LazyFrame]]:
+    """Lazy scans of `files`, one per kind of file (one per file for JSON documents).
+
+    Returns:
+        (label, frame) pairs: the label names the files for error messages; each frame has
+        the file's native columns (text for CSV) plus `source_file`.
+    """
+    by_kind: dict[str, list[Path]] = {}
+    for path in files:
+        by_kind.setdefault(_kind(path), []).append(path)
+    groups: list[tuple[str, pl.LazyFrame]] = []
+    for kind, paths in sorted(by_kind.items()):
+        label = str(paths[0]) + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+        if kind == "parquet":
+            for path in paths:
+                _check_parquet(path)
+            groups.append((label, pl.scan_parquet(paths, include_file_paths=SOURCE_FILE)))
+        elif kind == "csv":
+            groups.append((label, _scan_csv(paths, preset)))
+        elif kind == "jsonl":
+            groups.append((label, _scan_json_lines(paths, preset)))
+        else:
+            groups += [(str(p), _read_json(p)) for p in paths]
+    return groups
+
+
+def _check_parquet(path: Path) -> None:
+    try:
+        pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        msg = f"{path}: not a readable Parquet file (truncated or corrupt?): {exc}"
+        raise InputError(msg.splitlines()[0]) from exc
+
+
+def find_damaged(files: list[Path]) -> Path | None:
+    """The first gzip file that does not decompress to its end (called after a read failed)."""
+    for path in files:
+        if path.name.lower().endswith(".gz"):
+            try:
+                with gzip.open(path, "rb") as handle:
+                    while handle.read(1 << 24):
+                        pass
+            except (OSError, EOFError, zlib.error):
+                return path
+    return None
 
 
 def scan_table(files: list[Path]) -> pl.LazyFrame:
-    """Lazily scan Parquet or CSV files of one kind (decided by the first file's suffix)."""
+    """Lazily scan Parquet or CSV files of one kind, with inferred types (e.g. a catalog)."""
     first = files[0].name.lower()
     if first.endswith(".parquet"):
+        _check_parquet(files[0])
         return pl.scan_parquet(files)
     separator = "\t" if ".tsv" in first else ","
-    return pl.scan_csv(files, separator=separator, try_parse_dates=True)
+    return pl.scan_csv(files, separator=separator, infer_schema_length=10_000)

@@ -1,7 +1,16 @@
-"""Raw listening log -> clean plays, canonical tracks, encoded ids and per-pair aggregates.
+"""Raw listening log -> typed, validated plays, bot filter, encoded plays and the k-core.
 
-Every function takes and returns LazyFrames; the runner collects. Names are matched through
-`normalise_name`, so that spellings of one artist or title share one canonical key.
+Every function takes and returns LazyFrames; the runner collects and decides the bucketing. The
+order of the work, which keeps memory bounded at 800M rows (see docs/preprocess.md):
+
+1. `parse_raw` types every row and names the first reason to drop it (`drop_reason`).
+2. The kept rows' distinct spellings go through `stages.names.canonicalise` (small); users
+   through `user_activity` / `assign_buckets` (small).
+3. `encode_plays` joins both back onto the plays: (bucket, user_idx, track_idx, played_at, ...),
+   where the indexes are provisional (sorted by user_id / track_id, before the k-core).
+4. Per bucket (a contiguous range of users), `dedupe_plays` and `aggregate_pairs`.
+5. `kcore_round` on the pairs until stable; `reindex` maps the provisional indexes to the final
+   contiguous ones. Both maps are monotonic, so sorted buckets concatenate to sorted files.
 """
 
 from __future__ import annotations
@@ -10,114 +19,345 @@ import datetime as dt
 
 import polars as pl
 
+from stages import names
+from stages.formats import (
+    ALBUM_NAME,
+    ARTIST_MBID,
+    INVALID_LINE,
+    NON_MUSIC,
+    RAW_PLAY_COUNT,
+    SOURCE_FILE,
+    TRACK_MBID,
+)
 from stages.schema import (
     ARTIST_NAME,
     MS_PLAYED,
-    PLAY_COUNT,
     PLAYED_AT,
     SKIPPED,
-    TRACK_ID,
+    TIMESTAMP,
+    TRACK_IDX,
     TRACK_NAME,
+    TRACK_URI,
     USER_ID,
+    USER_IDX,
 )
 
-ARTIST_KEY = "artist_key"
-TITLE_KEY = "title_key"
+DROP_REASON = "drop_reason"
+RAW_VALUE = "raw_value"
+BUCKET = "bucket"
+SPELLING_HASH = "spelling_hash"
+N_PLAYS = "n_plays"
+PLAYS_PER_DAY = "plays_per_day"
+IS_BOT = "is_bot"
+# reasons that mean a value could not be read (they count towards [preprocess].max_bad_share)
+UNPARSEABLE = ("invalid_line", "bad_timestamp", "bad_ms_played")
+# what each of those reasons could not read, for messages
+UNPARSEABLE_WHAT = {
+    "invalid_line": "lines that are not valid records",
+    "bad_timestamp": f"column {PLAYED_AT!r}",
+    "bad_ms_played": f"column {MS_PLAYED!r}",
+}
+SHORT_PLAY = "short_play"
+SPELLING = (ARTIST_NAME, TRACK_NAME, ARTIST_MBID, TRACK_URI)
+_ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S%.f%:z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+)
+_PLACEHOLDER_ARTISTS = (
+    "Unknown Artist", "unknown artist", "Unknown", "unknown", "<unknown>", "[unknown]",
+)  # fmt: skip
 
 
-def normalise_name(name: pl.Expr) -> pl.Expr:
-    """Matching key for a free-text name: NFKC, case-folded, quotes and spacing cleaned."""
-    return (
-        name.str.normalize("NFKC")
-        .str.to_lowercase()
-        .str.replace_all(r"[\u2018\u2019\u201c\u201d\"`]", "")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
+def _epoch(seconds_or_finer: pl.Expr) -> pl.Expr:
+    """Epoch number -> timestamp, the unit guessed from the magnitude (s, ms, us or ns).
+
+    Up to 1e11 is seconds (until year 5138), up to 1e14 ms, up to 1e17 us, beyond that ns.
+    """
+    v = seconds_or_finer.cast(pl.Float64)
+    us = (
+        pl.when(v.abs() < 1e11)
+        .then(v * 1e6)
+        .when(v.abs() < 1e14)
+        .then(v * 1e3)
+        .when(v.abs() < 1e17)
+        .then(v)
+        .otherwise(v / 1e3)
+    )
+    return us.round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def parse_timestamp(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A timestamp column of any raw dtype as Datetime("us", "UTC"); null where unreadable.
+
+    Strings may be ISO-8601 (with Z, an offset or no zone, read as UTC), "YYYY-MM-DD HH:MM" or
+    digits (epoch); numbers are epochs in s, ms, us or ns.
+    """
+    if isinstance(dtype, pl.Datetime):
+        zoned = value.dt.replace_time_zone("UTC") if dtype.time_zone is None else value
+        return zoned.dt.convert_time_zone("UTC").cast(TIMESTAMP)
+    if dtype.is_numeric():
+        return _epoch(value)
+    text = value.cast(pl.String).str.strip_chars()
+    parsed = [text.str.strptime(TIMESTAMP, f, strict=False) for f in _ISO_FORMATS]
+    digits = text.str.replace(r"\.\d*$", "").cast(pl.Int64, strict=False)
+    return pl.coalesce(*parsed, _epoch(digits))
+
+
+def _boolean(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Boolean:
+        return value
+    text = value.cast(pl.String).str.to_lowercase().str.strip_chars()
+    return pl.when(text.is_in(["true", "1", "yes"])).then(True).when(
+        text.is_in(["false", "0", "no"])).then(False)  # fmt: skip
+
+
+def _typed(raw: pl.LazyFrame) -> pl.LazyFrame:
+    """Every raw column with its final dtype (absent optional ones as nulls)."""
+    schema = raw.collect_schema()
+
+    def text(name: str) -> pl.Expr:
+        return pl.col(name).cast(pl.String) if name in schema else pl.lit(None, pl.String)
+
+    ms = pl.col(MS_PLAYED) if MS_PLAYED in schema else pl.lit(None, pl.Int64)
+    skipped = _boolean(pl.col(SKIPPED), schema[SKIPPED]) if SKIPPED in schema else None
+    flags = [pl.col(c) if c in schema else pl.lit(value=False) for c in (INVALID_LINE, NON_MUSIC)]
+    frame = raw
+    if RAW_PLAY_COUNT in schema:  # pre-aggregated rows: one row per play
+        reps = pl.col(RAW_PLAY_COUNT).cast(pl.Int64, strict=False).fill_null(1).clip(1)
+        frame = frame.with_columns(pl.int_ranges(0, reps).alias("_rep")).explode("_rep")
+    return frame.select(
+        text(SOURCE_FILE).alias(SOURCE_FILE),
+        text(USER_ID).str.strip_chars().alias(USER_ID),
+        parse_timestamp(pl.col(PLAYED_AT), schema[PLAYED_AT]).alias(PLAYED_AT),
+        pl.col(PLAYED_AT).alias(RAW_VALUE),  # as written, for the examples of bad rows
+        text(ARTIST_NAME).alias(ARTIST_NAME),
+        text(TRACK_NAME).alias(TRACK_NAME),
+        names.first_mbid(text(ARTIST_MBID)).alias(ARTIST_MBID),
+        names.first_mbid(text(TRACK_MBID)).alias(TRACK_MBID),
+        text(TRACK_URI).str.strip_chars().alias(TRACK_URI),
+        text(ALBUM_NAME).alias(ALBUM_NAME),
+        ms.cast(pl.Int64, strict=False).alias(MS_PLAYED),
+        ms.is_not_null().alias("_has_ms"),
+        (skipped if skipped is not None else pl.lit(None, pl.Boolean)).alias(SKIPPED),
+        flags[0].fill_null(value=False).alias(INVALID_LINE),
+        flags[1].fill_null(value=False).alias(NON_MUSIC),
     )
 
 
-def clean_plays(
-    raw: pl.LazyFrame, *, min_ms_played: int, ts_min: dt.datetime, ts_max: dt.datetime
+def parse_raw(
+    raw: pl.LazyFrame, *, ts_min: dt.datetime, ts_max: dt.datetime, min_ms_played: int
 ) -> pl.LazyFrame:
-    """Keep plays with a user, artist, title and an in-range timestamp, long enough to count.
+    """Type the raw columns and name the first reason to drop each row.
 
     Args:
-        raw: Schema RAW_LISTENS, optionally with ms_played (Int) and skipped (Boolean).
+        raw: RAW_LISTENS columns as a format preset produced them (played_at of any dtype),
+            plus any of stages.formats.OPTIONAL, `non_music` and `invalid_line`.
+        ts_min: Earliest valid play time (UTC).
+        ts_max: Latest valid play time (UTC).
         min_ms_played: Plays shorter than this are dropped where ms_played is known.
-        ts_min: Earliest valid timestamp (UTC).
-        ts_max: Latest valid timestamp (UTC).
 
     Returns:
-        The valid plays with artist_key and title_key added; ms_played as Int64, skipped filled.
+        One row per raw row (per play for pre-aggregated rows): user_id, played_at (UTC),
+        raw_value (the timestamp as written), display-cleaned names, artist_mbid, track_mbid,
+        track_uri, album_name, ms_played (Int64), skipped (filled from ms_played < min) and
+        drop_reason (null = keep), the first of: invalid_line, non_music, missing_user,
+        missing_artist, missing_track, bad_timestamp, missing_timestamp, ts_out_of_range,
+        bad_ms_played, short_play.
     """
-    schema = raw.collect_schema()
-    ms = pl.col(MS_PLAYED).cast(pl.Int64) if MS_PLAYED in schema else pl.lit(None, pl.Int64)
-    skipped = pl.col(SKIPPED) if SKIPPED in schema else pl.lit(None, pl.Boolean)
+    ms, ts = pl.col(MS_PLAYED), pl.col(PLAYED_AT)
+
+    def blank(name: str) -> pl.Expr:  # cheap per row: names are cleaned per distinct name
+        return pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
+
+    reason = (
+        pl.when(pl.col(INVALID_LINE)).then(pl.lit("invalid_line"))
+        .when(pl.col(NON_MUSIC)).then(pl.lit("non_music"))
+        .when(blank(USER_ID)).then(pl.lit("missing_user"))
+        .when(blank(ARTIST_NAME) | pl.col(ARTIST_NAME).is_in(_PLACEHOLDER_ARTISTS)).then(
+            pl.lit("missing_artist"))
+        .when(blank(TRACK_NAME)).then(pl.lit("missing_track"))
+        .when(ts.is_null() & pl.col(RAW_VALUE).is_not_null()).then(pl.lit("bad_timestamp"))
+        .when(ts.is_null()).then(pl.lit("missing_timestamp"))
+        .when(~ts.is_between(ts_min, ts_max)).then(pl.lit("ts_out_of_range"))
+        .when(ms.is_null() & pl.col("_has_ms")).then(pl.lit("bad_ms_played"))
+        .when(ms < min_ms_played).then(pl.lit(SHORT_PLAY))
+    )  # fmt: skip
     return (
-        raw.with_columns(ms.alias(MS_PLAYED), skipped.alias(SKIPPED))
-        .with_columns(
-            normalise_name(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
-            normalise_name(pl.col(TRACK_NAME)).alias(TITLE_KEY),
-        )
-        .filter(valid_play_expr(ts_min=ts_min, ts_max=ts_max))
-        .filter(pl.col(MS_PLAYED).is_null() | (pl.col(MS_PLAYED) >= min_ms_played))
-        .with_columns(pl.col(SKIPPED).fill_null(pl.col(MS_PLAYED) < min_ms_played).fill_null(False))
+        _typed(raw)
+        .with_columns(reason.alias(DROP_REASON))
+        .with_columns(pl.col(SKIPPED).fill_null(ms < min_ms_played).fill_null(value=False))
+        .drop("_has_ms")
     )
 
 
-def valid_play_expr(*, ts_min: dt.datetime, ts_max: dt.datetime) -> pl.Expr:
-    """True where a play has every key and a timestamp inside [ts_min, ts_max]."""
-    return (
-        pl.col(USER_ID).is_not_null()
-        & (pl.col(USER_ID) != "")
-        & (pl.col(ARTIST_KEY).is_not_null() & (pl.col(ARTIST_KEY) != ""))
-        & (pl.col(TITLE_KEY).is_not_null() & (pl.col(TITLE_KEY) != ""))
-        & pl.col(PLAYED_AT).is_between(ts_min, ts_max)
+def user_reason_counts(parsed: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows per (user_id, drop_reason) with first and last played_at: small, one pass.
+
+    Both the step counts and the per-user activity are derived from it, so that the raw log
+    is scanned once for them.
+    """
+    return parsed.group_by(USER_ID, DROP_REASON).agg(
+        pl.len().cast(pl.Int64).alias("n"),
+        pl.col(PLAYED_AT).min().alias("first"),
+        pl.col(PLAYED_AT).max().alias("last"),
     )
 
 
-def build_tracks(plays: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per canonical track: track_id, display names and raw play count.
+def count_reasons(user_counts: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows per drop_reason (null = kept), sorted by reason: columns drop_reason, n."""
+    return user_counts.group_by(DROP_REASON).agg(pl.col("n").sum()).sort(DROP_REASON)
 
-    The track id is the readable key "artist_key - title_key"; the display names are the most
-    frequent spellings seen.
-    """
-    return (
-        plays.group_by(ARTIST_KEY, TITLE_KEY)
-        .agg(
-            pl.len().alias(PLAY_COUNT),
-            pl.col(ARTIST_NAME).mode().first().str.strip_chars(),
-            pl.col(TRACK_NAME).mode().first().str.strip_chars(),
-        )
-        .with_columns(pl.concat_str(ARTIST_KEY, pl.lit(" - "), TITLE_KEY).alias(TRACK_ID))
+
+def kept_plays(parsed: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows of `parse_raw` with no drop reason."""
+    return parsed.filter(pl.col(DROP_REASON).is_null())
+
+
+def spellings(plays: pl.LazyFrame) -> pl.LazyFrame:
+    """Distinct (artist_name, track_name, artist_mbid, track_uri) with n_plays and an mbid."""
+    return plays.group_by(SPELLING).agg(
+        pl.len().cast(pl.Int64).alias(N_PLAYS), pl.col(TRACK_MBID).drop_nulls().min()
     )
 
 
-def filter_min_counts(
-    pairs: pl.DataFrame, *, min_user_tracks: int, min_track_users: int, max_rounds: int
-) -> pl.DataFrame:
-    """Drop users with fewer than `min_user_tracks` tracks and tracks with too few users.
+def user_activity(user_counts: pl.LazyFrame, *, max_plays_per_day: float) -> pl.LazyFrame:
+    """One row per user_id with kept plays: n_plays, plays_per_day over the span, is_bot.
 
-    Repeats up to `max_rounds` times (a k-core when it converges); works on the aggregated pairs,
-    which are small enough to hold in memory.
+    Args:
+        user_counts: Output of `user_reason_counts`.
+        max_plays_per_day: Users above this many plays per day are bots; 0 disables the check.
+            The span is last - first kept play, at least one day.
     """
-    for _ in range(max_rounds):
-        before = pairs.height
-        pairs = pairs.filter(
-            (pl.len().over(USER_ID) >= min_user_tracks)
-            & (pl.len().over(TRACK_ID) >= min_track_users)
-        )
-        if pairs.height == before:
-            break
-    return pairs
-
-
-def encode(values: pl.LazyFrame, *, key: str, index: str) -> pl.LazyFrame:
-    """Map the distinct values of `key` (sorted) to contiguous UInt32 `index` values."""
+    days = (pl.col("last") - pl.col("first")).dt.total_seconds() / 86_400
+    rate = pl.col(N_PLAYS) / pl.max_horizontal(days, pl.lit(1.0))
+    limit = max_plays_per_day if max_plays_per_day > 0 else float("inf")
     return (
-        values.select(key)
-        .unique()
-        .sort(key)
-        .with_row_index(index)
-        .with_columns(pl.col(index).cast(pl.UInt32))
+        user_counts.filter(pl.col(DROP_REASON).is_null())
+        .select(USER_ID, pl.col("n").alias(N_PLAYS), "first", "last")
+        .with_columns(rate.alias(PLAYS_PER_DAY))
+        .with_columns((pl.col(PLAYS_PER_DAY) > limit).alias(IS_BOT))
+        .drop("first", "last")
+    )
+
+
+def assign_buckets(users: pl.LazyFrame, *, n_buckets: int) -> pl.LazyFrame:
+    """Provisional user_idx (by user_id) and a bucket of contiguous users with similar plays.
+
+    Args:
+        users: One row per user_id with n_plays (bots already removed).
+        n_buckets: Number of buckets, >= 1.
+
+    Returns:
+        user_id, user_idx (UInt32), bucket (UInt32): bucket b holds about 1/n_buckets of the
+        plays, and user_idx increases with bucket.
+    """
+    before = pl.col(N_PLAYS).cum_sum() - pl.col(N_PLAYS)
+    share = before.cast(pl.Float64) / pl.col(N_PLAYS).sum()
+    return (
+        users.sort(USER_ID)
+        .with_row_index(USER_IDX)
+        .select(
+            USER_ID,
+            pl.col(USER_IDX).cast(pl.UInt32),
+            (share * n_buckets).floor().clip(0, n_buckets - 1).cast(pl.UInt32).alias(BUCKET),
+        )
+    )
+
+
+def spelling_hash() -> pl.Expr:
+    """64-bit hash of a play's SPELLING columns (a cheaper join key than four strings)."""
+    return pl.struct(SPELLING).hash(seed=0).alias(SPELLING_HASH)
+
+
+def encode_plays(
+    plays: pl.LazyFrame, *, id_map: pl.LazyFrame, users: pl.LazyFrame, by_hash: bool = False
+) -> pl.LazyFrame:
+    """Plays with provisional indexes: bucket, user_idx, track_idx, played_at, ms_played, skipped.
+
+    Args:
+        plays: Kept rows of `parse_raw`.
+        id_map: One row per SPELLING with track_idx (and spelling_hash if `by_hash`).
+        users: user_id -> user_idx, bucket; plays of users not in it (bots) are dropped.
+        by_hash: Join on spelling_hash instead of the four strings; only exact when the hashes
+            of id_map's spellings are distinct, which the caller checks.
+    """
+    if by_hash:
+        keyed = plays.with_columns(spelling_hash()).join(
+            id_map.select(SPELLING_HASH, TRACK_IDX), on=SPELLING_HASH
+        )
+    else:
+        keyed = plays.join(
+            id_map.select(*SPELLING, TRACK_IDX), on=list(SPELLING), nulls_equal=True
+        )
+    return keyed.join(users.select(USER_ID, USER_IDX, BUCKET), on=USER_ID).select(
+        BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED
+    )
+
+
+def dedupe_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
+    """Drop repeated plays (same user, track and instant), sorted by user_idx, played_at.
+
+    Of duplicates the one with the longest ms_played is kept (exports repeat rows on resync).
+    One sort and a comparison with the next row: cheaper than `unique(maintain_order=True)`.
+    """
+    keys = [USER_IDX, PLAYED_AT, TRACK_IDX]
+    same_as_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys])
+    return (
+        plays.sort([*keys, MS_PLAYED], nulls_last=False)
+        .filter(~same_as_next.fill_null(value=False))
+        .select(USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED)
+    )
+
+
+def kcore_round(
+    pairs: pl.LazyFrame, *, min_user_tracks: int, min_track_users: int
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Users with >= min_user_tracks tracks and tracks with >= min_track_users users in `pairs`.
+
+    Returns:
+        (user_idx frame, track_idx frame), each one column, sorted; one round of the k-core.
+    """
+    users = pairs.group_by(USER_IDX).len().filter(pl.col("len") >= min_user_tracks)
+    tracks = pairs.group_by(TRACK_IDX).len().filter(pl.col("len") >= min_track_users)
+    return users.select(USER_IDX).sort(USER_IDX), tracks.select(TRACK_IDX).sort(TRACK_IDX)
+
+
+def new_index(kept: pl.LazyFrame, *, column: str) -> pl.LazyFrame:
+    """Old `column` values (sorted) -> contiguous UInt32 `column`: columns old, new."""
+    return (
+        kept.select(pl.col(column).alias("old"))
+        .sort("old")
+        .with_row_index("new")
+        .select("old", pl.col("new").cast(pl.UInt32))
+    )
+
+
+def reindex(frame: pl.LazyFrame, *, users: pl.LazyFrame, tracks: pl.LazyFrame) -> pl.LazyFrame:
+    """Keep rows whose user_idx and track_idx survive, renumbered; row order unchanged."""
+    out = frame
+    for column, mapping in ((USER_IDX, users), (TRACK_IDX, tracks)):
+        out = (
+            out.join(mapping, left_on=column, right_on="old", maintain_order="left")
+            .drop(column)
+            .rename({"new": column})
+        )
+    return out
+
+
+def bad_examples(parsed: pl.LazyFrame, *, n: int) -> pl.LazyFrame:
+    """Up to `n` rows whose values could not be read: file, reason, user, raw timestamp, names."""
+    return (
+        parsed.filter(pl.col(DROP_REASON).is_in(UNPARSEABLE))
+        .select(
+            SOURCE_FILE,
+            DROP_REASON,
+            USER_ID,
+            pl.col(RAW_VALUE).cast(pl.String),
+            ARTIST_NAME,
+            TRACK_NAME,
+        )
+        .head(n)
     )

@@ -1,6 +1,6 @@
 """Pure functions behind `recommend`, `similar` and `explain`: lookup, fold-in, ranking, why.
 
-Names are matched through preprocess's `normalise_name`, so "Daft Punk - One More Time" finds
+Names are matched through preprocess's keys (`stages.names`), so "Daft Punk - One More Time" finds
 the track whose id is "daft punk - one more time" whatever the spelling in the log.
 """
 
@@ -20,7 +20,7 @@ from stages.models.content import ContentModel
 from stages.models.hybrid import COMPONENTS, HybridModel, blend
 from stages.models.knn import KnnModel
 from stages.models.popularity import PopularityModel
-from stages.preprocess import normalise_name
+from stages.names import query_track_key
 from stages.schema import TRACK_GROUP_ID, TRACK_ID, TRACK_IDX, USER_ID, USER_IDX
 
 FoldInModel = AlsModel | ContentModel | HybridModel | KnnModel | PopularityModel
@@ -88,7 +88,7 @@ def find_tracks(queries: Sequence[str], items: pl.DataFrame) -> list[int]:
         LookupFailedError: naming the first query not found and the closest track ids.
     """
     keys = pl.Series(list(queries), dtype=pl.String).to_frame("query")
-    keys = keys.with_columns(normalise_name(pl.col("query")).alias("key")).with_row_index("i")
+    keys = keys.with_columns(query_track_key(pl.col("query")).alias("key")).with_row_index("i")
     exact = keys.join(items.select(TRACK_ID, TRACK_IDX), left_on="query", right_on=TRACK_ID)
     normal = keys.join(items.select(TRACK_ID, TRACK_IDX), left_on="key", right_on=TRACK_ID)
     found = pl.concat([exact.select("i", TRACK_IDX), normal.select("i", TRACK_IDX)])

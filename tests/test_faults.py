@@ -302,7 +302,8 @@ def test_non_utf8_bytes_are_refused_or_kept(world: World) -> None:
 
 def _rows_valid(world: World) -> int:
     report = json.loads((world.art / "01_preprocess" / "quality_report.json").read_text())
-    return int(report["rows_valid"])
+    parse = next(step for step in report["steps"] if step["step"] == "parse")
+    return int(parse["rows_out"])
 
 
 def test_nul_bytes_inside_names_keep_every_play(world: World) -> None:

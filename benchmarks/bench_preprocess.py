@@ -1,0 +1,174 @@
+"""Time `musicrec preprocess` against DuckDB (and plain Polars) on the same generated files.
+
+Usage: python benchmarks/bench_preprocess.py 1000000 10000000 [--repeats 3] [--workdir DIR]
+
+For each scale: generate raw events with `musicrec generate` (Parquet parts), then run, each in
+its own process under /usr/bin/time -v (wall time and peak RSS):
+  * duckdb: filter ms_played >= 30 s, group by (user, track): count, sum ms, min/max ts,
+    skips -> Parquet (the reference);
+  * polars: the same query with the streaming engine and sink_parquet;
+  * musicrec: the whole preprocess stage (parse, names, canonical ids, bots, dedupe, k-core,
+    all outputs), once single-pass and once forced to 4 buckets.
+Writes benchmarks/results/preprocess.json with medians and the musicrec/duckdb ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+DUCKDB = """
+import duckdb, sys
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+con.execute(f'''COPY (
+  SELECT user_id, track_uri, count(*) AS play_count, sum(ms_played::BIGINT) AS total_ms,
+         min(played_at) AS first_ts, max(played_at) AS last_ts,
+         sum(skipped::INTEGER) AS skip_count
+  FROM read_parquet('{sys.argv[1]}/*.parquet') WHERE ms_played >= 30000
+  GROUP BY user_id, track_uri) TO '{sys.argv[2]}' (FORMAT parquet, COMPRESSION zstd)''')
+"""
+
+POLARS = """
+import polars as pl, sys
+(pl.scan_parquet(f"{sys.argv[1]}/*.parquet").filter(pl.col("ms_played") >= 30000)
+ .group_by("user_id", "track_uri").agg(
+    pl.len().alias("play_count"), pl.col("ms_played").cast(pl.Int64).sum().alias("total_ms"),
+    pl.col("played_at").min().alias("first_ts"), pl.col("played_at").max().alias("last_ts"),
+    pl.col("skipped").sum().alias("skip_count"))
+ .sink_parquet(sys.argv[2], engine="streaming"))
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Wall seconds and peak RSS (MiB) of one command, from /usr/bin/time -v."""
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", out.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
+    if wall is None or rss is None:
+        raise RuntimeError(out.stderr[-2000:])
+    h, m, s = (float(g) if g else 0.0 for g in wall.groups())
+    return {"seconds": h * 3600 + m * 60 + s, "peak_rss_mb": int(rss.group(1)) / 1024}
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+
+
+def bench_scale(
+    events: int, work: Path, repeats: int, env: dict[str, str], only: list[str]
+) -> dict[str, object]:
+    raw = work / f"raw_{events}"
+    musicrec = [str(BIN / "musicrec")]
+    if not (raw / "listens").is_dir():
+        subprocess.run(
+            [*musicrec, "--set", f"generate.users={max(3000, events // 300)}",
+             "--set", f"generate.tracks={max(4000, events // 100)}",
+             "generate", "--out", str(raw), "--events", str(events)],
+            check=True, env=env, capture_output=True,
+        )  # fmt: skip
+    listens = raw / "listens"
+    size = sum(f.stat().st_size for f in listens.glob("*.parquet"))
+    common = ["--set", f"paths.raw={listens}", "--set", f"paths.catalog={raw / 'tracks.parquet'}"]
+    tools = {
+        "duckdb": [str(BIN / "python"), "-c", DUCKDB, str(listens), str(work / "duck.parquet")],
+        "polars": [str(BIN / "python"), "-c", POLARS, str(listens), str(work / "pl.parquet")],
+        "musicrec": [*musicrec, *common, "--set", f"paths.artifacts={work / 'a1'}", "preprocess"],
+        "musicrec_4_buckets": [
+            *musicrec, *common, "--set", "preprocess.buckets=4",
+            "--set", f"paths.artifacts={work / 'a4'}", "preprocess",
+        ],
+    }  # fmt: skip
+    tools = {k: v for k, v in tools.items() if not only or k in only}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
+    for _ in range(repeats):  # interleaved, so that machine noise hits every tool alike
+        for name, cmd in tools.items():
+            runs[name].append(timed(cmd, env))
+    result = {name: median_of(r) for name, r in runs.items()}
+    report = json.loads((work / "a1" / "01_preprocess" / "quality_report.json").read_text())
+    return {
+        "events": events,
+        "raw_parquet_mb": round(size / 2**20, 1),
+        "repeats": repeats,
+        "median": result,
+        "ratio_musicrec_vs_duckdb": round(
+            result["musicrec"]["seconds"] / result["duckdb"]["seconds"], 2
+        ),
+        "pairs": report["output"]["pairs"],
+        "plays": report["output"]["plays"],
+    }
+
+
+DOC = ROOT / "docs" / "preprocess.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def markdown(results: list[dict]) -> str:
+    """The measured table for docs/preprocess.md."""
+    rows = [
+        "| events | raw Parquet | pairs | DuckDB s / MiB | Polars s / MiB | musicrec s / MiB "
+        "| musicrec 4 buckets s / MiB | musicrec / DuckDB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        m = r["median"]
+        cells = [
+            f"{m[k]['seconds']:.2f} / {m[k]['peak_rss_mb']:.0f}" if k in m else "-"
+            for k in ("duckdb", "polars", "musicrec", "musicrec_4_buckets")
+        ]
+        rows.append(
+            f"| {r['events']:,} | {r['raw_parquet_mb']} MiB | {r['pairs']:,} | "
+            + " | ".join(cells)
+            + f" | {r['ratio_musicrec_vs_duckdb']}x |"
+        )
+    return "\n".join(rows)
+
+
+def write_doc(results: list[dict]) -> None:
+    text = DOC.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        DOC.write_text(f"{head}{START}\n{markdown(results)}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("events", type=int, nargs="+")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--tools", nargs="*", default=[], help="subset, e.g. duckdb musicrec")
+    parser.add_argument("--merge", action="store_true", help="add to the existing results")
+    args = parser.parse_args()
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "POLARS_MAX_THREADS": "2"}
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
+    results = []
+    for events in args.events:
+        results.append(bench_scale(events, work, args.repeats, env, args.tools))
+        print(json.dumps(results[-1]), flush=True)
+    out = ROOT / "benchmarks" / "results" / "preprocess.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.is_file():
+        old = [r for r in json.loads(out.read_text())["scales"] if r["events"] not in args.events]
+        results = sorted(old + results, key=lambda r: r["events"])
+    out.write_text(json.dumps({"scales": results}, indent=2) + "\n")
+    write_doc(results)
+    print(f"wrote {out} and the table in {DOC}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""Matching keys for free-text artist and track names, as Polars expressions.
+
+Display names are kept as they were written; these keys only decide which spellings are the
+same artist, the same track (one recording) or the same song (all its versions). Every key is
+idempotent: `key(key(x)) == key(x)`.
+
+Rules, in order:
+1. Control and format characters (NUL, BOM, zero-width) removed; Unicode NFKC (full-width
+   letters, ligatures); case folded (lowercase, "ß" -> "ss").
+2. "feat." / "ft." / "featuring" credits removed from artist and title (bracketed anywhere, or
+   unbracketed up to the end), so "A feat. B" is artist "A".
+3. Accents folded (NFKD, combining marks dropped): "Björk" and "Bjork" match.
+4. Quotes and apostrophes deleted, "&" read as "and", any other run of punctuation or spaces
+   becomes one space. A name made only of punctuation ("!!!") keeps its folded form.
+5. Artists only: a leading "the " or trailing ", the" is dropped ("The Beatles" = "Beatles").
+6. Song (group) keys only: version tags are removed from the title: bracketed or dash-separated
+   parts naming a remaster, live, remix, edit, mono/stereo, acoustic, demo, version or a year.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from stages.schema import ARTIST_NAME, AUDIO_FEATURES, GENRE, TRACK_NAME, TRACK_URI
+
+_CONTROL = r"[\p{Cc}\p{Cf}]"
+_CREDIT_WORD = r"(?:feat\.?|ft\.?|featuring)"
+_CREDIT_BRACKETED = rf"\s*[\(\[]\s*{_CREDIT_WORD}\s[^\)\]]*[\)\]]?"
+_CREDIT_TAIL = rf"\s+{_CREDIT_WORD}\s.*$"
+_CREDIT_TAIL_BARE = r"\s+(?:feat|ft|featuring)\s.*$"
+_QUOTES = r"[\"'`´\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u2032\u2033]"
+_VERSION_WORD = (
+    r"(?:re-?master(?:ed)?|live|remix(?:ed)?|mix|edit|version|mono|stereo|acoustic|demo|"
+    r"unplugged|instrumental|deluxe|single|radio|extended|slowed|reverb|sped up|"
+    r"(?:19|20)\d\d)"
+)
+# "(Live)", "[2011 Remaster]", "(Live at Wembley)", "(Live_2009_4_15)"
+_VERSION_BRACKETED = rf"\s*[\(\[][^\)\]]*(?:\b|_){_VERSION_WORD}(?:\b|_)[^\)\]]*[\)\]]"
+# " - Remastered 2011", " - Radio Edit", " - slowed + reverb"
+_VERSION_DASH = rf"\s+[-\u2013\u2014]\s+[^-\u2013\u2014]*\b{_VERSION_WORD}\b.*$"
+
+
+def clean_display(name: pl.Expr) -> pl.Expr:
+    """Display form: control characters removed, NFKC, spaces collapsed and trimmed."""
+    return (
+        name.str.replace_all(_CONTROL, "")
+        .str.normalize("NFKC")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def _fold(name: pl.Expr) -> pl.Expr:
+    """Lowercase NFKC form with credits removed (rules 1-2)."""
+    return (
+        clean_display(name)
+        .str.to_lowercase()
+        .str.replace_all("ß", "ss", literal=True)
+        .str.replace_all(_CREDIT_BRACKETED, "")
+        .str.replace_all(_CREDIT_TAIL, "")
+    )
+
+
+def _squash(folded: pl.Expr) -> pl.Expr:
+    """Accents, quotes and punctuation folded away (rules 3-4)."""
+    squashed = (
+        folded.str.normalize("NFKD")
+        .str.replace_all(r"\p{Mn}", "")
+        .str.normalize("NFKC")
+        .str.to_lowercase()
+        .str.replace_all(_QUOTES, "")
+        .str.replace_all("&", " and ", literal=True)
+        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
+        .str.strip_chars()
+        # "a (feat.b)" only reads as a credit once the punctuation is gone
+        .str.replace(_CREDIT_TAIL_BARE, "")
+    )
+    fallback = folded.str.replace_all(r"\s+", " ").str.strip_chars()
+    return squashed.replace("", None).fill_null(fallback)
+
+
+def title_key(name: pl.Expr) -> pl.Expr:
+    """Matching key of a track title (one recording: versions stay apart)."""
+    return _squash(_fold(name))
+
+
+def artist_key(name: pl.Expr) -> pl.Expr:
+    """Matching key of an artist name; a leading "the" or trailing ", the" is dropped."""
+    key = _squash(_fold(name))
+    bare = key.str.replace(r"^(?:the )+", "").str.replace(r"(?: the)+$", "")
+    return bare.replace("", None).fill_null(key)
+
+
+def _strip_versions(folded: pl.Expr) -> pl.Expr:
+    return folded.str.replace_all(_VERSION_BRACKETED, "").str.replace(_VERSION_DASH, "")
+
+
+def song_key(name: pl.Expr) -> pl.Expr:
+    """Matching key of the song behind a title: version tags removed, then as title_key."""
+    folded = _fold(name)
+    return _song_from(folded, _squash(folded))
+
+
+def _song_from(folded: pl.Expr, title: pl.Expr) -> pl.Expr:
+    """song_key from the folded title and its title_key (a bare version tag keeps the title)."""
+    return _squash(_strip_versions(folded)).replace("", None).fill_null(title)
+
+
+def query_track_key(query: pl.Expr) -> pl.Expr:
+    """The track key of an "Artist - Title" query, as canonical track ids built from names read.
+
+    The query is split at its first " - "; a query without one is keyed as a title alone (and
+    so matches no track id built from names).
+    """
+    parts = query.str.splitn(" - ", 2)
+    artist, title = parts.struct.field("field_0"), parts.struct.field("field_1")
+    return (
+        pl.when(title.is_not_null())
+        .then(pl.concat_str(artist_key(artist), pl.lit(" - "), title_key(title)))
+        .otherwise(title_key(query))
+    )
+
+
+def first_mbid(value: pl.Expr) -> pl.Expr:
+    """The first MusicBrainz id (a lowercase UUID) in a string, else null."""
+    uuid = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    return value.str.extract(f"({uuid})", 1).str.to_lowercase()
+
+
+ARTIST_KEY = "artist_key"
+TITLE_KEY = "title_key"
+ARTIST_ID = "artist_id"
+TRACK_ID = "track_id"
+TRACK_GROUP_ID = "track_group_id"
+
+
+def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
+    """Canonical artist, track and group ids for each distinct spelling.
+
+    Args:
+        spellings: One row per distinct (artist_name, track_name, artist_mbid, track_uri) with
+            n_plays (Int64); artist_mbid and track_uri may be null.
+
+    Returns:
+        The input plus artist_key, title_key, artist_id, track_id, track_group_id (String).
+        artist_id is the spelling's MusicBrainz id, else the id most played under the same
+        artist_key, else the artist_key; track_id is "artist_id - title_key" and
+        track_group_id "artist_id - song_key" (all versions of one song).
+    """
+    # keys are computed once per distinct name, not once per spelling
+    artists = (
+        spellings.select(ARTIST_NAME)
+        .unique()
+        .with_columns(
+            artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
+            clean_display(pl.col(ARTIST_NAME)).alias("_artist_display"),
+        )
+    )
+    titles = (
+        spellings.select(TRACK_NAME)
+        .unique()
+        .with_columns(
+            _fold(pl.col(TRACK_NAME)).alias("_folded"),
+            clean_display(pl.col(TRACK_NAME)).alias("_track_display"),
+        )
+        .with_columns(_squash(pl.col("_folded")).alias(TITLE_KEY))
+        .with_columns(_song_from(pl.col("_folded"), pl.col(TITLE_KEY)).alias("_song"))
+        .drop("_folded")
+    )
+    keyed = spellings.join(artists, on=ARTIST_NAME).join(titles, on=TRACK_NAME)
+    mbid_of_key = (
+        keyed.filter(pl.col("artist_mbid").is_not_null())
+        .group_by(ARTIST_KEY, "artist_mbid")
+        .agg(pl.col("n_plays").sum())
+        .group_by(ARTIST_KEY)
+        .agg(
+            pl.col("artist_mbid")
+            .sort_by(["n_plays", "artist_mbid"], descending=[True, False])
+            .first()
+            .alias("_key_mbid")
+        )
+    )
+    artist_id = pl.coalesce("artist_mbid", "_key_mbid", ARTIST_KEY)
+    return (
+        keyed.join(mbid_of_key, on=ARTIST_KEY, how="left")
+        .with_columns(artist_id.alias(ARTIST_ID))
+        .with_columns(
+            pl.concat_str(ARTIST_ID, pl.lit(" - "), TITLE_KEY).alias(TRACK_ID),
+            pl.concat_str(ARTIST_ID, pl.lit(" - "), "_song").alias(TRACK_GROUP_ID),
+        )
+        .drop("_key_mbid", "_song")
+    )
+
+
+def _display(column: str) -> pl.Expr:
+    """The most played display form of `column` (cleaned), ties to the smallest."""
+    display = f"_{column.removesuffix('_name')}_display"
+    return (
+        pl.col(display)
+        .sort_by(["n_plays", display], descending=[True, False])
+        .first()
+        .alias(column)
+    )
+
+
+def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per track_id: artist_id, track_group_id, display names, raw plays, spellings.
+
+    Display names are the most played spelling of the track; rows sorted by track_id.
+    """
+    return (
+        id_map.group_by("track_id")
+        .agg(
+            pl.col(ARTIST_ID).first(),  # the prefix of track_id: one per track
+            # spellings of one title can differ in version tags the title key keeps as words
+            # ("(Live)" vs "Live"): the most played spelling decides the group
+            pl.col(TRACK_GROUP_ID)
+            .sort_by(["n_plays", TRACK_GROUP_ID], descending=[True, False])
+            .first(),
+            _display(ARTIST_NAME),
+            _display(TRACK_NAME),
+            pl.col("n_plays").sum().alias("raw_plays"),
+            pl.len().alias("n_spellings"),
+        )
+        .sort(TRACK_ID)
+    )
+
+
+def canonical_artists(id_map: pl.LazyFrame) -> pl.LazyFrame:
+    """Raw artist spellings (name, mbid) -> artist_id, with plays; sorted."""
+    return (
+        id_map.group_by(ARTIST_NAME, "artist_mbid", ARTIST_ID)
+        .agg(pl.col("n_plays").sum())
+        .sort(ARTIST_NAME, "artist_mbid", ARTIST_ID, nulls_last=True)
+    )
+
+
+def attach_catalog(
+    items: pl.LazyFrame, catalog: pl.LazyFrame, *, id_map: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Left-join catalog columns (audio features, genre) onto canonical tracks.
+
+    Args:
+        items: One row per track_id.
+        catalog: artist_name + track_name (matched by normalised names), or else track_uri or
+            a Spotify `id` (matched through the spellings' track_uri), plus feature columns.
+        id_map: Output of names.canonicalise (spellings -> track_id).
+
+    Returns:
+        `items` with the catalog's AUDIO_FEATURES and genre columns (null where unmatched); if
+        several catalog rows match one track, the first by catalog order wins.
+    """
+    schema = catalog.collect_schema()
+    have = items.collect_schema()
+    extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in have]
+    if ARTIST_NAME in schema and TRACK_NAME in schema:
+        keys = [ARTIST_KEY, TITLE_KEY]
+        catalog = catalog.with_columns(
+            artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
+            title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY),
+        )
+    else:
+        keys = [TRACK_URI]
+        if TRACK_URI not in schema and "id" in schema:
+            catalog = catalog.with_columns(
+                pl.concat_str(pl.lit("spotify:track:"), pl.col("id")).alias(TRACK_URI)
+            )
+    to_track = id_map.select(*keys, TRACK_ID).unique().drop_nulls()
+    features = (
+        catalog.select(*keys, *extra)
+        .join(to_track, on=keys, maintain_order="left")
+        .unique(TRACK_ID, keep="first", maintain_order=True)
+        .drop(keys)
+    )
+    return items.join(features, on=TRACK_ID, how="left", maintain_order="left")

@@ -1,0 +1,222 @@
+"""`musicrec preprocess` end to end: outputs, quality report, bucketing and bad inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from musicrec_cli.app import app
+from stages.generate import make_events, make_world
+
+UTC = dt.UTC
+OUTPUTS = (
+    "plays.parquet",
+    "events.parquet",
+    "items.parquet",
+    "users.parquet",
+    "id_map_tracks.parquet",
+    "id_map_artists.parquet",
+)
+
+
+def _run(raw: Path, art: Path, *extra: str) -> tuple[int, str]:
+    args = [
+        "--set", f"paths.raw={raw}",
+        "--set", 'paths.catalog=""',
+        "--set", f"paths.artifacts={art}",
+        "--set", "preprocess.min_user_tracks=1",
+        "--set", "preprocess.min_track_users=1",
+        *extra,
+        "preprocess",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    return result.exit_code, result.output
+
+
+def _t(hour: int, minute: int = 0) -> str:
+    return dt.datetime(2024, 3, 1, hour, minute, tzinfo=UTC).isoformat()
+
+
+LOG = [
+    # user, played_at, artist, title, ms_played
+    ("u1", _t(10), "Björk", "Jóga", 200_000),
+    ("u1", _t(11), "Bjork", "Joga", 180_000),
+    ("u1", _t(11), "Bjork", "Joga", 180_000),  # exact duplicate
+    ("u1", _t(12), "björk feat. Someone", "Jóga (Live)", 240_000),
+    ("u1", _t(13), "Björk", "Jóga", 10_000),  # short
+    ("u2", _t(10), "The Stranglers", "Golden Brown", 200_000),
+    ("u2", _t(12), "Stranglers", "Golden Brown - Remastered 2011", 200_000),
+    ("u2", "yesterday", "Stranglers", "Golden Brown", 200_000),  # bad timestamp
+    ("", _t(12), "Stranglers", "Golden Brown", 200_000),  # no user
+]
+
+
+def _write_log(folder: Path, rows: list[tuple]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pl.DataFrame(
+        rows, schema=["user_id", "played_at", "artist_name", "track_name", "ms_played"],
+        orient="row",
+    )  # fmt: skip
+    frame.write_csv(folder / "listens.csv")
+    return folder
+
+
+def test_preprocess_small_log_known_answer(tmp_path: Path) -> None:
+    raw = _write_log(tmp_path / "raw", LOG)
+    code, output = _run(raw, tmp_path / "art", "--set", "preprocess.max_bad_share=0.2")
+    assert code == 0, output
+    out = tmp_path / "art" / "01_preprocess"
+    report = json.loads((out / "quality_report.json").read_text())
+    steps = {s["step"]: s for s in report["steps"]}
+    assert steps["parse"]["rows_in"] == 9
+    assert steps["parse"]["dropped"] == {"bad_timestamp": 1, "missing_user": 1}
+    assert steps["min_ms_played"]["dropped"] == {"short_play": 1}
+    assert steps["dedupe"]["dropped"] == {"duplicate_plays": 1}
+    assert report["unparseable"]["rows"] == 1
+    assert report["unparseable"]["examples"][0]["raw_value"] == "yesterday"
+    canonical = report["canonical"]
+    assert canonical["canonical_artists"] == 2  # björk, stranglers
+    assert canonical["canonical_tracks"] == 4  # jóga, jóga live, golden brown (+ remaster)
+    assert canonical["track_groups"] == 2
+    items = pl.read_parquet(out / "items.parquet")
+    assert items.select("track_id", "artist_name", "track_name", "play_count").rows() == [
+        ("bjork - joga", "Bjork", "Joga", 2),  # the most played spelling
+        ("bjork - joga live", "björk feat. Someone", "Jóga (Live)", 1),
+        ("stranglers - golden brown", "The Stranglers", "Golden Brown", 1),
+        ("stranglers - golden brown remastered 2011", "Stranglers",
+         "Golden Brown - Remastered 2011", 1),
+    ]  # fmt: skip
+    assert items["track_group_id"].to_list() == ["bjork - joga"] * 2 + [
+        "stranglers - golden brown"
+    ] * 2
+    events = pl.read_parquet(out / "events.parquet")
+    assert events.select("user_idx", "track_idx", "play_count", "total_ms_played").rows() == [
+        (0, 0, 2, 380_000),
+        (0, 1, 1, 240_000),
+        (1, 2, 1, 200_000),
+        (1, 3, 1, 200_000),
+    ]
+    plays = pl.read_parquet(out / "plays.parquet")
+    assert plays.height == 5
+    assert plays["played_at"].dtype == pl.Datetime("us", "UTC")
+    matrix = sp.load_npz(out / "interaction_matrix.npz")
+    assert matrix.toarray().tolist() == [[2, 1, 0, 0], [0, 0, 1, 1]]
+    id_map = pl.read_parquet(out / "id_map_tracks.parquet")
+    assert id_map.filter(pl.col("artist_name") == "Bjork")["track_idx"].to_list() == [0]
+
+
+def test_unreadable_share_above_limit_fails_and_keeps_earlier_artifacts(tmp_path: Path) -> None:
+    art = tmp_path / "art"
+    good = _write_log(tmp_path / "good", LOG[:2])
+    assert _run(good, art)[0] == 0
+    manifest = (art / "01_preprocess" / "manifest.json").read_text()
+    bad = _write_log(tmp_path / "bad", LOG)  # 1 unreadable row of 9 > 1%
+    code, output = _run(bad, art)
+    assert code == 1
+    assert "1 of 9 rows (11.1%) have unreadable values" in output
+    assert "max_bad_share = 0.01" in output
+    assert (art / "01_preprocess" / "manifest.json").read_text() == manifest
+    assert not list(art.glob(".*partial"))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("generated")
+    world = make_world(n_users=60, n_tracks=200, n_genres=4, seed=3)
+    for part in range(2):
+        events = make_events(world, n_events=6_000, seed=part)
+        events.write_parquet(folder / f"part-{part}.parquet")
+    return folder
+
+
+def test_bucketed_and_single_pass_outputs_are_identical(generated: Path, tmp_path: Path) -> None:
+    runs = {}
+    for n in (1, 3):
+        art = tmp_path / f"b{n}"
+        code, output = _run(generated, art, "--set", f"preprocess.buckets={n}")
+        assert code == 0, output
+        runs[n] = art / "01_preprocess"
+    report = json.loads((runs[3] / "quality_report.json").read_text())
+    assert report["n_buckets"] == 3
+    for name in OUTPUTS:
+        one, three = pl.read_parquet(runs[1] / name), pl.read_parquet(runs[3] / name)
+        assert one.height > 0
+        assert one.equals(three), name
+    m1, m3 = sp.load_npz(runs[1] / "interaction_matrix.npz"), sp.load_npz(
+        runs[3] / "interaction_matrix.npz"
+    )
+    assert np.array_equal(m1.toarray(), m3.toarray())
+    events = pl.read_parquet(runs[1] / "events.parquet")
+    assert events.equals(events.sort("user_idx", "track_idx"))
+
+
+def test_generated_names_collapse_to_the_true_catalogue(generated: Path, tmp_path: Path) -> None:
+    code, output = _run(generated, tmp_path / "art")
+    assert code == 0, output
+    canonical = json.loads(
+        (tmp_path / "art" / "01_preprocess" / "quality_report.json").read_text()
+    )["canonical"]
+    # make_world: 200 tracks = 160 songs (+40 versions) by 160 // 8 = 20 artists
+    assert canonical["canonical_artists"] == 20
+    assert canonical["raw_artist_names"] > 20
+    assert canonical["track_groups"] <= 160
+    assert canonical["canonical_tracks"] <= 200
+    assert canonical["canonical_tracks"] >= 190
+
+
+def test_format_option_rejects_unknown_format(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["preprocess", "--format", "myspace"])
+    assert result.exit_code == 2
+    assert "not a known format" in result.output
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("empty_csv", "has no rows"),
+        ("zero_bytes", "listens.csv"),
+        ("no_matching_files", "no raw listening log files for format 'generate'"),
+        ("truncated_gzip", "listens.csv.gz: truncated or corrupt gzip file"),
+        ("truncated_parquet", "part.parquet: not a readable Parquet file"),
+        ("missing_column", "missing column(s) 'track_name'"),
+    ],
+)
+def test_bad_inputs_fail_with_one_line(setup: str, message: str, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    header = "user_id,played_at,artist_name,track_name,ms_played\n"
+    body = "".join(f"u{i},{_t(10, i)},A,T{i},200000\n" for i in range(50))
+    if setup == "empty_csv":
+        (raw / "listens.csv").write_text(header)
+    elif setup == "zero_bytes":
+        (raw / "listens.csv").write_bytes(b"")
+    elif setup == "no_matching_files":
+        (raw / "notes.txt").write_text("nothing here")
+    elif setup == "truncated_gzip":
+        data = gzip.compress((header + body * 50).encode())
+        (raw / "listens.csv.gz").write_bytes(data[: len(data) // 2])
+    elif setup == "truncated_parquet":
+        pl.read_csv((header + body).encode()).write_parquet(raw / "part.parquet")
+        data = (raw / "part.parquet").read_bytes()
+        (raw / "part.parquet").write_bytes(data[: len(data) // 2])
+    else:
+        (raw / "listens.csv").write_text(header.replace("track_name", "title") + body)
+    code, output = _run(raw, tmp_path / "art")
+    assert code == 1
+    assert message in " ".join(output.split())
+    assert not (tmp_path / "art" / "01_preprocess").exists()
+
+
+def test_generic_columns_setting_is_validated(tmp_path: Path) -> None:
+    code, output = _run(tmp_path, tmp_path / "art", "--set", 'preprocess.columns=["bogus=x"]')
+    assert code == 1
+    assert ".columns = ['bogus=x']" in output
+    assert "raw=source" in " ".join(output.split())

@@ -1,0 +1,246 @@
+"""Stage functions of preprocess on tiny frames built in code."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from stages import names
+from stages import preprocess as pp
+from stages.interactions import aggregate_pairs
+from stages.schema import PLAYED_AT, TRACK_IDX, USER_ID, USER_IDX
+
+UTC = dt.UTC
+T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+RANGE = {
+    "ts_min": dt.datetime(2000, 1, 1, tzinfo=UTC),
+    "ts_max": dt.datetime(2100, 1, 1, tzinfo=UTC),
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2024-03-01T12:00:00Z", T0),
+        ("2024-03-01T12:00:00.250Z", T0 + dt.timedelta(milliseconds=250)),
+        ("2024-03-01T14:00:00+02:00", T0),
+        ("2024-03-01T12:00:00", T0),
+        ("2024-03-01 12:00:00", T0),
+        ("2024-03-01 12:00", T0),
+        ("1709294400", T0),
+        ("garbage", None),
+        ("", None),
+    ],
+)
+def test_parse_timestamp_strings(raw: str, expected: dt.datetime | None) -> None:
+    out = pl.select(pp.parse_timestamp(pl.lit(raw), pl.String())).item()
+    assert out == expected
+
+
+@pytest.mark.parametrize(
+    "epoch", [1_709_294_400, 1_709_294_400_000, 1_709_294_400_000_000, 1_709_294_400_000_000_000]
+)
+def test_parse_timestamp_epochs_in_any_unit(epoch: int) -> None:
+    out = pl.select(pp.parse_timestamp(pl.lit(epoch, pl.Int64), pl.Int64())).item()
+    assert out == T0
+
+
+def _raw(rows: list[tuple]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        rows,
+        schema={
+            "user_id": pl.String,
+            "played_at": pl.String,
+            "artist_name": pl.String,
+            "track_name": pl.String,
+            "ms_played": pl.String,
+        },
+        orient="row",
+    )
+
+
+def test_parse_raw_names_the_first_reason_for_each_row() -> None:
+    raw = _raw(
+        [
+            ("u1", "2024-03-01T12:00:00Z", "A", "T", "200000"),  # kept
+            (None, "2024-03-01T12:00:00Z", "A", "T", "200000"),  # missing_user
+            ("u1", "2024-03-01T12:00:00Z", "  ", "T", "200000"),  # missing_artist
+            ("u1", "2024-03-01T12:00:00Z", "Unknown Artist", "T", "200000"),  # missing_artist
+            ("u1", "2024-03-01T12:00:00Z", "A", None, "200000"),  # missing_track
+            ("u1", "yesterday", "A", "T", "200000"),  # bad_timestamp
+            ("u1", None, "A", "T", "200000"),  # missing_timestamp
+            ("u1", "1990-01-01T00:00:00Z", "A", "T", "200000"),  # ts_out_of_range
+            ("u1", "2024-03-01T12:00:00Z", "A", "T", "long"),  # bad_ms_played
+            ("u1", "2024-03-01T12:00:00Z", "A", "T", "29999"),  # short_play
+            ("u1", "2024-03-01T12:00:00Z", "A", "T", None),  # kept: play time unknown
+        ]
+    )
+    out = pp.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
+    assert out["drop_reason"].to_list() == [
+        None, "missing_user", "missing_artist", "missing_artist", "missing_track",
+        "bad_timestamp", "missing_timestamp", "ts_out_of_range", "bad_ms_played", "short_play",
+        None,
+    ]  # fmt: skip
+    assert out["ms_played"].to_list()[-2:] == [29_999, None]
+    assert out["skipped"].to_list()[-2:] == [True, False]
+    counts = pp.count_reasons(pp.user_reason_counts(out.lazy())).collect()
+    assert dict(counts.iter_rows()) == {
+        None: 2,
+        "bad_ms_played": 1,
+        "bad_timestamp": 1,
+        "missing_artist": 2,
+        "missing_timestamp": 1,
+        "missing_track": 1,
+        "missing_user": 1,
+        "short_play": 1,
+        "ts_out_of_range": 1,
+    }
+    examples = pp.bad_examples(out.lazy(), n=5).collect()
+    assert examples["raw_value"].to_list() == ["yesterday", "2024-03-01T12:00:00Z"]
+
+
+def test_pre_aggregated_rows_become_one_row_per_play() -> None:
+    raw = _raw([("u1", "2024-03-01T12:00:00Z", "A", "T", None)]).with_columns(
+        pl.lit("3").alias("play_count")
+    )
+    out = pp.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
+    assert out.height == 3
+
+
+def test_user_activity_flags_bots_by_plays_per_day() -> None:
+    day = dt.timedelta(days=1)
+    plays = pl.LazyFrame(
+        {
+            USER_ID: ["human"] * 3 + ["bot"] * 5,
+            PLAYED_AT: [T0, T0 + day, T0 + 2 * day] + [T0] * 5,
+            "drop_reason": [None] * 8,
+        },
+        schema_overrides={"drop_reason": pl.String},
+    )
+    counts = pp.user_reason_counts(plays)
+    out = pp.user_activity(counts, max_plays_per_day=4).sort(USER_ID).collect()
+    assert out.to_dict(as_series=False) == {
+        USER_ID: ["bot", "human"],
+        "n_plays": [5, 3],
+        "plays_per_day": [5.0, 1.5],
+        "is_bot": [True, False],
+    }
+    off = pp.user_activity(counts, max_plays_per_day=0).collect()
+    assert not off["is_bot"].any()
+
+
+def test_assign_buckets_balances_plays_and_keeps_user_order() -> None:
+    users = pl.LazyFrame({USER_ID: ["d", "a", "c", "b"], "n_plays": [1, 6, 3, 2]})
+    out = pp.assign_buckets(users, n_buckets=2).collect()
+    assert out.to_dict(as_series=False) == {
+        USER_ID: ["a", "b", "c", "d"],
+        USER_IDX: [0, 1, 2, 3],
+        "bucket": [0, 1, 1, 1],
+    }
+
+
+def test_dedupe_keeps_the_longest_of_repeated_plays() -> None:
+    plays = pl.LazyFrame(
+        {
+            USER_IDX: [0, 0, 0, 1],
+            TRACK_IDX: [5, 5, 6, 5],
+            PLAYED_AT: [T0, T0, T0, T0],
+            "ms_played": [40_000, 90_000, 50_000, 40_000],
+            "skipped": [False] * 4,
+        },
+        schema_overrides={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
+    )
+    out = pp.dedupe_plays(plays).collect()
+    assert out.select(USER_IDX, TRACK_IDX, "ms_played").rows() == [
+        (0, 5, 90_000),
+        (0, 6, 50_000),
+        (1, 5, 40_000),
+    ]
+    pairs = aggregate_pairs(out.lazy(), keys=(USER_IDX, TRACK_IDX)).sort(USER_IDX, TRACK_IDX)
+    assert pairs.collect()["total_ms_played"].to_list() == [90_000, 50_000, 40_000]
+
+
+def test_kcore_round_and_reindex() -> None:
+    pairs = pl.LazyFrame(
+        {USER_IDX: [0, 0, 1, 1, 2], TRACK_IDX: [0, 1, 0, 1, 2]},
+        schema={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
+    )
+    users, tracks = pp.kcore_round(pairs, min_user_tracks=2, min_track_users=2)
+    assert users.collect()[USER_IDX].to_list() == [0, 1]
+    assert tracks.collect()[TRACK_IDX].to_list() == [0, 1]
+    umap = pp.new_index(pl.LazyFrame({USER_IDX: [4, 1]}), column=USER_IDX)
+    tmap = pp.new_index(pl.LazyFrame({TRACK_IDX: [0, 1]}), column=TRACK_IDX)
+    frame = pl.LazyFrame({USER_IDX: [1, 3, 4], TRACK_IDX: [1, 0, 0], "v": [10, 20, 30]})
+    out = pp.reindex(frame, users=umap, tracks=tmap).collect()
+    assert out.select(USER_IDX, TRACK_IDX, "v").rows() == [(0, 1, 10), (1, 0, 30)]
+
+
+def test_encode_plays_by_hash_equals_string_join() -> None:
+    spelling = {
+        "artist_name": ["A", "A", "B"],
+        "track_name": ["T", "T", "T"],
+        "artist_mbid": [None, "m", None],
+        "track_uri": [None, None, "u"],
+    }
+    schema = dict.fromkeys(spelling, pl.String)
+    id_map = pl.LazyFrame(spelling, schema=schema).with_columns(
+        pl.Series(TRACK_IDX, [7, 8, 9], pl.UInt32), pp.spelling_hash()
+    )
+    plays = pl.LazyFrame(
+        {
+            **{k: [v[2], v[0], v[1], v[0]] for k, v in spelling.items()},
+            USER_ID: ["x", "x", "y", "bot"],
+            PLAYED_AT: [T0] * 4,
+            "ms_played": [1, 2, 3, 4],
+            "skipped": [False] * 4,
+        },
+        schema_overrides=schema,
+    )
+    users = pl.LazyFrame(
+        {USER_ID: ["x", "y"], USER_IDX: [0, 1], "bucket": [0, 0]},
+        schema_overrides={USER_IDX: pl.UInt32, "bucket": pl.UInt32},
+    )
+    out = [
+        pp.encode_plays(plays, id_map=id_map, users=users, by_hash=h)
+        .sort("ms_played")
+        .collect()
+        for h in (False, True)
+    ]
+    assert out[0].equals(out[1])
+    assert out[0].select(USER_IDX, TRACK_IDX).rows() == [(0, 9), (0, 7), (1, 8)]
+
+
+def _id_map() -> pl.LazyFrame:
+    spellings = pl.LazyFrame(
+        {
+            "artist_name": ["Björk", "Bjork", "Labrinth"],
+            "track_name": ["Jóga", "Joga", "Forever"],
+            "artist_mbid": [None, None, None],
+            "track_uri": [None, None, "spotify:track:6pot"],
+            "n_plays": [2, 1, 4],
+        },
+        schema_overrides={"artist_mbid": pl.String, "track_uri": pl.String},
+    )
+    return names.canonicalise(spellings)
+
+
+def test_attach_catalog_by_names() -> None:
+    items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
+    catalog = pl.LazyFrame(
+        {"artist_name": ["BJÖRK"], "track_name": ["joga"], "energy": [0.5], "genre": ["pop"]}
+    )
+    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    assert out.to_dict(as_series=False) == {
+        "track_id": ["bjork - joga", "labrinth - forever"],
+        "energy": [0.5, None],
+        "genre": ["pop", None],
+    }
+
+
+def test_attach_catalog_by_spotify_id() -> None:
+    items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
+    catalog = pl.LazyFrame({"id": ["6pot", "zzz"], "name": ["Forever", "X"], "tempo": [90.0, 1.0]})
+    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    assert out["tempo"].to_list() == [None, 90.0]
