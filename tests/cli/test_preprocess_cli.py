@@ -94,9 +94,10 @@ def test_preprocess_small_log_known_answer(tmp_path: Path) -> None:
         ("stranglers - golden brown remastered 2011", "Stranglers",
          "Golden Brown - Remastered 2011", 1),
     ]  # fmt: skip
-    assert items["track_group_id"].to_list() == ["bjork - joga"] * 2 + [
-        "stranglers - golden brown"
-    ] * 2
+    assert (
+        items["track_group_id"].to_list()
+        == ["bjork - joga"] * 2 + ["stranglers - golden brown"] * 2
+    )
     events = pl.read_parquet(out / "events.parquet")
     assert events.select("user_idx", "track_idx", "play_count", "total_ms_played").rows() == [
         (0, 0, 2, 380_000),
@@ -150,8 +151,9 @@ def test_bucketed_and_single_pass_outputs_are_identical(generated: Path, tmp_pat
         one, three = pl.read_parquet(runs[1] / name), pl.read_parquet(runs[3] / name)
         assert one.height > 0
         assert one.equals(three), name
-    m1, m3 = sp.load_npz(runs[1] / "interaction_matrix.npz"), sp.load_npz(
-        runs[3] / "interaction_matrix.npz"
+    m1, m3 = (
+        sp.load_npz(runs[1] / "interaction_matrix.npz"),
+        sp.load_npz(runs[3] / "interaction_matrix.npz"),
     )
     assert np.array_equal(m1.toarray(), m3.toarray())
     events = pl.read_parquet(runs[1] / "events.parquet")
@@ -220,3 +222,30 @@ def test_generic_columns_setting_is_validated(tmp_path: Path) -> None:
     assert code == 1
     assert ".columns = ['bogus=x']" in output
     assert "raw=source" in " ".join(output.split())
+
+
+REAL = Path("/work/shared/real-formats")
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} (real export samples) is absent")
+def test_spotify_export_through_the_cli(tmp_path: Path) -> None:
+    code, output = _run(
+        REAL / "spotify-extended", tmp_path / "art", "--set", "preprocess.max_plays_per_day=0"
+    )
+    assert code == 1  # without --format the generate preset finds no Parquet/CSV files
+    assert "no raw listening log files for format 'generate'" in " ".join(output.split())
+    args = [
+        "--set", f"paths.raw={REAL / 'spotify-extended'}",
+        "--set", 'paths.catalog=""',
+        "--set", f"paths.artifacts={tmp_path / 'art'}",
+        "--set", "preprocess.min_track_users=1",  # one listener: a single-user export
+        "preprocess", "--format", "spotify",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "art" / "01_preprocess" / "quality_report.json").read_text())
+    assert [Path(f).name for f in report["ignored_files"]] == ["Streaming_History_Video_2023.json"]
+    assert report["steps"][0]["dropped"] == {"non_music": 13}
+    assert report["format"] == "spotify"
+    users = pl.read_parquet(tmp_path / "art" / "01_preprocess" / "users.parquet")
+    assert users["user_id"].to_list() == ["spotify-extended"]
