@@ -167,7 +167,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "preprocess.format": (lambda v: v in KNOWN_FORMATS, f"one of {list(KNOWN_FORMATS)}"),
     "preprocess.columns": (
         lambda v: all(c.partition("=")[0] in _RAW_COLUMNS and c.partition("=")[2] for c in v),
-        f"a list of \"raw=source\" column mappings with raw in {list(_RAW_COLUMNS)}",
+        f'a list of "raw=source" column mappings with raw in {list(_RAW_COLUMNS)}',
     ),
     "preprocess.min_ms_played": (lambda v: v >= 0, "an integer >= 0"),
     "preprocess.max_plays_per_day": (lambda v: v >= 0, "a number >= 0 (0 disables the check)"),

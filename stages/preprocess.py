@@ -289,9 +289,7 @@ def encode_plays(
             id_map.select(SPELLING_HASH, TRACK_IDX), on=SPELLING_HASH
         )
     else:
-        keyed = plays.join(
-            id_map.select(*SPELLING, TRACK_IDX), on=list(SPELLING), nulls_equal=True
-        )
+        keyed = plays.join(id_map.select(*SPELLING, TRACK_IDX), on=list(SPELLING), nulls_equal=True)
     return keyed.join(users.select(USER_ID, USER_IDX, BUCKET), on=USER_ID).select(
         BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED
     )

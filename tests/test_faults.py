@@ -116,19 +116,6 @@ REFUSED_RAW: dict[str, tuple[str, Callable[[pl.DataFrame, bytes], bytes], str]] 
         lambda ev, good: _csv(ev.drop("track_name")),
         "'track_name'",
     ),
-    "mixed_types_in_a_column": (
-        "listens.csv",
-        # past Polars' 100-row type inference: one ms_played that is not a number
-        lambda ev, good: _csv(
-            ev.with_columns(pl.col("ms_played").cast(pl.String)).with_columns(
-                pl.when(pl.int_range(pl.len()) == 1500)
-                .then(pl.lit("abc"))
-                .otherwise(pl.col("ms_played"))
-                .alias("ms_played")
-            )
-        ),
-        "ms_played",
-    ),
     "garbage_timestamps": (
         "listens.csv",
         lambda ev, good: _csv(ev.with_columns(pl.lit("yesterday at noon").alias("played_at"))),
@@ -219,6 +206,26 @@ def test_test_set_with_no_overlap_with_train(world: World) -> None:
 
 def _plays(world: World) -> pl.DataFrame:
     return world.table("01_preprocess", "plays.parquet")
+
+
+def test_one_unreadable_value_in_a_column_is_counted_not_fatal(world: World) -> None:
+    """Mixed types: one ms_played of 2,000 is text; under max_bad_share it is dropped and
+    counted, with the row as an example (past 1% the stage fails: garbage_timestamps)."""
+    events = raw_events().with_columns(pl.col("ms_played").cast(pl.String))
+    events = events.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1500)
+        .then(pl.lit("abc"))
+        .otherwise(pl.col("ms_played"))
+        .alias("ms_played")
+    )
+    _rewrite_raw(world, "listens.csv", _csv(events))
+    outcome = invoke(world.config, "preprocess")
+    assert outcome.code == 0, outcome.stderr
+    report = json.loads((world.art / "01_preprocess" / "quality_report.json").read_text())
+    assert report["unparseable"]["rows"] == 1
+    assert report["unparseable"]["examples"][0]["drop_reason"] == "bad_ms_played"
+    parse = next(step for step in report["steps"] if step["step"] == "parse")
+    assert parse["dropped"] == {"bad_ms_played": 1}
 
 
 def test_extra_columns_are_accepted_and_ignored(world: World) -> None:
@@ -434,7 +441,16 @@ def test_out_of_disk_while_writing_names_the_file(
             raise OSError(errno.ENOSPC, "No space left on device", str(file))
         real(self, file, *args, **kwargs)  # type: ignore[arg-type]
 
+    real_sink = pl.LazyFrame.sink_parquet
+
+    def full_disk_sink(self: pl.LazyFrame, path: object, *args: object, **kwargs: object) -> None:
+        if str(path).endswith("events.parquet"):
+            Path(str(path)).write_bytes(b"PAR1 half a file")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_sink(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(pl.DataFrame, "write_parquet", full_disk)
+    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", full_disk_sink)
     outcome = invoke(world.config, "preprocess")
     assert_refused(world, outcome, EXIT_RESOURCE, "events.parquet", "No space left")
 

@@ -109,7 +109,9 @@ def _check_survey(s: _Survey, p: PreprocessConfig, spec: str) -> None:
     if bad > p.max_bad_share * s.rows_in:
         first = s.examples[0] if s.examples else {}
         where = ", ".join(
-            f"{pp.UNPARSEABLE_WHAT[r]}: {s.reasons[r]:,}" for r in pp.UNPARSEABLE if s.reasons.get(r)
+            f"{pp.UNPARSEABLE_WHAT[r]}: {s.reasons[r]:,}"
+            for r in pp.UNPARSEABLE
+            if s.reasons.get(r)
         )
         msg = (
             f"{spec}: {bad:,} of {s.rows_in:,} rows ({bad / s.rows_in:.1%}) have unreadable "

@@ -107,7 +107,7 @@ def test_rerank_caps_respected(work: Path) -> None:
     items = pl.read_parquet(work / "artifacts" / "01_preprocess" / "items.parquet")
     reranked = _predictions(work).filter(pl.col("model") == "als+rerank")
     joined = reranked.join(items.select("track_idx", "artist_id"), on="track_idx")
-    assert joined.group_by("user_idx", "artist_key").len()["len"].max() <= 2
+    assert joined.group_by("user_idx", "artist_id").len()["len"].max() <= 2
     assert joined.group_by("user_idx", "track_group_id").len()["len"].max() == 1
     similar = pl.read_parquet(work / "artifacts" / "05_predict" / "similar_tracks.parquet")
     assert similar.height == items.height * 20

@@ -203,9 +203,7 @@ def test_encode_plays_by_hash_equals_string_join() -> None:
         schema_overrides={USER_IDX: pl.UInt32, "bucket": pl.UInt32},
     )
     out = [
-        pp.encode_plays(plays, id_map=id_map, users=users, by_hash=h)
-        .sort("ms_played")
-        .collect()
+        pp.encode_plays(plays, id_map=id_map, users=users, by_hash=h).sort("ms_played").collect()
         for h in (False, True)
     ]
     assert out[0].equals(out[1])

@@ -26,6 +26,4 @@ def test_sorted_and_unsorted_pairs_give_the_same_matrix() -> None:
 
 def test_repeated_pairs_are_summed() -> None:
     pairs = pl.DataFrame({"user_idx": [0, 0], "track_idx": [1, 1], "w": [1.5, 2.0]})
-    assert build_matrix(pairs, value="w", n_users=1, n_tracks=2).toarray().tolist() == [
-        [0.0, 3.5]
-    ]
+    assert build_matrix(pairs, value="w", n_users=1, n_tracks=2).toarray().tolist() == [[0.0, 3.5]]
