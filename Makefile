@@ -61,7 +61,7 @@ $(STAMPS)/predict.json $(STAMPS)/evaluate.json &: musicrec.toml $(INSTALLED)
 	$(MUSICREC) stamp-config $(STAMPS)
 
 generate: $(RAW) ## Generate the built-in synthetic dataset into data/raw/
-$(RAW): $(STAMPS)/generate.json
+$(RAW): $(STAMPS)/generate.json stages/generate.py
 	$(MUSICREC) generate
 
 preprocess: $(A)/01_preprocess/manifest.json ## Clean, de-duplicate, aggregate and encode the raw log

@@ -13,6 +13,7 @@ from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages import evaluate, metrics
 from stages.schema import (
+    ARTIST_ID,
     AUDIO_FEATURES,
     MODEL,
     PREDICTIONS,
@@ -21,8 +22,6 @@ from stages.schema import (
     USER_IDX,
     check_schema,
 )
-
-ARTIST_COLUMN = "artist_key"  # written by `musicrec preprocess` into items.parquet
 
 
 def _check_inputs(root: Path, recs: pl.LazyFrame, test: pl.LazyFrame) -> None:
@@ -82,7 +81,7 @@ def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
     return evaluate.track_table(
         items,
         train,
-        artist=ARTIST_COLUMN if ARTIST_COLUMN in schema else None,
+        artist=ARTIST_ID if ARTIST_ID in schema else None,
         audio=tuple(c for c in AUDIO_FEATURES if c in schema),
         n_train_users=max(n_train_users, 1),
     )

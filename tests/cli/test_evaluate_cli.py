@@ -29,7 +29,7 @@ def write_upstream(root: Path) -> None:
     items = pl.DataFrame(
         {
             TRACK_IDX: pl.Series(range(5), dtype=u32),
-            "artist_key": ["a", "a", "b", "c", "b"],
+            "artist_id": ["a", "a", "b", "c", "b"],
             "danceability": pl.Series([0.0, 0.5, 1.0, None, 0.5], dtype=pl.Float32),
         }
     )
