@@ -69,6 +69,7 @@ class SplitConfig:
     """Temporal train/test split."""
 
     test_fraction: float = 0.2
+    plays_per_part: int = 50_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +178,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "preprocess.min_user_tracks": (lambda v: v >= 1, "an integer >= 1"),
     "preprocess.min_track_users": (lambda v: v >= 1, "an integer >= 1"),
     "preprocess.kcore_rounds": (lambda v: v >= 1, "an integer >= 1"),
+    "split.plays_per_part": (lambda v: v > 0, "a positive integer"),
     "split.test_fraction": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "features.recency_half_life_days": (lambda v: v > 0, "a positive number"),
     "features.recency_floor": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),

@@ -1,8 +1,9 @@
 """Run the split stage: 01_preprocess plays -> 02_split.
 
-Plays are split one part file at a time when 01_preprocess wrote them as a folder of parts that
-each hold all plays of their users (bounded memory at any scale); only "track known in train"
-needs every user, and it is applied to the (smaller) test candidates in a second pass.
+plays.parquet is sorted by user, so the users are cut into contiguous ranges of about
+[split].plays_per_part plays and each range is split on its own (Parquet statistics let the scan
+skip the other row groups): memory is bounded by the part, not by all pairs. Only "track known
+in train" needs every user; it filters the (smaller) test candidates in a second pass.
 """
 
 from __future__ import annotations
@@ -30,11 +31,20 @@ from stages.schema import (
 )
 
 
-def plays_files(root: Path) -> list[Path]:
-    """The clean plays of 01_preprocess: one file, or the part files of a plays/ folder."""
-    single = stage_dir(root, "preprocess") / art.PLAYS
-    folder = single.with_suffix("")
-    return sorted(folder.glob("*.parquet")) if folder.is_dir() else [single]
+def user_ranges(users: pl.DataFrame, *, plays_per_part: int) -> list[tuple[int, int]]:
+    """Contiguous [first, last] user_idx ranges holding about `plays_per_part` plays each.
+
+    Args:
+        users: One row per user: user_idx and n_plays (01_preprocess/users.parquet).
+        plays_per_part: Target plays per range; a user is never split.
+    """
+    parts = (
+        users.sort(USER_IDX)
+        .with_columns((pl.col("n_plays").cum_sum() - pl.col("n_plays")) // plays_per_part)
+        .group_by("n_plays", maintain_order=True)
+        .agg(pl.col(USER_IDX).min().alias("first"), pl.col(USER_IDX).max().alias("last"))
+    )
+    return list(zip(parts["first"].to_list(), parts["last"].to_list(), strict=True))
 
 
 def run_split(cfg: Config) -> str:
@@ -42,8 +52,11 @@ def run_split(cfg: Config) -> str:
     measure, root = Measure(), Path(cfg.paths.artifacts)
     inputs = upstream_inputs(root, "preprocess")
     shape = require_stage(root, "preprocess")["summary"]
-    files = plays_files(root)
-    plays = pl.scan_parquet(files)
+    plays = pl.scan_parquet(stage_dir(root, "preprocess") / art.PLAYS)
+    users = pl.read_parquet(
+        stage_dir(root, "preprocess") / art.USERS, columns=[USER_IDX, "n_plays"]
+    )
+    ranges = user_ranges(users, plays_per_part=cfg.split.plays_per_part)
     check_schema(plays.collect_schema(), PLAYS, source=str(stage_dir(root, "preprocess")))
     bounds = plays.select(pl.col(PLAYED_AT).min().alias("lo"), pl.col(PLAYED_AT).max().alias("hi"))
     lo, hi = bounds.collect(engine="streaming").row(0)
@@ -53,9 +66,10 @@ def run_split(cfg: Config) -> str:
         train_parts, candidate_parts = out.path("train_parts"), out.path("candidate_parts")
         train_parts.mkdir()
         candidate_parts.mkdir()
-        with progress("split", len(files)) as bar:
-            for i, file in enumerate(files):
-                part = split.split_users_by_time(pl.scan_parquet(file), cutoff=cutoff)
+        with progress("split", len(ranges)) as bar:
+            for i, (first, last) in enumerate(ranges):
+                in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
+                part = split.split_users_by_time(in_range, cutoff=cutoff)
                 part.train.sink_parquet(train_parts / f"{i:05d}.parquet")
                 part.test.sink_parquet(candidate_parts / f"{i:05d}.parquet")
                 bar.advance(0)
@@ -91,7 +105,7 @@ def run_split(cfg: Config) -> str:
                     "n_test": n_test,
                     "n_users": n_users,
                     "n_tracks": n_tracks,
-                    "n_parts": len(files),
+                    "n_parts": len(ranges),
                 },
                 **measure.record(),
             },

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from musicrec_cli.app import app
 from musicrec_cli.artifacts import STAGES
 from musicrec_cli.config import PredictConfig, TrainConfig
+from musicrec_cli.runner.split import user_ranges
 from tests.conftest import write_config
 
 STAGE_DIRS = [f"{i + 1:02d}_{s}" for i, s in enumerate(STAGES)]
@@ -170,3 +171,20 @@ def test_each_command_help_says_what_it_reads_and_writes(command: str, mentions:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert mentions in result.output
+
+
+def test_user_ranges_cut_contiguous_users_by_plays():
+    users = pl.DataFrame({"user_idx": [0, 1, 2, 3, 4], "n_plays": [5, 5, 5, 20, 1]})
+    # a user goes to the part where its first play falls: offsets 0, 5, 10, 15, 35 -> 0, 0, 1, 1, 3
+    assert user_ranges(users, plays_per_part=10) == [(0, 1), (2, 3), (4, 4)]
+    assert user_ranges(users, plays_per_part=1000) == [(0, 4)]
+
+
+def test_split_in_many_user_ranges_equals_one_range(pipeline: Path):
+    art = pipeline.parent / "artifacts" / "02_split"
+    one = {n: pl.read_parquet(art / n) for n in ("train.parquet", "test.parquet")}
+    result = run(pipeline, "--set", "split.plays_per_part=200", "split")
+    assert result.exit_code == 0, result.output
+    assert manifest(pipeline, "02_split")["summary"]["n_parts"] > 10
+    for name, frame in one.items():
+        assert pl.read_parquet(art / name).equals(frame), name
