@@ -10,6 +10,7 @@ thread has not finished within `GRACE_SECONDS`. It waits for an in-progress fold
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -83,6 +84,9 @@ def _hard_exit(signum: int) -> None:
 def _watch(reader: socket.socket) -> None:
     while True:
         data = reader.recv(16)
+        if not data:  # the writer was closed at exit
+            reader.close()
+            return
         wanted = [b for b in data if b in (signal.SIGINT, signal.SIGTERM)]
         if not wanted:
             continue
@@ -106,3 +110,11 @@ def install() -> None:
     threading.Thread(target=_watch, args=(reader,), name="musicrec-signals", daemon=True).start()
     state.sockets = (reader, writer)
     state.installed = True
+    atexit.register(_uninstall)
+
+
+def _uninstall() -> None:
+    """At exit: stop the wakeup fd and close its writer; the watchdog then closes the reader."""
+    if state.sockets is not None:
+        signal.set_wakeup_fd(-1)
+        state.sockets[1].close()
