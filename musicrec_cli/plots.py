@@ -91,8 +91,16 @@ def plot_ndcg(per_user: pl.DataFrame, *, k: int) -> bytes:
     return _png(fig)
 
 
-def plot_quality(pairs: list[tuple[str, Any]]) -> bytes | None:
-    """Horizontal bars of the numeric entries of the preprocess quality report (log scale)."""
+def plot_quality(report: dict[str, Any], pairs: list[tuple[str, Any]]) -> bytes | None:
+    """Rows kept per preprocess step when the report lists its steps, else its numeric entries.
+
+    Args:
+        report: quality_report.json as read; `steps` is a list of {step, rows_in, rows_out}.
+        pairs: The same report flattened to (key, value), for reports without steps.
+    """
+    steps = report.get("steps")
+    if isinstance(steps, list) and steps and all("rows_out" in s for s in steps):
+        return _plot_steps(report.get("rows_in"), steps)
     numeric = [
         (k, float(v)) for k, v in pairs if isinstance(v, int | float) and not isinstance(v, bool)
     ]
@@ -103,4 +111,22 @@ def plot_quality(pairs: list[tuple[str, Any]]) -> bytes | None:
     ax = fig.add_subplot()
     ax.barh([k for k, _ in numeric][::-1], [v for _, v in numeric][::-1])
     ax.set(xscale="log", xlabel="count (log scale)")
+    return _png(fig)
+
+
+def _plot_steps(rows_in: object, steps: list[dict[str, Any]]) -> bytes:
+    """Bars of rows left after each step, labelled with what the step dropped."""
+    labels = ["raw rows"] if isinstance(rows_in, int) else []
+    values = [float(rows_in)] if isinstance(rows_in, int) else []
+    for step in steps:
+        dropped = ", ".join(f"{k} {v:,}" for k, v in step.get("dropped", {}).items() if v)
+        unit = f" ({step['unit']})" if "unit" in step else ""
+        labels.append(f"{step['step']}{unit}" + (f"\n- {dropped}" if dropped else ""))
+        values.append(float(step["rows_out"]))
+    fig = Figure(figsize=(8, 0.6 * len(values) + 1))
+    ax = fig.add_subplot()
+    bars = ax.barh(labels[::-1], values[::-1])
+    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values[::-1]], padding=3, fontsize="small")
+    ax.set(xlabel="rows kept after the step", xlim=(0, max(values) * 1.25))
+    fig.tight_layout()
     return _png(fig)

@@ -223,10 +223,9 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
     """
     content, k, per_user, recs, tracks = _load(root, k)
     quality_path = stage_dir(root, "preprocess") / art.QUALITY_REPORT
+    report = json.loads(quality_path.read_text(encoding="utf-8")) if quality_path.is_file() else {}
     quality = (
-        flatten(json.loads(quality_path.read_text(encoding="utf-8")))
-        if quality_path.is_file()
-        else [("quality_report.json", "not written by this preprocess")]
+        flatten(report) if report else [("quality_report.json", "not written by this preprocess")]
     )
     n_tracks = content["n_tracks"]
     figures: list[tuple[str, bytes | None, str]] = [
@@ -240,7 +239,12 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
         ),
         ("coverage", plot_coverage(content), "Share of the catalogue recommended at each K."),
         ("ndcg_distribution", plot_ndcg(per_user, k=k), f"Per-user NDCG@{k}, log-scale counts."),
-        ("preprocess_quality", plot_quality(quality), "Numeric entries of the quality report."),
+        (
+            "preprocess_quality",
+            plot_quality(report, quality),
+            "Rows kept after each preprocess step and what it dropped (the table below has "
+            "every entry of quality_report.json).",
+        ),
     ]
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)

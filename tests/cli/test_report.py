@@ -100,3 +100,17 @@ def test_comparison_marks_lowest_popularity_and_ties() -> None:
     assert table.metrics == ("ndcg", "popularity")
     assert table.best == {(0, 0), (1, 0), (1, 1)}
     assert table.values == (("0.2000", "0.3000"), ("0.2000", "0.1000"))
+
+
+def test_quality_plot_shows_rows_kept_per_named_step() -> None:
+    from musicrec_cli.plots import plot_quality
+
+    steps = [
+        {"step": "parse", "rows_in": 10, "rows_out": 9, "dropped": {"bad_timestamp": 1}},
+        {"step": "min_counts", "rows_in": 6, "rows_out": 4, "unit": "pairs", "dropped": {}},
+    ]
+    png = plot_quality({"rows_in": 10, "steps": steps}, [])
+    assert png is not None
+    assert png.startswith(b"\x89PNG")
+    # without steps only the flattened numeric entries are drawn: none here, so no plot
+    assert plot_quality({}, [("format", "generate")]) is None
