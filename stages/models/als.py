@@ -12,32 +12,21 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
+from stages.models.factors import FactorModel
+
 IterationCallback = Callable[[int, float, float], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AlsModel:
+class AlsModel(FactorModel):
     """Attributes: user_factors (n_users, f) and item_factors (n_items, f), float32.
 
     `regularization` and `alpha` are the fitting settings, kept so that fold-in
     (`fold_in`) and `explain` solve the same least-squares problem as training.
     """
 
-    user_factors: npt.NDArray[np.float32]
-    item_factors: npt.NDArray[np.float32]
     regularization: float = 0.05
     alpha: float = 1.0
-
-    @property
-    def n_items(self) -> int:
-        """Number of tracks."""
-        return int(self.item_factors.shape[0])
-
-    def score(
-        self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
-    ) -> npt.NDArray[np.float32]:
-        """Dot products of user and item factors: (len(user_idx), n_items) float32."""
-        return self.user_factors[user_idx] @ self.item_factors.T
 
     def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
         """{'user_factors', 'item_factors', 'regularization', 'alpha'} (the last two 0-d)."""

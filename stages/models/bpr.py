@@ -10,31 +10,15 @@ import scipy.sparse as sp
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
+from stages.models.factors import FactorModel
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BprModel:
+class BprModel(FactorModel):
     """Attributes: user_factors (n_users, f+1) and item_factors (n_items, f+1), float32.
 
     implicit keeps the item bias as the last item column (the user column is 1).
     """
-
-    user_factors: npt.NDArray[np.float32]
-    item_factors: npt.NDArray[np.float32]
-
-    @property
-    def n_items(self) -> int:
-        """Number of tracks."""
-        return int(self.item_factors.shape[0])
-
-    def score(
-        self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
-    ) -> npt.NDArray[np.float32]:
-        """Dot products of user and item factors: (len(user_idx), n_items) float32."""
-        return self.user_factors[user_idx] @ self.item_factors.T
-
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
-        """{'user_factors', 'item_factors'}."""
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
 
 
 def fit_bpr(
