@@ -40,10 +40,13 @@ lint: $(INSTALLED) ## Check style with ruff
 format: $(INSTALLED) ## Format with ruff
 	$(BIN)/ruff format stages musicrec_cli tests benchmarks
 
-check: lint test ## Lint and test (what CI runs)
+check: lint test ## Lint and test (what CI runs, before make all)
 
-bench: $(INSTALLED) ## Run the benchmarks (minutes; writes benchmarks/results/*.json)
-	$(BIN)/python benchmarks/run.py
+bench: $(INSTALLED) ## Run the benchmarks against DuckDB, implicit and ranx (tens of minutes)
+	$(BIN)/python benchmarks/bench_preprocess.py 1000000 10000000 --repeats 3
+	$(BIN)/python benchmarks/bench_predict.py --scale 100000x100000 --scale 1000000x800000 \
+	    --sample 20000 --small-sample 3000
+	$(BIN)/python benchmarks/bench_evaluate.py 1000000 100000 100000 3
 
 bench-full: $(INSTALLED) ## The headline run: 800M events through every stage (hours; SCALE=80 for 1/80)
 	$(BIN)/python benchmarks/full_scale.py --scale $(or $(SCALE),1)
