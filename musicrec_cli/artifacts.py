@@ -104,7 +104,7 @@ def fingerprint_inputs(paths: list[Path]) -> dict[str, Any]:
     return {str(p): fingerprint(p) for p in files}
 
 
-def _matches(path: Path, recorded: Mapping[str, Any]) -> bool:
+def file_matches(path: Path, recorded: Mapping[str, Any]) -> bool:
     """True if `path` still has the recorded content.
 
     The hash is recomputed only if size or mtime changed, as git's index does.
@@ -124,7 +124,7 @@ def _folder_manifest(folder: Path) -> dict[str, Any] | None:
     try:
         manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         outputs = manifest["outputs"]
-        if all(_matches(folder / name, rec) for name, rec in outputs.items()):
+        if all(file_matches(folder / name, rec) for name, rec in outputs.items()):
             return manifest
     except (OSError, ValueError, KeyError, TypeError):
         return None
