@@ -61,11 +61,14 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def _run_stage(config: Path, stage: str) -> dict[str, float]:
-    """Run one stage in a subprocess; wall, CPU seconds and sampled peak RSS of its tree."""
-    args = [sys.executable, "-m", "musicrec_cli", "--config", str(config), "-q", stage]
-    if stage == "generate":
-        args += ["--out", str(config.parent / "raw")]
+def _stage_args(config: Path, stage: str, overrides: list[str]) -> list[str]:
+    sets = [a for o in overrides for a in ("--set", o)]
+    args = [sys.executable, "-m", "musicrec_cli", "--config", str(config), "-q", *sets, stage]
+    return args + (["--out", str(config.parent / "raw")] if stage == "generate" else [])
+
+
+def _measured(args: list[str], what: str) -> dict[str, float]:
+    """Run `args`; wall, CPU seconds (children) and sampled peak RSS of its process tree."""
     before = os.times()
     start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"OPENBLAS_NUM_THREADS": "1"})
@@ -77,7 +80,7 @@ def _run_stage(config: Path, stage: str) -> dict[str, float]:
     wall = time.perf_counter() - start
     after = os.times()
     if proc.returncode != 0:
-        msg = f"{stage} failed with exit code {proc.returncode}"
+        msg = f"{what} failed with exit code {proc.returncode}"
         raise SystemExit(msg)
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
@@ -86,6 +89,46 @@ def _run_stage(config: Path, stage: str) -> dict[str, float]:
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
         "peak_rss_gib": round(peak / 2**30, 3),
+    }
+
+
+# implicit's own ALS fit on the matrix `train` fitted, with the same settings: the reference
+ALS_REFERENCE = """
+import json, sys, time
+import numpy as np, polars as pl, scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from threadpoolctl import threadpool_limits
+features, shape, factors, iterations, reg, alpha, seed, out = sys.argv[1:]
+shape = json.loads(shape)
+f = pl.read_parquet(features, columns=["user_idx", "track_idx", "weight"])
+m = sp.csr_matrix((f["weight"].to_numpy().astype(np.float32),
+                   (f["user_idx"].to_numpy(), f["track_idx"].to_numpy())), shape=tuple(shape))
+del f
+with threadpool_limits(1, "blas"):
+    model = AlternatingLeastSquares(factors=int(factors), iterations=int(iterations),
+        regularization=float(reg), alpha=float(alpha), random_state=int(seed))
+    start = time.perf_counter()
+    model.fit(m, show_progress=False)
+fit = {"fit_seconds": round(time.perf_counter() - start, 2), "nnz": int(m.nnz)}
+open(out, "w").write(json.dumps(fit))
+"""
+
+
+def _als_reference(work: Path) -> dict[str, object]:
+    """implicit's own ALS fit on 03_features' weights, beside our train stage's ALS figure."""
+    arts = work / "artifacts"
+    train = json.loads((arts / "04_train" / "manifest.json").read_text())["config"]
+    shape = json.loads((arts / "04_train" / "metrics.json").read_text())
+    params = [str(train[k]) for k in ("factors", "iterations", "regularization", "alpha", "seed")]
+    out = work / "als_reference.json"
+    args = [sys.executable, "-c", ALS_REFERENCE, str(arts / "03_features" / "features_train.parquet")]
+    args += [json.dumps(shape["matrix"]["shape"]), *params, str(out)]
+    measured = _measured(args, "ALS reference")
+    ours = shape["models"]["als"]["train_seconds"]
+    ref = json.loads(out.read_text())
+    return measured | ref | {
+        "musicrec_als_seconds": ours,
+        "ratio_musicrec_vs_implicit": round(ours / ref["fit_seconds"], 3),
     }
 
 
@@ -125,6 +168,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--fresh", action="store_true", help="delete earlier work, start over")
     parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="last stage to run")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="setting passed to every stage, e.g. train.models=[\"als\"] (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     label = "full_scale" if args.scale == 1 else f"full_scale_1-in-{args.scale:g}"
@@ -148,6 +195,7 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     if results.get("sizes") != sizes:
         results = {"sizes": sizes, "stages": {}}
+    results["settings"] = args.overrides
     results["machine"] = {
         "cpus": os.cpu_count(),
         "memory_gib": psutil.virtual_memory().total / 2**30,
@@ -157,15 +205,22 @@ def main() -> None:
             print(f"{stage}: done earlier, {results['stages'][stage]['wall_seconds']} s")
             continue
         print(f"{stage} ...", flush=True)
-        measured = _run_stage(config, stage)
+        measured = _measured(_stage_args(config, stage, args.overrides), stage)
         measured |= {"bytes_on_disk": _size(_folder(work, stage))} | _rows(work, stage)
         results["stages"][stage] = measured
         # later stages depend on this one: forget their results
         for later in STAGES[STAGES.index(stage) + 1 :]:
             results["stages"].pop(later, None)
+        if stage == "train":
+            results.pop("als_reference", None)
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(f"{stage}: {measured['wall_seconds']} s, peak {measured['peak_rss_gib']} GiB")
+    trained = _done(work, "train") and "train" in results["stages"]
+    if trained and "als_reference" not in results and (work / "artifacts/04_train/als.npz").is_file():
+        print("ALS reference (implicit's own fit on the same matrix) ...", flush=True)
+        results["als_reference"] = _als_reference(work)
+        print(f"ALS: musicrec / implicit = {results['als_reference']['ratio_musicrec_vs_implicit']}")
     total = sum(s["wall_seconds"] for s in results["stages"].values())
     results["total_wall_seconds"] = round(total, 1)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
