@@ -8,8 +8,10 @@ aggregated pairs with streaming group-bys whose outputs are one row per user or 
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from stages.schema import (
 )
 
 STREAM = "streaming"
+log = logging.getLogger(__name__)
 PAIR = (USER_IDX, TRACK_IDX)
 
 
@@ -189,6 +192,20 @@ def _check_survey(s: _Survey, p: PreprocessConfig, spec: str) -> None:
         raise InputError(msg)
 
 
+class _Laps:
+    """Wall seconds of each phase of the stage, logged and kept for the quality report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._last, 2)
+        self._last = now
+        log.info("preprocess: %s took %.1f s", phase, self.seconds[phase])
+
+
 def _n_buckets(p: PreprocessConfig, rows: int) -> int:
     return p.buckets or max(1, math.ceil(rows / p.bucket_rows))
 
@@ -298,8 +315,9 @@ def _build(
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Both passes and every output but the report; returns (report, manifest summary)."""
     p, spec = cfg.preprocess, cfg.paths.raw
-    scratch = out.path("_scratch")
+    scratch, laps = out.path("_scratch"), _Laps()
     survey = _survey(files, p, spec, scratch)
+    laps.lap("survey")
     _check_survey(survey, p, spec)
     humans = survey.activity.filter(~pl.col(pp.IS_BOT))
     n_buckets = _n_buckets(p, survey.kept)
@@ -312,8 +330,10 @@ def _build(
         by_hash=by_hash,
     )
     play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
+    laps.lap("buckets")
     pairs0 = pl.scan_parquet(pair_parts)
     users_k, tracks_k, rounds = _kcore(pairs0, p)
+    laps.lap("kcore")
     if users_k.height == 0 or tracks_k.height == 0:
         msg = (
             f"{spec}: no user-track pairs left after the min-count filters; lower "
@@ -336,11 +356,13 @@ def _build(
         art.PLAYS,
     )
     shutil.rmtree(scratch)
+    laps.lap("events_and_plays")
     events = pl.read_parquet(out.path(art.EVENTS), columns=[USER_IDX, TRACK_IDX, PLAY_COUNT])
     matrix = build_matrix(events, value=PLAY_COUNT, n_users=umap.height, n_tracks=tmap.height)
     del events  # 300M pairs at full scale: the matrix alone is enough from here
     out.write_matrix(matrix, art.INTERACTION_MATRIX)
     items = _write_tables(out, survey, users0, umap, tmap, _track_stats(matrix), catalog)
+    laps.lap("matrix_and_tables")
     counts = {
         "bot_plays": int(survey.activity.filter(pl.col(pp.IS_BOT))[pp.N_PLAYS].sum()),
         "deduped": n_deduped,
@@ -349,7 +371,7 @@ def _build(
         "plays": n_plays,
         "rounds": rounds,
     }
-    report = _report(cfg, survey, n_buckets, counts, umap, items)
+    report = _report(cfg, survey, n_buckets, counts, umap, items) | {"seconds": laps.seconds}
     summary = {
         "n_users": umap.height,
         "n_tracks": tmap.height,
