@@ -121,16 +121,20 @@ def _als_reference(work: Path) -> dict[str, object]:
     shape = json.loads((arts / "04_train" / "metrics.json").read_text())
     params = [str(train[k]) for k in ("factors", "iterations", "regularization", "alpha", "seed")]
     out = work / "als_reference.json"
-    weights = arts / "03_features" / "features_train.parquet"
-    args = [sys.executable, "-c", ALS_REFERENCE, str(weights), json.dumps(shape["matrix"]["shape"])]
-    args += [*params, str(out)]
+    features = arts / "03_features" / "features_train.parquet"
+    args = [sys.executable, "-c", ALS_REFERENCE, str(features)]
+    args += [json.dumps(shape["matrix"]["shape"]), *params, str(out)]
     measured = _measured(args, "ALS reference")
     ours = shape["models"]["als"]["train_seconds"]
     ref = json.loads(out.read_text())
-    return measured | ref | {
-        "musicrec_als_seconds": ours,
-        "ratio_musicrec_vs_implicit": round(ours / ref["fit_seconds"], 3),
-    }
+    return (
+        measured
+        | ref
+        | {
+            "musicrec_als_seconds": ours,
+            "ratio_musicrec_vs_implicit": round(ours / ref["fit_seconds"], 3),
+        }
+    )
 
 
 def _folder(work: Path, stage: str) -> Path:
@@ -217,12 +221,11 @@ def main() -> None:
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(f"{stage}: {measured['wall_seconds']} s, peak {measured['peak_rss_gib']} GiB")
-    trained = _done(work, "train") and "train" in results["stages"]
-    has_als = (work / "artifacts" / "04_train" / "als.npz").is_file()
-    if trained and has_als and "als_reference" not in results:
+    trained = "train" in results["stages"] and (work / "artifacts/04_train/als.npz").is_file()
+    if trained and "als_reference" not in results:
         print("ALS reference (implicit's own fit on the same matrix) ...", flush=True)
-        reference = results["als_reference"] = _als_reference(work)
-        print(f"ALS: musicrec / implicit = {reference['ratio_musicrec_vs_implicit']}")
+        ref = results["als_reference"] = _als_reference(work)
+        print(f"ALS: musicrec / implicit = {ref['ratio_musicrec_vs_implicit']}")
     total = sum(s["wall_seconds"] for s in results["stages"].values())
     results["total_wall_seconds"] = round(total, 1)
     results_path.write_text(json.dumps(results, indent=2) + "\n")

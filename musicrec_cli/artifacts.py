@@ -219,9 +219,12 @@ class StageWriter:
         self._record(name, **extra)
 
     def write_matrix(self, matrix: sp.csr_matrix, name: str) -> None:
-        """Save a CSR matrix with scipy.sparse.save_npz."""
+        """Save a CSR matrix with scipy.sparse.save_npz, uncompressed.
+
+        zlib took 30 s for 30M entries (0.3 s without, files 1.9x larger): minutes at 300M.
+        """
         with self.writing(name):
-            sp.save_npz(self.path(name), matrix.tocsr())
+            sp.save_npz(self.path(name), matrix.tocsr(), compressed=False)
         self._record(name, shape=list(matrix.shape), nnz=int(matrix.nnz))
 
     def write_arrays(self, arrays: Mapping[str, npt.NDArray[np.generic]], name: str) -> None:

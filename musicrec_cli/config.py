@@ -62,6 +62,7 @@ class PreprocessConfig:
     max_bad_share: float = 0.01
     buckets: int = 0
     bucket_rows: int = 20_000_000
+    batch_bytes: int = 1 << 30
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +176,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "preprocess.max_bad_share": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
     "preprocess.buckets": (lambda v: v >= 0, "an integer >= 0 (0 = chosen from the input size)"),
     "preprocess.bucket_rows": (lambda v: v > 0, "a positive integer"),
+    "preprocess.batch_bytes": (lambda v: v > 0, "a positive integer"),
     "preprocess.min_user_tracks": (lambda v: v >= 1, "an integer >= 1"),
     "preprocess.min_track_users": (lambda v: v >= 1, "an integer >= 1"),
     "preprocess.kcore_rounds": (lambda v: v >= 1, "an integer >= 1"),

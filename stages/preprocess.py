@@ -5,7 +5,10 @@ order of the work, which keeps memory bounded at 800M rows (see docs/preprocess.
 
 1. `parse_raw` types every row and names the first reason to drop it (`drop_reason`).
 2. The kept rows' distinct spellings go through `stages.names.canonicalise` (small); users
-   through `user_activity` / `assign_buckets` (small).
+   through `user_activity` / `assign_buckets` (small). Both are counted one batch of input
+   files at a time and the batches' partial counts merged per `hash_partition`
+   (`merge_user_counts`, `merge_spellings`): a streaming group-by holds rows of rarely
+   repeated keys until its end, so its memory grows with the rows read, not the groups.
 3. `encode_plays` joins both back onto the plays: (bucket, user_idx, track_idx, played_at, ...),
    where the indexes are provisional (sorted by user_id / track_id, before the k-core).
 4. Per bucket (a contiguous range of users), `dedupe_plays` and `aggregate_pairs`.
@@ -45,6 +48,7 @@ from stages.schema import (
 DROP_REASON = "drop_reason"
 RAW_VALUE = "raw_value"
 BUCKET = "bucket"
+PART = "part"
 SPELLING_HASH = "spelling_hash"
 N_PLAYS = "n_plays"
 PLAYS_PER_DAY = "plays_per_day"
@@ -206,6 +210,13 @@ def user_reason_counts(parsed: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def merge_user_counts(parts: pl.LazyFrame) -> pl.LazyFrame:
+    """`user_reason_counts` of several batches of rows -> the counts of all of them."""
+    return parts.group_by(USER_ID, DROP_REASON).agg(
+        pl.col("n").sum(), pl.col("first").min(), pl.col("last").max()
+    )
+
+
 def count_reasons(user_counts: pl.LazyFrame) -> pl.LazyFrame:
     """Rows per drop_reason (null = kept), sorted by reason: columns drop_reason, n."""
     return user_counts.group_by(DROP_REASON).agg(pl.col("n").sum()).sort(DROP_REASON)
@@ -221,6 +232,16 @@ def spellings(plays: pl.LazyFrame) -> pl.LazyFrame:
     return plays.group_by(SPELLING).agg(
         pl.len().cast(pl.Int64).alias(N_PLAYS), pl.col(TRACK_MBID).drop_nulls().min()
     )
+
+
+def merge_spellings(parts: pl.LazyFrame) -> pl.LazyFrame:
+    """`spellings` of several batches of rows -> the spellings of all of them."""
+    return parts.group_by(SPELLING).agg(pl.col(N_PLAYS).sum(), pl.col(TRACK_MBID).min())
+
+
+def hash_partition(columns: list[str], n: int) -> pl.Expr:
+    """Partition number in [0, n) from a hash of `columns` (the same values, the same part)."""
+    return (pl.struct(columns).hash(seed=0) % n).cast(pl.UInt32).alias(PART)
 
 
 def user_activity(user_counts: pl.LazyFrame, *, max_plays_per_day: float) -> pl.LazyFrame:

@@ -21,6 +21,8 @@ def _run(tmp_path: Path) -> str:
         str(tmp_path / "work"),
         "--results",
         str(tmp_path / "r.json"),
+        "--set",
+        'train.models=["popularity","als"]',
     ]
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
@@ -37,6 +39,11 @@ def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
         assert measured["wall_seconds"] > 0
         assert measured["peak_rss_gib"] > 0.01
         assert measured["bytes_on_disk"] > 0
+    assert results["stages"]["train"]["summary"]["models"] == ["popularity", "als"]
+    reference = results["als_reference"]  # implicit's own fit on the matrix train fitted
+    assert reference["nnz"] == results["stages"]["split"]["summary"]["n_train"]
+    assert reference["fit_seconds"] > 0
+    assert reference["ratio_musicrec_vs_implicit"] > 0
     pre = results["stages"]["preprocess"]
     assert pre["rows_out"]["plays.parquet"] == pre["summary"]["n_plays"] <= 15000
 

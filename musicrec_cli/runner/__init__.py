@@ -50,6 +50,5 @@ def is_up_to_date(cfg: Config, stage: str) -> bool:
     if stage == "preprocess" and manifest.get("paths") != table_dict(cfg.paths):
         return False
     return all(
-        art.file_matches(Path(path), rec)
-        for path, rec in manifest.get("inputs", {}).items()
+        art.file_matches(Path(path), rec) for path, rec in manifest.get("inputs", {}).items()
     )

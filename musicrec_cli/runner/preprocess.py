@@ -8,16 +8,21 @@ aggregated pairs with streaming group-bys whose outputs are one row per user or 
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.config import Config, PreprocessConfig, table_dict
+from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure
 from musicrec_cli.sources import InputError, find_damaged, find_files, scan_groups, scan_table
 from stages import formats, names
@@ -36,6 +41,7 @@ from stages.schema import (
 )
 
 STREAM = "streaming"
+log = logging.getLogger(__name__)
 PAIR = (USER_IDX, TRACK_IDX)
 
 
@@ -75,15 +81,75 @@ def _scan_raw(files: list[Path], p: PreprocessConfig, spec: str) -> pl.LazyFrame
     return raw
 
 
-def _survey(parsed: pl.LazyFrame, p: PreprocessConfig) -> _Survey:
-    # two scans on purpose: collect_all would cache the shared parsed scan, i.e. hold every
-    # raw row in memory (measured: 1.7 GB at 10M rows, 17 GB at 100M)
-    user_counts = pp.user_reason_counts(parsed).collect(engine=STREAM)
-    spell = pp.spellings(pp.kept_plays(parsed)).collect(engine=STREAM)
+def _parse(files: list[Path], p: PreprocessConfig, spec: str) -> pl.LazyFrame:
+    raw = _scan_raw(files, p, spec)
+    return pp.parse_raw(raw, ts_min=p.ts_min, ts_max=p.ts_max, min_ms_played=p.min_ms_played)
+
+
+def file_batches(files: list[Path], batch_bytes: int) -> list[list[Path]]:
+    """`files` in order, cut into runs of at most `batch_bytes` (a larger file alone)."""
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for path in files:
+        if batches[-1] and size + path.stat().st_size > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += path.stat().st_size
+    return batches
+
+
+def _counts(
+    files: list[Path], p: PreprocessConfig, spec: str, scratch: Path
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(user_reason_counts, spellings) of the whole log, one batch of files at a time.
+
+    Each batch's partial counts are written in hash partitions of its keys; partition k of
+    every batch is then merged on its own, so no group-by sees more than about one batch.
+    """
+    batches = file_batches(files, p.batch_bytes)
+    if len(batches) == 1:  # two scans on purpose: collect_all would hold every parsed row
+        parsed = _parse(files, p, spec)
+        return (
+            pp.user_reason_counts(parsed).collect(engine=STREAM),
+            pp.spellings(pp.kept_plays(parsed)).collect(engine=STREAM),
+        )
+    parts = len(batches)
+    queries = {
+        "users": (pp.user_reason_counts, [USER_ID], pp.merge_user_counts),
+        "spellings": (lambda f: pp.spellings(pp.kept_plays(f)), list(pp.SPELLING),
+                      pp.merge_spellings),
+    }  # fmt: skip
+    with progress("preprocess: survey", len(batches)) as bar:
+        for i, batch in enumerate(batches):
+            parsed = _parse(batch, p, spec)
+            for name, (count, keys, _) in queries.items():
+                count(parsed).with_columns(pp.hash_partition(keys, parts)).sink_parquet(
+                    pl.PartitionBy(scratch / name / f"{i:05d}", key=pp.PART, include_key=False),
+                    mkdir=True,
+                    engine=STREAM,
+                )
+            bar.advance(0)
+    merged = []
+    for name, (count, _, merge) in queries.items():
+        found = [sorted(scratch.glob(f"{name}/*/{pp.PART}={k}/*.parquet")) for k in range(parts)]
+        frames = [merge(pl.scan_parquet(f)).collect(engine=STREAM) for f in found if f]
+        empty = count(_parse(files[:1], p, spec).head(0)).collect()
+        merged.append(pl.concat([empty, *frames], how="vertical_relaxed"))
+        shutil.rmtree(scratch / name)
+    return merged[0], merged[1]
+
+
+def _survey(files: list[Path], p: PreprocessConfig, spec: str, scratch: Path) -> _Survey:
+    user_counts, spell = _counts(files, p, spec, scratch)
     reasons = pp.count_reasons(user_counts.lazy()).collect()
     activity = pp.user_activity(user_counts.lazy(), max_plays_per_day=p.max_plays_per_day)
     bad = reasons.filter(pl.col(pp.DROP_REASON).is_in(pp.UNPARSEABLE))["n"].sum()
-    examples = pp.bad_examples(parsed, n=5).collect(engine=STREAM) if bad else pl.DataFrame()
+    examples = (
+        pp.bad_examples(_parse(files, p, spec), n=5).collect(engine=STREAM)
+        if bad
+        else pl.DataFrame()
+    )
     id_map = names.canonicalise(spell.lazy()).collect(engine=STREAM)
     tracks = names.canonical_tracks(id_map.lazy()).collect(engine=STREAM).with_row_index(TRACK_IDX)
     tracks = tracks.with_columns(pl.col(TRACK_IDX).cast(pl.UInt32))
@@ -126,6 +192,20 @@ def _check_survey(s: _Survey, p: PreprocessConfig, spec: str) -> None:
         raise InputError(msg)
 
 
+class _Laps:
+    """Wall seconds of each phase of the stage, logged and kept for the quality report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._last, 2)
+        self._last = now
+        log.info("preprocess: %s took %.1f s", phase, self.seconds[phase])
+
+
 def _n_buckets(p: PreprocessConfig, rows: int) -> int:
     return p.buckets or max(1, math.ceil(rows / p.bucket_rows))
 
@@ -147,13 +227,16 @@ def _write_buckets(
     (scratch / "plays").mkdir(parents=True, exist_ok=True)
     (scratch / "pairs").mkdir(parents=True, exist_ok=True)
     plays, pairs = [], []
-    for b, bucket in enumerate(inputs):
-        plays.append(scratch / "plays" / f"{b:05d}.parquet")
-        pairs.append(scratch / "pairs" / f"{b:05d}.parquet")
-        pp.dedupe_plays(bucket).sink_parquet(plays[-1], engine=STREAM)
-        aggregate_pairs(pl.scan_parquet(plays[-1]), keys=PAIR).sort(PAIR).sink_parquet(
-            pairs[-1], engine=STREAM
-        )
+    with progress("preprocess: buckets", len(inputs)) as bar:
+        for b, bucket in enumerate(inputs):
+            plays.append(scratch / "plays" / f"{b:05d}.parquet")
+            pairs.append(scratch / "pairs" / f"{b:05d}.parquet")
+            pp.dedupe_plays(bucket).sink_parquet(plays[-1], engine=STREAM)
+            aggregate_pairs(pl.scan_parquet(plays[-1]), keys=PAIR).sort(PAIR).sink_parquet(
+                pairs[-1], engine=STREAM
+            )
+            bar.advance(0)
+    shutil.rmtree(scratch / "buckets", ignore_errors=True)  # 8 GB at 800M events
     return plays, pairs
 
 
@@ -232,25 +315,25 @@ def _build(
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Both passes and every output but the report; returns (report, manifest summary)."""
     p, spec = cfg.preprocess, cfg.paths.raw
-    parsed = pp.parse_raw(
-        _scan_raw(files, p, spec),
-        ts_min=p.ts_min,
-        ts_max=p.ts_max,
-        min_ms_played=p.min_ms_played,
-    )
-    survey = _survey(parsed, p)
+    scratch, laps = out.path("_scratch"), _Laps()
+    survey = _survey(files, p, spec, scratch)
+    laps.lap("survey")
     _check_survey(survey, p, spec)
     humans = survey.activity.filter(~pl.col(pp.IS_BOT))
     n_buckets = _n_buckets(p, survey.kept)
     users0 = pp.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect()
     by_hash = survey.id_map[pp.SPELLING_HASH].n_unique() == survey.id_map.height
     encoded = pp.encode_plays(
-        pp.kept_plays(parsed), id_map=survey.id_map.lazy(), users=users0.lazy(), by_hash=by_hash
+        pp.kept_plays(_parse(files, p, spec)),
+        id_map=survey.id_map.lazy(),
+        users=users0.lazy(),
+        by_hash=by_hash,
     )
-    scratch = out.path("_scratch")
     play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
+    laps.lap("buckets")
     pairs0 = pl.scan_parquet(pair_parts)
     users_k, tracks_k, rounds = _kcore(pairs0, p)
+    laps.lap("kcore")
     if users_k.height == 0 or tracks_k.height == 0:
         msg = (
             f"{spec}: no user-track pairs left after the min-count filters; lower "
@@ -273,12 +356,13 @@ def _build(
         art.PLAYS,
     )
     shutil.rmtree(scratch)
+    laps.lap("events_and_plays")
     events = pl.read_parquet(out.path(art.EVENTS), columns=[USER_IDX, TRACK_IDX, PLAY_COUNT])
-    out.write_matrix(
-        build_matrix(events, value=PLAY_COUNT, n_users=umap.height, n_tracks=tmap.height),
-        art.INTERACTION_MATRIX,
-    )
-    items = _write_tables(out, survey, users0, umap, tmap, events, catalog)
+    matrix = build_matrix(events, value=PLAY_COUNT, n_users=umap.height, n_tracks=tmap.height)
+    del events  # 300M pairs at full scale: the matrix alone is enough from here
+    out.write_matrix(matrix, art.INTERACTION_MATRIX)
+    items = _write_tables(out, survey, users0, umap, tmap, _track_stats(matrix), catalog)
+    laps.lap("matrix_and_tables")
     counts = {
         "bot_plays": int(survey.activity.filter(pl.col(pp.IS_BOT))[pp.N_PLAYS].sum()),
         "deduped": n_deduped,
@@ -287,7 +371,7 @@ def _build(
         "plays": n_plays,
         "rounds": rounds,
     }
-    report = _report(cfg, survey, n_buckets, counts, umap, items)
+    report = _report(cfg, survey, n_buckets, counts, umap, items) | {"seconds": laps.seconds}
     summary = {
         "n_users": umap.height,
         "n_tracks": tmap.height,
@@ -298,19 +382,31 @@ def _build(
     return report, summary
 
 
+def _track_stats(matrix: sp.csr_matrix) -> pl.DataFrame:
+    """track_idx, play_count (Int64) and n_listeners (UInt32) of every track with a listener."""
+    n_tracks = matrix.shape[1]
+    plays = np.bincount(matrix.indices, weights=matrix.data, minlength=n_tracks)
+    listeners = np.bincount(matrix.indices, minlength=n_tracks)
+    stats = pl.DataFrame(
+        {
+            TRACK_IDX: np.arange(n_tracks, dtype=np.uint32),
+            PLAY_COUNT: np.rint(plays).astype(np.int64),
+            "n_listeners": listeners.astype(np.uint32),
+        }
+    )
+    return stats.filter(pl.col("n_listeners") > 0)
+
+
 def _write_tables(
     out: art.StageWriter,
     survey: _Survey,
     users0: pl.DataFrame,
     umap: pl.DataFrame,
     tmap: pl.DataFrame,
-    events: pl.DataFrame,
+    stats: pl.DataFrame,
     catalog: pl.LazyFrame | None,
 ) -> pl.DataFrame:
     """items, users and the id maps; returns items."""
-    stats = events.group_by(TRACK_IDX).agg(
-        pl.col(PLAY_COUNT).sum().cast(pl.Int64).alias(PLAY_COUNT), pl.len().alias("n_listeners")
-    )
     items = (
         survey.tracks.lazy()
         .join(tmap.lazy(), left_on=TRACK_IDX, right_on="old")

@@ -138,25 +138,31 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_bucketed_and_single_pass_outputs_are_identical(generated: Path, tmp_path: Path) -> None:
+def test_bucketed_batched_and_single_pass_outputs_are_identical(
+    generated: Path, tmp_path: Path
+) -> None:
     runs = {}
-    for n in (1, 3):
-        art = tmp_path / f"b{n}"
-        code, output = _run(generated, art, "--set", f"preprocess.buckets={n}")
+    # 3 user buckets; then a survey batch per input file (partial counts merged per partition)
+    for label, extra in (("one", []), ("buckets", ["buckets=3"]), ("batches", ["batch_bytes=1"])):
+        art = tmp_path / label
+        sets = [a for e in extra for a in ("--set", f"preprocess.{e}")]
+        code, output = _run(generated, art, "--set", "preprocess.buckets=1", *sets)
         assert code == 0, output
-        runs[n] = art / "01_preprocess"
-    report = json.loads((runs[3] / "quality_report.json").read_text())
+        runs[label] = art / "01_preprocess"
+    report = json.loads((runs["buckets"] / "quality_report.json").read_text())
     assert report["n_buckets"] == 3
-    for name in OUTPUTS:
-        one, three = pl.read_parquet(runs[1] / name), pl.read_parquet(runs[3] / name)
-        assert one.height > 0
-        assert one.equals(three), name
-    m1, m3 = (
-        sp.load_npz(runs[1] / "interaction_matrix.npz"),
-        sp.load_npz(runs[3] / "interaction_matrix.npz"),
-    )
-    assert np.array_equal(m1.toarray(), m3.toarray())
-    events = pl.read_parquet(runs[1] / "events.parquet")
+    art_report = "quality_report.json"
+    for label in ("buckets", "batches"):
+        for name in OUTPUTS:
+            one, other = pl.read_parquet(runs["one"] / name), pl.read_parquet(runs[label] / name)
+            assert one.height > 0
+            assert one.equals(other), (label, name)
+        matrices = [sp.load_npz(runs[r] / "interaction_matrix.npz") for r in ("one", label)]
+        assert np.array_equal(matrices[0].toarray(), matrices[1].toarray())
+        reports = [json.loads((runs[r] / art_report).read_text()) for r in ("one", label)]
+        assert reports[0]["steps"] == reports[1]["steps"]
+        assert reports[0]["canonical"] == reports[1]["canonical"]
+    events = pl.read_parquet(runs["one"] / "events.parquet")
     assert events.equals(events.sort("user_idx", "track_idx"))
 
 

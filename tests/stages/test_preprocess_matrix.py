@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from stages.interactions import build_matrix
+from stages.interactions import build_matrix, pairs_are_sorted
 
 
 def test_sorted_and_unsorted_pairs_give_the_same_matrix() -> None:
@@ -27,3 +27,23 @@ def test_sorted_and_unsorted_pairs_give_the_same_matrix() -> None:
 def test_repeated_pairs_are_summed() -> None:
     pairs = pl.DataFrame({"user_idx": [0, 0], "track_idx": [1, 1], "w": [1.5, 2.0]})
     assert build_matrix(pairs, value="w", n_users=1, n_tracks=2).toarray().tolist() == [[0.0, 3.5]]
+
+
+def test_sortedness_is_checked_across_block_boundaries() -> None:
+    users = np.array([0, 0, 1, 1, 2, 2], dtype=np.uint32)
+    tracks = np.array([0, 1, 0, 1, 0, 1], dtype=np.uint32)
+    assert pairs_are_sorted(users, tracks, block=2)
+    for swap in range(len(users) - 1):  # one step out of order, in any block or between blocks
+        t = tracks.copy()
+        u = users.copy()
+        u[[swap, swap + 1]] = u[[swap + 1, swap]]
+        t[[swap, swap + 1]] = t[[swap + 1, swap]]
+        assert not pairs_are_sorted(u, t, block=2), swap
+    assert not pairs_are_sorted(users, np.array([0, 1, 0, 1, 1, 1], dtype=np.uint32), block=2)
+
+
+def test_direct_path_uses_32_bit_indexes() -> None:
+    pairs = pl.DataFrame({"user_idx": [0, 1], "track_idx": [1, 0], "w": [1.0, 2.0]})
+    matrix = build_matrix(pairs, value="w", n_users=2, n_tracks=2)
+    assert matrix.indices.dtype == np.int32
+    assert matrix.indptr.dtype == np.int32
