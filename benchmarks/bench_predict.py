@@ -8,7 +8,7 @@ For each scale (users x tracks) and method, a child process builds seeded float3
 default) and a sparse history (~31 tracks per user, skewed to popular tracks, like the 42.4M pairs
 of the 1.37M x 805K reference data) for ALL users, then times a fixed sample of users. Methods:
 
-    ours       stages.predict.candidates (implicit top-k fast path, heard tracks filtered) in
+    ours       stages.predict.candidates (FactorTopK, heard tracks filtered) in
                blocks of --block users, plus building the frame and appending it to Parquet
     implicit   the reference: implicit's batched `recommend(userids, user_items[userids], N)` in
                blocks of --block users, BLAS limited to one thread
@@ -110,9 +110,9 @@ def _run_rerank(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
 
 
 def _run_similar(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
-    unit = predict.unit_rows(model.item_factors)
-    for block in _blocks(users % unit.shape[0], a.block):
-        predict.similar_block(unit, block, k=a.similar_k)
+    cosine = predict.FactorTopK(predict.unit_rows(model.item_factors))
+    for block in _blocks(users % cosine.items.shape[0], a.block):
+        predict.similar_block(cosine, block, k=a.similar_k)
 
 
 def _run_hnsw(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a) -> dict:

@@ -175,8 +175,11 @@ def _hnsw(vectors: npt.NDArray[np.float32], name: str, p: PredictConfig) -> Any:
 
 def _scorer(model: Recommender, name: str, p: PredictConfig) -> Scorer:
     """(block user_idx, block CSR, k) -> candidates: exact, or HNSW for factor models."""
-    if p.search == "exact" or not predict.is_factor_model(model):
+    if not predict.is_factor_model(model):
         return lambda block, items, k: predict.candidates(model, block, items, k=k)
+    if p.search == "exact":
+        top = predict.FactorTopK(model.item_factors)
+        return lambda block, items, k: top(model.user_factors[block], items, k)
     index, users = _hnsw(model.item_factors, name, p), model.user_factors
     return lambda block, items, k: ann.search_unheard(
         index, users[block], items, k=k, overfetch=k, ef_search=p.hnsw_ef_search
@@ -269,10 +272,11 @@ def _similar_frames(
     unit = predict.unit_rows(model.item_factors)  # type: ignore[attr-defined]
     tracks = np.arange(unit.shape[0], dtype=np.int64)
     index = _hnsw(unit, name, p) if p.search == "hnsw" else None
+    cosine = predict.FactorTopK(unit) if index is None else None
     for start in range(0, len(tracks), p.block_size):
         block = tracks[start : start + p.block_size]
         if index is None:
-            frame = predict.similar_block(unit, block, k=p.similar_k)
+            frame = predict.similar_block(cosine, block, k=p.similar_k)  # type: ignore[arg-type]
         else:
             idx, best = ann.similar_tracks(
                 index, unit, block, k=p.similar_k, ef_search=p.hnsw_ef_search

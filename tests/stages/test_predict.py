@@ -107,9 +107,38 @@ def test_heard_never_recommended_and_both_scorers_agree(seed: int) -> None:
     assert (picked.sum(axis=1) == np.minimum(20, 60 - heard.sum(axis=1))).all()
 
 
+def _brute_force(scores: np.ndarray, heard: np.ndarray, k: int) -> np.ndarray:
+    """Best k unheard per row by (score descending, index), padded with -1."""
+    out = np.full((len(scores), k), -1)
+    for row, (s, h) in enumerate(zip(scores, heard, strict=True)):
+        ranked = [i for i in np.lexsort((np.arange(len(s)), -s)) if not h[i]][:k]
+        out[row, : len(ranked)] = ranked
+    return out
+
+
+@pytest.mark.parametrize(("probe", "rows"), [(6, 4), (40, 3), (1000, 256)])
+def test_factor_top_k_threshold_is_exact_with_ties_and_heavy_users(
+    monkeypatch: pytest.MonkeyPatch, probe: int, rows: int
+) -> None:
+    rng = np.random.default_rng(probe)
+    items = rng.integers(-2, 3, size=(80, 3)).astype(np.float32)  # many tied scores
+    queries = rng.integers(-2, 3, size=(23, 3)).astype(np.float32)
+    heard = rng.random((23, 80)) < 0.2
+    heard[5, :75] = True  # fewer than k unheard tracks at all
+    heard[7, items[:, 0] > 0] = True  # heard most probe tracks: the argpartition fallback
+    monkeypatch.setattr(predict, "PROBE_TRACKS", probe)
+    monkeypatch.setattr(predict, "SCORE_ROWS", rows)
+    idx, best = predict.FactorTopK(items, threads=2)(queries, sp.csr_matrix(heard), 10)
+    want = _brute_force(queries @ items.T, heard, 10)
+    np.testing.assert_array_equal(idx, want)
+    scores = queries @ items.T
+    np.testing.assert_array_equal(best[want >= 0], np.take_along_axis(scores, want, 1)[want >= 0])
+    assert np.isneginf(best[want < 0]).all()
+
+
 def test_similar_block_excludes_self_and_orders_by_cosine() -> None:
     unit = predict.unit_rows(ITEMS)
-    frame = predict.similar_block(unit, np.array([0, 3]), k=2)
+    frame = predict.similar_block(predict.FactorTopK(unit), np.array([0, 3]), k=2)
     assert frame.to_dict(as_series=False) | {"similarity": None} == {
         "track_idx": [0, 0, 3, 3],
         "rank": [1, 2, 1, 2],
