@@ -31,26 +31,34 @@ def aggregate_pairs(plays: pl.LazyFrame, *, keys: tuple[str, str]) -> pl.LazyFra
     )
 
 
-def build_matrix(pairs: pl.DataFrame, *, value: str, n_users: int, n_tracks: int) -> sp.csr_matrix:
+def build_matrix(
+    pairs: pl.LazyFrame | pl.DataFrame, *, value: str, n_users: int, n_tracks: int
+) -> sp.csr_matrix:
     """(n_users, n_tracks) float32 CSR with `value` at (user_idx, track_idx).
 
     Pairs sorted by (user_idx, track_idx) without repeats, as events.parquet is, become the CSR
     arrays directly, with int32 indexes below 2^31 pairs; anything else goes through COO (which
-    sums repeats) at about twice the memory, which matters at 300M pairs.
+    sums repeats) at about twice the memory. The keys and the values are collected one after the
+    other, so a Parquet scan never holds all three columns at once (300M pairs at full scale).
     """
-    users = pairs[USER_IDX].to_numpy()
-    tracks = pairs[TRACK_IDX].to_numpy()
-    data = pairs[value].to_numpy().astype(np.float32)
-    if pairs_are_sorted(users, tracks):
-        index = np.int32 if len(users) < 2**31 else np.int64
-        indptr = np.zeros(n_users + 1, dtype=index)
-        np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-        return sp.csr_matrix(
-            (data, tracks.astype(index, copy=False), indptr),
-            shape=(n_users, n_tracks),
-            dtype=np.float32,
-        )
-    return sp.csr_matrix((data, (users, tracks)), shape=(n_users, n_tracks), dtype=np.float32)
+    pairs = pairs.lazy()
+    keys = pairs.select(USER_IDX, TRACK_IDX).collect()
+    users, tracks = keys[USER_IDX].to_numpy(), keys[TRACK_IDX].to_numpy()
+    if not pairs_are_sorted(users, tracks):
+        data = _values(pairs, value)
+        return sp.csr_matrix((data, (users, tracks)), shape=(n_users, n_tracks), dtype=np.float32)
+    index = np.int32 if len(users) < 2**31 else np.int64
+    indptr = np.zeros(n_users + 1, dtype=index)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    indices = tracks.astype(index, copy=False)
+    del keys, users, tracks
+    return sp.csr_matrix(
+        (_values(pairs, value), indices, indptr), shape=(n_users, n_tracks), dtype=np.float32
+    )
+
+
+def _values(pairs: pl.LazyFrame, value: str) -> np.ndarray:
+    return pairs.select(pl.col(value).cast(pl.Float32)).collect().to_series().to_numpy()
 
 
 def pairs_are_sorted(users: np.ndarray, tracks: np.ndarray, *, block: int = 1 << 24) -> bool:

@@ -357,9 +357,8 @@ def _build(
     )
     shutil.rmtree(scratch)
     laps.lap("events_and_plays")
-    events = pl.read_parquet(out.path(art.EVENTS), columns=[USER_IDX, TRACK_IDX, PLAY_COUNT])
+    events = pl.scan_parquet(out.path(art.EVENTS))
     matrix = build_matrix(events, value=PLAY_COUNT, n_users=umap.height, n_tracks=tmap.height)
-    del events  # 300M pairs at full scale: the matrix alone is enough from here
     out.write_matrix(matrix, art.INTERACTION_MATRIX)
     items = _write_tables(out, survey, users0, umap, tmap, _track_stats(matrix), catalog)
     laps.lap("matrix_and_tables")

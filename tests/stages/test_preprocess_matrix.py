@@ -47,3 +47,17 @@ def test_direct_path_uses_32_bit_indexes() -> None:
     matrix = build_matrix(pairs, value="w", n_users=2, n_tracks=2)
     assert matrix.indices.dtype == np.int32
     assert matrix.indptr.dtype == np.int32
+
+
+def test_parquet_scan_gives_the_same_matrix_as_the_frame(tmp_path) -> None:
+    pairs = pl.DataFrame(
+        {"user_idx": [0, 0, 2], "track_idx": [1, 3, 0], "play_count": [5, 1, 2]},
+        schema=dict.fromkeys(("user_idx", "track_idx", "play_count"), pl.UInt32),
+    )
+    pairs.write_parquet(tmp_path / "events.parquet")
+    scanned = build_matrix(
+        pl.scan_parquet(tmp_path / "events.parquet"), value="play_count", n_users=3, n_tracks=4
+    )
+    direct = build_matrix(pairs, value="play_count", n_users=3, n_tracks=4)
+    assert (scanned != direct).nnz == 0
+    assert scanned.toarray()[0].tolist() == [0.0, 5.0, 0.0, 1.0]
