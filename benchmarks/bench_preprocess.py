@@ -31,6 +31,8 @@ DUCKDB = """
 import duckdb, sys
 con = duckdb.connect()
 con.execute("SET threads TO 2")
+if len(sys.argv) > 3:  # where to spill when the groups outgrow memory
+    con.execute(f"SET temp_directory = '{sys.argv[3]}'")
 con.execute(f'''COPY (
   SELECT user_id, track_uri, count(*) AS play_count, sum(ms_played::BIGINT) AS total_ms,
          min(played_at) AS first_ts, max(played_at) AS last_ts,

@@ -6,7 +6,10 @@
 Each stage runs as its own `python -m musicrec_cli` process; we record wall time, CPU time, the
 peak RSS of the whole process tree (sampled), rows in and out (from the manifests) and bytes on
 disk, into benchmarks/results/full_scale[_1-in-N].json. Interrupted runs resume from the last
-stage whose results were recorded and whose manifest is still intact.
+stage whose results were recorded and whose manifest is still intact. Each stage with a reference
+tool is timed beside it on the same data: implicit's own ALS fit on train's matrix for train, and
+with --duckdb, DuckDB's filter + aggregation of the raw files for preprocess (at 800M events its
+single query spills more than the raw data's size to disk). `--table` prints the README table.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import time
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
+from bench_preprocess import DUCKDB
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("generate", "preprocess", "split", "features", "train", "predict", "evaluate")
 FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
-# bytes on disk per raw event, measured at full cardinality: raw Parquet, clean plays and
-# partitions, and headroom for the later stages
-DISK_BYTES_PER_EVENT = 29 + 12 + 12 + 10
+# bytes on disk per raw event, measured at 800M events (2026-11-23): raw Parquet 29, preprocess
+# 20 (its scratch is deleted bucket by bucket), split 9, features 9, train + predict + evaluate 3;
+# plus headroom
+DISK_BYTES_PER_EVENT = 29 + 20 + 9 + 9 + 3 + 5
 
 
 def _config(work: Path, *, events: int, users: int, tracks: int, seed: int) -> Path:
@@ -137,6 +143,21 @@ def _als_reference(work: Path) -> dict[str, object]:
     )
 
 
+def _duckdb_reference(work: Path, preprocess_seconds: float) -> dict[str, object]:
+    """DuckDB's filter + (user, track) aggregation of the same raw files (bench_preprocess)."""
+    out = work / "duckdb_pairs.parquet"
+    spill = work / "duckdb_spill"
+    args = [sys.executable, "-c", DUCKDB, str(work / "raw" / "listens"), str(out), str(spill)]
+    measured = _measured(args, "DuckDB reference")
+    pairs = pq.ParquetFile(out).metadata.num_rows
+    out.unlink()
+    shutil.rmtree(spill, ignore_errors=True)
+    return measured | {
+        "pairs": pairs,
+        "ratio_musicrec_vs_duckdb": round(preprocess_seconds / measured["wall_seconds"], 3),
+    }
+
+
 def _folder(work: Path, stage: str) -> Path:
     if stage == "generate":
         return work / "raw"
@@ -144,7 +165,9 @@ def _folder(work: Path, stage: str) -> Path:
 
 
 def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes of the files under `path`, through symbolic links (a shared raw folder)."""
+    walk = os.walk(path, followlinks=True)
+    return sum((Path(top) / name).stat().st_size for top, _, names in walk for name in names)
 
 
 def _rows(work: Path, stage: str) -> dict[str, object]:
@@ -163,6 +186,24 @@ def _done(work: Path, stage: str) -> bool:
     return marker.is_file()
 
 
+def table(results: dict[str, object]) -> str:
+    """The per-stage Markdown table of a results JSON (as in the README)."""
+    lines = [
+        "| stage | wall | CPU s | peak RSS (tree) | on disk | rows out |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    stages = dict(results["stages"])  # type: ignore[call-overload]
+    for stage, m in stages.items():
+        rows = ", ".join(f"{k} {v:,}" for k, v in m.get("rows_out", {}).items())
+        lines.append(
+            f"| {stage} | {m['wall_seconds'] / 60:.1f} min | {m['cpu_seconds']:,.0f} "
+            f"| {m['peak_rss_gib']:.2f} GiB | {m['bytes_on_disk'] / 1e9:.1f} GB | {rows} |"
+        )
+    chain = sum(m["wall_seconds"] for s, m in stages.items() if s != "generate")
+    lines.append(f"| **preprocess to evaluate** | **{chain / 60:.1f} min** | | | | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Parse arguments, check disk space, run the stages not yet done, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -173,6 +214,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--fresh", action="store_true", help="delete earlier work, start over")
     parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="last stage to run")
+    parser.add_argument("--table", action="store_true", help="print the results as Markdown")
+    parser.add_argument(
+        "--duckdb", action="store_true",
+        help="also time DuckDB's aggregation of the raw files (spills ~3x the raw size to disk)",
+    )  # fmt: skip
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="setting passed to every stage, e.g. train.models=[\"als\"] (repeatable)",
@@ -182,6 +228,9 @@ def main() -> None:
     label = "full_scale" if args.scale == 1 else f"full_scale_1-in-{args.scale:g}"
     work = args.work or ROOT / "benchmarks" / "work" / label
     results_path = args.results or ROOT / "benchmarks" / "results" / f"{label}.json"
+    if args.table:
+        print(table(json.loads(results_path.read_text())))
+        return
     sizes = {k: max(1, int(v / args.scale)) for k, v in FULL.items()}
     if args.events:
         sizes["events"] = args.events
@@ -189,10 +238,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
 
-    need = sizes["events"] * DISK_BYTES_PER_EVENT
+    # what earlier runs already wrote into the work folder counts as available
+    need = sizes["events"] * DISK_BYTES_PER_EVENT - _size(work)
     free = shutil.disk_usage(work).free
-    print(f"{sizes}: needs about {need / 1e9:.1f} GB of disk, {free / 1e9:.1f} GB free in {work}")
-    if need > free and not all(_done(work, s) for s in STAGES[:2]):
+    print(f"{sizes}: needs about {need / 1e9:.1f} GB more disk, {free / 1e9:.1f} GB free in {work}")
+    if need > free:
         msg = "not enough free disk space; free some or use --scale"
         raise SystemExit(msg)
 
@@ -218,9 +268,17 @@ def main() -> None:
             results["stages"].pop(later, None)
         if stage == "train":
             results.pop("als_reference", None)
+        if stage == "preprocess":
+            results.pop("preprocess_reference", None)
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(f"{stage}: {measured['wall_seconds']} s, peak {measured['peak_rss_gib']} GiB")
+    if args.duckdb and "preprocess" in results["stages"] and "preprocess_reference" not in results:
+        print("DuckDB reference (filter + aggregation of the same raw files) ...", flush=True)
+        seconds = results["stages"]["preprocess"]["wall_seconds"]
+        ref = results["preprocess_reference"] = _duckdb_reference(work, seconds)
+        print(f"preprocess: musicrec / DuckDB = {ref['ratio_musicrec_vs_duckdb']}")
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
     trained = "train" in results["stages"] and (work / "artifacts/04_train/als.npz").is_file()
     if trained and "als_reference" not in results:
         print("ALS reference (implicit's own fit on the same matrix) ...", flush=True)

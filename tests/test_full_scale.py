@@ -23,6 +23,7 @@ def _run(tmp_path: Path) -> str:
         str(tmp_path / "r.json"),
         "--set",
         'train.models=["popularity","als"]',
+        "--duckdb",
     ]
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
@@ -44,6 +45,9 @@ def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
     assert reference["nnz"] == results["stages"]["split"]["summary"]["n_train"]
     assert reference["fit_seconds"] > 0
     assert reference["ratio_musicrec_vs_implicit"] > 0
+    duckdb = results["preprocess_reference"]  # DuckDB's aggregation of the same raw files
+    assert duckdb["pairs"] >= results["stages"]["preprocess"]["summary"]["n_pairs"] > 0
+    assert duckdb["ratio_musicrec_vs_duckdb"] > 0
     pre = results["stages"]["preprocess"]
     assert pre["rows_out"]["plays.parquet"] == pre["summary"]["n_plays"] <= 15000
 
@@ -53,3 +57,8 @@ def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
     assert stdout.count("done earlier") == 5
     assert "predict ..." in stdout
     assert "evaluate ..." in stdout
+
+    args = [sys.executable, "benchmarks/full_scale.py", "--results", str(tmp_path / "r.json")]
+    shown = subprocess.run([*args, "--table"], capture_output=True, text=True, cwd=ROOT, check=True)
+    rows = [line.split(" | ")[0].strip("| ") for line in shown.stdout.splitlines()[2:]]
+    assert rows == [*STAGES, "**preprocess to evaluate**"]
