@@ -8,7 +8,7 @@ For each scale (users x tracks) and method, a child process builds seeded float3
 default) and a sparse history (~31 tracks per user, skewed to popular tracks, like the 42.4M pairs
 of the 1.37M x 805K reference data) for ALL users, then times a fixed sample of users. Methods:
 
-    ours       stages.predict.candidates (FactorTopK, heard tracks filtered) in
+    ours       stages.predict.FactorTopK (built once, heard tracks filtered) in
                blocks of --block users, plus building the frame and appending it to Parquet
     implicit   the reference: implicit's batched `recommend(userids, user_items[userids], N)` in
                blocks of --block users, BLAS limited to one thread
@@ -70,10 +70,11 @@ def _blocks(ids: np.ndarray, size: int) -> list[np.ndarray]:
 
 
 def _run_ours(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a: argparse.Namespace):
+    top = predict.FactorTopK(model.item_factors)  # once per model, as the predict stage does
     with tempfile.TemporaryDirectory() as tmp:
         writer = None
         for block in _blocks(users, a.block):
-            idx, best = predict.candidates(model, block, history[block], k=a.n)
+            idx, best = top(model.user_factors[block], history[block], a.n)
             table = predict.ranked_frame(block, idx, best, model_name="als").to_arrow()
             writer = writer or pq.ParquetWriter(Path(tmp) / "p.parquet", table.schema)
             writer.write_table(table)
@@ -104,8 +105,9 @@ def _run_rerank(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
         vectors=predict.unit_rows(model.item_factors),
     )
     params = rerank.RerankParams(n=a.n, max_per_artist=2)
+    top = predict.FactorTopK(model.item_factors)
     for block in _blocks(users, a.block):
-        idx, best = predict.candidates(model, block, history[block], k=a.n * a.candidates)
+        idx, best = top(model.user_factors[block], history[block], a.n * a.candidates)
         rerank.rerank(idx, best, attrs, params)
 
 
