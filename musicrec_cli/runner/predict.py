@@ -275,8 +275,8 @@ def _similar_frames(
     cosine = predict.FactorTopK(unit) if index is None else None
     for start in range(0, len(tracks), p.block_size):
         block = tracks[start : start + p.block_size]
-        if index is None:
-            frame = predict.similar_block(cosine, block, k=p.similar_k)  # type: ignore[arg-type]
+        if cosine is not None:
+            frame = predict.similar_block(cosine, block, k=p.similar_k)
         else:
             idx, best = ann.similar_tracks(
                 index, unit, block, k=p.similar_k, ef_search=p.hnsw_ef_search
