@@ -52,9 +52,13 @@ def clean_display(name: pl.Expr) -> pl.Expr:
 
 def _fold(name: pl.Expr) -> pl.Expr:
     """Lowercase NFKC form with credits removed (rules 1-2)."""
+    return _fold_display(clean_display(name))
+
+
+def _fold_display(display: pl.Expr) -> pl.Expr:
+    """`_fold` of a name already in its `clean_display` form."""
     return (
-        clean_display(name)
-        .str.to_lowercase()
+        display.str.to_lowercase()
         .str.replace_all("ß", "ss", literal=True)
         .str.replace_all(_CREDIT_BRACKETED, "")
         .str.replace_all(_CREDIT_TAIL, "")
@@ -86,7 +90,11 @@ def title_key(name: pl.Expr) -> pl.Expr:
 
 def artist_key(name: pl.Expr) -> pl.Expr:
     """Matching key of an artist name; a leading "the" or trailing ", the" is dropped."""
-    key = _squash(_fold(name))
+    return _artist_from(_fold(name))
+
+
+def _artist_from(folded: pl.Expr) -> pl.Expr:
+    key = _squash(folded)
     bare = key.str.replace(r"^(?:the )+", "").str.replace(r"(?: the)+$", "")
     return bare.replace("", None).fill_null(key)
 
@@ -151,22 +159,41 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
     artists = (
         spellings.select(ARTIST_NAME)
         .unique()
-        .with_columns(
-            artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
-            clean_display(pl.col(ARTIST_NAME)).alias("_artist_display"),
-        )
+        .with_columns(clean_display(pl.col(ARTIST_NAME)).alias("_artist_display"))
+        .with_columns(_artist_from(_fold_display(pl.col("_artist_display"))).alias(ARTIST_KEY))
     )
-    titles = (
-        spellings.select(TRACK_NAME)
-        .unique()
+    return _keyed(spellings, artists, _title_keys(spellings.select(TRACK_NAME).unique()))
+
+
+def _title_keys(titles: pl.LazyFrame) -> pl.LazyFrame:
+    """Distinct titles with _track_display, title_key and _song (the song key).
+
+    Most titles carry no version tag, and their song key is their title key: only the others
+    are squashed a second time (the squash is the costly part of a key). Collected here, as
+    both halves read it.
+    """
+    keyed = (
+        titles.with_columns(clean_display(pl.col(TRACK_NAME)).alias("_track_display"))
+        .with_columns(_fold_display(pl.col("_track_display")).alias("_folded"))
         .with_columns(
-            _fold(pl.col(TRACK_NAME)).alias("_folded"),
-            clean_display(pl.col(TRACK_NAME)).alias("_track_display"),
+            _squash(pl.col("_folded")).alias(TITLE_KEY),
+            _strip_versions(pl.col("_folded")).alias("_stripped"),
         )
-        .with_columns(_squash(pl.col("_folded")).alias(TITLE_KEY))
-        .with_columns(_song_from(pl.col("_folded"), pl.col(TITLE_KEY)).alias("_song"))
-        .drop("_folded")
+        .collect(engine="in-memory")
+        .lazy()
     )
+    versioned = pl.col("_stripped") != pl.col("_folded")
+    song = _song_from(pl.col("_folded"), pl.col(TITLE_KEY))
+    return pl.concat(
+        [
+            keyed.filter(~versioned).with_columns(pl.col(TITLE_KEY).alias("_song")),
+            keyed.filter(versioned).with_columns(song.alias("_song")),
+        ]
+    ).drop("_folded", "_stripped")
+
+
+def _keyed(spellings: pl.LazyFrame, artists: pl.LazyFrame, titles: pl.LazyFrame) -> pl.LazyFrame:
+    """Spellings with their name keys and the artist, track and group ids built from them."""
     keyed = spellings.join(artists, on=ARTIST_NAME).join(titles, on=TRACK_NAME)
     mbid_of_key = (
         keyed.filter(pl.col("artist_mbid").is_not_null())

@@ -27,7 +27,7 @@ from musicrec_cli.runner import Measure
 from musicrec_cli.sources import InputError, find_damaged, find_files, scan_groups, scan_table
 from stages import formats, names
 from stages import preprocess as pp
-from stages.interactions import aggregate_pairs, build_matrix
+from stages.interactions import build_matrix
 from stages.schema import (
     INTERACTIONS,
     PLAY_COUNT,
@@ -41,6 +41,7 @@ from stages.schema import (
 )
 
 STREAM = "streaming"
+IN_MEMORY = "in-memory"  # plain collect() picks streaming, whose sort took 4x as long here
 log = logging.getLogger(__name__)
 PAIR = (USER_IDX, TRACK_IDX)
 
@@ -213,7 +214,11 @@ def _n_buckets(p: PreprocessConfig, rows: int) -> int:
 def _write_buckets(
     encoded: pl.LazyFrame, scratch: Path, n_buckets: int
 ) -> tuple[list[Path], list[Path]]:
-    """De-duplicated plays and aggregated pairs of each bucket, written under `scratch`."""
+    """De-duplicated plays and aggregated pairs of each bucket, written under `scratch`.
+
+    A bucket (about bucket_rows plays) is sorted in memory: the in-memory engine's sort took a
+    quarter of the streaming engine's time for the same 15M plays.
+    """
     if n_buckets == 1:
         inputs = [encoded.drop(pp.BUCKET)]
     else:
@@ -231,10 +236,14 @@ def _write_buckets(
         for b, bucket in enumerate(inputs):
             plays.append(scratch / "plays" / f"{b:05d}.parquet")
             pairs.append(scratch / "pairs" / f"{b:05d}.parquet")
-            pp.dedupe_plays(bucket).sink_parquet(plays[-1], engine=STREAM)
-            aggregate_pairs(pl.scan_parquet(plays[-1]), keys=PAIR).sort(PAIR).sink_parquet(
-                pairs[-1], engine=STREAM
+            deduped = pp.dedupe_plays(bucket.collect(engine=STREAM).lazy()).collect(
+                engine=IN_MEMORY
             )
+            deduped.write_parquet(plays[-1], compression="lz4")
+            pp.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY).write_parquet(
+                pairs[-1], compression="lz4"
+            )
+            del deduped
             bar.advance(0)
     shutil.rmtree(scratch / "buckets", ignore_errors=True)  # 8 GB at 800M events
     return plays, pairs
@@ -345,15 +354,15 @@ def _build(
     tmap = pp.new_index(tracks_k.lazy(), column=TRACK_IDX).collect()
     n_pairs0 = pairs0.select(pl.len()).collect().item()
     n_deduped = pl.scan_parquet(play_parts).select(pl.len()).collect().item()
+    lookups = {
+        "users": pp.index_lookup(umap, size=users0.height),
+        "tracks": pp.index_lookup(tmap, size=survey.tracks.height),
+    }
     n_events = out.sink_parquet(
-        pp.reindex(pairs0, users=umap.lazy(), tracks=tmap.lazy()).select(list(INTERACTIONS)),
-        art.EVENTS,
+        pp.reindex(pairs0, **lookups).select(list(INTERACTIONS)), art.EVENTS
     )
     n_plays = out.sink_parquet(
-        pp.reindex(pl.scan_parquet(play_parts), users=umap.lazy(), tracks=tmap.lazy()).select(
-            list(PLAYS)
-        ),
-        art.PLAYS,
+        pp.reindex(pl.scan_parquet(play_parts), **lookups).select(list(PLAYS)), art.PLAYS
     )
     shutil.rmtree(scratch)
     laps.lap("events_and_plays")

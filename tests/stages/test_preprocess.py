@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -162,6 +163,30 @@ def test_dedupe_keeps_the_longest_of_repeated_plays() -> None:
     assert pairs.collect()["total_ms_played"].to_list() == [90_000, 50_000, 40_000]
 
 
+def test_dedupe_and_sorted_aggregation_match_a_plain_group_by() -> None:
+    rng = np.random.default_rng(7)
+    n = 5_000
+    big = np.iinfo(np.uint32).max - 3  # the packed key must keep the top bits of both indexes
+    plays = pl.LazyFrame(
+        {
+            USER_IDX: rng.choice([0, 1, 2, big], n).astype(np.uint32),
+            TRACK_IDX: rng.choice([0, 5, 6, big], n).astype(np.uint32),
+            PLAYED_AT: [T0 + dt.timedelta(seconds=int(s)) for s in rng.integers(0, 20, n)],
+            "ms_played": rng.integers(0, 100_000, n),
+            "skipped": rng.random(n) < 0.3,
+        }
+    )
+    deduped = pp.dedupe_plays(plays).collect()
+    keys = [USER_IDX, TRACK_IDX, PLAYED_AT]
+    expected = plays.sort([*keys, "ms_played"]).unique(keys, keep="last").sort(keys).collect()
+    assert deduped.equals(expected.select(deduped.columns))
+    pairs = pp.aggregate_sorted_plays(deduped.lazy()).collect()
+    reference = aggregate_pairs(deduped.lazy(), keys=(USER_IDX, TRACK_IDX))
+    assert pairs.equals(reference.sort(USER_IDX, TRACK_IDX).collect())
+    assert pairs[USER_IDX].max() == big
+    assert pairs[TRACK_IDX].max() == big
+
+
 def test_kcore_round_and_reindex() -> None:
     pairs = pl.LazyFrame(
         {USER_IDX: [0, 0, 1, 1, 2], TRACK_IDX: [0, 1, 0, 1, 2]},
@@ -170,10 +195,15 @@ def test_kcore_round_and_reindex() -> None:
     users, tracks = pp.kcore_round(pairs, min_user_tracks=2, min_track_users=2)
     assert users.collect()[USER_IDX].to_list() == [0, 1]
     assert tracks.collect()[TRACK_IDX].to_list() == [0, 1]
-    umap = pp.new_index(pl.LazyFrame({USER_IDX: [4, 1]}), column=USER_IDX)
-    tmap = pp.new_index(pl.LazyFrame({TRACK_IDX: [0, 1]}), column=TRACK_IDX)
-    frame = pl.LazyFrame({USER_IDX: [1, 3, 4], TRACK_IDX: [1, 0, 0], "v": [10, 20, 30]})
-    out = pp.reindex(frame, users=umap, tracks=tmap).collect()
+    umap = pp.new_index(pl.LazyFrame({USER_IDX: [4, 1]}), column=USER_IDX).collect()
+    tmap = pp.new_index(pl.LazyFrame({TRACK_IDX: [0, 1]}), column=TRACK_IDX).collect()
+    users, tracks = pp.index_lookup(umap, size=5), pp.index_lookup(tmap, size=3)
+    assert users.tolist() == [pp.DROPPED, 0, pp.DROPPED, pp.DROPPED, 1]
+    frame = pl.LazyFrame(
+        {USER_IDX: [1, 3, 4], TRACK_IDX: [1, 0, 0], "v": [10, 20, 30]},
+        schema_overrides={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
+    )
+    out = pp.reindex(frame, users=users, tracks=tracks).collect(engine="streaming")
     assert out.select(USER_IDX, TRACK_IDX, "v").rows() == [(0, 1, 10), (1, 0, 30)]
 
 
