@@ -161,7 +161,7 @@ def _survey(files: list[Path], p: PreprocessConfig, spec: str, scratch: Path) ->
     counts = {(r or "kept"): n for r, n in reasons.iter_rows()}
     return _Survey(
         reasons=counts,
-        id_map=id_map.sort(pp.SPELLING, nulls_last=True),
+        id_map=id_map.sort(TRACK_IDX, pp.SPELLING_HASH),  # by the 4 strings: 6 s at 100M
         tracks=tracks,
         activity=activity.sort(USER_ID).collect(),
         examples=examples.to_dicts(),
@@ -224,6 +224,7 @@ def _write_buckets(
     else:
         encoded.sink_parquet(
             pl.PartitionBy(scratch / "buckets", key=pp.BUCKET, include_key=False),
+            compression="lz4",
             mkdir=True,
             engine=STREAM,
         )
