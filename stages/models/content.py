@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.metrics.pairwise import cosine_similarity
-from sklearn.preprocessing import StandardScaler
+
+# sklearn is imported where it is used: it takes 0.9 s to import, which every `musicrec`
+# command paid (the CLI imports this module to register `recommend`), preprocess included
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +44,8 @@ class ContentModel:
         """
         if self.item_vectors.shape[1] == 0:
             return np.zeros((user_items.shape[0], self.n_items), dtype=np.float32)
+        from sklearn.metrics.pairwise import cosine_similarity  # noqa: PLC0415
+
         profiles = self.profiles(user_items)
         sims = np.asarray(cosine_similarity(profiles, self.item_vectors), dtype=np.float32)
         sims[:, ~self.has_features] = -1.0  # unknown sound ranks last, not mid-table at 0
@@ -58,6 +61,8 @@ class ContentModel:
         """Cosine of one track's vector to every track's: (n_items,) float32."""
         if self.item_vectors.shape[1] == 0:
             return np.zeros(self.n_items, dtype=np.float32)
+        from sklearn.metrics.pairwise import cosine_similarity  # noqa: PLC0415
+
         seed = self.item_vectors[[track_idx]]
         sims = np.asarray(cosine_similarity(seed, self.item_vectors)[0], dtype=np.float32)
         sims[~self.has_features] = -1.0
@@ -83,6 +88,8 @@ def fit_content(features: npt.NDArray[np.floating]) -> ContentModel:
     values = np.asarray(features, dtype=np.float64)
     if values.shape[1] == 0 or np.isnan(values).all():
         return ContentModel(item_vectors=np.zeros((values.shape[0], 0), dtype=np.float32))
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
     known = ~np.isnan(values).any(axis=1)
     scaler = StandardScaler().fit(values[known])
     scaled = np.zeros_like(values)
