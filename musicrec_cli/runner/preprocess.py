@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import resource
 import shutil
 import time
 from dataclasses import dataclass
@@ -194,17 +195,27 @@ def _check_survey(s: _Survey, p: PreprocessConfig, spec: str) -> None:
 
 
 class _Laps:
-    """Wall seconds of each phase of the stage, logged and kept for the quality report."""
+    """Wall seconds of each phase and the peak RSS so far at its end, for the quality report.
+
+    The peak only grows: the phase where it jumps is the one that set it.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, int] = {}
         self._last = time.perf_counter()
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
         self.seconds[phase] = round(now - self._last, 2)
+        self.peak_rss_mib[phase] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         self._last = now
-        log.info("preprocess: %s took %.1f s", phase, self.seconds[phase])
+        log.info(
+            "preprocess: %s took %.1f s, peak RSS so far %d MiB",
+            phase,
+            self.seconds[phase],
+            self.peak_rss_mib[phase],
+        )
 
 
 def _n_buckets(p: PreprocessConfig, rows: int) -> int:
@@ -380,7 +391,10 @@ def _build(
         "plays": n_plays,
         "rounds": rounds,
     }
-    report = _report(cfg, survey, n_buckets, counts, umap, items) | {"seconds": laps.seconds}
+    report = _report(cfg, survey, n_buckets, counts, umap, items) | {
+        "seconds": laps.seconds,
+        "peak_rss_mib": laps.peak_rss_mib,
+    }
     summary = {
         "n_users": umap.height,
         "n_tracks": tmap.height,
