@@ -44,7 +44,6 @@ from stages.schema import (
 STREAM = "streaming"
 IN_MEMORY = "in-memory"  # plain collect() picks streaming, whose sort took 4x as long here
 log = logging.getLogger(__name__)
-PAIR = (USER_IDX, TRACK_IDX)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
