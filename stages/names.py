@@ -282,10 +282,15 @@ def attach_catalog(
     extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in have]
     if ARTIST_NAME in schema and TRACK_NAME in schema:
         keys = [ARTIST_KEY, TITLE_KEY]
-        catalog = catalog.with_columns(
-            artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY),
-            title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY),
-        )
+        # a catalog repeats each artist about ten times: key each name once
+        artists = catalog.select(ARTIST_NAME).unique()
+        catalog = catalog.join(
+            artists.with_columns(artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY)),
+            on=ARTIST_NAME,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        ).with_columns(title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY))
     else:
         keys = [TRACK_URI]
         if TRACK_URI not in schema and "id" in schema:
