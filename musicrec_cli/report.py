@@ -18,13 +18,6 @@ import polars as pl
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import ArtifactError, require_stage, scan, stage_dir
-from musicrec_cli.plots import (
-    plot_coverage,
-    plot_metric_vs_k,
-    plot_ndcg,
-    plot_popularity,
-    plot_quality,
-)
 from musicrec_cli.runner.evaluate import load_tracks
 from stages.evaluate import POPULARITY
 from stages.metrics import METRICS
@@ -221,6 +214,15 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
     Reads 06_evaluate (metrics.json, per_user_metrics.parquet), 05_predict, 02_split and
     01_preprocess (items.parquet, quality_report.json). OUT is replaced as a whole.
     """
+    # matplotlib costs every musicrec command 0.3 s of start-up: imported only for the report
+    from musicrec_cli.plots import (  # noqa: PLC0415
+        plot_coverage,
+        plot_metric_vs_k,
+        plot_ndcg,
+        plot_popularity,
+        plot_quality,
+    )
+
     content, k, per_user, recs, tracks = _load(root, k)
     quality_path = stage_dir(root, "preprocess") / art.QUALITY_REPORT
     report = json.loads(quality_path.read_text(encoding="utf-8")) if quality_path.is_file() else {}
