@@ -267,6 +267,20 @@ def test_attach_catalog_by_names() -> None:
     }
 
 
+def test_attach_catalog_first_matching_row_wins_across_artist_spellings() -> None:
+    # artist keys are computed once per distinct name and joined back: catalog order must hold
+    items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
+    catalog = pl.LazyFrame(
+        {
+            "artist_name": ["Labrinth", "BJÖRK", "Björk", None, "LABRINTH"],
+            "track_name": ["Forever (feat. Zendaya)", "joga", "Jóga", "Forever", "forever"],
+            "energy": [0.1, 0.5, 0.9, 0.7, 0.3],
+        }
+    )
+    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    assert out["energy"].to_list() == [0.5, 0.1]
+
+
 def test_attach_catalog_by_spotify_id() -> None:
     items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
     catalog = pl.LazyFrame({"id": ["6pot", "zzz"], "name": ["Forever", "X"], "tempo": [90.0, 1.0]})
