@@ -282,7 +282,7 @@ def attach_catalog(
     extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in have]
     if ARTIST_NAME in schema and TRACK_NAME in schema:
         keys = [ARTIST_KEY, TITLE_KEY]
-        # a catalog repeats each artist about ten times: key each name once
+        # catalogs repeat artists (ten rows each in the generated one): key each name once
         artists = catalog.select(ARTIST_NAME).unique()
         catalog = catalog.join(
             artists.with_columns(artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY)),
