@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_preprocess.py 1000000 10000000 [--repeats 3] [--w
 For each scale: generate raw events with `musicrec generate` (Parquet parts), then run, each in
 its own process under /usr/bin/time -v (wall time and peak RSS):
   * duckdb: filter ms_played >= 30 s, group by the raw keys (user_id, track_uri): count,
-    sum ms, min/max ts, skips -> Parquet (the reference the issue named: less work than ours);
+    sum ms, min/max ts, skips -> Parquet (the first reference, kept: less work than ours);
   * duckdb_canonical: the same aggregation musicrec does, in one SQL: artist and title keys
     computed once per distinct name (NFC, case fold, credits, accents, punctuation, a leading
     "the"), an integer track index per (artist key, title key) joined onto the plays (as
