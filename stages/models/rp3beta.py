@@ -1,0 +1,137 @@
+"""RP3beta: item-item similarity of a three-step random walk, penalised by popularity.
+
+Paudel, Christoffel, Newell and Bernstein (2017), "Updatable, accurate, diverse and scalable
+recommendations for interactive applications"; the variant re-evaluated by Dacrema, Cremonesi and
+Jannach (2019), whose reference code this follows: from track i, step to a listener u of i
+(uniformly, 1 / pop(i)), then to a track j in proportion to u's weight on j (L1 per user), raise
+both steps to `alpha`, divide by pop(j) ** beta, and keep the `neighbours` largest per track.
+
+The product is computed in blocks of source tracks and pruned to top-k per block, so memory is
+bounded by the block, not by n_items ** 2: it runs on catalogues where a dense item-item matrix
+would not fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from stages.models.knn import KnnModel
+
+# entries of one block's sparse product kept in memory at once (~ 16 bytes each in COO form)
+_BLOCK_ENTRIES = 1 << 24
+
+
+def rp3beta_walk(
+    user_items: sp.csr_matrix, *, alpha: float, beta: float
+) -> tuple[sp.csr_matrix, sp.csr_matrix, npt.NDArray[np.float32]]:
+    """The two transition matrices and the popularity penalty of RP3beta.
+
+    Args:
+        user_items: (n_users, n_items) CSR of non-negative weights.
+        alpha: Exponent of both transition probabilities (1 = plain random walk).
+        beta: Exponent of the popularity penalty (0 = none; P3alpha).
+
+    Returns:
+        (p_iu, p_ui, penalty): (n_items, n_users) float32 CSR, track -> listener, 1 / pop(i);
+        (n_users, n_items) float32 CSR, listener -> track, weights L1-normalised per user;
+        (n_items,) float32, pop(j) ** -beta (0 for tracks nobody played).
+    """
+    weights = sp.csr_matrix(user_items, dtype=np.float32)
+    weights.eliminate_zeros()
+    heard = weights.copy()
+    heard.data[:] = 1.0
+    pop = np.asarray(heard.sum(axis=0), dtype=np.float64).ravel()
+    per_user = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()
+    p_ui = sp.diags_array(_safe_inverse(per_user)) @ weights
+    p_iu = sp.diags_array(_safe_inverse(pop)) @ heard.T.tocsr()
+    penalty = np.where(pop > 0, np.power(np.maximum(pop, 1.0), -beta), 0.0)
+    return (
+        sp.csr_matrix(p_iu.power(alpha), dtype=np.float32),
+        sp.csr_matrix(p_ui.power(alpha), dtype=np.float32),
+        penalty.astype(np.float32),
+    )
+
+
+def _safe_inverse(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    out = np.zeros_like(x)
+    np.divide(1.0, x, out=out, where=x > 0)
+    return out
+
+
+def top_k_per_row(block: sp.coo_matrix, *, k: int, row_offset: int) -> sp.coo_matrix:
+    """The k largest positive entries of each row, diagonal (row + row_offset == col) dropped.
+
+    Ties go to the lower column index, so the result does not depend on the input's order.
+    """
+    rows, cols, vals = block.row, block.col, block.data
+    keep = (vals > 0) & (rows + row_offset != cols)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, rows, side="left")
+    rank = np.arange(rows.size) - starts
+    top = rank < k
+    return sp.coo_matrix((vals[top], (rows[top], cols[top])), shape=block.shape)
+
+
+def block_bounds(
+    p_iu: sp.csr_matrix, p_ui: sp.csr_matrix, *, block_entries: int
+) -> list[tuple[int, int]]:
+    """Ranges of source tracks whose product rows hold about `block_entries` entries at most.
+
+    Row i of p_iu @ p_ui has at most min(n_items, sum over i's listeners of their track counts)
+    entries; blocks are cut on the running sum of that bound (a single heavier row is its own
+    block).
+    """
+    n_items = p_ui.shape[1]
+    per_user = np.diff(p_ui.indptr).astype(np.int64)
+    bound = np.minimum(p_iu.astype(bool).astype(np.int64) @ per_user, n_items)
+    ends = np.cumsum(bound)
+    cuts, start = [], 0
+    while start < p_iu.shape[0]:
+        base = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + block_entries, side="right")))
+        cuts.append((start, min(stop, p_iu.shape[0])))
+        start = stop
+    return cuts
+
+
+def fit_rp3beta(
+    user_items: sp.csr_matrix,
+    *,
+    alpha: float,
+    beta: float,
+    neighbours: int,
+    block_entries: int = _BLOCK_ENTRIES,
+) -> KnnModel:
+    """RP3beta similarities from a (n_users, n_items) CSR of weights, `neighbours` kept per track.
+
+    Row i of the result holds W[i, j] = sum_u p_iu[i, u] * p_ui[u, j] * pop(j) ** -beta for the
+    `neighbours` largest j != i; a user's score of j is sum_i weight(u, i) * W[i, j], as for item
+    kNN, so the model is a `KnnModel` (same scoring, explanation and NPZ layout).
+
+    Args:
+        user_items: (n_users, n_items) CSR of non-negative weights (the training matrix).
+        alpha: Exponent of the transition probabilities.
+        beta: Popularity penalty exponent.
+        neighbours: Similarities kept per track (> 0).
+        block_entries: Entries of one block's product held at once (bounds memory).
+    """
+    if neighbours <= 0:
+        msg = f"rp3beta: neighbours must be > 0, got {neighbours}."
+        raise ValueError(msg)
+    p_iu, p_ui, penalty = rp3beta_walk(user_items, alpha=alpha, beta=beta)
+    parts = []
+    for start, stop in block_bounds(p_iu, p_ui, block_entries=block_entries):
+        block = (p_iu[start:stop] @ p_ui) @ sp.diags_array(penalty)
+        top = top_k_per_row(sp.coo_matrix(block), k=neighbours, row_offset=start)
+        parts.append(sp.csr_matrix(top, dtype=np.float32))
+    similarity = (
+        sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
+        if parts
+        else sp.csr_matrix((0, 0), dtype=np.float32)
+    )
+    similarity.sort_indices()
+    return KnnModel(similarity=similarity)
