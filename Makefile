@@ -72,8 +72,8 @@ $(RAW): $(STAMPS)/generate.json stages/generate.py
 	$(MUSICREC) generate
 
 preprocess: $(A)/01_preprocess/manifest.json ## Clean, de-duplicate, aggregate and encode the raw log
-$(A)/01_preprocess/manifest.json: $(RAW) $(STAMPS)/preprocess.json stages/preprocess.py stages/interactions.py \
-    stages/names.py stages/formats.py musicrec_cli/sources.py
+$(A)/01_preprocess/manifest.json: $(RAW) $(STAMPS)/preprocess.json $(wildcard stages/preprocess/*.py) \
+    stages/interactions.py musicrec_cli/sources.py
 	$(MUSICREC) preprocess
 
 split: $(A)/02_split/manifest.json ## Temporal train/test split

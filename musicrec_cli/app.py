@@ -30,7 +30,7 @@ from musicrec_cli.runner import preprocess as preprocess_run
 from musicrec_cli.runner import split as split_run
 from musicrec_cli.runner import train as train_run
 from musicrec_cli.sources import InputError
-from stages.formats import KNOWN_FORMATS
+from stages.preprocess.formats import KNOWN_FORMATS
 from stages.schema import SchemaError
 
 app = typer.Typer(

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages import formats
-from stages.formats import KNOWN_FORMATS
+from stages.preprocess import formats
+from stages.preprocess.formats import KNOWN_FORMATS
 
 DEFAULT_CONFIG = Path("musicrec.toml")
 

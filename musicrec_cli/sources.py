@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stages.formats import INVALID_LINE, SOURCE_FILE, Preset
+from stages.preprocess.formats import INVALID_LINE, SOURCE_FILE, Preset
 
 SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".tsv.gz", ".json", ".jsonl", ".ndjson")
 _ANY = Preset(name="any", include=tuple(f"*{s}" for s in SUFFIXES))

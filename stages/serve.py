@@ -1,7 +1,7 @@
 """Pure functions behind `recommend`, `similar` and `explain`: lookup, fold-in, ranking, why.
 
-Names are matched through preprocess's keys (`stages.names`), so "Daft Punk - One More Time" finds
-the track whose id is "daft punk - one more time" whatever the spelling in the log.
+Names are matched through preprocess's keys (`stages.preprocess.names`), so "Daft Punk - One More
+Time" finds the track whose id is "daft punk - one more time" whatever the spelling in the log.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from stages.models.content import ContentModel
 from stages.models.hybrid import COMPONENTS, HybridModel, blend
 from stages.models.knn import KnnModel
 from stages.models.popularity import PopularityModel
-from stages.names import query_track_key
+from stages.preprocess.names import query_track_key
 from stages.schema import TRACK_GROUP_ID, TRACK_ID, TRACK_IDX, USER_ID, USER_IDX
 
 FoldInModel = AlsModel | ContentModel | HybridModel | KnnModel | PopularityModel

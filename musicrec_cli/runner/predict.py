@@ -30,7 +30,7 @@ from musicrec_cli.runner.train import load_models
 from musicrec_cli.sources import InputError
 from stages import ann, predict, rerank
 from stages.models import Recommender
-from stages.names import ARTIST_KEY
+from stages.preprocess.names import ARTIST_KEY
 from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,

@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 
 from musicrec_cli.sources import InputError, find_files, scan_groups
-from stages import formats
-from stages import preprocess as pp
+from stages.preprocess import formats, parse
 from stages.schema import SchemaError
 
 UTC = dt.UTC
@@ -32,11 +31,11 @@ def _parse(spec: Path, fmt: str, columns: tuple[str, ...] = ()) -> pl.DataFrame:
         for label, lf in scan_groups(files, preset=preset)
     ]
     raw = pl.concat(raws, how="diagonal_relaxed")
-    return pp.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
+    return parse.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
 
 
 def _reasons(parsed: pl.DataFrame) -> dict[str | None, int]:
-    return dict(pp.count_reasons(pp.user_reason_counts(parsed.lazy())).collect().iter_rows())
+    return dict(parse.count_reasons(parse.user_reason_counts(parsed.lazy())).collect().iter_rows())
 
 
 def test_lastfm1k_headerless_tsv_with_stray_quotes(tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stages import names
-from stages import preprocess as pp
 from stages.interactions import aggregate_pairs
+from stages.preprocess import encode, names, parse
 from stages.schema import PLAYED_AT, TRACK_IDX, USER_ID, USER_IDX
 
 UTC = dt.UTC
@@ -36,7 +35,7 @@ RANGE = {
     ],
 )
 def test_parse_timestamp_strings(raw: str, expected: dt.datetime | None) -> None:
-    out = pl.select(pp.parse_timestamp(pl.lit(raw), pl.String())).item()
+    out = pl.select(parse.parse_timestamp(pl.lit(raw), pl.String())).item()
     assert out == expected
 
 
@@ -44,7 +43,7 @@ def test_parse_timestamp_strings(raw: str, expected: dt.datetime | None) -> None
     "epoch", [1_709_294_400, 1_709_294_400_000, 1_709_294_400_000_000, 1_709_294_400_000_000_000]
 )
 def test_parse_timestamp_epochs_in_any_unit(epoch: int) -> None:
-    out = pl.select(pp.parse_timestamp(pl.lit(epoch, pl.Int64), pl.Int64())).item()
+    out = pl.select(parse.parse_timestamp(pl.lit(epoch, pl.Int64), pl.Int64())).item()
     assert out == T0
 
 
@@ -78,7 +77,7 @@ def test_parse_raw_names_the_first_reason_for_each_row() -> None:
             ("u1", "2024-03-01T12:00:00Z", "A", "T", None),  # kept: play time unknown
         ]
     )
-    out = pp.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
+    out = parse.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
     assert out["drop_reason"].to_list() == [
         None, "missing_user", "missing_artist", "missing_artist", "missing_track",
         "bad_timestamp", "missing_timestamp", "ts_out_of_range", "bad_ms_played", "short_play",
@@ -86,7 +85,7 @@ def test_parse_raw_names_the_first_reason_for_each_row() -> None:
     ]  # fmt: skip
     assert out["ms_played"].to_list()[-2:] == [29_999, None]
     assert out["skipped"].to_list()[-2:] == [True, False]
-    counts = pp.count_reasons(pp.user_reason_counts(out.lazy())).collect()
+    counts = parse.count_reasons(parse.user_reason_counts(out.lazy())).collect()
     assert dict(counts.iter_rows()) == {
         None: 2,
         "bad_ms_played": 1,
@@ -98,7 +97,7 @@ def test_parse_raw_names_the_first_reason_for_each_row() -> None:
         "short_play": 1,
         "ts_out_of_range": 1,
     }
-    examples = pp.bad_examples(out.lazy(), n=5).collect()
+    examples = parse.bad_examples(out.lazy(), n=5).collect()
     assert examples["raw_value"].to_list() == ["yesterday", "2024-03-01T12:00:00Z"]
 
 
@@ -106,7 +105,7 @@ def test_pre_aggregated_rows_become_one_row_per_play() -> None:
     raw = _raw([("u1", "2024-03-01T12:00:00Z", "A", "T", None)]).with_columns(
         pl.lit("3").alias("play_count")
     )
-    out = pp.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
+    out = parse.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
     assert out.height == 3
 
 
@@ -120,21 +119,21 @@ def test_user_activity_flags_bots_by_plays_per_day() -> None:
         },
         schema_overrides={"drop_reason": pl.String},
     )
-    counts = pp.user_reason_counts(plays)
-    out = pp.user_activity(counts, max_plays_per_day=4).sort(USER_ID).collect()
+    counts = parse.user_reason_counts(plays)
+    out = parse.user_activity(counts, max_plays_per_day=4).sort(USER_ID).collect()
     assert out.to_dict(as_series=False) == {
         USER_ID: ["bot", "human"],
         "n_plays": [5, 3],
         "plays_per_day": [5.0, 1.5],
         "is_bot": [True, False],
     }
-    off = pp.user_activity(counts, max_plays_per_day=0).collect()
+    off = parse.user_activity(counts, max_plays_per_day=0).collect()
     assert not off["is_bot"].any()
 
 
 def test_assign_buckets_balances_plays_and_keeps_user_order() -> None:
     users = pl.LazyFrame({USER_ID: ["d", "a", "c", "b"], "n_plays": [1, 6, 3, 2]})
-    out = pp.assign_buckets(users, n_buckets=2).collect()
+    out = encode.assign_buckets(users, n_buckets=2).collect()
     assert out.to_dict(as_series=False) == {
         USER_ID: ["a", "b", "c", "d"],
         USER_IDX: [0, 1, 2, 3],
@@ -153,7 +152,7 @@ def test_dedupe_keeps_the_longest_of_repeated_plays() -> None:
         },
         schema_overrides={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
     )
-    out = pp.dedupe_plays(plays).collect()
+    out = encode.dedupe_plays(plays).collect()
     assert out.select(USER_IDX, TRACK_IDX, "ms_played").rows() == [
         (0, 5, 90_000),
         (0, 6, 50_000),
@@ -176,11 +175,11 @@ def test_dedupe_and_sorted_aggregation_match_a_plain_group_by() -> None:
             "skipped": rng.random(n) < 0.3,
         }
     )
-    deduped = pp.dedupe_plays(plays).collect()
+    deduped = encode.dedupe_plays(plays).collect()
     keys = [USER_IDX, TRACK_IDX, PLAYED_AT]
     expected = plays.sort([*keys, "ms_played"]).unique(keys, keep="last").sort(keys).collect()
     assert deduped.equals(expected.select(deduped.columns))
-    pairs = pp.aggregate_sorted_plays(deduped.lazy()).collect()
+    pairs = encode.aggregate_sorted_plays(deduped.lazy()).collect()
     reference = aggregate_pairs(deduped.lazy(), keys=(USER_IDX, TRACK_IDX))
     assert pairs.equals(reference.sort(USER_IDX, TRACK_IDX).collect())
     assert pairs[USER_IDX].max() == big
@@ -192,18 +191,18 @@ def test_kcore_round_and_reindex() -> None:
         {USER_IDX: [0, 0, 1, 1, 2], TRACK_IDX: [0, 1, 0, 1, 2]},
         schema={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
     )
-    users, tracks = pp.kcore_round(pairs, min_user_tracks=2, min_track_users=2)
+    users, tracks = encode.kcore_round(pairs, min_user_tracks=2, min_track_users=2)
     assert users.collect()[USER_IDX].to_list() == [0, 1]
     assert tracks.collect()[TRACK_IDX].to_list() == [0, 1]
-    umap = pp.new_index(pl.LazyFrame({USER_IDX: [4, 1]}), column=USER_IDX).collect()
-    tmap = pp.new_index(pl.LazyFrame({TRACK_IDX: [0, 1]}), column=TRACK_IDX).collect()
-    users, tracks = pp.index_lookup(umap, size=5), pp.index_lookup(tmap, size=3)
-    assert users.tolist() == [pp.DROPPED, 0, pp.DROPPED, pp.DROPPED, 1]
+    umap = encode.new_index(pl.LazyFrame({USER_IDX: [4, 1]}), column=USER_IDX).collect()
+    tmap = encode.new_index(pl.LazyFrame({TRACK_IDX: [0, 1]}), column=TRACK_IDX).collect()
+    users, tracks = encode.index_lookup(umap, size=5), encode.index_lookup(tmap, size=3)
+    assert users.tolist() == [encode.DROPPED, 0, encode.DROPPED, encode.DROPPED, 1]
     frame = pl.LazyFrame(
         {USER_IDX: [1, 3, 4], TRACK_IDX: [1, 0, 0], "v": [10, 20, 30]},
         schema_overrides={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
     )
-    out = pp.reindex(frame, users=users, tracks=tracks).collect(engine="streaming")
+    out = encode.reindex(frame, users=users, tracks=tracks).collect(engine="streaming")
     assert out.select(USER_IDX, TRACK_IDX, "v").rows() == [(0, 1, 10), (1, 0, 30)]
 
 
@@ -216,7 +215,7 @@ def test_encode_plays_by_hash_equals_string_join() -> None:
     }
     schema = dict.fromkeys(spelling, pl.String)
     id_map = pl.LazyFrame(spelling, schema=schema).with_columns(
-        pl.Series(TRACK_IDX, [7, 8, 9], pl.UInt32), pp.spelling_hash()
+        pl.Series(TRACK_IDX, [7, 8, 9], pl.UInt32), encode.spelling_hash()
     )
     plays = pl.LazyFrame(
         {
@@ -233,7 +232,9 @@ def test_encode_plays_by_hash_equals_string_join() -> None:
         schema_overrides={USER_IDX: pl.UInt32, "bucket": pl.UInt32},
     )
     out = [
-        pp.encode_plays(plays, id_map=id_map, users=users, by_hash=h).sort("ms_played").collect()
+        encode.encode_plays(plays, id_map=id_map, users=users, by_hash=h)
+        .sort("ms_played")
+        .collect()
         for h in (False, True)
     ]
     assert out[0].equals(out[1])

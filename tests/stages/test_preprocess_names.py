@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages import names
+from stages.preprocess import names
 
 
 def _key(fn, value: str) -> str:
