@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages.models import registry
 from stages.preprocess import formats
 from stages.preprocess.formats import KNOWN_FORMATS
 
@@ -85,6 +86,7 @@ class FeaturesConfig:
 class TrainConfig:
     """Models to fit and their hyper-parameters."""
 
+    # the default choice of models (all of them today); the list of models is stages.models.registry
     models: tuple[str, ...] = (
         "popularity",
         "trending",
@@ -157,7 +159,6 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
-KNOWN_MODELS = ("popularity", "trending", "als", "bpr", "knn", "content", "hybrid")
 _RAW_COLUMNS = (*formats.REQUIRED, *formats.OPTIONAL)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
@@ -185,8 +186,8 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "features.recency_half_life_days": (lambda v: v > 0, "a positive number"),
     "features.recency_floor": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
     "train.models": (
-        lambda v: len(v) > 0 and set(v) <= set(KNOWN_MODELS),
-        f"a non-empty list of model names from {list(KNOWN_MODELS)}",
+        lambda v: len(v) > 0 and set(v) <= set(registry.names()),
+        f"a non-empty list of model names from {list(registry.names())}",
     ),
     "train.factors": (lambda v: v > 0, "a positive integer"),
     "train.iterations": (lambda v: v > 0, "a positive integer"),
@@ -211,6 +212,10 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     },
     "train.hybrid_min_tracks": (lambda v: v >= 1, "an integer >= 1"),
     "predict.n": (lambda v: 0 < v <= 10_000, "an integer between 1 and 10000"),
+    "predict.rerank_models": (
+        lambda v: set(v) <= set(registry.names()),
+        f"a list of model names from {list(registry.names())}",
+    ),
     "predict.block_size": (lambda v: v > 0, "a positive integer"),
     "predict.candidates": (lambda v: 1 <= v <= 100, "an integer between 1 and 100"),
     "predict.mmr_lambda": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),

@@ -22,16 +22,11 @@ from musicrec_cli.artifacts import require_stage, stage_dir
 from musicrec_cli.runner.train import load_models
 from musicrec_cli.sources import InputError
 from stages import serve
-from stages.models import Recommender
-from stages.models.als import AlsModel
-from stages.models.bpr import BprModel
-from stages.models.content import ContentModel
-from stages.models.hybrid import HybridModel
-from stages.models.knn import KnnModel
+from stages.models import Recommender, UserHistory, registry
 from stages.schema import ARTIST_NAME, TRACK_ID, TRACK_IDX, TRACK_NAME, USER_IDX, WEIGHT
 
 T = TypeVar("T")
-SIMILAR_MODELS = ("als", "knn", "content")
+_SIMILAR = registry.with_capability("similar")
 
 
 def _run(work: Callable[[], T]) -> T:
@@ -139,13 +134,9 @@ def recommend(
             u, row = data.user_row(user)
             scores = chosen.score(np.asarray([u]), row)[0]
         else:
-            if isinstance(chosen, BprModel):
-                msg = "model 'bpr' cannot score new listeners; use hybrid, als, knn or content."
-                raise InputError(msg)
             liked_idx = serve.find_tracks(liked or [], data.items)
             row = serve.liked_row(liked_idx, n_items=chosen.n_items)
-            weights = tuple(data.specs.get("hybrid", {}).get("params", {}).get("liked", ()))
-            scores = serve.score_liked(chosen, row, liked_weights=weights)  # type: ignore[arg-type]
+            scores = serve.liked_scores(chosen, row, name=model)
         idx, best = serve.rank_tracks(scores, exclude=row.indices, n=n, groups=groups)
         rows = data.describe(idx, best)
         return {"user": user, "liked": liked or [], "model": model, "tracks": rows}, rows
@@ -159,7 +150,12 @@ def similar(
     track: Annotated[str, typer.Argument(help='A track: "Artist - Title" or its track_id.')],
     n: Count = 10,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="als (factors), knn (neighbours), content (audio).")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"A model with track similarity: {', '.join(_SIMILAR)}.",
+        ),
     ] = "als",
     as_json: AsJson = False,
 ) -> None:
@@ -170,22 +166,14 @@ def similar(
     """
 
     def work() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        if model not in SIMILAR_MODELS:
-            msg = f"similar: model {model!r} has no track similarity; use als, knn or content."
+        able = registry.with_capability("similar")
+        if model in registry.names() and model not in able:
+            msg = f"similar: model {model!r} has no track similarity; use {', '.join(able)}."
             raise InputError(msg)
         data = _load()
         chosen = data.model(model)
         seed = serve.find_tracks([track], data.items)[0]
-        if isinstance(chosen, KnnModel):
-            scores = chosen.similarity[[seed]].toarray()[0]
-            scores[scores <= 0] = -np.inf  # only actual neighbours
-        elif isinstance(chosen, ContentModel) and not chosen.has_features[seed]:
-            msg = f"track {track!r} has no audio features in the catalogue; try --model als."
-            raise InputError(msg)
-        else:
-            scores = chosen.similar_items(seed)  # type: ignore[attr-defined]
-            if isinstance(chosen, ContentModel):
-                scores[~chosen.has_features] = -np.inf
+        scores = serve.similar_scores(chosen, seed, name=model)
         idx, best = serve.rank_tracks(
             scores, exclude=np.asarray([seed]), n=n, groups=serve.group_codes(data.items)
         )
@@ -217,19 +205,9 @@ def _weights_row(root: Path, user_idx: int, n_items: int) -> sp.csr_matrix:
 def _explain(data: _Served, user: str, track: str, n: int) -> dict[str, Any]:
     u, row = data.user_row(user)
     t = serve.find_tracks([track], data.items)[0]
-    # the hybrid carries the ALS and content models: load them once
-    wanted = ("hybrid", "knn") if "hybrid" in data.specs else ("als", "knn", "content")
-    loaded = load_models(data.root, tuple(m for m in wanted if m in data.specs))
-    hybrid = loaded.get("hybrid")
-    als = loaded.get("als") or (hybrid.als if isinstance(hybrid, HybridModel) else None)
-    content = loaded.get("content") or (hybrid.content if isinstance(hybrid, HybridModel) else None)
-    found: dict[str, list[tuple[int, float]]] = {}
-    if isinstance(als, AlsModel):
-        found["als"] = als.explain(_weights_row(data.root, u, als.n_items), t, n=n)
-    if isinstance(knn := loaded.get("knn"), KnnModel):
-        found["knn"] = serve.top_contributions(knn.contributions(row, t), row, n=n)
-    if isinstance(content, ContentModel) and content.item_vectors.shape[1] > 0:
-        found["content"] = serve.top_contributions(content.contributions(row, t), row, n=n)
+    loaded = load_models(data.root, serve.explainers(list(data.specs)))
+    history = UserHistory(user_idx=u, counts=row, weights=_weights_row(data.root, u, row.shape[1]))
+    found = serve.explain(loaded, history, t, n=n)
     contributions = {
         name: [
             {k: v for k, v in d.items() if k != "score"} | {"value": round(value, 6)}
@@ -237,18 +215,13 @@ def _explain(data: _Served, user: str, track: str, n: int) -> dict[str, Any]:
                 data.describe([i for i, _ in pairs], [0.0] * len(pairs)), pairs, strict=True
             )
         ]
-        for name, pairs in found.items()
+        for name, pairs in found.contributions.items()
     }
-    shares = (
-        [asdict(s) for s in serve.hybrid_shares(hybrid, u, row, t)]
-        if isinstance(hybrid, HybridModel)
-        else []
-    )
     return {
         "user": user,
         "track": data.items[TRACK_ID][t],
         "heard": bool(t in row.indices),
-        "hybrid_shares": shares,
+        "hybrid_shares": [asdict(s) for s in found.shares],
         "contributions": contributions,
     }
 

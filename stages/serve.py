@@ -7,24 +7,25 @@ Time" finds the track whose id is "daft punk - one more time" whatever the spell
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
-from stages.models.als import AlsModel
-from stages.models.content import ContentModel
-from stages.models.hybrid import COMPONENTS, HybridModel, blend
-from stages.models.knn import KnnModel
-from stages.models.popularity import PopularityModel
+from stages.models import (
+    Explains,
+    Explanation,
+    FoldIn,
+    NotScorableError,
+    Recommender,
+    SimilarTracks,
+    UserHistory,
+    registry,
+)
 from stages.preprocess.names import query_track_key
 from stages.schema import TRACK_GROUP_ID, TRACK_ID, TRACK_IDX, USER_ID, USER_IDX
-
-FoldInModel = AlsModel | ContentModel | HybridModel | KnnModel | PopularityModel
-
 
 _SHORTLIST = 5_000
 
@@ -108,22 +109,67 @@ def liked_row(track_idx: Sequence[int], *, n_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((data, cols, [0, len(cols)]), shape=(1, n_items))
 
 
-def score_liked(
-    model: FoldInModel, row: sp.csr_matrix, *, liked_weights: tuple[float, ...]
-) -> npt.NDArray[np.float32]:
+def _others(capability: registry.Capability, name: str) -> str:
+    return ", ".join(m for m in registry.with_capability(capability) if m != name)
+
+
+def liked_scores(model: Recommender, row: sp.csr_matrix, *, name: str) -> npt.NDArray[np.float32]:
     """Scores of every track for someone not in the data, from a (1, n_items) liked row.
 
-    ALS folds the user in (implicit's recalculate_user on the saved item factors); the hybrid
-    blends that fold-in with content and popularity using `liked_weights` (als, content,
-    popularity) instead of the history-based weights. Returns (n_items,) float32.
+    Returns:
+        (n_items,) float32 (see `stages.models.FoldIn`: ALS folds the listener in, the hybrid
+        blends that with content using its `liked` weights, the others score the row).
+
+    Raises:
+        LookupFailedError: Model `name` cannot score new listeners.
     """
-    if isinstance(model, AlsModel):
-        return (model.fold_in(row) @ model.item_factors.T)[0]
-    if isinstance(model, HybridModel):
-        parts = model.parts(row, user_factors=model.als.fold_in(row))
-        weights = np.asarray([liked_weights], dtype=np.float32)
-        return blend(parts, weights)[0]
-    return model.score(np.zeros(1, dtype=np.int64), row)[0]
+    if not isinstance(model, FoldIn):
+        msg = f"model {name!r} cannot score new listeners; use {_others('fold_in', name)}."
+        raise LookupFailedError(msg)
+    return model.score_new(row)[0]
+
+
+def similar_scores(model: Recommender, seed: int, *, name: str) -> npt.NDArray[np.float32]:
+    """(n_items,) float32 similarity of every track to `seed` (-inf: not a candidate).
+
+    Raises:
+        LookupFailedError: Model `name` has no track similarity, or none for `seed`.
+    """
+    if not isinstance(model, SimilarTracks):
+        msg = f"model {name!r} has no track similarity; use {_others('similar', name)}."
+        raise LookupFailedError(msg)
+    try:
+        return model.similar_items(seed)
+    except NotScorableError as exc:
+        msg = f"{exc}; try --model {_others('similar', name).replace(', ', ' or ')}."
+        raise LookupFailedError(msg) from exc
+
+
+def explainers(trained: Sequence[str]) -> tuple[str, ...]:
+    """The trained models to ask for an explanation, in registry order.
+
+    Those with the "explain" capability, except components of another one (the hybrid
+    explains its ALS and content), so each name is explained once and loaded once.
+    """
+    able = [m for m in registry.with_capability("explain") if m in trained]
+    inside = {need for m in able for need in registry.spec(m).needs}
+    return tuple(m for m in able if m not in inside)
+
+
+def explain(
+    models: Mapping[str, Recommender], user: UserHistory, track_idx: int, *, n: int
+) -> Explanation:
+    """The explanations of `models` (see `explainers`), merged, contributions in registry order."""
+    contributions: dict[str, list[tuple[int, float]]] = {}
+    shares = []
+    for model in models.values():
+        if isinstance(model, Explains):
+            found = model.explain(user, track_idx, n=n)
+            contributions |= found.contributions
+            shares += found.shares
+    order = {m: i for i, m in enumerate(registry.names())}
+    ranked = dict(sorted(contributions.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return Explanation(contributions=ranked, shares=shares)
 
 
 def rank_tracks(
@@ -165,43 +211,3 @@ def group_codes(items: pl.DataFrame) -> npt.NDArray[np.int64] | None:
         return None
     codes = items.sort(TRACK_IDX).select(pl.col(TRACK_GROUP_ID).rank("dense"))
     return codes.to_series().to_numpy().astype(np.int64)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Share:
-    """One component's part in a hybrid score: weight x normalised score = contribution."""
-
-    model: str
-    weight: float
-    normalised_score: float
-    contribution: float
-    share: float
-
-
-def hybrid_shares(
-    model: HybridModel, user_idx: int, user_row: sp.csr_matrix, track_idx: int
-) -> list[Share]:
-    """Each component's weight, normalised score and share of the user's hybrid score."""
-    parts = model.parts(user_row, user_idx=np.asarray([user_idx]))
-    weights = model.user_weights(user_row)[0]
-    values = [float(weights[j] * parts[c][0, track_idx]) for j, c in enumerate(COMPONENTS)]
-    total = sum(values)
-    return [
-        Share(
-            model=c,
-            weight=float(weights[j]),
-            normalised_score=float(parts[c][0, track_idx]),
-            contribution=values[j],
-            share=values[j] / total if total > 0 else 0.0,
-        )
-        for j, c in enumerate(COMPONENTS)
-    ]
-
-
-def top_contributions(
-    values: npt.NDArray[np.float32], user_row: sp.csr_matrix, *, n: int
-) -> list[tuple[int, float]]:
-    """The `n` heard tracks with the largest positive (n_items,) contributions, largest first."""
-    heard = user_row.indices[values[user_row.indices] > 0]
-    order = heard[np.argsort(-values[heard], kind="stable")][:n]
-    return [(int(i), float(values[i])) for i in order]

@@ -12,6 +12,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
+from stages.models import Arrays, Explanation, UserHistory
 from stages.models.factors import FactorModel
 
 IterationCallback = Callable[[int, float, float], None]
@@ -28,7 +29,7 @@ class AlsModel(FactorModel):
     regularization: float = 0.05
     alpha: float = 1.0
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def arrays(self) -> Arrays:
         """{'user_factors', 'item_factors', 'regularization', 'alpha'} (the last two 0-d)."""
         return {
             "user_factors": self.user_factors,
@@ -61,24 +62,21 @@ class AlsModel(FactorModel):
             )
         return np.asarray(factors, dtype=np.float32)
 
-    def explain(
-        self, user_row: sp.csr_matrix, track_idx: int, *, n: int = 10
-    ) -> list[tuple[int, float]]:
-        """The `n` heard tracks contributing most to one user's score of `track_idx`.
+    def score_new(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """Scores for new listeners from their folded-in factors: (b, n_items) float32."""
+        return np.asarray(self.fold_in(user_items) @ self.item_factors.T, dtype=np.float32)
 
-        Args:
-            user_row: (1, n_items) CSR of the user's confidence weights.
-            track_idx: The track to explain.
-            n: How many contributions to return.
+    def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
+        """The `n` heard tracks contributing most to the user's score of `track_idx`.
 
-        Returns:
-            (track_idx, contribution) pairs, largest first (implicit's `explain`, Hu et al. 5).
+        Uses the user's confidence weights, what ALS was fitted on (implicit's `explain`,
+        Hu et al. 2008, section 5); contributions are under "als", largest first.
         """
         with threadpool_limits(1, "blas"):
             _, top, _ = self.to_implicit().explain(
-                0, sp.csr_matrix(user_row, dtype=np.float32), int(track_idx), N=n
+                0, sp.csr_matrix(user.weights, dtype=np.float32), int(track_idx), N=n
             )
-        return [(int(i), float(s)) for i, s in top]
+        return Explanation(contributions={"als": [(int(i), float(s)) for i, s in top]}, shares=[])
 
     def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
         """Cosine similarity of one track's factors to every track's: (n_items,) float32."""
@@ -129,7 +127,7 @@ def fit_als(
     )
 
 
-def load_als(arrays: dict[str, npt.NDArray[np.generic]]) -> AlsModel:
+def load_als(arrays: Arrays) -> AlsModel:
     """Inverse of `AlsModel.arrays` (files without the settings load with the defaults)."""
     extra = {k: float(arrays[k]) for k in ("regularization", "alpha") if k in arrays}
     return AlsModel(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
+from stages.models import Arrays
 from stages.models.factors import FactorModel
 
 
@@ -29,11 +30,13 @@ def fit_bpr(
     learning_rate: float,
     regularization: float,
     seed: int,
+    callback: Callable[[int, float, float], None] | None = None,
 ) -> BprModel:
     """Fit BPR on a (n_users, n_items) CSR; only which entries are non-zero matters.
 
     implicit samples with one thread per core, so two fits with one seed agree only when
     run with the same number of threads; we fix one thread for reproducible files.
+    `callback(epoch, seconds, correct)` is implicit's, called after each iteration.
     """
     with threadpool_limits(1, "blas"):
         model = BayesianPersonalizedRanking(
@@ -44,14 +47,16 @@ def fit_bpr(
             num_threads=1,
             random_state=seed,
         )
-        model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
+        model.fit(
+            sp.csr_matrix(user_items, dtype=np.float32), show_progress=False, callback=callback
+        )
     return BprModel(
         user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
         item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
     )
 
 
-def load_bpr(arrays: dict[str, npt.NDArray[np.generic]]) -> BprModel:
+def load_bpr(arrays: Arrays) -> BprModel:
     """Inverse of `BprModel.arrays`."""
     return BprModel(
         user_factors=arrays["user_factors"].astype(np.float32),

@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.models import Arrays, Explanation, NotScorableError, UserHistory, top_contributions
+
 # sklearn is imported where it is used: it takes 0.9 s to import, which every `musicrec`
 # command paid (the CLI imports this module to register `recommend`), preprocess included
 
@@ -57,8 +59,8 @@ class ContentModel:
         """(n_items,) True where the track has audio features (a non-zero vector)."""
         return np.asarray(np.any(self.item_vectors != 0, axis=1))
 
-    def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
-        """Cosine of one track's vector to every track's: (n_items,) float32."""
+    def cosines(self, track_idx: int) -> npt.NDArray[np.float32]:
+        """Cosine of one track's vector to every track's: (n_items,) float32, -1 if unknown."""
         if self.item_vectors.shape[1] == 0:
             return np.zeros(self.n_items, dtype=np.float32)
         from sklearn.metrics.pairwise import cosine_similarity  # noqa: PLC0415
@@ -68,13 +70,32 @@ class ContentModel:
         sims[~self.has_features] = -1.0
         return sims
 
-    def contributions(self, user_row: sp.csr_matrix, track_idx: int) -> npt.NDArray[np.float32]:
-        """Weight x audio-feature cosine to `track_idx` of each heard track: (n_items,)."""
-        return np.asarray(
-            user_row.toarray().ravel() * self.similar_items(track_idx), dtype=np.float32
-        )
+    def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
+        """Audio-feature cosine to `track_idx`: (n_items,) float32, -inf for unknown sound.
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        Raises:
+            NotScorableError: `track_idx` has no audio features.
+        """
+        if not self.has_features[track_idx]:
+            msg = f"track {track_idx} has no audio features in the catalogue"
+            raise NotScorableError(msg)
+        scores = self.cosines(track_idx)
+        scores[~self.has_features] = -np.inf
+        return scores
+
+    def score_new(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """New listeners are scored like training users, from their rows: (b, n_items)."""
+        return self.score(np.arange(user_items.shape[0]), user_items)
+
+    def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
+        """Heard tracks by weight x audio-feature cosine, under "content" (none if no features)."""
+        if self.item_vectors.shape[1] == 0:
+            return Explanation(contributions={}, shares=[])
+        values = np.asarray(user.counts.toarray().ravel() * self.cosines(track_idx))
+        contributions = top_contributions(values.astype(np.float32), user.counts, n=n)
+        return Explanation(contributions={"content": contributions}, shares=[])
+
+    def arrays(self) -> Arrays:
         """{'item_vectors': (n_items, d) float32}."""
         return {"item_vectors": self.item_vectors}
 
@@ -97,6 +118,6 @@ def fit_content(features: npt.NDArray[np.floating]) -> ContentModel:
     return ContentModel(item_vectors=scaled.astype(np.float32))
 
 
-def load_content(arrays: dict[str, npt.NDArray[np.generic]]) -> ContentModel:
+def load_content(arrays: Arrays) -> ContentModel:
     """Inverse of `ContentModel.arrays`."""
     return ContentModel(item_vectors=arrays["item_vectors"].astype(np.float32))

@@ -1,4 +1,4 @@
-"""What factor models (ALS, BPR) share: scores are dot products of user and item factors."""
+"""The base class of factor models (ALS, BPR): scores are dot products of user and item factors."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.models import Arrays
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FactorModel:
     """Attributes: user_factors (n_users, f) and item_factors (n_items, f), float32.
 
-    `predict` recognises these two attributes and uses implicit's fused top-k on them.
+    Subclasses are `stages.models.Factorised`, so predict ranks them with its exact pruned
+    top-k over the factors (`stages.predict.FactorTopK`) instead of dense scores.
     """
 
     user_factors: npt.NDArray[np.float32]
@@ -30,6 +33,6 @@ class FactorModel:
         """Dot products of user and item factors: (len(user_idx), n_items) float32."""
         return self.user_factors[user_idx] @ self.item_factors.T
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def arrays(self) -> Arrays:
         """{'user_factors', 'item_factors'}."""
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}

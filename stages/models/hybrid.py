@@ -4,6 +4,7 @@ Each model's scores are min-max normalised per user before blending, so that wei
 shares and not scales. The weights follow the user's history: users with no tracks get
 content and popularity only (cold start), users with fewer than `min_tracks` tracks a second
 set, everyone else a third (defaults in musicrec.toml: 0/70/30, 0/50/50, 60/30/10).
+Listeners not in the data (fold-in) get a fourth set, `liked` (0.7/0.3/0).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.models import Arrays, Explanation, Share, UserHistory
 from stages.models.als import AlsModel, load_als
 from stages.models.content import ContentModel, load_content
 from stages.models.popularity import PopularityModel, load_popularity
@@ -51,13 +53,17 @@ def history_weights(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HybridModel:
-    """Attributes: the three component models, weights (3, 3) float32 and min_tracks."""
+    """Attributes: the three components, weights (3, 3) float32, min_tracks, liked (3,) float32.
+
+    `liked` (the fold-in weights) is a setting kept in models.json, not in the NPZ.
+    """
 
     als: AlsModel
     content: ContentModel
     popularity: PopularityModel
     weights: npt.NDArray[np.float32]
     min_tracks: int
+    liked: npt.NDArray[np.float32]
 
     @property
     def n_items(self) -> int:
@@ -124,9 +130,42 @@ class HybridModel:
                 total += part
         return total
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def score_new(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """Blend for new listeners: ALS folded in, weighted by `liked`: (b, n_items) float32."""
+        parts = self.parts(user_items, user_factors=self.als.fold_in(user_items))
+        weights = np.repeat(self.liked[None, :], user_items.shape[0], axis=0)
+        return blend(parts, weights)
+
+    def shares(self, user_idx: int, user_row: sp.csr_matrix, track_idx: int) -> list[Share]:
+        """Each component's weight, normalised score and share of the user's blended score."""
+        parts = self.parts(user_row, user_idx=np.asarray([user_idx]))
+        weights = self.user_weights(user_row)[0]
+        values = [float(weights[j] * parts[c][0, track_idx]) for j, c in enumerate(COMPONENTS)]
+        total = sum(values)
+        return [
+            Share(
+                model=c,
+                weight=float(weights[j]),
+                normalised_score=float(parts[c][0, track_idx]),
+                contribution=values[j],
+                share=values[j] / total if total > 0 else 0.0,
+            )
+            for j, c in enumerate(COMPONENTS)
+        ]
+
+    def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
+        """The components' shares of the score, and the ALS and content contributions."""
+        found = {
+            **self.als.explain(user, track_idx, n=n).contributions,
+            **self.content.explain(user, track_idx, n=n).contributions,
+        }
+        return Explanation(
+            contributions=found, shares=self.shares(user.user_idx, user.counts, track_idx)
+        )
+
+    def arrays(self) -> Arrays:
         """Component arrays prefixed 'als__', 'content__', 'popularity__', plus the weights."""
-        out: dict[str, npt.NDArray[np.generic]] = {
+        out: Arrays = {
             "weights": self.weights,
             "min_tracks": np.asarray(self.min_tracks, dtype=np.int64),
         }
@@ -153,18 +192,33 @@ def build_hybrid(
     popularity: PopularityModel,
     weights: dict[str, tuple[float, ...]],
     min_tracks: int,
+    liked: tuple[float, ...],
 ) -> HybridModel:
-    """A hybrid of fitted components; `weights` maps 'cold'/'few'/'warm' to 3 COMPONENTS weights."""
+    """A hybrid of fitted components.
+
+    Args:
+        als: The ALS component.
+        content: The content component.
+        popularity: The popularity component.
+        weights: 'cold'/'few'/'warm' -> 3 weights in COMPONENTS order.
+        min_tracks: Users with at least this many tracks are warm.
+        liked: 3 weights for listeners not in the data (fold-in).
+    """
     table = np.asarray([weights[h] for h in HISTORY], dtype=np.float32)
     return HybridModel(
-        als=als, content=content, popularity=popularity, weights=table, min_tracks=min_tracks
+        als=als,
+        content=content,
+        popularity=popularity,
+        weights=table,
+        min_tracks=min_tracks,
+        liked=np.asarray(liked, dtype=np.float32),
     )
 
 
-def load_hybrid(arrays: dict[str, npt.NDArray[np.generic]]) -> HybridModel:
-    """Inverse of `HybridModel.arrays`."""
+def load_hybrid(arrays: Arrays, *, liked: tuple[float, ...]) -> HybridModel:
+    """Inverse of `HybridModel.arrays`; `liked` comes from models.json."""
 
-    def part(name: str) -> dict[str, npt.NDArray[np.generic]]:
+    def part(name: str) -> Arrays:
         prefix = f"{name}__"
         return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
@@ -174,4 +228,5 @@ def load_hybrid(arrays: dict[str, npt.NDArray[np.generic]]) -> HybridModel:
         popularity=load_popularity(part("popularity")),
         weights=arrays["weights"].astype(np.float32),
         min_tracks=int(arrays["min_tracks"]),
+        liked=np.asarray(liked, dtype=np.float32),
     )

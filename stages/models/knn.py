@@ -10,6 +10,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize
 
+from stages.models import Arrays, Explanation, UserHistory, top_contributions
+
 KnnSimilarity = Literal["cosine", "bm25"]
 
 
@@ -30,7 +32,7 @@ class KnnModel:
         """Sum over heard tracks of weight x similarity: (len(user_idx), n_items) float32."""
         return np.asarray((user_items @ self.similarity).toarray(), dtype=np.float32)
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def arrays(self) -> Arrays:
         """The CSR parts: {'data', 'indices', 'indptr', 'shape'}."""
         m = self.similarity
         return {
@@ -40,10 +42,23 @@ class KnnModel:
             "shape": np.asarray(m.shape, dtype=np.int64),
         }
 
-    def contributions(self, user_row: sp.csr_matrix, track_idx: int) -> npt.NDArray[np.float32]:
-        """Weight x similarity to `track_idx` of each heard track: (n_items,) float32."""
+    def score_new(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """New listeners are scored like training users, from their rows: (b, n_items)."""
+        return self.score(np.arange(user_items.shape[0]), user_items)
+
+    def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
+        """The track's row of similarities: (n_items,) float32, -inf for non-neighbours."""
+        scores = self.similarity[[track_idx]].toarray()[0]
+        scores[scores <= 0] = -np.inf  # only actual neighbours
+        return np.asarray(scores, dtype=np.float32)
+
+    def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
+        """Heard tracks by weight x similarity to `track_idx`, under "knn", largest first."""
         column = self.similarity[:, [track_idx]].toarray().ravel()
-        return np.asarray(user_row.toarray().ravel() * column, dtype=np.float32)
+        values = np.asarray(user.counts.toarray().ravel() * column, dtype=np.float32)
+        return Explanation(
+            contributions={"knn": top_contributions(values, user.counts, n=n)}, shares=[]
+        )
 
 
 def fit_knn(
@@ -72,7 +87,7 @@ def fit_knn(
     return KnnModel(similarity=sim)
 
 
-def load_knn(arrays: dict[str, npt.NDArray[np.generic]]) -> KnnModel:
+def load_knn(arrays: Arrays) -> KnnModel:
     """Inverse of `KnnModel.arrays`."""
     shape = tuple(int(v) for v in arrays["shape"])
     return KnnModel(

@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.models import Arrays
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PopularityModel:
@@ -26,7 +28,11 @@ class PopularityModel:
         """The same popularity row for every user: (len(user_idx), n_items) float32."""
         return np.tile(self.item_scores, (len(user_idx), 1))
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def score_new(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """The same popularity row for new listeners too: (b, n_items) float32."""
+        return self.score(np.arange(user_items.shape[0]), user_items)
+
+    def arrays(self) -> Arrays:
         """{'item_scores': (n_items,) float32}."""
         return {"item_scores": self.item_scores}
 
@@ -63,6 +69,6 @@ def fit_trending(
     return PopularityModel(item_scores=(totals / top if top > 0 else totals).astype(np.float32))
 
 
-def load_popularity(arrays: dict[str, npt.NDArray[np.generic]]) -> PopularityModel:
+def load_popularity(arrays: Arrays) -> PopularityModel:
     """Inverse of `PopularityModel.arrays`."""
     return PopularityModel(item_scores=arrays["item_scores"].astype(np.float32))

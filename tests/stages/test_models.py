@@ -10,7 +10,7 @@ from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 from implicit.utils import ParameterWarning
 
 from musicrec_cli.artifacts import load_arrays
-from musicrec_cli.runner.train import LOADERS
+from stages.models import UserHistory, registry
 from stages.models.als import AlsModel, bm25_confidence, fit_als
 from stages.models.bpr import fit_bpr
 from stages.models.content import fit_content
@@ -20,6 +20,7 @@ from stages.models.popularity import fit_popularity, fit_trending
 
 N_USERS, N_ITEMS, HALF = 60, 24, 12  # users 0-29 and tracks 0-11 are cluster A, the rest B
 WEIGHTS = {"cold": (0.0, 0.7, 0.3), "few": (0.0, 0.5, 0.5), "warm": (0.6, 0.3, 0.1)}
+LIKED = (0.7, 0.3, 0.0)
 
 
 def _clusters(seed: int = 0) -> sp.csr_matrix:
@@ -67,7 +68,12 @@ def models(user_items: sp.csr_matrix, als: AlsModel) -> dict:
         "knn_bm25": fit_knn(user_items, similarity="bm25", neighbours=10),
         "content": content,
         "hybrid": build_hybrid(
-            als=als, content=content, popularity=popularity, weights=WEIGHTS, min_tracks=5
+            als=als,
+            content=content,
+            popularity=popularity,
+            weights=WEIGHTS,
+            min_tracks=5,
+            liked=LIKED,
         ),
     }
 
@@ -95,7 +101,7 @@ def test_model_files_round_trip_exactly(name, user_items, models, tmp_path: Path
     path = tmp_path / f"{name}.npz"
     with path.open("wb") as handle:
         np.savez(handle, **model.arrays())
-    loaded = LOADERS[name](load_arrays(path))
+    loaded = registry.load(name, load_arrays(path), {"liked": list(LIKED)})
     for key, value in model.arrays().items():
         np.testing.assert_array_equal(loaded.arrays()[key], value)
         assert loaded.arrays()[key].dtype == value.dtype
@@ -130,7 +136,8 @@ def test_als_fold_in_of_cluster_a_tracks_recommends_cluster_a(als):
 def test_als_explain_names_heard_tracks_of_the_same_cluster(user_items, als):
     row = user_items[[0]]
     target = int(np.setdiff1d(np.arange(HALF), row.indices)[0])
-    top = als.explain(row, target, n=3)
+    user = UserHistory(user_idx=0, counts=row, weights=row)
+    top = als.explain(user, target, n=3).contributions["als"]
     assert len(top) == 3
     assert {i for i, _ in top} <= set(row.indices.tolist())
     assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)

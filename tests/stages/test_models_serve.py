@@ -6,11 +6,12 @@ import pytest
 import scipy.sparse as sp
 
 from stages import serve
+from stages.models import top_contributions
 from stages.models.als import fit_als
 from stages.models.content import fit_content
 from stages.models.hybrid import build_hybrid
 from stages.models.popularity import fit_popularity
-from tests.stages.test_models import HALF, N_ITEMS, WEIGHTS, _audio, _clusters
+from tests.stages.test_models import HALF, LIKED, N_ITEMS, WEIGHTS, _audio, _clusters
 
 ITEMS = pl.DataFrame(
     {
@@ -73,16 +74,17 @@ def test_liked_cluster_a_tracks_give_cluster_a_recommendations():
         popularity=fit_popularity(user_items),
         weights=WEIGHTS,
         min_tracks=5,
+        liked=LIKED,
     )
     row = serve.liked_row([0, 1, 1, 2], n_items=N_ITEMS)
     assert row.indices.tolist() == [0, 1, 2]
     assert row.data.tolist() == [1.0, 1.0, 1.0]
     for model in (als, content, hybrid):
-        scores = serve.score_liked(model, row, liked_weights=(0.7, 0.3, 0.0))
+        scores = serve.liked_scores(model, row, name="a model")
         idx, _ = serve.rank_tracks(scores, exclude=row.indices, n=5)
         assert (idx < HALF).all(), type(model).__name__
     # hybrid = 0.7 normalised fold-in + 0.3 normalised content
-    scores = serve.score_liked(hybrid, row, liked_weights=(0.7, 0.3, 0.0))
+    scores = serve.liked_scores(hybrid, row, name="hybrid")
     parts = hybrid.parts(row, user_factors=als.fold_in(row))
     np.testing.assert_allclose(scores, 0.7 * parts["als"][0] + 0.3 * parts["content"][0])
 
@@ -96,10 +98,11 @@ def test_hybrid_shares_add_up_to_the_blended_score():
         popularity=fit_popularity(user_items),
         weights=WEIGHTS,
         min_tracks=5,
+        liked=LIKED,
     )
     row = user_items[[0]]
     target = int(np.setdiff1d(np.arange(HALF), row.indices)[0])
-    shares = serve.hybrid_shares(hybrid, 0, row, target)
+    shares = hybrid.shares(0, row, target)
     assert [s.model for s in shares] == ["als", "content", "popularity"]
     assert [s.weight for s in shares] == pytest.approx([0.6, 0.3, 0.1])
     total = hybrid.score(np.array([0]), row)[0, target]
@@ -110,7 +113,7 @@ def test_hybrid_shares_add_up_to_the_blended_score():
 def test_top_contributions_only_lists_heard_tracks_with_positive_values():
     row = sp.csr_matrix(np.array([[1.0, 0, 2.0, 1.0]], np.float32))
     values = np.array([0.5, 9.0, 0.7, -0.2], dtype=np.float32)
-    assert serve.top_contributions(values, row, n=5) == [
+    assert top_contributions(values, row, n=5) == [
         (2, pytest.approx(0.7)),
         (0, pytest.approx(0.5)),
     ]
