@@ -66,7 +66,13 @@ def test_every_parameter_is_a_train_setting():
 
 
 def test_fit_order_puts_components_first_and_keeps_the_rest_in_order():
-    assert registry.fit_order(("hybrid", "bpr")) == ("als", "content", "popularity", "hybrid", "bpr")
+    assert registry.fit_order(("hybrid", "bpr")) == (
+        "als",
+        "content",
+        "popularity",
+        "hybrid",
+        "bpr",
+    )
     assert registry.fit_order(("knn", "als", "knn")) == ("knn", "als")
 
 
