@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages import split as split_stage
 from stages.models import registry
 from stages.preprocess import formats
 from stages.preprocess.formats import KNOWN_FORMATS
@@ -68,9 +69,14 @@ class PreprocessConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SplitConfig:
-    """Temporal train/test split."""
+    """Train/test split protocol (see stages.split)."""
 
+    strategy: str = "auto"
     test_fraction: float = 0.2
+    test_last_n: int = 0
+    min_user_tracks: int = 5
+    held_out_share: float = 0.1
+    seed: int = 42
     plays_per_part: int = 50_000_000
 
 
@@ -159,6 +165,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
+SPLIT_STRATEGIES = ("auto", *split_stage.STRATEGIES)
 _RAW_COLUMNS = (*formats.REQUIRED, *formats.OPTIONAL)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
@@ -183,6 +190,13 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "preprocess.kcore_rounds": (lambda v: v >= 1, "an integer >= 1"),
     "split.plays_per_part": (lambda v: v > 0, "a positive integer"),
     "split.test_fraction": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "split.strategy": (
+        lambda v: v in SPLIT_STRATEGIES,
+        f"one of {list(SPLIT_STRATEGIES)}",
+    ),
+    "split.test_last_n": (lambda v: v >= 0, "an integer >= 0 (0 = use test_fraction)"),
+    "split.min_user_tracks": (lambda v: v >= 2, "an integer >= 2"),
+    "split.held_out_share": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "features.recency_half_life_days": (lambda v: v > 0, "a positive number"),
     "features.recency_floor": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
     "train.models": (

@@ -1,4 +1,4 @@
-"""Run the split stage: 01_preprocess plays -> 02_split.
+"""Run the split stage: 01_preprocess plays -> 02_split train, test (discovery) and test_replay.
 
 plays.parquet is sorted by user, so the users are cut into contiguous ranges of about
 [split].plays_per_part plays and each range is split on its own (Parquet statistics let the scan
@@ -8,6 +8,7 @@ in train" needs every user; it filters the (smaller) test candidates in a second
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -47,12 +48,26 @@ def user_ranges(users: pl.DataFrame, *, plays_per_part: int) -> list[tuple[int, 
     return list(zip(parts["first"].to_list(), parts["last"].to_list(), strict=True))
 
 
+def split_params(cfg: Config, strategy: split.Strategy) -> split.SplitParams:
+    """The stage's parameters from [split], with the resolved strategy."""
+    c = cfg.split
+    return split.SplitParams(
+        strategy=strategy,
+        test_fraction=c.test_fraction,
+        test_last_n=c.test_last_n,
+        min_user_tracks=c.min_user_tracks,
+        held_out_share=c.held_out_share,
+        seed=c.seed,
+    )
+
+
 def run_split(cfg: Config) -> str:
-    """Temporal split of 01_preprocess plays into 02_split train/test."""
+    """Split 01_preprocess plays into 02_split train/test/test_replay by [split].strategy."""
     measure, root = Measure(), Path(cfg.paths.artifacts)
     inputs = upstream_inputs(root, "preprocess")
     shape = require_stage(root, "preprocess")["summary"]
-    plays = pl.scan_parquet(stage_dir(root, "preprocess") / art.PLAYS)
+    source = stage_dir(root, "preprocess") / art.PLAYS
+    plays = pl.scan_parquet(source)
     users = pl.read_parquet(
         stage_dir(root, "preprocess") / art.USERS, columns=[USER_IDX, "n_plays"]
     )
@@ -60,34 +75,54 @@ def run_split(cfg: Config) -> str:
     check_schema(plays.collect_schema(), PLAYS, source=str(stage_dir(root, "preprocess")))
     bounds = plays.select(pl.col(PLAYED_AT).min().alias("lo"), pl.col(PLAYED_AT).max().alias("hi"))
     lo, hi = bounds.collect(engine="streaming").row(0)
-    cutoff = split.temporal_cutoff((lo, hi), test_fraction=cfg.split.test_fraction)
+    strategy = split.resolve_strategy(
+        cfg.split.strategy, has_timestamps=lo is not None, source=str(source)
+    )
+    params = split_params(cfg, strategy)
+    cutoff = (
+        split.temporal_cutoff((lo, hi), test_fraction=params.test_fraction)
+        if strategy == "temporal"
+        else None
+    )
+    held_out = (
+        split.choose_held_out_users(
+            users.lazy(), share=params.held_out_share, seed=params.seed
+        ).collect()
+        if strategy == "held-out-users"
+        else None
+    )
     n_users, n_tracks = shape["n_users"], shape["n_tracks"]
     with art.open_stage(root, "split") as out:
-        train_parts, candidate_parts = out.path("train_parts"), out.path("candidate_parts")
-        train_parts.mkdir()
-        candidate_parts.mkdir()
+        tmp = {name: out.path(name) for name in ("train_parts", "test_parts", "replay_parts")}
+        for folder in tmp.values():
+            folder.mkdir()
         with progress("split", len(ranges)) as bar:
             for i, (first, last) in enumerate(ranges):
                 in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
-                part = split.split_users_by_time(in_range, cutoff=cutoff)
-                part.train.sink_parquet(train_parts / f"{i:05d}.parquet")
-                part.test.sink_parquet(candidate_parts / f"{i:05d}.parquet")
+                part = split.split_users(
+                    in_range,
+                    params=params,
+                    cutoff=cutoff,
+                    held_out=None if held_out is None else held_out.lazy(),
+                )
+                part.train.sink_parquet(tmp["train_parts"] / f"{i:05d}.parquet")
+                part.test.sink_parquet(tmp["test_parts"] / f"{i:05d}.parquet")
+                if strategy in split.TEMPORAL:  # else replay is test
+                    part.replay.sink_parquet(tmp["replay_parts"] / f"{i:05d}.parquet")
                 bar.advance(0)
-        train = pl.scan_parquet(sorted(train_parts.glob("*.parquet")))
-        test = split.keep_known_tracks(
-            pl.scan_parquet(sorted(candidate_parts.glob("*.parquet"))), train=train
+        train = pl.scan_parquet(sorted(tmp["train_parts"].glob("*.parquet")))
+        replay_folder = tmp["replay_parts" if strategy in split.TEMPORAL else "test_parts"]
+        test, replay = (
+            split.keep_known_tracks(pl.scan_parquet(sorted(f.glob("*.parquet"))), train=train)
+            for f in (tmp["test_parts"], replay_folder)
         )
         n_train = out.sink_parquet(train, art.TRAIN)
         n_test = out.sink_parquet(test, art.TEST)
-        shutil.rmtree(train_parts)
-        shutil.rmtree(candidate_parts)
+        n_replay = out.sink_parquet(replay, art.TEST_REPLAY)
+        for folder in tmp.values():
+            shutil.rmtree(folder)
         if n_test == 0:
-            msg = (
-                f"{stage_dir(root, 'split')}: the test set is empty: no user discovered a track "
-                f"known in train after the cut-off {cutoff:%Y-%m-%d %H:%M}; "
-                f"raise [split].test_fraction ({cfg.split.test_fraction})."
-            )
-            raise SchemaError(msg)
+            raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff))
         for name, matrix_name in ((art.TRAIN, art.TRAIN_MATRIX), (art.TEST, art.TEST_MATRIX)):
             frame = pl.read_parquet(out.path(name), columns=[USER_IDX, TRACK_IDX, PLAY_COUNT])
             out.write_matrix(
@@ -100,9 +135,12 @@ def run_split(cfg: Config) -> str:
                 "config": table_dict(cfg.split),
                 "inputs": inputs,
                 "summary": {
-                    "cutoff": cutoff.isoformat(),
+                    "strategy": strategy,
+                    "cutoff": None if cutoff is None else cutoff.isoformat(),
                     "n_train": n_train,
                     "n_test": n_test,
+                    "n_test_replay": n_replay,
+                    "n_held_out_users": None if held_out is None else held_out.height,
                     "n_users": n_users,
                     "n_tracks": n_tracks,
                     "n_parts": len(ranges),
@@ -110,4 +148,22 @@ def run_split(cfg: Config) -> str:
                 **measure.record(),
             },
         )
-    return f"cut-off {cutoff:%Y-%m-%d}: {n_train:,} train pairs, {n_test:,} test pairs -> {folder}"
+    where = f"cut-off {cutoff:%Y-%m-%d}" if cutoff is not None else strategy
+    return (
+        f"{where}: {n_train:,} train pairs, {n_test:,} test pairs "
+        f"({n_replay:,} with replays) -> {folder}"
+    )
+
+
+def _empty_test_message(root: Path, cfg: Config, strategy: str, cutoff: dt.datetime | None) -> str:
+    where = f"{stage_dir(root, 'split')}: the test set is empty ({strategy} split)"
+    if cutoff is not None:
+        return (
+            f"{where}: no user discovered a track known in train after the cut-off "
+            f"{cutoff:%Y-%m-%d %H:%M}; raise [split].test_fraction ({cfg.split.test_fraction})."
+        )
+    return (
+        f"{where}: no user has [split].min_user_tracks ({cfg.split.min_user_tracks}) tracks "
+        f"with a held-out track that another user played in train; lower min_user_tracks or "
+        f"raise [split].test_fraction ({cfg.split.test_fraction})."
+    )
