@@ -61,42 +61,44 @@ clean-artifacts: ## Delete every stage's outputs
 clean: clean-artifacts ## Delete outputs, generated data and .venv
 	rm -rf data/raw $(VENV)
 
-# Per-stage settings: rewritten only when that stage's table changes, so editing [train]
-# reruns train, predict and evaluate, and nothing before them.
+# Per-stage stamps: each holds the stage's settings and the sha256 of its code (the runner and
+# every module it imports; musicrec_cli/codehash.py). `stamp-config` rewrites a stamp only when
+# it changed, so editing [train] or stages/models/als.py reruns train, predict and evaluate, and
+# nothing before them; editing a message in console.py reruns nothing.
+SOURCES := $(shell find stages musicrec_cli -name '*.py')
 $(STAMPS)/generate.json $(STAMPS)/preprocess.json $(STAMPS)/split.json $(STAMPS)/features.json $(STAMPS)/train.json \
-$(STAMPS)/predict.json $(STAMPS)/evaluate.json &: musicrec.toml $(INSTALLED)
+$(STAMPS)/predict.json $(STAMPS)/evaluate.json &: musicrec.toml $(INSTALLED) $(SOURCES)
 	$(MUSICREC) stamp-config $(STAMPS)
 
 generate: $(RAW) ## Generate the built-in synthetic dataset into data/raw/
-$(RAW): $(STAMPS)/generate.json stages/generate.py
+$(RAW): $(STAMPS)/generate.json
 	$(MUSICREC) generate
 
 preprocess: $(A)/01_preprocess/manifest.json ## Clean, de-duplicate, aggregate and encode the raw log
-$(A)/01_preprocess/manifest.json: $(RAW) $(STAMPS)/preprocess.json $(wildcard stages/preprocess/*.py) \
-    stages/interactions.py musicrec_cli/sources.py
+$(A)/01_preprocess/manifest.json: $(RAW) $(STAMPS)/preprocess.json
 	$(MUSICREC) preprocess
 
 split: $(A)/02_split/manifest.json ## Temporal train/test split
-$(A)/02_split/manifest.json: $(A)/01_preprocess/manifest.json $(STAMPS)/split.json stages/split.py
+$(A)/02_split/manifest.json: $(A)/01_preprocess/manifest.json $(STAMPS)/split.json
 	$(MUSICREC) split
 
 features: $(A)/03_features/manifest.json ## Confidence weights, user and item features
-$(A)/03_features/manifest.json: $(A)/02_split/manifest.json $(STAMPS)/features.json stages/features.py
+$(A)/03_features/manifest.json: $(A)/02_split/manifest.json $(STAMPS)/features.json
 	$(MUSICREC) features
 
 train: $(A)/04_train/manifest.json ## Fit the models
-$(A)/04_train/manifest.json: $(A)/03_features/manifest.json $(STAMPS)/train.json $(wildcard stages/models/*.py)
+$(A)/04_train/manifest.json: $(A)/03_features/manifest.json $(STAMPS)/train.json
 	$(MUSICREC) train
 
 predict: $(A)/05_predict/manifest.json ## Top-N recommendations for every user
-$(A)/05_predict/manifest.json: $(A)/04_train/manifest.json $(STAMPS)/predict.json stages/predict.py \
-                              stages/rerank.py stages/ann.py
+$(A)/05_predict/manifest.json: $(A)/04_train/manifest.json $(STAMPS)/predict.json
 	$(MUSICREC) predict
 
 evaluate: $(A)/06_evaluate/manifest.json ## Ranking metrics per model, printed as a table
-$(A)/06_evaluate/manifest.json: $(A)/05_predict/manifest.json $(STAMPS)/evaluate.json stages/evaluate.py stages/metrics.py
+$(A)/06_evaluate/manifest.json: $(A)/05_predict/manifest.json $(STAMPS)/evaluate.json
 	$(MUSICREC) evaluate
 
 report: $(A)/06_evaluate/report/index.html ## HTML report: metric vs K, popularity, coverage, NDCG spread, data quality
-$(A)/06_evaluate/report/index.html: $(A)/06_evaluate/manifest.json musicrec_cli/report.py
+$(A)/06_evaluate/report/index.html: $(A)/06_evaluate/manifest.json musicrec_cli/report.py \
+                                    musicrec_cli/plots.py
 	$(MUSICREC) report

@@ -32,6 +32,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from musicrec_cli import __version__
+from musicrec_cli.codehash import source_fingerprint
 
 STAGES = ("preprocess", "split", "features", "train", "predict", "evaluate")
 MANIFEST = "manifest.json"
@@ -59,6 +60,7 @@ USER_FEATURES = "user_features.parquet"
 MODELS_JSON = "models.json"
 METRICS_JSON = "metrics.json"
 PREDICTIONS = "predictions.parquet"
+SIMILAR_TRACKS = "similar_tracks.parquet"
 PER_USER_METRICS = "per_user_metrics.parquet"
 
 
@@ -85,6 +87,16 @@ class ResourceError(ArtifactError):
 def stage_dir(root: Path, stage: str) -> Path:
     """`root/NN_<stage>` for one of STAGES."""
     return root / f"{STAGES.index(stage) + 1:02d}_{stage}"
+
+
+def model_file(model: str) -> str:
+    """The NPZ file name of a trained model in 04_train, e.g. "als.npz"."""
+    return f"{model}.npz"
+
+
+def report_dir(root: Path) -> Path:
+    """The default folder of `musicrec report`."""
+    return stage_dir(root, "evaluate") / "report"
 
 
 def sha256_file(path: Path) -> str:
@@ -331,6 +343,7 @@ def commit_stage(writer: StageWriter, manifest: dict[str, Any]) -> Path:
         "stage": writer.stage,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "musicrec_version": __version__,
+        "source_sha256": source_fingerprint(writer.stage),
         "git_revision": _git_revision(),
         **manifest,
         "outputs": writer.outputs,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -31,8 +31,11 @@ def setup_logging(*, verbose: int, quiet: bool) -> None:
 
 
 @contextmanager
-def progress(description: str, total: float | None) -> Iterator[Progress]:
-    """A Rich progress bar with one task (id 0); silent when stderr is not a terminal."""
+def progress(description: str, total: float | None) -> Iterator[Callable[[], None]]:
+    """A Rich progress bar; yields `step()`, which advances it by one of `total` steps.
+
+    The bar is silent when stderr is not a terminal.
+    """
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -44,8 +47,8 @@ def progress(description: str, total: float | None) -> Iterator[Progress]:
         disable=not console.is_terminal,
     )
     with bar:
-        bar.add_task(description, total=total)
-        yield bar
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 def summary(stage: str, text: str) -> None:

@@ -1,7 +1,7 @@
 """SIGINT and SIGTERM: a one-line message, exit 130 or 143, partial folders removed.
 
 SIGINT raises KeyboardInterrupt and SIGTERM raises `Terminated` (a KeyboardInterrupt), so the
-stage's `open_stage` block deletes its partial folder on the way out and `app._guard` prints the
+stage's `open_stage` block deletes its partial folder on the way out and `Session.guard` prints the
 line. Python runs signal handlers only between bytecodes, so a signal arriving during one long
 Polars collect or ALS iteration would wait for it; a watchdog thread, woken through
 `signal.set_wakeup_fd`, therefore deletes the partial folders and exits on its own if the main
@@ -38,7 +38,7 @@ class Terminated(KeyboardInterrupt):
 
 class _State:
     installed = False
-    guarded = 0  # > 0 while app._guard runs work that cleans up after itself
+    guarded = 0  # > 0 while Session.guard runs work that cleans up after itself
     sockets: tuple[socket.socket, socket.socket] | None = None  # the wakeup pair, kept open
 
 

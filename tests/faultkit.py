@@ -1,6 +1,6 @@
 """Shared helpers of the fault catalogue: a tiny pipeline on disk and checks on what a run left.
 
-Not a test module: tests/test_faults.py and tests/test_kill.py import it.
+Not a test module: tests/test_faults.py and tests/test_faults_process.py import it.
 """
 
 from __future__ import annotations

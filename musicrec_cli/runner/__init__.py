@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from musicrec_cli import __version__
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, stage_dir
+from musicrec_cli.codehash import source_fingerprint
 from musicrec_cli.config import Config, table_dict
 
 
@@ -42,10 +44,18 @@ def upstream_inputs(root: Path, *stages: str) -> dict[str, Any]:
 
 
 def is_up_to_date(cfg: Config, stage: str) -> bool:
-    """True if the stage's outputs are intact and were made from the same config and inputs."""
+    """True if the stage's outputs are intact and were made from the same config, inputs and code.
+
+    The code is the package version and the sha256 of the stage's source (musicrec_cli.codehash).
+    """
     root = Path(cfg.paths.artifacts)
     manifest = art.read_manifest(root, stage)
     if manifest is None or manifest.get("config") != table_dict(getattr(cfg, stage)):
+        return False
+    if (manifest.get("musicrec_version"), manifest.get("source_sha256")) != (
+        __version__,
+        source_fingerprint(stage),
+    ):
         return False
     if stage == "preprocess" and manifest.get("paths") != table_dict(cfg.paths):
         return False

@@ -46,12 +46,12 @@ def run_generate(cfg: Config, *, out: Path) -> str:
     n_chunks = -(-g.events // g.chunk_events)
     workers = min(n_chunks, os.cpu_count() or 1, 2)
     try:
-        with progress("generate", n_chunks) as bar:
+        with progress("generate", n_chunks) as step:
             if workers == 1:
                 _init_worker(g)
                 for chunk in range(n_chunks):
                     _write_chunk(g, chunk, partial)
-                    bar.advance(0)
+                    step()
             else:
                 # spawn, not fork: Polars' thread pool is not fork-safe
                 context = multiprocessing.get_context("spawn")
@@ -59,7 +59,7 @@ def run_generate(cfg: Config, *, out: Path) -> str:
                     jobs = [pool.submit(_write_chunk, g, c, partial) for c in range(n_chunks)]
                     for job in as_completed(jobs):
                         job.result()
-                        bar.advance(0)
+                        step()
         catalog_tmp = out / ".tracks.parquet.partial"
         (_world or _build_world(g)).catalog.write_parquet(catalog_tmp, compression="zstd")
     except BaseException:

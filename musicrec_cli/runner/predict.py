@@ -47,8 +47,6 @@ from stages.schema import (
 
 log = logging.getLogger(__name__)
 
-# TODO(lead): move next to PREDICTIONS in artifacts.py when merging.
-SIMILAR_TRACKS = "similar_tracks.parquet"
 SIMILAR_TRACK_ID = "similar_track_id"
 RERANK_SUFFIX = "+rerank"
 PREDICTION_COLUMNS = tuple(PREDICTIONS)
@@ -327,22 +325,21 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     users, unknown = _resolve_users(catalog, user_items, users_file)
     blocks = [users[i : i + p.block_size] for i in range(0, len(users), p.block_size)]
     n_sim = -(-user_items.shape[1] // p.block_size) if p.similar_k else 0
+    written = [*models, *(m + RERANK_SUFFIX for m in models if m in p.rerank_models)]
     with (
         art.open_stage(root, "predict") as out,
-        progress("predict", len(blocks) * len(models) + n_sim) as bar,
+        progress("predict", len(blocks) * len(written) + n_sim) as step,
     ):
         frames = (
             (part, _with_ids(f, catalog, generated_at))
             for part, f in _block_frames(models, blocks, user_items, catalog, p)
         )
-        rows = _stream(frames, out.path(art.PREDICTIONS), lambda: bar.advance(0))
+        rows = _stream(frames, out.path(art.PREDICTIONS), step)
         out.add_file(art.PREDICTIONS, rows=rows)
-        sim_rows = _stream(
-            _similar_frames(models, catalog, p), out.path(SIMILAR_TRACKS), lambda: bar.advance(0)
-        )
-        if out.path(SIMILAR_TRACKS).exists():
-            out.add_file(SIMILAR_TRACKS, rows=sim_rows)
-        written = [*models, *(m + RERANK_SUFFIX for m in models if m in p.rerank_models)]
+        similar = _similar_frames(models, catalog, p)
+        sim_rows = _stream(similar, out.path(art.SIMILAR_TRACKS), step)
+        if out.path(art.SIMILAR_TRACKS).exists():
+            out.add_file(art.SIMILAR_TRACKS, rows=sim_rows)
         folder = art.commit_stage(
             out,
             {

@@ -105,7 +105,7 @@ def _counts(
         "spellings": (lambda f: parse.spellings(parse.kept_plays(f)), list(parse.SPELLING),
                       parse.merge_spellings),
     }  # fmt: skip
-    with progress("preprocess: survey", len(batches)) as bar:
+    with progress("preprocess: survey", len(batches)) as step:
         for i, batch in enumerate(batches):
             parsed = _parse(batch, p, spec)
             for name, (count, keys, _) in queries.items():
@@ -114,7 +114,7 @@ def _counts(
                     mkdir=True,
                     engine=STREAM,
                 )
-            bar.advance(0)
+            step()
     merged = []
     for name, (count, _, merge) in queries.items():
         found = [sorted(scratch.glob(f"{name}/*/{parse.PART}={k}/*.parquet")) for k in range(parts)]
@@ -199,7 +199,7 @@ def _write_buckets(
     (scratch / "plays").mkdir(parents=True, exist_ok=True)
     (scratch / "pairs").mkdir(parents=True, exist_ok=True)
     plays, pairs = [], []
-    with progress("preprocess: buckets", len(inputs)) as bar:
+    with progress("preprocess: buckets", len(inputs)) as step:
         for b, bucket in enumerate(inputs):
             plays.append(scratch / "plays" / f"{b:05d}.parquet")
             pairs.append(scratch / "pairs" / f"{b:05d}.parquet")
@@ -211,7 +211,7 @@ def _write_buckets(
                 pairs[-1], compression="lz4"
             )
             del deduped
-            bar.advance(0)
+            step()
     shutil.rmtree(scratch / "buckets", ignore_errors=True)  # 8 GB at 800M events
     return plays, pairs
 

@@ -96,7 +96,7 @@ def run_split(cfg: Config) -> str:
         tmp = {name: out.path(name) for name in ("train_parts", "test_parts", "replay_parts")}
         for folder in tmp.values():
             folder.mkdir()
-        with progress("split", len(ranges)) as bar:
+        with progress("split", len(ranges)) as step:
             for i, (first, last) in enumerate(ranges):
                 in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
                 part = split.split_users(
@@ -109,7 +109,7 @@ def run_split(cfg: Config) -> str:
                 part.test.sink_parquet(tmp["test_parts"] / f"{i:05d}.parquet")
                 if strategy in split.TEMPORAL:  # else replay is test
                     part.replay.sink_parquet(tmp["replay_parts"] / f"{i:05d}.parquet")
-                bar.advance(0)
+                step()
         train = pl.scan_parquet(sorted(tmp["train_parts"].glob("*.parquet")))
         replay_folder = tmp["replay_parts" if strategy in split.TEMPORAL else "test_parts"]
         test, replay = (

@@ -51,8 +51,8 @@ def _fit(name: str, data: TrainingData, t: TrainConfig, fitted: dict[str, Recomm
     """Fit one registered model, with a progress bar over its iterations (if it has any)."""
     spec = registry.spec(name)
     params = spec.params_from(t)
-    with progress(f"train {name}", getattr(params, "iterations", None)) as bar:
-        ticking = dataclasses.replace(data, on_iteration=lambda: bar.advance(0))
+    with progress(f"train {name}", getattr(params, "iterations", None)) as step:
+        ticking = dataclasses.replace(data, on_iteration=step)
         model = spec.fit(ticking, params, fitted)
     return model, spec.recorded(params, data)
 
@@ -73,8 +73,8 @@ def run_train(cfg: Config) -> str:
             fitted[name] = model
             if name not in t.models:
                 continue
-            out.write_arrays(model.arrays(), f"{name}.npz")
-            models[name] = {"file": f"{name}.npz", "params": params}
+            out.write_arrays(model.arrays(), art.model_file(name))
+            models[name] = {"file": art.model_file(name), "params": params}
             timings[name] = {"train_seconds": round(time.perf_counter() - start, 3)}
             log.info("trained %s in %.1f s", name, timings[name]["train_seconds"])
         out.write_json(models, art.MODELS_JSON)

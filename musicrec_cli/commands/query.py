@@ -1,6 +1,6 @@
 """`recommend`, `similar`, `explain`: answers from the trained models (reads 01-04, writes none).
 
-Registered on the app in app.py. Unknown users, tracks and models print one red line and exit 1.
+Unknown users, tracks and models print one red line and exit 1.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from musicrec_cli import artifacts as art
 from musicrec_cli import console
 from musicrec_cli.artifacts import require_stage, stage_dir
 from musicrec_cli.runner.train import load_models
+from musicrec_cli.session import Session, session
 from musicrec_cli.sources import InputError
 from stages import serve
 from stages.models import Recommender, UserHistory, registry
@@ -29,9 +30,8 @@ T = TypeVar("T")
 _SIMILAR = registry.with_capability("similar")
 
 
-def _run(work: Callable[[], T]) -> T:
-    """The app's error guard, with lookup failures turned into InputError (one red line)."""
-    from musicrec_cli.app import _guard  # noqa: PLC0415 (app imports this module)
+def _run(s: Session, work: Callable[[], T]) -> T:
+    """The session's error guard, with lookup failures turned into InputError (one red line)."""
 
     def checked() -> T:
         try:
@@ -39,7 +39,7 @@ def _run(work: Callable[[], T]) -> T:
         except serve.LookupFailedError as exc:
             raise InputError(str(exc)) from exc
 
-    return _guard(checked)
+    return s.guard(checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +77,8 @@ class _Served:
         ]
 
 
-def _load() -> _Served:
-    from musicrec_cli.app import _config  # noqa: PLC0415 (app imports this module)
-
-    root = Path(_config().paths.artifacts)
+def _load(s: Session) -> _Served:
+    root = s.artifacts
     require_stage(root, "preprocess")
     require_stage(root, "split")
     require_stage(root, "train")
@@ -108,6 +106,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON to stdout inste
 
 
 def recommend(
+    ctx: typer.Context,
     user: Annotated[str | None, typer.Argument(help="A user_id from the listening log.")] = None,
     n: Count = 10,
     model: Model = "hybrid",
@@ -125,9 +124,10 @@ def recommend(
     if (user is None) == (not liked):
         msg = "give either USER or at least one --liked track, not both"
         raise typer.BadParameter(msg)
+    s = session(ctx)
 
     def work() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        data = _load()
+        data = _load(s)
         chosen = data.model(model)
         groups = serve.group_codes(data.items)
         if user is not None:
@@ -141,12 +141,13 @@ def recommend(
         rows = data.describe(idx, best)
         return {"user": user, "liked": liked or [], "model": model, "tracks": rows}, rows
 
-    payload, rows = _run(work)
+    payload, rows = _run(s, work)
     who = user if user is not None else f"{len(payload['liked'])} liked track(s)"
     _emit(payload, rows, f"Top {len(rows)} for {who} ({model})", as_json=as_json)
 
 
 def similar(
+    ctx: typer.Context,
     track: Annotated[str, typer.Argument(help='A track: "Artist - Title" or its track_id.')],
     n: Count = 10,
     model: Annotated[
@@ -164,13 +165,14 @@ def similar(
     Reads 01_preprocess and 04_train. ALS and content use cosine similarity of factors or
     standardised audio features; knn the item-item neighbours.
     """
+    s = session(ctx)
 
     def work() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         able = registry.with_capability("similar")
         if model in registry.names() and model not in able:
             msg = f"similar: model {model!r} has no track similarity; use {', '.join(able)}."
             raise InputError(msg)
-        data = _load()
+        data = _load(s)
         chosen = data.model(model)
         seed = serve.find_tracks([track], data.items)[0]
         scores = serve.similar_scores(chosen, seed, name=model)
@@ -181,7 +183,7 @@ def similar(
         seed_id = data.items[TRACK_ID][seed]
         return {"track": seed_id, "model": model, "tracks": rows}, rows
 
-    payload, rows = _run(work)
+    payload, rows = _run(s, work)
     _emit(payload, rows, f"Similar to {payload['track']} ({model})", as_json=as_json)
 
 
@@ -227,6 +229,7 @@ def _explain(data: _Served, user: str, track: str, n: int) -> dict[str, Any]:
 
 
 def explain(
+    ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="A user_id from the listening log.")],
     track: Annotated[str, typer.Argument(help='A track: "Artist - Title" or its track_id.')],
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="Heard tracks to list per model.")] = 5,
@@ -238,7 +241,8 @@ def explain(
     contributed most under ALS (implicit's explain), item kNN (weight x similarity) and content
     (weight x audio-feature cosine), and each model's share of the hybrid score.
     """
-    payload = _run(lambda: _explain(_load(), user, track, n))
+    s = session(ctx)
+    payload = _run(s, lambda: _explain(_load(s), user, track, n))
     if as_json:
         console.print_json(json.dumps(payload, ensure_ascii=False))
         return

@@ -1,0 +1,241 @@
+"""The pipeline commands: `generate`, one command per stage, `all` and the Makefile's stamps.
+
+Each stage command is a thin wrapper over `run_<stage>(session, ...)`, which `all` calls too
+(with keyword defaults), so a stage runs the same way alone and inside `all`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from musicrec_cli import console, report
+from musicrec_cli.artifacts import STAGES
+from musicrec_cli.codehash import source_fingerprint
+from musicrec_cli.config import table_dict
+from musicrec_cli.runner import evaluate as evaluate_run
+from musicrec_cli.runner import features as features_run
+from musicrec_cli.runner import generate as generate_run
+from musicrec_cli.runner import is_up_to_date
+from musicrec_cli.runner import predict as predict_run
+from musicrec_cli.runner import preprocess as preprocess_run
+from musicrec_cli.runner import split as split_run
+from musicrec_cli.runner import train as train_run
+from musicrec_cli.session import Session, session
+from stages.preprocess.formats import KNOWN_FORMATS
+
+
+def generate(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Folder for listens/ and tracks.parquet.")] = Path(
+        "data/raw"
+    ),
+    events: Annotated[
+        int | None, typer.Option(help="Number of plays (default [generate].events).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default [generate].seed).")] = None,
+) -> None:
+    """Generate the built-in synthetic dataset: writes OUT/listens/*.parquet, OUT/tracks.parquet.
+
+    Zipf-like users and tracks, genre tastes, a year of plays with skips, messy names.
+    Deterministic for a seed; written in chunks, so --events 800000000 runs in bounded memory.
+    """
+    extra = [f"generate.events={events}"] * (events is not None)
+    extra += [f"generate.seed={seed}"] * (seed is not None)
+    s = session(ctx).with_overrides(*extra)
+    console.summary("generate", s.guard(lambda: generate_run.run_generate(s.config(), out=out)))
+
+
+def run_preprocess(s: Session) -> None:
+    """Run the preprocess stage and print its summary."""
+    console.summary("preprocess", s.guard(lambda: preprocess_run.run_preprocess(s.config())))
+
+
+def run_split(s: Session) -> None:
+    """Run the split stage and print its summary."""
+    console.summary("split", s.guard(lambda: split_run.run_split(s.config())))
+
+
+def run_features(s: Session) -> None:
+    """Run the features stage and print its summary."""
+    console.summary("features", s.guard(lambda: features_run.run_features(s.config())))
+
+
+def run_train(s: Session) -> None:
+    """Run the train stage and print its summary."""
+    console.summary("train", s.guard(lambda: train_run.run_train(s.config())))
+
+
+def run_predict(s: Session, *, users: Path | None = None) -> None:
+    """Run the predict stage (for every user, or those in `users`) and print its summary."""
+    text = s.guard(lambda: predict_run.run_predict(s.config(), users_file=users))
+    console.summary("predict", text)
+
+
+def run_evaluate(s: Session, *, as_json: bool = False, k: int | None = None) -> None:
+    """Run the evaluate stage, print the metrics table (and JSON) and the summary."""
+    cfg = s.guard(s.config)
+    ks = sorted(set(cfg.evaluate.k))
+    if k is not None and k not in ks:
+        msg = f"{k} is not one of the cut-offs {ks} (evaluate.k in the config)."
+        raise typer.BadParameter(msg, param_hint="--k")
+    text, _, content = s.guard(lambda: evaluate_run.run_evaluate(cfg))
+    _print_metrics(content, k)
+    if as_json:
+        console.print_json(json.dumps(content, indent=2, sort_keys=True))
+    console.summary("evaluate", text)
+
+
+def _print_metrics(content: dict[str, Any], k: int | None) -> None:
+    """Models x metrics at one K: a ranking table and a beyond-accuracy table."""
+    for title, columns, rows, bold in report.terminal_tables(content, k=k):
+        console.table(title, columns, rows, bold=bold)
+    console.note(
+        report.LEGEND + (f" Grey: lift over {content['baseline']}." if content["baseline"] else "")
+    )
+
+
+# what `all` runs, in order; each takes only the session (every option at its default)
+STAGE_RUNS: dict[str, Callable[[Session], None]] = {
+    "preprocess": run_preprocess,
+    "split": run_split,
+    "features": run_features,
+    "train": run_train,
+    "predict": run_predict,
+    "evaluate": run_evaluate,
+}
+
+
+def preprocess(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"Format of the raw log, one of {', '.join(KNOWN_FORMATS)} "
+            "(default: preprocess.format in the config).",
+        ),
+    ] = None,
+) -> None:
+    """Clean the raw log and encode ids: reads [paths].raw and .catalog, writes 01_preprocess/.
+
+    Outputs: plays.parquet (clean plays), events.parquet (one row per user-track pair),
+    items.parquet, users.parquet, id_map_tracks.parquet, id_map_artists.parquet,
+    interaction_matrix.npz, quality_report.json.
+    """
+    s = session(ctx)
+    if fmt is not None:
+        if fmt not in KNOWN_FORMATS:
+            msg = f"{fmt!r} is not a known format; expected one of {', '.join(KNOWN_FORMATS)}."
+            raise typer.BadParameter(msg, param_hint="--format")
+        s = s.with_overrides(f"preprocess.format={fmt}")
+    run_preprocess(s)
+
+
+def split(ctx: typer.Context) -> None:
+    """Split plays at a time cut-off: reads 01_preprocess/, writes 02_split/.
+
+    Outputs: train.parquet, test.parquet (pairs first played after the cut-off, known users and
+    tracks only), train_matrix.npz, test_matrix.npz.
+    """
+    run_split(session(ctx))
+
+
+def features(ctx: typer.Context) -> None:
+    """Weight interactions and describe users and tracks: reads 02_split/, writes 03_features/.
+
+    Outputs: features_train.parquet (with confidence weight), features_test.parquet,
+    item_features.parquet, user_features.parquet.
+    """
+    run_features(session(ctx))
+
+
+def train(ctx: typer.Context) -> None:
+    """Fit the models in [train].models: reads 03_features/, writes 04_train/.
+
+    Outputs: <model>.npz per model, models.json (settings), metrics.json (training times).
+    """
+    run_train(session(ctx))
+
+
+def predict(
+    ctx: typer.Context,
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Only these users: one user_id per line, or a .parquet/.csv with a user_id "
+            "column. Unknown ids are reported and skipped.",
+        ),
+    ] = None,
+) -> None:
+    """Top-N unheard tracks per user and model: reads 04_train/, writes 05_predict/.
+
+    Outputs: predictions.parquet (user_id, user_idx, rank, track_id, track_idx, track_group_id,
+    score, model, generated_at), with re-ranked lists as model "<name>+rerank", and
+    similar_tracks.parquet (top-K neighbours per track by item-factor cosine). The folder is
+    replaced only when complete, so a failed run leaves the previous predictions in place.
+    """
+    run_predict(session(ctx), users=users)
+
+
+def evaluate(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Cut-off shown in the table (default 10).")
+    ] = None,
+) -> None:
+    """Score predictions against the test set: reads 05_predict/, 02_split/, writes 06_evaluate/.
+
+    Outputs: metrics.json (per model at each K: precision, recall, NDCG, MAP, MRR, hit rate,
+    coverage, artist diversity, audio distance, novelty, popularity; lift over the baseline)
+    and per_user_metrics.parquet. Definitions: docs/evaluation.md.
+    """
+    run_evaluate(session(ctx), as_json=as_json, k=k)
+
+
+def all_stages(
+    ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun stages that are up to date.")
+    ] = False,
+) -> None:
+    """Run the six stages in order, skipping those whose inputs, settings and code are unchanged."""
+    s = session(ctx)
+    cfg = s.guard(s.config)
+    for stage, run in STAGE_RUNS.items():
+        if not force and is_up_to_date(cfg, stage):
+            console.note(f"{stage}: up to date, skipped")
+            continue
+        run(s)
+
+
+def stamp_config(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Where to write <stage>.json stamps.")],
+) -> None:
+    """Write each stage's settings and code fingerprint to FOLDER/<stage>.json, where changed.
+
+    The Makefile makes each stage depend on its stamp, so editing one table of musicrec.toml,
+    or the code of one stage, reruns that stage and what follows it, and nothing before it.
+    """
+    s = session(ctx)
+    cfg = s.guard(s.config)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stage in ("generate", *STAGES):
+        settings = table_dict(getattr(cfg, stage))
+        if stage == "preprocess":
+            settings |= {"paths": table_dict(cfg.paths)}
+        stamp = {"config": settings, "source_sha256": source_fingerprint(stage)}
+        text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
+        path = folder / f"{stage}.json"
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)

@@ -1,0 +1,34 @@
+"""`musicrec report`: the HTML report of the latest evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from musicrec_cli import artifacts as art
+from musicrec_cli import console, report
+from musicrec_cli.session import session
+
+
+def report_cmd(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder (default <artifacts>/06_evaluate/report)."),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Cut-off of the distributions (default 10).")
+    ] = None,
+) -> None:
+    """Write an HTML report with plots: reads 06_evaluate/ and its inputs, writes OUT/.
+
+    OUT/index.html is self-contained (plots embedded as PNG) and opens without a server; the
+    PNGs are also written beside it.
+    """
+    s = session(ctx)
+    root = s.guard(lambda: s.artifacts)
+    folder = out or art.report_dir(root)
+    page = s.guard(lambda: report.build_report(root, folder, k=k))
+    console.summary("report", f"{page}")
