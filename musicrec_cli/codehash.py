@@ -3,7 +3,7 @@
 A stage's code is its runner module (`musicrec_cli.runner.<stage>`) and every first-party
 module it imports, transitively, found by reading the import statements (nothing is executed).
 Modules that only talk to the terminal or the lock (SHELL_ONLY) are left out, so editing a
-message does not rerun the pipeline. The manifest records the fingerprint and `musicrec all`
+message does not rerun the pipeline; the config module is hashed without following its imports. The manifest records the fingerprint and `musicrec all`
 (and `make all`, through its stamps) reruns a stage whose fingerprint changed.
 """
 
@@ -26,6 +26,9 @@ SHELL_ONLY = frozenset(
         "musicrec_cli.app",
     }
 )
+# hashed, but their imports are not followed: config imports every model and format only to
+# validate names, and a stage uses what it computes with through its own imports
+LEAVES = frozenset({"musicrec_cli.config"})
 
 
 def _module_file(name: str) -> Path | None:
@@ -65,7 +68,8 @@ def stage_files(stage: str) -> list[Path]:
         if path is None:
             continue
         files.add(path)
-        todo += sorted(_imports(path) - seen)
+        if name not in LEAVES:
+            todo += sorted(_imports(path) - seen)
     return sorted(files)
 
 
