@@ -137,6 +137,7 @@ class PredictConfig:
     novelty_weight: float = 0.5
     max_per_artist: int = 2
     one_per_group: bool = True
+    allow_heard_songs: bool = False
     similar_k: int = 20
     search: str = "exact"
     hnsw_m: int = 32

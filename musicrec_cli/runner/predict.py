@@ -28,7 +28,7 @@ from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from musicrec_cli.runner.train import load_models
 from musicrec_cli.sources import InputError
-from stages import ann, predict, rerank
+from stages import ann, predict, rerank, songs
 from stages.models import Recommender
 from stages.preprocess.names import ARTIST_KEY
 from stages.schema import (
@@ -193,8 +193,11 @@ def _block_frames(
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """Exact lists as part 0 and re-ranked ones as part 1, model by model, block by block.
 
-    Frames have columns (user_idx, rank, track_idx, score, model).
+    Frames have columns (user_idx, rank, track_idx, score, model). Every list has at most one
+    track per song (track_group_id), and none of a song the user has heard unless
+    [predict].allow_heard_songs.
     """
+    group = _codes(catalog.group_ids)
     for name, model in models.items():
         attrs = item_attributes(catalog, model, name, p) if name in p.rerank_models else None
         params = rerank.RerankParams(
@@ -204,14 +207,47 @@ def _block_frames(
             max_per_artist=p.max_per_artist,
             one_per_group=p.one_per_group,
         )
-        k = p.n * p.candidates if attrs is not None else p.n
         score = _scorer(model, name, p)
         for block in blocks:
-            idx, best = score(block, user_items[block], k)
-            yield 0, predict.ranked_frame(block, idx[:, : p.n], best[:, : p.n], model_name=name)
+            items = user_items[block]
+            heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
+            idx, best = _plain_lists(score, block, items, group, heard, p)
+            yield 0, predict.ranked_frame(block, idx, best, model_name=name)
             if attrs is not None:
-                r_idx, r_best = rerank.rerank(idx, best, attrs, params)
+                c_idx, c_best = score(block, items, p.n * p.candidates)
+                if heard is not None:
+                    c_idx, c_best = songs.drop_heard_songs(c_idx, c_best, group, heard)
+                r_idx, r_best = rerank.rerank(c_idx, c_best, attrs, params)
                 yield 1, predict.ranked_frame(block, r_idx, r_best, model_name=name + RERANK_SUFFIX)
+
+
+def _plain_lists(
+    score: Scorer,
+    block: npt.NDArray[np.int64],
+    items: sp.csr_matrix,
+    group: npt.NDArray[np.int64],
+    heard: sp.csr_matrix | None,
+    p: PredictConfig,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The block's top-n lists: one version per song unless [predict].one_per_group is off.
+
+    The first fetch is n x [predict].candidates deep (HNSW recalls better from a deeper search);
+    one_per_song fetches deeper for users whose list is still short.
+    """
+    depth = p.n * max(p.candidates, 1)
+    if not p.one_per_group:
+        idx, best = score(block, items, depth)
+        if heard is not None:
+            idx, best = songs.drop_heard_songs(idx, best, group, heard)
+        return songs.first_per_song(idx, best, np.arange(len(group)), n=p.n)
+    return songs.one_per_song(
+        lambda rows, k: score(block[rows], items[rows], k),
+        len(block),
+        group,
+        n=p.n,
+        heard=heard,
+        first_k=depth,
+    )
 
 
 def _with_ids(frame: pl.DataFrame, catalog: _Catalog, generated_at: dt.datetime) -> pl.DataFrame:

@@ -243,3 +243,39 @@ def test_rerank_model_without_factors_needs_audio(work: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "popularity+rerank" in set(_predictions(work)["model"])
+
+
+def _song_duplicates_and_heard(work: Path) -> tuple[int, int, int]:
+    """(groups with several tracks, duplicate (user, model, group) rows, heard-song rows)."""
+    recs = _predictions(work)
+    items = pl.read_parquet(work / "artifacts" / "01_preprocess" / "items.parquet")
+    groups = items.group_by("track_group_id").len().filter(pl.col("len") > 1).height
+    dupes = recs.height - recs.unique(["user_id", "model", "track_group_id"]).height
+    train = pl.read_parquet(work / "artifacts" / "02_split" / "train.parquet").join(
+        items.select("track_idx", "track_group_id"), on="track_idx"
+    )
+    heard = recs.join(train, on=["user_idx", "track_group_id"], how="semi").height
+    return groups, dupes, heard
+
+
+def test_every_list_has_one_version_per_song_and_none_heard_19(work: Path) -> None:
+    config = work / "musicrec.toml"
+    before = _invoke(
+        config,
+        "--set",
+        "predict.one_per_group=false",
+        "--set",
+        "predict.allow_heard_songs=true",
+        "predict",
+    )
+    assert before.exit_code == 0, before.output
+    groups, dupes, heard = _song_duplicates_and_heard(work)
+    # the data has versions that used to repeat
+    assert groups > 5
+    assert dupes > 0
+    assert heard > 0
+    assert _invoke(config, "predict").exit_code == 0
+    _, dupes, heard = _song_duplicates_and_heard(work)
+    assert (dupes, heard) == (0, 0)
+    recs = _predictions(work)
+    assert recs.group_by("user_id", "model").len()["len"].min() == 10  # lists are still full

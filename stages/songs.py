@@ -1,0 +1,138 @@
+"""One version per song: at most one track per track group in a list, none of a song already heard.
+
+A song (track_group_id) can have many versions (live, remaster, radio edit). A list holding two of
+them, or a version of a song the user already plays, wastes a slot. These functions work on the
+(b, k) candidate arrays every scorer returns (track indexes best first, -1 padding), so they apply
+to every model alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+Candidates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+# (positions of the rows to fetch, k) -> their (len(rows), k) candidates, best first
+Fetch = Callable[[npt.NDArray[np.int64], int], Candidates]
+
+
+def heard_groups(user_items: sp.csr_matrix, group: npt.NDArray[np.int64]) -> sp.csr_matrix:
+    """(b, n_groups) bool CSR: the groups of the tracks each row has heard.
+
+    Args:
+        user_items: (b, n_items) CSR; non-zeros are heard tracks.
+        group: (n_items,) int64 group code of every track.
+    """
+    n_groups = int(group.max(initial=-1)) + 1
+    rows = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
+    ones = np.ones(rows.size, dtype=bool)
+    heard = sp.csr_matrix(
+        (ones, (rows, group[user_items.indices])), shape=(user_items.shape[0], n_groups)
+    )
+    heard.sum_duplicates()
+    return heard
+
+
+def drop_heard_songs(
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    group: npt.NDArray[np.int64],
+    heard: sp.csr_matrix,
+) -> Candidates:
+    """Candidates whose group row i has heard become padding (-1, -inf); order is kept.
+
+    Args:
+        idx: (b, k) int64 track indexes, -1 padding.
+        scores: (b, k) float32 scores.
+        group: (n_items,) int64 group codes.
+        heard: (b, n_groups) bool CSR from `heard_groups` (row i for row i of idx).
+    """
+    n_groups = heard.shape[1]
+    valid = idx >= 0
+    cand = np.arange(idx.shape[0])[:, None] * n_groups + group[np.where(valid, idx, 0)]
+    heard_rows = np.repeat(np.arange(heard.shape[0]), np.diff(heard.indptr))
+    drop = valid & np.isin(cand, heard_rows * n_groups + heard.indices)
+    return np.where(drop, -1, idx), np.where(drop, -np.inf, scores).astype(np.float32)
+
+
+def first_per_song(
+    idx: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    group: npt.NDArray[np.int64],
+    *,
+    n: int,
+) -> Candidates:
+    """Each row's first (best-scored) track of every group, in order, the first `n` of them.
+
+    Args:
+        idx: (b, k) int64 track indexes best first; -1 padding (anywhere).
+        scores: (b, k) float32 scores.
+        group: (n_items,) int64 group codes.
+        n: Tracks per row to return.
+
+    Returns:
+        (b, n) int64 and float32, compacted to the left; -1 and -inf pad rows with fewer groups.
+    """
+    b, k = idx.shape
+    valid = idx >= 0
+    g = np.where(valid, group[np.where(valid, idx, 0)], -1)
+    row = np.repeat(np.arange(b), k)
+    order = np.lexsort((np.tile(np.arange(k), b), g.ravel(), row))  # by row, group, position
+    first_sorted = np.ones(b * k, dtype=bool)
+    same = (row[order][1:] == row[order][:-1]) & (g.ravel()[order][1:] == g.ravel()[order][:-1])
+    first_sorted[1:] = ~same
+    keep = np.empty(b * k, dtype=bool)
+    keep[order] = first_sorted
+    keep = keep.reshape(b, k) & valid
+    slot = np.cumsum(keep, axis=1) - 1
+    take = keep & (slot < n)
+    out_idx = np.full((b, n), -1, dtype=np.int64)
+    out_scores = np.full((b, n), -np.inf, dtype=np.float32)
+    rows, cols = np.nonzero(take)
+    out_idx[rows, slot[rows, cols]] = idx[rows, cols]
+    out_scores[rows, slot[rows, cols]] = scores[rows, cols]
+    return out_idx, out_scores
+
+
+def one_per_song(
+    fetch: Fetch,
+    n_rows: int,
+    group: npt.NDArray[np.int64],
+    *,
+    n: int,
+    heard: sp.csr_matrix | None,
+    first_k: int | None = None,
+) -> Candidates:
+    """Lists of `n` tracks with one version per song, fetching deeper for rows that came short.
+
+    Rows are first fetched with `first_k` (default 2n) candidates; a row left with fewer than n
+    songs whose candidates were all real tracks (so more exist) is fetched again with twice as
+    many, until it is full or the catalogue is exhausted: the result equals deduplicating the
+    full ranking.
+
+    Args:
+        fetch: (row positions, k) -> their candidates, best first (any scorer).
+        n_rows: Rows in the block.
+        group: (n_items,) int64 group codes.
+        n: Tracks per list.
+        heard: (n_rows, n_groups) bool CSR of heard groups to leave out, or None to allow them.
+        first_k: Depth of the first fetch (at least n).
+    """
+    n_items = group.size
+    idx = np.full((n_rows, n), -1, dtype=np.int64)
+    best = np.full((n_rows, n), -np.inf, dtype=np.float32)
+    rows = np.arange(n_rows, dtype=np.int64)
+    k = min(max(first_k or 2 * n, n), n_items)
+    while rows.size:
+        cand_idx, cand_scores = fetch(rows, k)
+        full = (cand_idx >= 0).all(axis=1) & (k < n_items)
+        if heard is not None:
+            cand_idx, cand_scores = drop_heard_songs(cand_idx, cand_scores, group, heard[rows])
+        got_idx, got_scores = first_per_song(cand_idx, cand_scores, group, n=n)
+        idx[rows], best[rows] = got_idx, got_scores
+        rows = rows[full & (got_idx < 0).any(axis=1)]
+        k = min(2 * k, n_items)
+    return idx, best

@@ -1,0 +1,74 @@
+"""One version per song, on catalogues where most songs have several versions."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from stages.predict import top_n
+from stages.songs import first_per_song, heard_groups, one_per_song
+
+
+def test_first_per_song_keeps_the_best_version_and_compacts():
+    group = np.array([0, 0, 1, 1, 2, 3])
+    idx = np.array([[1, 0, 2, -1, 4, 3], [5, 4, 3, 2, 1, 0]])
+    scores = np.array([[9, 8, 7, -np.inf, 5, 4], [6, 5, 4, 3, 2, 1]], dtype=np.float32)
+    got_idx, got_scores = first_per_song(idx, scores, group, n=3)
+    assert got_idx.tolist() == [[1, 2, 4], [5, 4, 3]]
+    assert got_scores.tolist() == [[9, 7, 5], [6, 5, 4]]
+    short_idx, short_scores = first_per_song(idx[:1, :3], scores[:1, :3], group, n=3)
+    assert short_idx.tolist() == [[1, 2, -1]]
+    assert short_scores[0, 2] == -np.inf
+
+
+def _reference(scores, user_items, group, n, *, allow_heard):
+    """Sort every track, drop heard tracks (and heard songs), keep first of each group."""
+    out = []
+    for u in range(scores.shape[0]):
+        heard_tracks = set(user_items[u].indices.tolist())
+        heard_songs = {group[t] for t in heard_tracks}
+        seen, row = set(), []
+        for t in np.lexsort((np.arange(scores.shape[1]), -scores[u])):
+            if t in heard_tracks or group[t] in seen:
+                continue
+            if not allow_heard and group[t] in heard_songs:
+                continue
+            seen.add(group[t])
+            row.append(int(t))
+        out.append((row[:n] + [-1] * n)[:n])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("allow_heard", [False, True])
+def test_one_per_song_equals_deduplicating_the_full_ranking(seed, allow_heard):
+    rng = np.random.default_rng(seed)
+    n_items, n_users, n = 60, 12, 8
+    group = rng.integers(0, 12, size=n_items)  # ~5 versions per song
+    group[:15] = 0  # one song with 15 versions, all scoring high
+    scores = (rng.random((n_users, n_items)) + (group == 0)).astype(np.float32)
+    dense = (rng.random((n_users, n_items)) < 0.1).astype(np.float32)
+    dense[0] = 0  # a user with no history
+    dense[1] = np.arange(n_items) % 2  # heard half the catalogue
+    user_items = sp.csr_matrix(dense)
+    calls = []
+
+    def fetch(rows, k):
+        calls.append((rows.size, k))
+        return top_n(scores[rows].copy(), user_items[rows], n=k)
+
+    heard = None if allow_heard else heard_groups(user_items, group)
+    idx, best = one_per_song(fetch, n_users, group, n=n, heard=heard)
+    assert idx.tolist() == _reference(scores, user_items, group, n, allow_heard=allow_heard)
+    valid = idx >= 0
+    np.testing.assert_array_equal(best[valid], scores[np.nonzero(valid)[0], idx[valid]])
+    assert calls[0] == (n_users, 2 * n)
+    assert len(calls) > 1  # some rows needed a deeper fetch
+
+
+def test_heard_groups_marks_every_group_of_a_heard_track():
+    group = np.array([0, 1, 1, 2])
+    user_items = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 0, 0, 1]], dtype=np.float32))
+    assert heard_groups(user_items, group).toarray().tolist() == [
+        [False, True, False],
+        [True, False, True],
+    ]
