@@ -3,8 +3,9 @@
 A stage's code is its runner module (`musicrec_cli.runner.<stage>`) and every first-party
 module it imports, transitively, found by reading the import statements (nothing is executed).
 Modules that only talk to the terminal or the lock (SHELL_ONLY) are left out, so editing a
-message does not rerun the pipeline; the config module is hashed without following its imports. The manifest records the fingerprint and `musicrec all`
-(and `make all`, through its stamps) reruns a stage whose fingerprint changed.
+message does not rerun the pipeline; the config module is hashed without following its
+imports (LEAVES). The manifest records the fingerprint and `musicrec all` (and `make all`,
+through its stamps) reruns a stage whose fingerprint changed.
 """
 
 from __future__ import annotations
