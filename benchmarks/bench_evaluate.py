@@ -5,9 +5,10 @@ Usage: python benchmarks/bench_evaluate.py [N_USERS=1000000] [N_ITEMS=100000] [S
 
 Builds N_USERS test users with top-20 lists, 1-10 test tracks each (about a third of them
 recommended), 5 train tracks each and a catalogue with artists and 8 audio features; then times
-(1) the ranking metrics alone (stages.metrics.per_user_metrics + mean per model) and (2) the whole
-evaluate computation of `musicrec evaluate` (ranking + beyond-accuracy metrics, coverage,
-summary), at K = 5, 10, 20, with peak RSS. ranx computes the same six ranking metrics on SAMPLE
+(1) the ranking metrics alone (stages.evaluate.ranking.per_user_metrics + mean per model) and
+(2) the whole evaluate computation of `musicrec evaluate` (ranking + beyond-accuracy metrics,
+coverage, summary), at K = 5, 10, 20, with peak RSS. ranx computes the same six ranking metrics
+on SAMPLE
 users in the same run (numba compile excluded, dict conversion reported apart); the script checks
 that the two agree there. Timings are medians of REPEATS runs on the same data.
 Writes benchmarks/results/evaluate.json.
@@ -30,7 +31,8 @@ import polars as pl
 
 from musicrec_cli.config import EvaluateConfig
 from musicrec_cli.runner.evaluate import compute
-from stages import evaluate, metrics
+from stages.evaluate import beyond as evaluate
+from stages.evaluate import ranking as metrics
 from stages.schema import AUDIO_FEATURES, MODEL, RANK, TRACK_IDX, USER_IDX
 
 KS = (5, 10, 20)

@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from stages.evaluate import POPULARITY
-from stages.metrics import METRICS
+from stages.evaluate.beyond import POPULARITY
+from stages.evaluate.ranking import METRICS
 from stages.schema import MODEL
 
 PLOTTED = (*METRICS, "coverage", "artist_diversity", "novelty")

@@ -11,7 +11,8 @@ from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
-from stages import evaluate, metrics
+from stages.evaluate import beyond as evaluate
+from stages.evaluate import ranking as metrics
 from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,
@@ -74,7 +75,7 @@ def compute(
 
 
 def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
-    """The track table of `stages.evaluate.track_table` from 01_preprocess items and train."""
+    """The track table of `beyond.track_table` from 01_preprocess items and train."""
     items = scan(root, "preprocess", art.ITEMS)
     schema = items.collect_schema()
     n_train_users = train.select(pl.col(USER_IDX).n_unique()).collect().item()

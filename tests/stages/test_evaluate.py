@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from stages import evaluate, metrics
+from stages.evaluate import beyond as evaluate
+from stages.evaluate import ranking as metrics
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
 
 LOG2_3 = math.log2(3)

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import ndcg_score
 
-from stages import metrics
+from stages.evaluate import ranking as metrics
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
 
 KS = (1, 3, 5, 10, 20, 100)  # 100 is larger than the catalogue and every list

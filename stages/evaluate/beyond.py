@@ -1,8 +1,8 @@
 """Beyond-accuracy metrics, the per-model summary and the lift over a baseline model.
 
-Ranking metrics (precision, recall, NDCG, MAP, MRR, hit rate) live in `stages.metrics`. Here,
-L is one user's top-K list (|L| < K when fewer were recommended); only evaluated users (those
-with test tracks) count, so every metric of a model describes the same population:
+Ranking metrics (precision, recall, NDCG, MAP, MRR, hit rate) live in `ranking`. Here, L is
+one user's top-K list (|L| < K when fewer were recommended); only evaluated users (those with
+test tracks) count, so every metric of a model describes the same population:
     coverage@K         = |tracks in at least one top-K list| / |catalogue|            (per model)
     artist_diversity@K = |distinct artists in L| / |L|
     audio_distance@K   = sqrt(mean over ordered pairs i != j in L of ||z_i - z_j||^2), where z
@@ -23,7 +23,7 @@ import numpy.typing as npt
 import polars as pl
 import polars.selectors as cs
 
-from stages.metrics import metric_name
+from stages.evaluate.ranking import metric_name
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
 
 ARTIST = "artist"
@@ -149,7 +149,7 @@ def per_user_beyond(
     vectorised pass per quantity and K.
 
     Args:
-        recommendations: Columns model, user_idx, rank, track_idx (see stages.metrics).
+        recommendations: Columns model, user_idx, rank, track_idx (see stages.evaluate.ranking).
         tracks: Output of `track_table`, collected (one row per track_idx).
         users: Column user_idx: the evaluated users.
         ks: Cut-offs.
