@@ -56,13 +56,6 @@ AUDIO_FEATURES = (
 
 TIMESTAMP = pl.Datetime("us", "UTC")
 
-RAW_LISTENS: dict[str, pl.DataType] = {
-    USER_ID: pl.String(),
-    PLAYED_AT: TIMESTAMP,
-    ARTIST_NAME: pl.String(),
-    TRACK_NAME: pl.String(),
-}
-
 PLAYS: dict[str, pl.DataType] = {
     USER_IDX: pl.UInt32(),
     TRACK_IDX: pl.UInt32(),

@@ -182,8 +182,8 @@ def _write_buckets(
 ) -> tuple[list[Path], list[Path]]:
     """De-duplicated plays and aggregated pairs of each bucket, written under `scratch`.
 
-    A bucket (about bucket_rows plays) is sorted in memory: the in-memory engine's sort took a
-    quarter of the streaming engine's time for the same 15M plays.
+    A bucket (about bucket_rows plays) fits in memory and is sorted there: for a frame that
+    fits, the in-memory engine sorts faster than the streaming one (docs/preprocess.md).
     """
     if n_buckets == 1:
         inputs = [encoded.drop(encode.BUCKET)]
@@ -212,7 +212,7 @@ def _write_buckets(
             )
             del deduped
             step()
-    shutil.rmtree(scratch / "buckets", ignore_errors=True)  # 8 GB at 800M events
+    shutil.rmtree(scratch / "buckets", ignore_errors=True)  # as large as the raw plays
     return plays, pairs
 
 

@@ -1,7 +1,7 @@
 """Format presets: each maps one real export's columns to the raw listening-log columns.
 
 A preset is a pure `LazyFrame -> LazyFrame` mapping plus the few options a reader needs (header,
-separator, which files of an export folder to read). The output has the RAW_LISTENS columns
+separator, which files of an export folder to read). The output has the REQUIRED columns
 (`user_id`, `played_at`, `artist_name`, `track_name`), where `played_at` may still be an ISO
 string or an epoch number in any unit (preprocess parses it), and any of the OPTIONAL columns.
 

@@ -21,7 +21,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from stages.schema import ARTIST_NAME, AUDIO_FEATURES, GENRE, TRACK_NAME, TRACK_URI
+from stages.schema import (
+    ARTIST_ID,
+    ARTIST_NAME,
+    AUDIO_FEATURES,
+    GENRE,
+    TRACK_GROUP_ID,
+    TRACK_ID,
+    TRACK_NAME,
+    TRACK_URI,
+)
 
 _CONTROL = r"[\p{Cc}\p{Cf}]"
 _CREDIT_WORD = r"(?:feat\.?|ft\.?|featuring)"
@@ -137,9 +146,6 @@ def first_mbid(value: pl.Expr) -> pl.Expr:
 
 ARTIST_KEY = "artist_key"
 TITLE_KEY = "title_key"
-ARTIST_ID = "artist_id"
-TRACK_ID = "track_id"
-TRACK_GROUP_ID = "track_group_id"
 
 
 def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
@@ -236,7 +242,7 @@ def canonical_tracks(id_map: pl.LazyFrame) -> pl.LazyFrame:
     Display names are the most played spelling of the track; rows sorted by track_id.
     """
     return (
-        id_map.group_by("track_id")
+        id_map.group_by(TRACK_ID)
         .agg(
             pl.col(ARTIST_ID).first(),  # the prefix of track_id: one per track
             # spellings of one title can differ in version tags the title key keeps as words

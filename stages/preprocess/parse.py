@@ -145,7 +145,7 @@ def parse_raw(
     """Type the raw columns and name the first reason to drop each row.
 
     Args:
-        raw: RAW_LISTENS columns as a format preset produced them (played_at of any dtype),
+        raw: `formats.REQUIRED` columns as a format preset produced them (played_at of any dtype),
             plus any of stages.preprocess.formats.OPTIONAL, `non_music` and `invalid_line`.
         ts_min: Earliest valid play time (UTC).
         ts_max: Latest valid play time (UTC).

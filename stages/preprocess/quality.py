@@ -11,9 +11,8 @@ from typing import Any
 
 import polars as pl
 
-from stages.preprocess.names import ARTIST_ID, TRACK_GROUP_ID
 from stages.preprocess.parse import IS_BOT, N_PLAYS, SHORT_PLAY, UNPARSEABLE, UNPARSEABLE_WHAT
-from stages.schema import ARTIST_NAME, AUDIO_FEATURES, TRACK_NAME
+from stages.schema import ARTIST_ID, ARTIST_NAME, AUDIO_FEATURES, TRACK_GROUP_ID, TRACK_NAME
 
 KEPT = "kept"
 

@@ -230,18 +230,17 @@ def test_generic_columns_setting_is_validated(tmp_path: Path) -> None:
     assert "raw=source" in " ".join(output.split())
 
 
-REAL = Path("/work/shared/real-formats")
-
-
-@pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} (real export samples) is absent")
-def test_spotify_export_through_the_cli(tmp_path: Path) -> None:
+def test_spotify_export_through_the_cli(real_formats: Path, tmp_path: Path) -> None:
     code, output = _run(
-        REAL / "spotify-extended", tmp_path / "art", "--set", "preprocess.max_plays_per_day=0"
+        real_formats / "spotify-extended",
+        tmp_path / "art",
+        "--set",
+        "preprocess.max_plays_per_day=0",
     )
     assert code == 1  # without --format the generate preset finds no Parquet/CSV files
     assert "no raw listening log files for format 'generate'" in " ".join(output.split())
     args = [
-        "--set", f"paths.raw={REAL / 'spotify-extended'}",
+        "--set", f"paths.raw={real_formats / 'spotify-extended'}",
         "--set", 'paths.catalog=""',
         "--set", f"paths.artifacts={tmp_path / 'art'}",
         "--set", "preprocess.min_track_users=1",  # one listener: a single-user export

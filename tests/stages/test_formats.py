@@ -15,7 +15,6 @@ from stages.preprocess import formats, parse
 from stages.schema import SchemaError
 
 UTC = dt.UTC
-REAL = Path("/work/shared/real-formats")
 RANGE = {
     "ts_min": dt.datetime(2000, 1, 1, tzinfo=UTC),
     "ts_max": dt.datetime(2100, 1, 1, tzinfo=UTC),
@@ -178,12 +177,6 @@ def test_directory_without_matching_files(tmp_path: Path) -> None:
         find_files(str(tmp_path), what="raw", preset=formats.PRESETS["spotify"])
 
 
-needs_real = pytest.mark.skipif(
-    not REAL.is_dir(), reason=f"{REAL} (real export samples, not shipped) is absent"
-)
-
-
-@needs_real
 @pytest.mark.parametrize(
     ("fmt", "folder", "rows", "reasons"),
     [
@@ -196,8 +189,10 @@ needs_real = pytest.mark.skipif(
         ("listenbrainz", "listenbrainz", 15, {None: 10, "missing_artist": 3, "missing_track": 2}),
     ],
 )  # fmt: skip
-def test_real_exports(fmt: str, folder: str, rows: int, reasons: dict[str | None, int]) -> None:
-    out = _parse(REAL / folder, fmt)
+def test_real_exports(
+    real_formats: Path, fmt: str, folder: str, rows: int, reasons: dict[str | None, int]
+) -> None:
+    out = _parse(real_formats / folder, fmt)
     assert out.height == rows
     assert _reasons(out) == reasons
     kept = out.filter(pl.col("drop_reason").is_null())

@@ -25,6 +25,11 @@ def _key(fn, value: str) -> str:
         ("Nova Kites ft. Someone", "nova kites"),
         ("Nova Kites (featuring Someone)", "nova kites"),
         ("Nova Kites (feat.Someone)", "nova kites"),
+        ("Nova Kites (ft.Someone)", "nova kites"),
+        ("Nova Kites feat Someone", "nova kites"),
+        ("Nova Kites ft Someone", "nova kites"),
+        ("Nova Kites (feat Someone) & Friends", "nova kites and friends"),
+        ("Nova Kites [ft Someone] & Friends", "nova kites and friends"),
         ("Björk", "bjork"),
         ("Motörhead", "motorhead"),
         ("Beatles, The", "beatles"),
@@ -58,6 +63,14 @@ def test_artist_key(raw: str, expected: str) -> None:
         ("Love Night (Remix)", "love night remix", "love night"),
         ("Love Night - Mono Version", "love night mono version", "love night"),
         ("Love Night (Acoustic)", "love night acoustic", "love night"),
+        ("Love Night (Demo)", "love night demo", "love night"),
+        ("Love Night - Demo", "love night demo", "love night"),
+        ("Love Night (feat Nova Kites) - Radio Edit", "love night radio edit", "love night"),
+        ("Love Night [ft X] (Live)", "love night live", "love night"),
+        ("Love Night \u2013 Remastered 2011", "love night remastered 2011", "love night"),
+        ("Love Night \u2014 Live", "love night live", "love night"),
+        ("Intro \u2013 Part 2 \u2013 Live", "intro part 2 live", "intro part 2"),
+        ("Intro \u2014 Part 2 \u2014 Live", "intro part 2 live", "intro part 2"),
         ("Hibari (Live_2009_4_15)", "hibari live 2009 4 15", "hibari"),
         ("California Dreamin'", "california dreamin", "california dreamin"),
         ("California Dreamin\u2019 (single version)", "california dreamin single version",
@@ -71,6 +84,18 @@ def test_artist_key(raw: str, expected: str) -> None:
 def test_title_and_song_keys(raw: str, title: str, song: str) -> None:
     assert _key(names.title_key, raw) == title
     assert _key(names.song_key, raw) == song
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["Remaster", "Remastered", "Re-master", "Live", "Remix", "Remixed", "Mix", "Edit", "Version",
+     "Mono", "Stereo", "Acoustic", "Demo", "Unplugged", "Instrumental", "Deluxe", "Single",
+     "Radio", "Extended", "Slowed", "Reverb", "Sped Up", "1999", "2011"],
+)  # fmt: skip
+def test_every_version_tag_leaves_the_song(tag: str) -> None:
+    for title in (f"Love Night ({tag})", f"Love Night [{tag}]", f"Love Night - {tag}"):
+        assert _key(names.song_key, title) == "love night", title
+        assert _key(names.title_key, title) != "love night", title
 
 
 def test_first_mbid_takes_the_first_of_nul_joined_ids() -> None:
