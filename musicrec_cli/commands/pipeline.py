@@ -16,7 +16,7 @@ import typer
 from musicrec_cli import console, report
 from musicrec_cli.artifacts import STAGES
 from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.config import table_dict
+from musicrec_cli.config import SPLIT_STRATEGIES, table_dict
 from musicrec_cli.runner import evaluate as evaluate_run
 from musicrec_cli.runner import features as features_run
 from musicrec_cli.runner import generate as generate_run
@@ -136,13 +136,32 @@ def preprocess(
     run_preprocess(s)
 
 
-def split(ctx: typer.Context) -> None:
-    """Split plays at a time cut-off: reads 01_preprocess/, writes 02_split/.
+def split(
+    ctx: typer.Context,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            "--strategy",
+            help=f"Protocol, one of {', '.join(SPLIT_STRATEGIES)} (default: split.strategy in "
+            "the config; auto = temporal, or user-random for plays without timestamps).",
+        ),
+    ] = None,
+) -> None:
+    """Split plays into train and test by a protocol: reads 01_preprocess/, writes 02_split/.
 
-    Outputs: train.parquet, test.parquet (pairs first played after the cut-off, known users and
-    tracks only), train_matrix.npz, test_matrix.npz.
+    temporal: one cut-off in time; user-temporal: each user's last plays; user-random: a seeded
+    share of each user's tracks; held-out-users: a seeded share of users, part of whose tracks
+    are test (docs/evaluation.md). Outputs: train.parquet, test.parquet (discovery: test pairs
+    the user never played in train; known users and tracks only), test_replay.parquet (with
+    the re-listens), train_matrix.npz, test_matrix.npz.
     """
-    run_split(session(ctx))
+    s = session(ctx)
+    if strategy is not None:
+        if strategy not in SPLIT_STRATEGIES:
+            msg = f"{strategy!r} is not a strategy; expected one of {', '.join(SPLIT_STRATEGIES)}."
+            raise typer.BadParameter(msg, param_hint="--strategy")
+        s = s.with_overrides(f"split.strategy={strategy}")
+    run_split(s)
 
 
 def features(ctx: typer.Context) -> None:

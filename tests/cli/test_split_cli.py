@@ -1,0 +1,75 @@
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from musicrec_cli.app import app
+from stages.schema import PLAYED_AT, TRACK_IDX, USER_IDX
+
+
+def run(config: Path, *args: str):
+    return CliRunner().invoke(app, ["--config", str(config), *args])
+
+
+@pytest.fixture
+def preprocessed(tiny_project: Path) -> Path:
+    result = run(tiny_project, "preprocess")
+    assert result.exit_code == 0, result.output
+    return tiny_project
+
+
+def _split(config: Path) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    folder = config.parent / "artifacts" / "02_split"
+    summary = json.loads((folder / "manifest.json").read_text())["summary"]
+    return summary, *(
+        pl.read_parquet(folder / f"{name}.parquet") for name in ("train", "test", "test_replay")
+    )
+
+
+@pytest.mark.parametrize("strategy", ["temporal", "user-temporal", "user-random", "held-out-users"])
+def test_split_strategy_option_writes_a_leak_free_split(preprocessed: Path, strategy: str):
+    result = run(preprocessed, "split", "--strategy", strategy)
+    assert result.exit_code == 0, result.output
+    summary, train, test, replay = _split(preprocessed)
+    assert summary["strategy"] == strategy
+    assert test.height == summary["n_test"] > 0
+    assert train.join(test, on=[USER_IDX, TRACK_IDX]).height == 0
+    assert test.join(replay, on=[USER_IDX, TRACK_IDX], how="anti").height == 0
+    if strategy in ("user-random", "held-out-users"):
+        assert replay.equals(test)
+    if strategy == "held-out-users":
+        assert test[USER_IDX].n_unique() <= summary["n_held_out_users"]
+
+
+def _refresh_manifest(path: Path) -> None:
+    manifest_path = path.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["outputs"][path.name]
+    stat = path.stat()
+    entry |= {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": stat.st_size}
+    entry["mtime_ns"] = stat.st_mtime_ns
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_plays_without_timestamps_split_user_random_and_refuse_temporal(preprocessed: Path):
+    plays = preprocessed.parent / "artifacts" / "01_preprocess" / "plays.parquet"
+    frame = pl.read_parquet(plays)
+    frame.with_columns(pl.lit(None, frame.schema[PLAYED_AT]).alias(PLAYED_AT)).write_parquet(plays)
+    _refresh_manifest(plays)  # as preprocess would write it for a count table (issue 17)
+    result = run(preprocessed, "split")
+    assert result.exit_code == 0, result.output
+    assert _split(preprocessed)[0]["strategy"] == "user-random"
+    result = run(preprocessed, "split", "--strategy", "temporal")
+    assert result.exit_code == 1
+    assert "plays.parquet: the plays have no timestamps" in result.output
+    assert "Traceback" not in result.output
+    assert _split(preprocessed)[0]["strategy"] == "user-random"  # previous split kept
+
+
+def test_unknown_strategy_is_a_usage_error(preprocessed: Path):
+    result = run(preprocessed, "split", "--strategy", "random")
+    assert result.exit_code == 2
+    assert "is not a strategy" in result.output
