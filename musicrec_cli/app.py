@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from musicrec_cli import console, lock, signals
-from musicrec_cli.commands import pipeline, query
+from musicrec_cli.commands import pipeline, query, serve
 from musicrec_cli.commands.report import report_cmd
 from musicrec_cli.session import Session
 
@@ -73,6 +73,7 @@ app.command()(pipeline.evaluate)
 app.command()(query.recommend)
 app.command()(query.similar)
 app.command()(query.explain)
+app.command()(serve.serve)
 app.command("report")(report_cmd)
 app.command("stamp-config", hidden=True)(pipeline.stamp_config)
 app.command("all")(pipeline.all_stages)

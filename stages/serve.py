@@ -181,6 +181,9 @@ def rank_tracks(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """The best `n` tracks by score, leaving out `exclude`, -inf scores and repeated versions.
 
+    Ties go to the lower track index. Only the best few tracks are sorted (argpartition, then a
+    wider cut if repeated versions thin them out), so one call is O(n_items), not a full sort.
+
     Args:
         scores: (n_items,) float32.
         exclude: Track indexes never returned (heard tracks, the seed track).
@@ -194,15 +197,34 @@ def rank_tracks(
     """
     masked = np.asarray(scores, dtype=np.float32).copy()
     masked[exclude] = -np.inf
-    if groups is not None:
-        masked[np.isin(groups, groups[exclude])] = -np.inf
-    order = np.argsort(-masked, kind="stable")
-    order = order[np.isfinite(masked[order])]
-    if groups is not None:
-        _, first = np.unique(groups[order], return_index=True)
-        order = order[np.sort(first)]
-    top = order[:n]
-    return top.astype(np.int64), masked[top]
+    if groups is not None and len(exclude):
+        banned = np.zeros(int(groups.max()) + 1, dtype=bool)
+        banned[groups[exclude]] = True
+        masked[banned[groups]] = -np.inf
+    n_finite = int(np.isfinite(masked).sum())
+    width = min(n_finite, 4 * n + 16)
+    while True:
+        order = _best_first(masked, width)
+        if groups is not None:
+            _, first = np.unique(groups[order], return_index=True)
+            order = order[np.sort(first)]
+        if len(order) >= n or width >= n_finite:
+            top = order[:n]
+            return top.astype(np.int64), masked[top]
+        width = min(n_finite, 4 * width)
+
+
+def _best_first(masked: npt.NDArray[np.float32], width: int) -> npt.NDArray[np.int64]:
+    """Indexes of the `width` best finite scores, with any ties at the cut, best first.
+
+    Sorted by (score descending, index), the order a stable full sort gives.
+    """
+    if width <= 0:
+        return np.zeros(0, dtype=np.int64)
+    cut = np.partition(masked, len(masked) - width)[len(masked) - width]
+    chosen = np.flatnonzero(masked >= cut)
+    chosen = chosen[np.isfinite(masked[chosen])]
+    return chosen[np.lexsort((chosen, -masked[chosen]))]
 
 
 def group_codes(items: pl.DataFrame) -> npt.NDArray[np.int64] | None:
@@ -211,3 +233,51 @@ def group_codes(items: pl.DataFrame) -> npt.NDArray[np.int64] | None:
         return None
     codes = items.sort(TRACK_IDX).select(pl.col(TRACK_GROUP_ID).rank("dense"))
     return codes.to_series().to_numpy().astype(np.int64)
+
+
+def because(
+    vectors: npt.NDArray[np.float32],
+    tracks: npt.NDArray[np.int64],
+    heard: npt.NDArray[np.int64],
+    *,
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """For each of `tracks`, the `k` heard tracks most like it: the reasons shown beside it.
+
+    Args:
+        vectors: (n_items, d) float32 rows of length 1 (item factors or audio features).
+        tracks: (m,) recommended track indexes.
+        heard: (h,) tracks the listener played or picked.
+        k: Reasons per track (fewer if fewer were heard).
+
+    Returns:
+        (m, min(k, h)) heard track indexes and their cosine similarity, most similar first.
+    """
+    heard = np.unique(np.asarray(heard, dtype=np.int64))
+    if len(heard) == 0 or len(tracks) == 0:
+        return np.zeros((len(tracks), 0), dtype=np.int64), np.zeros((len(tracks), 0), np.float32)
+    sims = vectors[tracks] @ vectors[heard].T
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return heard[top], np.take_along_axis(sims, top, axis=1).astype(np.float32)
+
+
+def search_tracks(
+    names: pl.Series, popularity: npt.NDArray[np.float32], query: str, *, n: int
+) -> npt.NDArray[np.int64]:
+    """Track indexes whose `names` contain every word of `query`, most popular first.
+
+    Args:
+        names: (n_items,) lower-case searchable text per track_idx ("artist - title" and id).
+        popularity: (n_items,) higher first; ties go to the lower track index.
+        query: Words to find, in any case and order.
+        n: At most this many results.
+    """
+    words = query.lower().split()
+    if not words:
+        return np.zeros(0, dtype=np.int64)
+    frame = pl.DataFrame({"name": names, "pop": popularity}).with_row_index("idx")
+    hits = frame.filter(
+        pl.all_horizontal(pl.col("name").str.contains(w, literal=True) for w in words)
+    )
+    hits = hits.sort(["pop", "idx"], descending=[True, False]).head(n)
+    return hits["idx"].to_numpy().astype(np.int64)

@@ -1,0 +1,1 @@
+"""`musicrec serve`: the trained artifacts over HTTP (FastAPI + uvicorn, the `serve` extra)."""

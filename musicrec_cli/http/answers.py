@@ -1,0 +1,182 @@
+"""Answers of the HTTP API computed from one Snapshot: look-ups and scoring, no training.
+
+Each function raises LookupFailedError for an unknown user, track or untrained model (HTTP 404);
+parameters are validated by the schema before they get here (HTTP 422).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from musicrec_cli.http import schemas
+from musicrec_cli.http.snapshot import Snapshot
+from stages import rerank, serve
+from stages.models import UserHistory
+from stages.schema import ARTIST_NAME, TRACK_GROUP_ID, TRACK_ID, TRACK_NAME
+
+REASONS = 2
+
+
+def tracks(snap: Snapshot, track_idx: Sequence[int]) -> list[schemas.Track]:
+    """Catalogue names of the given tracks, in order."""
+    rows = snap.items[list(track_idx)]
+    return [
+        schemas.Track(track_id=t, artist=a, title=n)
+        for t, a, n in zip(rows[TRACK_ID], rows[ARTIST_NAME], rows[TRACK_NAME], strict=True)
+    ]
+
+
+def _scored(
+    snap: Snapshot,
+    idx: npt.NDArray[np.int64],
+    best: npt.NDArray[np.float32],
+    heard: npt.NDArray[np.int64],
+) -> list[schemas.Scored]:
+    """Ranked rows with up to REASONS heard tracks most like each (none without item vectors)."""
+    why_idx = np.zeros((len(idx), 0), dtype=np.int64)
+    why_sim = np.zeros((len(idx), 0), dtype=np.float32)
+    if snap.vectors is not None:
+        why_idx, why_sim = serve.because(snap.vectors, idx, heard, k=REASONS)
+    named = tracks(snap, [int(i) for i in idx])
+    out = []
+    for r, (track, score) in enumerate(zip(named, best, strict=True)):
+        reasons = [
+            schemas.Reason(**t.model_dump(), similarity=round(float(s), 6))
+            for t, s in zip(tracks(snap, why_idx[r].tolist()), why_sim[r], strict=True)
+        ]
+        out.append(
+            schemas.Scored(**track.model_dump(), rank=r + 1, score=float(score), because=reasons)
+        )
+    return out
+
+
+def _rank(
+    snap: Snapshot,
+    name: str,
+    scores: npt.NDArray[np.float32],
+    row: sp.csr_matrix,
+    *,
+    n: int,
+    use_rerank: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Top n unheard tracks, or n re-ranked from n x candidates (as `musicrec predict` does)."""
+    heard = row.indices.astype(np.int64)
+    if not use_rerank:
+        return serve.rank_tracks(scores, exclude=heard, n=n, groups=snap.groups)
+    attrs = snap.rerank_attrs[name]
+    idx, best = serve.rank_tracks(scores, exclude=heard, n=n * snap.candidates)
+    params = dataclasses.replace(snap.rerank_params, n=n)
+    r_idx, r_best = rerank.rerank(idx[None, :], best[None, :], attrs, params)
+    keep = r_idx[0] >= 0
+    return r_idx[0][keep], r_best[0][keep]
+
+
+def recommend_user(
+    snap: Snapshot, user_id: str, *, n: int, model: str | None, use_rerank: bool
+) -> schemas.Recommendations:
+    """Top n unheard tracks for a user in the training data."""
+    name, chosen = snap.model(model)
+    u = snap.user_idx(user_id)
+    row = snap.user_items[[u]]
+    scores = chosen.score(np.asarray([u]), row)[0]  # type: ignore[attr-defined]
+    idx, best = _rank(snap, name, scores, row, n=n, use_rerank=use_rerank)
+    return schemas.Recommendations(
+        user=user_id,
+        liked=[],
+        model=name,
+        rerank=use_rerank,
+        tracks=_scored(snap, idx, best, row.indices),
+    )
+
+
+def recommend_liked(
+    snap: Snapshot, liked: list[str], *, n: int, model: str | None
+) -> schemas.Recommendations:
+    """Top n tracks for a listener not in the data, folded in from liked tracks."""
+    name, chosen = snap.model(model)
+    liked_idx = snap.track_idx(liked)
+    row = serve.liked_row(liked_idx, n_items=snap.items.height)
+    scores = serve.liked_scores(chosen, row, name=name)
+    idx, best = _rank(snap, name, scores, row, n=n, use_rerank=False)
+    return schemas.Recommendations(
+        user=None,
+        liked=liked,
+        model=name,
+        rerank=False,
+        tracks=_scored(snap, idx, best, row.indices),
+    )
+
+
+def history(snap: Snapshot, user_id: str, *, n: int) -> schemas.History:
+    """The user's most played training tracks."""
+    row = snap.user_items[[snap.user_idx(user_id)]]
+    order = np.lexsort((row.indices, -row.data))[:n]
+    named = tracks(snap, row.indices[order].tolist())
+    return schemas.History(
+        user=user_id,
+        n_tracks=int(row.nnz),
+        tracks=[
+            schemas.Heard(**t.model_dump(), plays=float(p))
+            for t, p in zip(named, row.data[order], strict=True)
+        ],
+    )
+
+
+def track_info(snap: Snapshot, track: str) -> schemas.TrackInfo:
+    """One track with its group and number of training listeners."""
+    t = snap.track_idx([track])[0]
+    return schemas.TrackInfo(
+        **tracks(snap, [t])[0].model_dump(),
+        track_group_id=str(snap.items[TRACK_GROUP_ID][t]),
+        listeners=int(snap.popularity[t]),
+    )
+
+
+def similar(snap: Snapshot, track: str, *, n: int, model: str) -> schemas.Similar:
+    """Tracks like `track` under a model with the "similar" capability (als, knn, content)."""
+    _, chosen = snap.model(model)
+    seed = snap.track_idx([track])[0]
+    scores = serve.similar_scores(chosen, seed, name=model)
+    seed_arr = np.asarray([seed], dtype=np.int64)
+    idx, best = serve.rank_tracks(scores, exclude=seed_arr, n=n, groups=snap.groups)
+    return schemas.Similar(
+        track=str(snap.items[TRACK_ID][seed]),
+        model=model,
+        tracks=_scored(snap, idx, best, np.zeros(0, dtype=np.int64)),
+    )
+
+
+def explain(snap: Snapshot, user_id: str, track: str, *, n: int) -> schemas.Explanation:
+    """The heard tracks behind `track` for `user_id`, model by model, and the hybrid's shares."""
+    u = snap.user_idx(user_id)
+    t = snap.track_idx([track])[0]
+    row = snap.user_items[[u]]
+    history = UserHistory(user_idx=u, counts=row, weights=snap.weights[[u]])
+    explainers = {name: snap.models[name] for name in serve.explainers(list(snap.models))}
+    found = serve.explain(explainers, history, t, n=n)
+    return schemas.Explanation(
+        user=user_id,
+        track=str(snap.items[TRACK_ID][t]),
+        heard=bool(t in row.indices),
+        hybrid_shares=[schemas.Share(**dataclasses.asdict(s)) for s in found.shares],
+        contributions={
+            name: [
+                schemas.Contribution(**named.model_dump(), value=round(value, 6))
+                for named, (_, value) in zip(
+                    tracks(snap, [i for i, _ in pairs]), pairs, strict=True
+                )
+            ]
+            for name, pairs in found.contributions.items()
+        },
+    )
+
+
+def search(snap: Snapshot, query: str, *, n: int) -> schemas.Found:
+    """Tracks whose names contain every word of `query`, most listened first."""
+    idx = serve.search_tracks(snap.search_text, snap.popularity, query, n=n)
+    return schemas.Found(query=query, tracks=tracks(snap, idx.tolist()))
