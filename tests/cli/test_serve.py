@@ -52,16 +52,11 @@ def _write_data(folder: Path) -> None:
     ).write_parquet(folder / "tracks.parquet")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("serve")
-    _write_data(folder)
-    (folder / "musicrec.toml").write_text(
-        f"""
+BAND_CONFIG = """
 [paths]
-raw = "{folder / "listens.parquet"}"
-catalog = "{folder / "tracks.parquet"}"
-artifacts = "{folder / "artifacts"}"
+raw = "{folder}/listens.parquet"
+catalog = "{folder}/tracks.parquet"
+artifacts = "{folder}/artifacts"
 [preprocess]
 min_user_tracks = 3
 min_track_users = 2
@@ -76,7 +71,18 @@ knn_neighbours = 10
 [predict]
 n = 5
 """
-    )
+
+
+def write_band_config(folder: Path) -> None:
+    """musicrec.toml for the two-band data in `folder` (also used by tests/http)."""
+    (folder / "musicrec.toml").write_text(BAND_CONFIG.format(folder=folder))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("serve")
+    _write_data(folder)
+    write_band_config(folder)
     result = run(folder, "all")
     assert result.exit_code == 0, result.output
     return folder

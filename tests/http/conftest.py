@@ -22,28 +22,10 @@ from musicrec_cli.app import app as cli
 from musicrec_cli.config import load_config
 from musicrec_cli.http.app import create_app
 from musicrec_cli.http.snapshot import load_snapshot
-from tests.cli.test_serve import _write_data
+from tests.cli.test_serve import _write_data, write_band_config
 
-CONFIG = """
-[paths]
-raw = "{folder}/listens.parquet"
-catalog = "{folder}/tracks.parquet"
-artifacts = "{folder}/artifacts"
-[preprocess]
-min_user_tracks = 3
-min_track_users = 2
-[train]
-models = ["popularity", "als", "bpr", "knn", "content", "hybrid"]
-factors = 2
-iterations = 15
-alpha = 10.0
-bpr_iterations = 300
-bpr_learning_rate = 0.1
-bpr_factors = 8
-knn_neighbours = 10
-[predict]
-n = 5
-"""
+# every model but trending, so that asking for it answers "not trained"
+MODELS = '["popularity", "als", "bpr", "knn", "content", "hybrid"]'
 
 
 def run_cli(folder: Path, *args: str) -> None:
@@ -56,16 +38,17 @@ def band_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The two-band pipeline run up to train (what the server reads)."""
     folder = tmp_path_factory.mktemp("bands")
     _write_data(folder)
-    (folder / "musicrec.toml").write_text(CONFIG.format(folder=folder))
-    for stage in ("preprocess", "split", "features", "train"):
+    write_band_config(folder)
+    for stage in ("preprocess", "split", "features"):
         run_cli(folder, stage)
+    run_cli(folder, "--set", f"train.models={MODELS}", "train")
     return folder
 
 
 def copy_project(source: Path, folder: Path) -> Path:
     """A copy of `source` in `folder` whose config points at the copy (for tests that rerun)."""
     shutil.copytree(source, folder, dirs_exist_ok=True)
-    (folder / "musicrec.toml").write_text(CONFIG.format(folder=folder))
+    write_band_config(folder)
     return folder
 
 

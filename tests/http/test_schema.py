@@ -40,7 +40,7 @@ def test_every_operation_conforms_to_its_schema(live: LiveServer, method: str, p
     operation = schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         case.call_and_validate()
 
