@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.interactions import entry_rows
+
 
 def build_hnsw(
     vectors: npt.NDArray[np.float32], *, m: int, ef_construction: int
@@ -70,8 +72,7 @@ def search_unheard(
     scores, ids = index.search(
         np.ascontiguousarray(queries, dtype=np.float32), fetch, params=params
     )
-    rows = np.repeat(np.arange(b, dtype=np.int64), heard_per_user)
-    heard_keys = np.sort(rows * n_items + user_items.indices)
+    heard_keys = np.sort(entry_rows(user_items) * n_items + user_items.indices)
     keys = np.arange(b, dtype=np.int64)[:, None] * n_items + ids
     drop = (ids < 0) | np.isin(keys, heard_keys, assume_unique=False)
     order = np.argsort(drop, axis=1, kind="stable")[:, :k]  # kept first, in score order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
@@ -75,3 +76,12 @@ def pairs_are_sorted(users: np.ndarray, tracks: np.ndarray, *, block: int = 1 <<
         if not np.all((du > 0) | ((du == 0) & (dt > 0))):
             return False
     return True
+
+
+def entry_rows(matrix: sp.csr_matrix) -> npt.NDArray[np.int64]:
+    """Row of each stored entry of a CSR, aligned with `matrix.indices`: (nnz,) int64.
+
+    For a user x track matrix, (entry_rows(m), m.indices) are the heard (user, track) pairs,
+    which is how every top-k masks heard tracks.
+    """
+    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))

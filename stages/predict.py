@@ -1,19 +1,21 @@
 """Top-N recommendations per user, already-heard tracks removed, one block of users at a time.
 
-Three scorers give the same lists: a generic one for any `Recommender` (dense scores, then
-argpartition, in sub-blocks of at most DENSE_CELLS scores); a fast path for factor models (objects
-with `user_factors` and `item_factors`, like AlsModel, whose score must be their dot product),
+`scorer` chooses, once per model, one of three paths that give the same lists: a generic one for
+any `Recommender` (dense scores, then argpartition, in sub-blocks of at most DENSE_CELLS scores);
+one for `Factorised` models (AlsModel, BprModel: the score is user_factors @ item_factors.T),
 FactorTopK: a GEMM per 256 users into reused buffers on every core, then a score threshold
-instead of a full selection; and one for models giving every user the same `item_scores` row
-(popularity): one sort of the catalogue.
+instead of a full selection (or an approximate index built by the caller); and one for
+`SharedScores` models giving every user the same `item_scores` row (popularity): one sort of
+the catalogue.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeGuard
+from typing import TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +23,8 @@ import polars as pl
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from stages.models import Recommender
+from stages.interactions import entry_rows
+from stages.models import Factorised, Recommender, SharedScores
 from stages.schema import MODEL, RANK, SCORE, TRACK_IDX, USER_ID, USER_IDX
 
 SIMILAR_TRACK_IDX = "similar_track_idx"
@@ -34,23 +37,23 @@ PROBE_TRACKS = 4096
 SCORE_ROWS = 256
 
 
-class FactorModel(Protocol):
-    """A model whose score is user_factors[u] @ item_factors.T."""
-
-    @property
-    def user_factors(self) -> npt.NDArray[np.float32]:
-        """(n_users, f) float32."""
-        ...
-
-    @property
-    def item_factors(self) -> npt.NDArray[np.float32]:
-        """(n_items, f) float32."""
-        ...
+# (user_idx block, its (b, n_items) heard CSR, k) -> (b, k) track indexes and scores, best first
+Scorer = Callable[
+    [npt.NDArray[np.int64], sp.csr_matrix, int],
+    tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]],
+]
+# (queries (b, f), heard (b, n_items) CSR, k) -> the same: FactorTopK, or an approximate index
+FactorSearch = Callable[
+    [npt.NDArray[np.float32], sp.csr_matrix, int],
+    tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]],
+]
 
 
-def is_factor_model(model: object) -> TypeGuard[FactorModel]:
-    """True if `model` exposes `user_factors` and `item_factors` (2-D arrays, same width)."""
-    users, items = getattr(model, "user_factors", None), getattr(model, "item_factors", None)
+def is_factorised(model: object) -> TypeGuard[Factorised]:
+    """True if `model` has 2-D `user_factors` and `item_factors` of the same width."""
+    if not isinstance(model, Factorised):
+        return False
+    users, items = model.user_factors, model.item_factors
     return (
         isinstance(users, np.ndarray)
         and isinstance(items, np.ndarray)
@@ -74,8 +77,7 @@ def top_n(
         index -1 and score -inf. Ties inside the list keep the lower track index first; which of
         several tracks tied at the cut-off makes the list is left to argpartition.
     """
-    rows = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
-    scores[rows, user_items.indices] = -np.inf
+    scores[entry_rows(user_items), user_items.indices] = -np.inf
     n_keep = min(n, scores.shape[1])
     part = np.argpartition(-scores, n_keep - 1, axis=1)[:, :n_keep]
     part_scores = np.take_along_axis(scores, part, axis=1)
@@ -149,7 +151,7 @@ class FactorTopK:
         return np.partition(scores[:, :size], size - k, axis=1)[:, size - k]
 
     def _mask_heard(self, scores: np.ndarray, heard: sp.csr_matrix) -> None:
-        rows = np.repeat(np.arange(heard.shape[0]), np.diff(heard.indptr))
+        rows = entry_rows(heard)
         cols = self.position[heard.indices]
         inside = cols < scores.shape[1]
         scores[rows[inside], cols[inside]] = -np.inf
@@ -217,7 +219,7 @@ def _topk_shared(
     top = top[np.lexsort((top, -item_scores[top]))][:width]  # best first, ties: lower index
     column = np.full(n_items, -1, dtype=np.int64)
     column[top] = np.arange(width)
-    rows = np.repeat(np.arange(b), np.diff(user_items.indptr))
+    rows = entry_rows(user_items)
     cols = column[user_items.indices]
     heard = np.zeros((b, width), dtype=bool)
     heard[rows[cols >= 0], cols[cols >= 0]] = True
@@ -227,28 +229,49 @@ def _topk_shared(
     return idx, np.where(missing, -np.inf, item_scores[top[order]]).astype(np.float32)
 
 
+def scorer(
+    model: Recommender, *, factor_search: Callable[[Factorised], FactorSearch] | None = None
+) -> Scorer:
+    """How to rank `model`: the one place that chooses between the three paths.
+
+    Args:
+        model: A trained recommender.
+        factor_search: For factorised models, builds the search over their item factors (an
+            approximate index, say); None: the exact FactorTopK.
+
+    Returns:
+        (user_idx block, its heard CSR, k) -> (b, min(k, n_items)) int64 track indexes and
+        float32 scores, best first; index -1 and score -inf pad users with fewer than k
+        unheard tracks.
+    """
+    if is_factorised(model):
+        search = factor_search(model) if factor_search else FactorTopK(model.item_factors)
+        users = model.user_factors
+        return lambda block, heard, k: search(users[block], heard, k)
+    if isinstance(model, SharedScores) and model.item_scores.shape == (model.n_items,):
+        shared = np.asarray(model.item_scores, dtype=np.float32)
+        return lambda _block, heard, k: _topk_shared(shared, heard, k)
+    return lambda block, heard, k: _topk_dense(model, block, heard, k)
+
+
 def candidates(
     model: Recommender, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix, *, k: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """The `k` best unheard tracks for each user of a block, from either scorer.
+    """The `k` best unheard tracks for each user of one block, exactly (see `scorer`).
 
     Args:
-        model: A trained recommender; factor models take the FactorTopK path, models
-            with one `item_scores` row shared by all users (popularity) a partial sort.
+        model: A trained recommender.
         user_idx: (b,) users of the block.
         user_items: (b, n_items) CSR of those users' training interactions (row i = user_idx[i]).
         k: Tracks per user.
-
-    Returns:
-        (b, min(k, n_items)) int64 track indexes and float32 scores, best first; index -1 and
-        score -inf pad users with fewer than k unheard tracks.
     """
-    if is_factor_model(model):
-        return FactorTopK(model.item_factors)(model.user_factors[user_idx], user_items, k)
-    shared = getattr(model, "item_scores", None)
-    if isinstance(shared, np.ndarray) and shared.shape == (model.n_items,):
-        return _topk_shared(shared.astype(np.float32), user_items, k)
-    # dense scores cost rows x n_items floats (and argpartition twice that): cap the rows at once
+    return scorer(model)(user_idx, user_items, k)
+
+
+def _topk_dense(
+    model: Recommender, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Dense scores then `top_n`, at most DENSE_CELLS scores (and twice that to sort) at once."""
     step = max(1, DENSE_CELLS // max(model.n_items, 1))
     parts = [
         top_n(

@@ -29,7 +29,7 @@ from musicrec_cli.runner import Measure, upstream_inputs
 from musicrec_cli.runner.train import load_models
 from musicrec_cli.sources import InputError
 from stages import ann, predict, rerank, songs
-from stages.models import Recommender
+from stages.models import Factorised, Recommender
 from stages.preprocess.names import ARTIST_KEY
 from stages.schema import (
     ARTIST_ID,
@@ -136,7 +136,7 @@ def item_attributes(
     artist_col = next((c for c in (ARTIST_ID, ARTIST_KEY) if c in catalog.items.columns), None)
     if p.mmr_features == "audio":
         vectors = _audio_vectors(catalog.items)
-    elif predict.is_factor_model(model):
+    elif predict.is_factorised(model):
         vectors = predict.unit_rows(model.item_factors)
     else:
         msg = (
@@ -152,12 +152,6 @@ def item_attributes(
     )
 
 
-Scorer = Callable[
-    [npt.NDArray[np.int64], sp.csr_matrix, int],
-    tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]],
-]
-
-
 def _hnsw(vectors: npt.NDArray[np.float32], name: str, p: PredictConfig) -> Any:
     start = time.perf_counter()
     try:
@@ -171,17 +165,16 @@ def _hnsw(vectors: npt.NDArray[np.float32], name: str, p: PredictConfig) -> Any:
     return index
 
 
-def _scorer(model: Recommender, name: str, p: PredictConfig) -> Scorer:
-    """(block user_idx, block CSR, k) -> candidates: exact, or HNSW for factor models."""
-    if not predict.is_factor_model(model):
-        return lambda block, items, k: predict.candidates(model, block, items, k=k)
-    if p.search == "exact":
-        top = predict.FactorTopK(model.item_factors)
-        return lambda block, items, k: top(model.user_factors[block], items, k)
-    index, users = _hnsw(model.item_factors, name, p), model.user_factors
-    return lambda block, items, k: ann.search_unheard(
-        index, users[block], items, k=k, overfetch=k, ef_search=p.hnsw_ef_search
-    )
+def _hnsw_search(name: str, p: PredictConfig) -> Callable[[Factorised], predict.FactorSearch]:
+    """For [predict].search = "hnsw": the approximate search over a factor model's items."""
+
+    def build(model: Factorised) -> predict.FactorSearch:
+        index = _hnsw(model.item_factors, name, p)
+        return lambda queries, heard, k: ann.search_unheard(
+            index, queries, heard, k=k, overfetch=k, ef_search=p.hnsw_ef_search
+        )
+
+    return build
 
 
 def _block_frames(
@@ -207,7 +200,9 @@ def _block_frames(
             max_per_artist=p.max_per_artist,
             one_per_group=p.one_per_group,
         )
-        score = _scorer(model, name, p)
+        score = predict.scorer(
+            model, factor_search=_hnsw_search(name, p) if p.search == "hnsw" else None
+        )
         for block in blocks:
             items = user_items[block]
             heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
@@ -222,7 +217,7 @@ def _block_frames(
 
 
 def _plain_lists(
-    score: Scorer,
+    score: predict.Scorer,
     block: npt.NDArray[np.int64],
     items: sp.csr_matrix,
     group: npt.NDArray[np.int64],
@@ -299,11 +294,11 @@ def _similar_frames(
     models: dict[str, Recommender], catalog: _Catalog, p: PredictConfig
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """similar_tracks rows from the first factor model (none if no model has factors)."""
-    factor_models = [(m, f) for m, f in models.items() if predict.is_factor_model(f)]
+    factor_models = [(m, f) for m, f in models.items() if predict.is_factorised(f)]
     if not factor_models or p.similar_k == 0:
         return
     name, model = factor_models[0]
-    unit = predict.unit_rows(model.item_factors)  # type: ignore[attr-defined]
+    unit = predict.unit_rows(model.item_factors)
     tracks = np.arange(unit.shape[0], dtype=np.int64)
     index = _hnsw(unit, name, p) if p.search == "hnsw" else None
     cosine = predict.FactorTopK(unit) if index is None else None

@@ -13,10 +13,10 @@ from musicrec_cli.artifacts import load_arrays
 from stages.models import UserHistory, registry
 from stages.models.als import AlsModel, bm25_confidence, fit_als
 from stages.models.bpr import fit_bpr
-from stages.models.content import fit_content
-from stages.models.hybrid import build_hybrid, history_weights, normalise_rows
+from stages.models.content import ContentModel, fit_content
+from stages.models.hybrid import HybridModel, build_hybrid, history_weights, normalise_rows
 from stages.models.knn import fit_knn
-from stages.models.popularity import fit_popularity, fit_trending
+from stages.models.popularity import PopularityModel, fit_popularity, fit_trending
 
 N_USERS, N_ITEMS, HALF = 60, 24, 12  # users 0-29 and tracks 0-11 are cluster A, the rest B
 WEIGHTS = {"cold": (0.0, 0.7, 0.3), "few": (0.0, 0.5, 0.5), "warm": (0.6, 0.3, 0.1)}
@@ -211,26 +211,61 @@ def test_history_weights_switch_exactly_at_the_thresholds():
     np.testing.assert_allclose(got, [table[0], table[1], table[1], table[2], table[2]])
 
 
-def test_hybrid_blends_normalised_scores_with_history_weights(user_items, models):
-    model = models["hybrid"]
-    cold = sp.csr_matrix((1, N_ITEMS), dtype=np.float32)
-    # no history: no content profile (all 0), so the score is 0.3 x normalised popularity
-    pop = model.popularity.item_scores
-    expected = 0.3 * (pop - pop.min()) / (pop.max() - pop.min())
-    np.testing.assert_allclose(model.score(np.array([0]), cold)[0], expected, rtol=1e-6)
-    # six tracks: warm weights 0.6 ALS + 0.3 content + 0.1 popularity
-    warm = user_items[[0]]
-    assert warm.nnz == 6
-    parts = model.parts(warm, user_idx=np.array([0]))
-    blended = 0.6 * parts["als"] + 0.3 * parts["content"] + 0.1 * parts["popularity"]
-    np.testing.assert_allclose(model.score(np.array([0]), warm), blended, rtol=1e-6)
-    # four tracks (one under the threshold): few weights, ALS ignored
-    few = warm.copy()
-    few.data[:2] = 0
-    few.eliminate_zeros()
-    parts = model.parts(few, user_idx=np.array([0]))
-    blended = 0.5 * parts["content"] + 0.5 * parts["popularity"]
-    np.testing.assert_allclose(model.score(np.array([0]), few), blended, rtol=1e-6)
+def _hand_hybrid(*, min_tracks: int) -> HybridModel:
+    """Four tracks whose normalised component scores, for a user who heard track 0, are
+    ALS [.5, 1, 0, .25] (scores 2, 4, 0, 1), content [1, .5, (1 + 1/sqrt 2) / 2, 0] (cosines
+    1, 0, 1/sqrt 2, -1 to the profile [1, 0]), popularity [0, .5, .25, 1] (.1, .5, .3, .9)."""
+    return build_hybrid(
+        als=AlsModel(
+            user_factors=np.array([[1.0, 0.0]], dtype=np.float32),
+            item_factors=np.array([[2, 0], [4, 0], [0, 0], [1, 0]], dtype=np.float32),
+        ),
+        content=ContentModel(
+            item_vectors=np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], dtype=np.float32)
+        ),
+        popularity=PopularityModel(item_scores=np.array([0.1, 0.5, 0.3, 0.9], dtype=np.float32)),
+        weights=WEIGHTS,
+        min_tracks=min_tracks,
+        liked=(0.0, 0.3, 0.7),
+    )
+
+
+HEARD_0 = sp.csr_matrix(np.array([[1.0, 0, 0, 0]], dtype=np.float32))
+C2 = (1 + 2**-0.5) / 2  # normalised content score of track 2
+
+
+@pytest.mark.parametrize(
+    ("min_tracks", "row", "expected"),
+    [
+        # warm (1 track >= min_tracks 1): .6 ALS + .3 content + .1 popularity
+        (1, HEARD_0, [0.6 * 0.5 + 0.3, 0.6 + 0.15 + 0.05, 0.3 * C2 + 0.025, 0.15 + 0.1]),
+        # few (1 track < 2): .5 content + .5 popularity
+        (2, HEARD_0, [0.5, 0.25 + 0.25, 0.5 * C2 + 0.125, 0.5]),
+        # cold (no track): no content profile, so .3 x normalised popularity
+        (1, sp.csr_matrix((1, 4), dtype=np.float32), [0, 0.15, 0.075, 0.3]),
+    ],
+)
+def test_hybrid_score_is_the_hand_computed_blend(min_tracks, row, expected):
+    model = _hand_hybrid(min_tracks=min_tracks)
+    np.testing.assert_allclose(model.score(np.array([0]), row)[0], expected, rtol=1e-6)
+
+
+def test_hybrid_new_listener_uses_the_liked_weights():
+    # liked = (0, .3, .7): .3 content + .7 popularity, whatever ALS folds in
+    got = _hand_hybrid(min_tracks=1).score_new(HEARD_0)[0]
+    np.testing.assert_allclose(got, [0.3, 0.15 + 0.35, 0.3 * C2 + 0.175, 0.7], rtol=1e-6)
+
+
+def test_hybrid_shares_are_the_weighted_parts_of_the_score():
+    shares = _hand_hybrid(min_tracks=1).shares(0, HEARD_0, 1)  # track 1 scores 0.8
+    assert [(s.model, s.weight) for s in shares] == [
+        ("als", pytest.approx(0.6)),
+        ("content", pytest.approx(0.3)),
+        ("popularity", pytest.approx(0.1)),
+    ]
+    assert [s.normalised_score for s in shares] == pytest.approx([1.0, 0.5, 0.5])
+    assert [s.contribution for s in shares] == pytest.approx([0.6, 0.15, 0.05])
+    assert [s.share for s in shares] == pytest.approx([0.75, 0.1875, 0.0625])
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "bm25"])

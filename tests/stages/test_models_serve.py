@@ -83,31 +83,8 @@ def test_liked_cluster_a_tracks_give_cluster_a_recommendations():
         scores = serve.liked_scores(model, row, name="a model")
         idx, _ = serve.rank_tracks(scores, exclude=row.indices, n=5)
         assert (idx < HALF).all(), type(model).__name__
-    # hybrid = 0.7 normalised fold-in + 0.3 normalised content
-    scores = serve.liked_scores(hybrid, row, name="hybrid")
-    parts = hybrid.parts(row, user_factors=als.fold_in(row))
-    np.testing.assert_allclose(scores, 0.7 * parts["als"][0] + 0.3 * parts["content"][0])
-
-
-def test_hybrid_shares_add_up_to_the_blended_score():
-    user_items = _clusters()
-    als = fit_als(user_items, factors=2, iterations=15, regularization=0.05, alpha=10.0, seed=1)
-    hybrid = build_hybrid(
-        als=als,
-        content=fit_content(_audio()),
-        popularity=fit_popularity(user_items),
-        weights=WEIGHTS,
-        min_tracks=5,
-        liked=LIKED,
-    )
-    row = user_items[[0]]
-    target = int(np.setdiff1d(np.arange(HALF), row.indices)[0])
-    shares = hybrid.shares(0, row, target)
-    assert [s.model for s in shares] == ["als", "content", "popularity"]
-    assert [s.weight for s in shares] == pytest.approx([0.6, 0.3, 0.1])
-    total = hybrid.score(np.array([0]), row)[0, target]
-    assert sum(s.contribution for s in shares) == pytest.approx(float(total), rel=1e-6)
-    assert sum(s.share for s in shares) == pytest.approx(1.0)
+    with pytest.raises(serve.LookupFailedError, match="model 'x' cannot score new listeners"):
+        serve.liked_scores(object(), row, name="x")  # type: ignore[arg-type]
 
 
 def test_top_contributions_only_lists_heard_tracks_with_positive_values():

@@ -49,10 +49,10 @@ def model(request: pytest.FixtureRequest) -> object:
     return als if request.param == "factors" else DenseOnly(als)
 
 
-def test_is_factor_model_only_for_factor_models() -> None:
+def test_is_factorised_only_for_factor_models() -> None:
     als = AlsModel(user_factors=USERS, item_factors=ITEMS)
-    assert predict.is_factor_model(als)
-    assert not predict.is_factor_model(DenseOnly(als))
+    assert predict.is_factorised(als)
+    assert not predict.is_factorised(DenseOnly(als))
 
 
 def _top_n_frame(model: object, users: np.ndarray, user_items: object, *, n: int) -> pl.DataFrame:
@@ -134,6 +134,27 @@ def test_factor_top_k_threshold_is_exact_with_ties_and_heavy_users(
     scores = queries @ items.T
     np.testing.assert_array_equal(best[want >= 0], np.take_along_axis(scores, want, 1)[want >= 0])
     assert np.isneginf(best[want < 0]).all()
+
+
+@pytest.mark.parametrize("probe", [256, 4096])
+def test_factor_top_k_equals_brute_force_for_1500_users(
+    monkeypatch: pytest.MonkeyPatch, probe: int
+) -> None:
+    """Pruning by norm must never drop a track of the true top k (a 20% looser bound does)."""
+    rng = np.random.default_rng(15)
+    n_users, n_items, k = 1500, 3000, 20
+    # popular tracks have long factor vectors, as in a fitted ALS: norms spread over 10x
+    items = rng.normal(size=(n_items, 8)) * rng.lognormal(0, 0.6, size=(n_items, 1))
+    queries = rng.normal(size=(n_users, 8)) + 0.5  # a shared taste direction: bounds > 0
+    heard = sp.random(n_users, n_items, density=0.01, format="csr", rng=rng, dtype=np.float32)
+    monkeypatch.setattr(predict, "PROBE_TRACKS", probe)
+    items, queries = items.astype(np.float32), queries.astype(np.float32)
+    idx, _ = predict.FactorTopK(items, threads=2)(queries, heard, k)
+    scores = queries @ items.T
+    scores[heard.toarray() > 0] = -np.inf
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    wrong = (idx != want).any(axis=1)
+    assert not wrong.any(), f"{wrong.sum()} of {n_users} users get a wrong list"
 
 
 def test_similar_block_excludes_self_and_orders_by_cosine() -> None:
