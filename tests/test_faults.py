@@ -459,7 +459,7 @@ def test_out_of_memory_while_computing_names_the_command(
     def no_memory(*args: object, **kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(stages.predict, "candidates", no_memory)
+    monkeypatch.setattr(stages.predict, "scorer", no_memory)
     outcome = invoke(world.config, "predict")
     assert_refused(world, outcome, EXIT_RESOURCE, "musicrec predict", "out of memory")
 
