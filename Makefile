@@ -12,7 +12,7 @@ STAMPS := $(A)/.config
 RAW := data/raw/tracks.parquet
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install all test test-all lint format check bench bench-full clean-artifacts clean \
+.PHONY: help install all test test-all lint typecheck format check bench bench-full clean-artifacts clean \
         generate preprocess split features train predict evaluate report
 
 help: ## List the targets
@@ -37,10 +37,13 @@ test-all: $(INSTALLED) ## Run every test, slow ones included
 lint: $(INSTALLED) ## Check style with ruff
 	$(BIN)/ruff check stages musicrec_cli tests benchmarks
 
+typecheck: $(INSTALLED) ## Check types with mypy (strict on stages/ and musicrec_cli/)
+	$(BIN)/mypy
+
 format: $(INSTALLED) ## Format with ruff
 	$(BIN)/ruff format stages musicrec_cli tests benchmarks
 
-check: lint test ## Lint and test (what CI runs, before make all)
+check: lint typecheck test ## Lint, type-check and test (what CI runs, before make all)
 
 bench: $(INSTALLED) ## Run the benchmarks against DuckDB, implicit and ranx (tens of minutes)
 	$(BIN)/python benchmarks/bench_preprocess.py 1000000 10000000 --repeats 3

@@ -250,7 +250,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 
 
 def _expected_name(kind: object) -> str:
-    names = {
+    names: dict[object, str] = {
         int: "an integer",
         float: "a number",
         str: "a string",
@@ -260,7 +260,7 @@ def _expected_name(kind: object) -> str:
     if typing.get_origin(kind) is tuple:
         item = _expected_name(typing.get_args(kind)[0])
         return f"a list of {item.removeprefix('an ').removeprefix('a ')}s"
-    return names.get(kind, str(kind))  # type: ignore[call-overload]
+    return names.get(kind, str(kind))
 
 
 def _coerce(value: object, kind: object, key: str, source: str) -> object:

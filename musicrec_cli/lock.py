@@ -112,9 +112,9 @@ def acquire(root: Path, *, command: str, wait_seconds: float = 0.0) -> Lock:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
-                owner = _describe(_read_owner(path))
+                holder = _describe(_read_owner(path))
                 msg = (
-                    f"{path}: the artifacts directory is in use by {owner}; wait for it to "
+                    f"{path}: the artifacts directory is in use by {holder}; wait for it to "
                     "finish, or rerun with --wait SECONDS."
                 )
                 raise LockedError(msg) from None

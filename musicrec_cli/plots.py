@@ -70,7 +70,9 @@ def plot_popularity(recs: pl.DataFrame, tracks: pl.DataFrame, *, k: int) -> byte
         series.append((f"{model} top-{k}", pops.to_numpy()))
     for label, values in series:
         if values.size:
-            ax.hist(np.log10(values), bins=bins, density=True, histtype="step", label=label)
+            ax.hist(
+                np.log10(values), bins=bins.tolist(), density=True, histtype="step", label=label
+            )
     ax.set(xlabel="log10(popularity = share of train users who played the track)", ylabel="density")
     ax.legend(fontsize="small")
     return _png(fig)
@@ -85,7 +87,7 @@ def plot_ndcg(per_user: pl.DataFrame, *, k: int) -> bytes:
         values = part[column].to_numpy()
         zero = float(np.mean(values == 0)) if values.size else 0.0
         label = f"{model} ({zero:.0%} at 0)"
-        ax.hist(values, bins=np.linspace(0, 1, 21), histtype="step", label=label)
+        ax.hist(values, bins=np.linspace(0, 1, 21).tolist(), histtype="step", label=label)
     ax.set(xlabel=column, ylabel="users", yscale="log")
     ax.legend(fontsize="small")
     return _png(fig)

@@ -68,7 +68,8 @@ def search_unheard(
     fetch = min(n_items, k + min(overfetch, int(heard_per_user.max(initial=0))))
     import faiss  # noqa: PLC0415
 
-    params = faiss.SearchParametersHNSW(efSearch=max(ef_search, fetch))
+    # faiss's __init__.pyi leaves out this SWIG class (it is there at run time)
+    params = faiss.SearchParametersHNSW(efSearch=max(ef_search, fetch))  # type: ignore[attr-defined]
     scores, ids = index.search(
         np.ascontiguousarray(queries, dtype=np.float32), fetch, params=params
     )

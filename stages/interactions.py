@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -54,9 +56,9 @@ def build_matrix(
         data = _values(pairs, value)
         return sp.csr_matrix((data, (users, tracks)), shape=(n_users, n_tracks), dtype=np.float32)
     index = np.int32 if len(users) < 2**31 else np.int64
-    indptr = np.zeros(n_users + 1, dtype=index)
+    indptr: npt.NDArray[np.integer[Any]] = np.zeros(n_users + 1, dtype=index)
     np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-    indices = tracks.astype(index, copy=False)
+    indices: npt.NDArray[np.integer[Any]] = tracks.astype(index, copy=False)
     del keys, users, tracks
     return sp.csr_matrix(
         (_values(pairs, value), indices, indptr), shape=(n_users, n_tracks), dtype=np.float32

@@ -165,7 +165,7 @@ class FactorTopK:
         norms = np.linalg.norm(queries, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = bound * np.float32(1 - 1e-4) / norms  # margin for float rounding
-        prefix = np.searchsorted(self.neg_norms, -reach, side="right")
+        prefix: npt.NDArray[np.int64] = np.searchsorted(self.neg_norms, -reach, side="right")
         prefix[~(bound > 0)] = n  # no useful bound (also norms == 0)
         return prefix
 
@@ -323,7 +323,10 @@ def ranked_frame(
 def unit_rows(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Rows scaled to length 1 (zero rows stay zero), for cosine similarity: (n, d) float32."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+    unit: npt.NDArray[np.float32] = np.divide(
+        vectors, norms, out=np.zeros_like(vectors), where=norms > 0
+    ).astype(np.float32)
+    return unit
 
 
 def similar_block(cosine: FactorTopK, track_idx: npt.NDArray[np.int64], *, k: int) -> pl.DataFrame:

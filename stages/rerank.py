@@ -75,7 +75,8 @@ def novelty_scores(listeners: npt.NDArray[np.int64], *, n_users: int) -> npt.NDA
     if n_users <= 1:
         return np.zeros(len(listeners), dtype=np.float32)
     share = np.log2(n_users / np.maximum(listeners, 1)) / np.log2(n_users)
-    return np.clip(share, 0.0, 1.0).astype(np.float32)
+    novelty: npt.NDArray[np.float32] = np.clip(share, 0.0, 1.0).astype(np.float32)
+    return novelty
 
 
 def audio_matrix(items: pl.DataFrame) -> npt.NDArray[np.float32] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -126,7 +127,8 @@ def liked_scores(model: Recommender, row: sp.csr_matrix, *, name: str) -> npt.ND
     if not isinstance(model, FoldIn):
         msg = f"model {name!r} cannot score new listeners; use {_others('fold_in', name)}."
         raise LookupFailedError(msg)
-    return model.score_new(row)[0]
+    scores: npt.NDArray[np.float32] = model.score_new(row)[0]
+    return scores
 
 
 def similar_scores(model: Recommender, seed: int, *, name: str) -> npt.NDArray[np.float32]:
@@ -175,7 +177,7 @@ def explain(
 def rank_tracks(
     scores: npt.NDArray[np.float32],
     *,
-    exclude: npt.NDArray[np.int64],
+    exclude: npt.NDArray[np.integer[Any]],
     n: int,
     groups: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -238,7 +240,7 @@ def group_codes(items: pl.DataFrame) -> npt.NDArray[np.int64] | None:
 def because(
     vectors: npt.NDArray[np.float32],
     tracks: npt.NDArray[np.int64],
-    heard: npt.NDArray[np.int64],
+    heard: npt.NDArray[np.integer[Any]],
     *,
     k: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -253,12 +255,12 @@ def because(
     Returns:
         (m, min(k, h)) heard track indexes and their cosine similarity, most similar first.
     """
-    heard = np.unique(np.asarray(heard, dtype=np.int64))
-    if len(heard) == 0 or len(tracks) == 0:
+    unique = np.unique(np.asarray(heard, dtype=np.int64))
+    if len(unique) == 0 or len(tracks) == 0:
         return np.zeros((len(tracks), 0), dtype=np.int64), np.zeros((len(tracks), 0), np.float32)
-    sims = vectors[tracks] @ vectors[heard].T
+    sims = vectors[tracks] @ vectors[unique].T
     top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return heard[top], np.take_along_axis(sims, top, axis=1).astype(np.float32)
+    return unique[top], np.take_along_axis(sims, top, axis=1).astype(np.float32)
 
 
 def search_tracks(

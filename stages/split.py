@@ -79,7 +79,7 @@ def resolve_strategy(requested: str, *, has_timestamps: bool, source: str) -> St
     if requested not in STRATEGIES:
         msg = f"split strategy {requested!r}: expected auto or one of {', '.join(STRATEGIES)}."
         raise ValueError(msg)
-    return requested  # type: ignore[return-value]
+    return requested
 
 
 def temporal_cutoff(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 import typer
@@ -66,7 +67,11 @@ class _Served:
         u = serve.find_user(user_id, users)
         return u, art.load_matrix(self.root, "split", art.TRAIN_MATRIX)[[u]]
 
-    def describe(self, track_idx: Sequence[int], scores: Sequence[float]) -> list[dict[str, Any]]:
+    def describe(
+        self,
+        track_idx: Sequence[int] | npt.NDArray[np.int64],
+        scores: Sequence[float] | npt.NDArray[np.float32],
+    ) -> list[dict[str, Any]]:
         """Rows rank, track_id, artist, title, score for the given tracks."""
         rows = self.items[list(track_idx)]
         return [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +36,7 @@ def _scored(
     snap: Snapshot,
     idx: npt.NDArray[np.int64],
     best: npt.NDArray[np.float32],
-    heard: npt.NDArray[np.int64],
+    heard: npt.NDArray[np.integer[Any]],
 ) -> list[schemas.Scored]:
     """Ranked rows with up to REASONS heard tracks most like each (none without item vectors)."""
     why_idx = np.zeros((len(idx), 0), dtype=np.int64)
@@ -83,7 +84,7 @@ def recommend_user(
     name, chosen = snap.model(model)
     u = snap.user_idx(user_id)
     row = snap.user_items[[u]]
-    scores = chosen.score(np.asarray([u]), row)[0]  # type: ignore[attr-defined]
+    scores = chosen.score(np.asarray([u]), row)[0]
     idx, best = _rank(snap, name, scores, row, n=n, use_rerank=use_rerank)
     return schemas.Recommendations(
         user=user_id,

@@ -12,7 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -22,7 +22,9 @@ from musicrec_cli.http import answers, schemas
 from musicrec_cli.http.snapshot import Snapshot
 from stages.serve import LookupFailedError
 
-NOT_FOUND = {404: {"model": schemas.Error, "description": "Unknown user, track or model"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.Error, "description": "Unknown user, track or model"}
+}
 Count = Annotated[int, Query(ge=1, le=1000, description="How many tracks.")]
 UserId = Annotated[str, Path(description="A user_id from the listening log.")]
 TrackId = Annotated[str, Path(description='A track_id, or "Artist - Title" in any spelling.')]

@@ -59,7 +59,9 @@ class Liked(BaseModel):
 
     liked: list[str] = Field(min_length=1, max_length=500)
     n: int = Field(10, ge=1, le=1000)
-    model: FoldInModel | None = Field(None, description="A trained model; default the hybrid.")
+    model: FoldInModel | None = Field(  # type: ignore[valid-type]
+        None, description="A trained model; default the hybrid."
+    )
 
 
 class Heard(Track):

@@ -18,7 +18,7 @@ import resource
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -44,8 +44,8 @@ from stages.schema import (
     SchemaError,
 )
 
-STREAM = "streaming"
-IN_MEMORY = "in-memory"  # in Polars 2.1 a plain collect() picks the streaming engine
+STREAM: Final = "streaming"
+IN_MEMORY: Final = "in-memory"  # in Polars 2.1 a plain collect() picks the streaming engine
 log = logging.getLogger(__name__)
 
 
@@ -137,12 +137,12 @@ def _survey(files: list[Path], p: PreprocessConfig, spec: str, scratch: Path) ->
     )
     # small frames already in memory: the in-memory engine is the faster one here
     id_map = names.canonicalise(spell.lazy()).collect(engine=IN_MEMORY)
-    tracks = names.canonical_tracks(id_map.lazy())
-    tracks = tables.number_tracks(tracks).collect(engine=IN_MEMORY)
-    id_map = tables.number_spellings(id_map.lazy(), tracks=tracks.lazy())
+    tracks = tables.number_tracks(names.canonical_tracks(id_map.lazy())).collect(engine=IN_MEMORY)
     return Survey(
         reasons={(r or KEPT): n for r, n in reasons.iter_rows()},
-        id_map=id_map.collect(engine=IN_MEMORY),
+        id_map=tables.number_spellings(id_map.lazy(), tracks=tracks.lazy()).collect(
+            engine=IN_MEMORY
+        ),
         tracks=tracks,
         activity=activity.sort(USER_ID).collect(engine=IN_MEMORY),
         examples=examples.to_dicts(),

@@ -83,7 +83,10 @@ class AlsModel(FactorModel):
         norms = np.linalg.norm(self.item_factors, axis=1)
         norms[norms == 0] = 1.0
         seed = self.item_factors[track_idx] / norms[track_idx]
-        return ((self.item_factors @ seed) / norms).astype(np.float32)
+        similarity: npt.NDArray[np.float32] = ((self.item_factors @ seed) / norms).astype(
+            np.float32
+        )
+        return similarity
 
 
 def bm25_confidence(counts: sp.csr_matrix, *, k1: float, b: float) -> sp.csr_matrix:
@@ -133,5 +136,5 @@ def load_als(arrays: Arrays) -> AlsModel:
     return AlsModel(
         user_factors=arrays["user_factors"].astype(np.float32),
         item_factors=arrays["item_factors"].astype(np.float32),
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -89,9 +89,12 @@ def fit_knn(
 
 def load_knn(arrays: Arrays) -> KnnModel:
     """Inverse of `KnnModel.arrays`."""
-    shape = tuple(int(v) for v in arrays["shape"])
+    n_rows, n_cols = (int(v) for v in arrays["shape"])
+    indices, indptr = (
+        cast("npt.NDArray[np.integer[Any]]", arrays[k]) for k in ("indices", "indptr")
+    )
     return KnnModel(
         similarity=sp.csr_matrix(
-            (arrays["data"].astype(np.float32), arrays["indices"], arrays["indptr"]), shape=shape
+            (arrays["data"].astype(np.float32), indices, indptr), shape=(n_rows, n_cols)
         )
     )

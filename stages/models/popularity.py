@@ -40,7 +40,7 @@ class PopularityModel:
 def fit_popularity(user_items: sp.csr_matrix) -> PopularityModel:
     """Listener share per track from a (n_users, n_items) CSR of training interactions."""
     listeners = np.diff(user_items.tocsc().indptr).astype(np.float32)
-    return PopularityModel(item_scores=listeners / max(user_items.shape[0], 1))
+    return PopularityModel(item_scores=(listeners / max(user_items.shape[0], 1)).astype(np.float32))
 
 
 def fit_trending(

@@ -131,7 +131,7 @@ def fit_rp3beta(
     similarity = (
         sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
         if parts
-        else sp.csr_matrix((0, 0), dtype=np.float32)
+        else sp.csr_matrix(np.zeros((0, 0), dtype=np.float32))
     )
     similarity.sort_indices()
     return KnnModel(similarity=similarity)

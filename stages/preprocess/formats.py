@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from stages.schema import (
     ARTIST_NAME,
@@ -120,7 +121,9 @@ KNOWN_FORMATS = tuple(PRESETS)
 
 def _col(schema: Mapping[str, pl.DataType], *path: str, dtype: pl.DataType) -> pl.Expr:
     """Column or nested struct field at `path`, or a typed null if the file does not have it."""
-    expr, kind = pl.col(path[0]), schema.get(path[0])
+    # a Struct declared with dtype classes (pl.String, not pl.String()) lists classes as fields
+    kind: pl.DataType | DataTypeClass | None = schema.get(path[0])
+    expr = pl.col(path[0])
     for name in path[1:]:
         if not isinstance(kind, pl.Struct) or name not in kind.to_schema():
             return pl.lit(None, dtype)
