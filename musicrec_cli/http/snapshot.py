@@ -160,7 +160,7 @@ def check_chain(root: Path) -> tuple[StageVersion, ...]:
 def _factors(model: Recommender) -> npt.NDArray[np.float32] | None:
     """The item factors a model ranks by: its own, the hybrid's ALS ones, or None."""
     inner = model.als if isinstance(model, HybridModel) else model
-    return inner.item_factors if predict.is_factor_model(inner) else None
+    return inner.item_factors if predict.is_factorised(inner) else None
 
 
 def _unit_vectors(
