@@ -99,6 +99,7 @@ class TrainConfig:
         "als",
         "bpr",
         "knn",
+        "rp3beta",
         "content",
         "hybrid",
     )
@@ -117,6 +118,11 @@ class TrainConfig:
     bpr_regularization: float = 0.01
     knn_similarity: str = "cosine"
     knn_neighbours: int = 50
+    rp3beta_alpha: float = 1.0
+    rp3beta_beta: float = 0.5
+    rp3beta_neighbours: int = 100
+    ease_regularization: float = 500.0
+    ease_max_gib: float = 16.0
     hybrid_cold: tuple[float, ...] = (0.0, 0.7, 0.3)
     hybrid_few: tuple[float, ...] = (0.0, 0.5, 0.5)
     hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1)
@@ -218,6 +224,11 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.bpr_regularization": (lambda v: v >= 0, "a number >= 0"),
     "train.knn_similarity": (lambda v: v in ("cosine", "bm25"), "'cosine' or 'bm25'"),
     "train.knn_neighbours": (lambda v: v > 0, "a positive integer"),
+    "train.rp3beta_alpha": (lambda v: v > 0, "a positive number"),
+    "train.rp3beta_beta": (lambda v: v >= 0, "a number >= 0"),
+    "train.rp3beta_neighbours": (lambda v: v > 0, "a positive integer"),
+    "train.ease_regularization": (lambda v: v > 0, "a positive number"),
+    "train.ease_max_gib": (lambda v: v > 0, "a positive number of GiB"),
     **{
         f"train.hybrid_{h}": (
             lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,

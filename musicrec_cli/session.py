@@ -27,6 +27,7 @@ from musicrec_cli import console, lock, signals
 from musicrec_cli.artifacts import STAGES, ArtifactError, ResourceError
 from musicrec_cli.config import Config, ConfigError, load_config
 from musicrec_cli.sources import InputError
+from stages.models import MemoryPlanError
 from stages.schema import SchemaError
 
 USER_ERRORS = (ConfigError, ArtifactError, SchemaError, InputError, pl.exceptions.PolarsError)
@@ -116,6 +117,8 @@ class Session:
 
     def _one_line(self, exc: BaseException) -> str:
         """The error as one line, naming the file where the exception does not."""
+        if isinstance(exc, MemoryPlanError):
+            return str(exc)  # says what it would need and what to use instead
         if isinstance(exc, MemoryError):
             return (
                 f"out of memory while running `musicrec {self.command}`; lower "

@@ -25,6 +25,10 @@ import scipy.sparse as sp
 Arrays = dict[str, npt.NDArray[np.generic]]
 
 
+class MemoryPlanError(MemoryError):
+    """A fit would need more memory than it is allowed; raised before allocating (EASE)."""
+
+
 class NotScorableError(ValueError):
     """The model has no answer for this input (a seed track without audio features, say)."""
 

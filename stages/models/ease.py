@@ -15,6 +15,8 @@ import numpy.typing as npt
 import scipy.linalg
 import scipy.sparse as sp
 
+from stages.models import Arrays, Explanation, MemoryPlanError, UserHistory, top_contributions
+
 # dense float32 n_items x n_items matrices alive at the peak of the fit: the Gram matrix, inverted
 # and scaled in place (LAPACK's workspace and the column blocks are small beside it); measured
 # peaks in tests/stages/test_ease_rp3beta.py::test_ease_peak_memory_matches_estimate
@@ -44,17 +46,27 @@ class EaseModel:
         """X_u B: (len(user_idx), n_items) float32 (user_idx unused: EASE keeps no user state)."""
         return np.asarray(sp.csr_matrix(user_items, dtype=np.float32) @ self.weights)
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def arrays(self) -> Arrays:
         """{'weights'}."""
         return {"weights": self.weights}
 
-    def contributions(self, user_row: sp.csr_matrix, track_idx: int) -> npt.NDArray[np.float32]:
-        """Weight x B[i, track] of each heard track i: (n_items,) float32."""
-        return np.asarray(user_row.toarray().ravel() * self.weights[:, track_idx], dtype=np.float32)
+    def score_new(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """New listeners are scored like training users, from their rows: (b, n_items)."""
+        return self.score(np.arange(user_items.shape[0]), user_items)
 
     def similar_items(self, track_idx: int) -> npt.NDArray[np.float32]:
-        """B[track, j]: how much hearing `track_idx` predicts each track j, (n_items,) float32."""
-        return np.asarray(self.weights[track_idx], dtype=np.float32)
+        """B[track, j]: how much hearing `track_idx` predicts each j; -inf for itself."""
+        scores = np.array(self.weights[track_idx], dtype=np.float32)
+        scores[track_idx] = -np.inf
+        return scores
+
+    def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
+        """Heard tracks by weight x B[i, track_idx], under "ease", largest first."""
+        values = user.weights.toarray().ravel() * self.weights[:, track_idx]
+        return Explanation(
+            contributions={"ease": top_contributions(values.astype(np.float32), user.weights, n=n)},
+            shares=[],
+        )
 
 
 def fit_ease(
@@ -65,10 +77,10 @@ def fit_ease(
     Args:
         user_items: (n_users, n_items) CSR; binary or weighted.
         regularization: lambda (> 0), added to the Gram matrix's diagonal.
-        max_bytes: Memory the fit may use; above it, MemoryError before any allocation.
+        max_bytes: Memory the fit may use; above it, MemoryPlanError before any allocation.
 
     Raises:
-        MemoryError: The dense n_items x n_items matrices would need more than `max_bytes`.
+        MemoryPlanError: The dense n_items x n_items matrices would need more than `max_bytes`.
     """
     n_items = int(user_items.shape[1])
     need = ease_bytes(n_items)
@@ -79,7 +91,7 @@ def fit_ease(
             f"{n_items:,} x {n_items:,} matrices, above the memory plan of "
             f"{max_bytes / 2**30:,.1f} GiB; use rp3beta or knn for this catalogue."
         )
-        raise MemoryError(msg)
+        raise MemoryPlanError(msg)
     if regularization <= 0:
         msg = f"ease: regularization must be > 0, got {regularization}."
         raise ValueError(msg)
@@ -106,6 +118,6 @@ def gram_matrix(user_items: sp.csr_matrix, *, block: int = 2048) -> npt.NDArray[
     return gram
 
 
-def load_ease(arrays: dict[str, npt.NDArray[np.generic]]) -> EaseModel:
+def load_ease(arrays: Arrays) -> EaseModel:
     """Inverse of `EaseModel.arrays`."""
     return EaseModel(weights=np.asarray(arrays["weights"], dtype=np.float32))

@@ -17,9 +17,13 @@ KnnSimilarity = Literal["cosine", "bm25"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KnnModel:
-    """Attributes: similarity, (n_items, n_items) float32 CSR; row i holds i's K neighbours."""
+    """Attributes: similarity, (n_items, n_items) float32 CSR; row i holds i's K neighbours.
+
+    `name` labels explanations: item kNN and RP3beta (stages.models.rp3beta) share this class.
+    """
 
     similarity: sp.csr_matrix
+    name: str = "knn"
 
     @property
     def n_items(self) -> int:
@@ -53,11 +57,11 @@ class KnnModel:
         return np.asarray(scores, dtype=np.float32)
 
     def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
-        """Heard tracks by weight x similarity to `track_idx`, under "knn", largest first."""
+        """Heard tracks by weight x similarity to `track_idx`, under `name`, largest first."""
         column = self.similarity[:, [track_idx]].toarray().ravel()
         values = np.asarray(user.counts.toarray().ravel() * column, dtype=np.float32)
         return Explanation(
-            contributions={"knn": top_contributions(values, user.counts, n=n)}, shares=[]
+            contributions={self.name: top_contributions(values, user.counts, n=n)}, shares=[]
         )
 
 
@@ -87,14 +91,15 @@ def fit_knn(
     return KnnModel(similarity=sim)
 
 
-def load_knn(arrays: Arrays) -> KnnModel:
-    """Inverse of `KnnModel.arrays`."""
+def load_knn(arrays: Arrays, *, name: str = "knn") -> KnnModel:
+    """Inverse of `KnnModel.arrays`; `name` labels its explanations."""
     n_rows, n_cols = (int(v) for v in arrays["shape"])
     indices, indptr = (
         cast("npt.NDArray[np.integer[Any]]", arrays[k]) for k in ("indices", "indptr")
     )
     return KnnModel(
+        name=name,
         similarity=sp.csr_matrix(
             (arrays["data"].astype(np.float32), indices, indptr), shape=(n_rows, n_cols)
-        )
+        ),
     )

@@ -28,9 +28,11 @@ from stages.models import Arrays, Recommender
 from stages.models.als import bm25_confidence, fit_als, load_als
 from stages.models.bpr import fit_bpr, load_bpr
 from stages.models.content import fit_content, load_content
+from stages.models.ease import fit_ease, load_ease
 from stages.models.hybrid import build_hybrid, load_hybrid
 from stages.models.knn import KnnSimilarity, fit_knn, load_knn
 from stages.models.popularity import fit_popularity, fit_trending, load_popularity
+from stages.models.rp3beta import fit_rp3beta
 from stages.schema import LAST_TS, PLAY_COUNT, TRACK_IDX, WEIGHT
 
 Capability = Literal["similar", "fold_in", "explain"]
@@ -171,6 +173,23 @@ class KnnParams:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Rp3betaParams:
+    """RP3beta settings ([train].rp3beta_*)."""
+
+    alpha: float
+    beta: float
+    neighbours: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EaseParams:
+    """EASE settings: ridge strength, and the memory its dense matrices may take (GiB)."""
+
+    regularization: float
+    max_gib: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HybridParams:
     """Blend weights [als, content, popularity] by history, and for new listeners (`liked`)."""
 
@@ -285,6 +304,33 @@ MODELS: dict[str, ModelSpec[Any]] = {
                 data.weights, similarity=p.similarity, neighbours=p.neighbours
             ),
             load=lambda arrays, _r: load_knn(arrays),
+            capabilities=frozenset({"similar", "fold_in", "explain"}),
+        ),
+        ModelSpec(
+            name="rp3beta",
+            summary="item-item random walk with popularity penalty (RP3beta)",
+            params=Rp3betaParams,
+            keys={
+                "alpha": "rp3beta_alpha",
+                "beta": "rp3beta_beta",
+                "neighbours": "rp3beta_neighbours",
+            },
+            fit=lambda data, p, _f: fit_rp3beta(
+                data.weights, alpha=p.alpha, beta=p.beta, neighbours=p.neighbours
+            ),
+            load=lambda arrays, _r: load_knn(arrays, name="rp3beta"),
+            capabilities=frozenset({"similar", "fold_in", "explain"}),
+        ),
+        ModelSpec(
+            name="ease",
+            summary="closed-form item-item ridge regression (EASE; dense, small catalogues)",
+            params=EaseParams,
+            keys={"regularization": "ease_regularization", "max_gib": "ease_max_gib"},
+            fit=lambda data, p, _f: fit_ease(
+                data.weights, regularization=p.regularization, max_bytes=int(p.max_gib * 2**30)
+            ),
+            record=lambda p, _d: {"regularization": p.regularization},
+            load=lambda arrays, _r: load_ease(arrays),
             capabilities=frozenset({"similar", "fold_in", "explain"}),
         ),
         ModelSpec(

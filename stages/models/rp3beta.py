@@ -38,7 +38,7 @@ def rp3beta_walk(
         (n_users, n_items) float32 CSR, listener -> track, weights L1-normalised per user;
         (n_items,) float32, pop(j) ** -beta (0 for tracks nobody played).
     """
-    weights = sp.csr_matrix(user_items, dtype=np.float32)
+    weights = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
     weights.eliminate_zeros()
     heard = weights.copy()
     heard.data[:] = 1.0
@@ -134,4 +134,4 @@ def fit_rp3beta(
         else sp.csr_matrix(np.zeros((0, 0), dtype=np.float32))
     )
     similarity.sort_indices()
-    return KnnModel(similarity=similarity)
+    return KnnModel(similarity=similarity, name="rp3beta")

@@ -188,3 +188,21 @@ def test_split_in_many_user_ranges_equals_one_range(pipeline: Path):
     assert manifest(pipeline, "02_split")["summary"]["n_parts"] > 10
     for name, frame in one.items():
         assert pl.read_parquet(art / name).equals(frame), name
+
+
+def test_ease_above_its_memory_budget_is_refused_in_one_line_19(pipeline: Path):
+    folder = pipeline.parent / "artifacts" / "04_train"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    models = 'train.models=["rp3beta", "ease"]'
+    result = run(pipeline, "--set", models, "--set", "train.ease_max_gib=0.00001", "train")
+    assert result.exit_code != 0
+    assert "EASE on" in result.output
+    assert "above the memory plan of 0.0 GiB; use rp3beta or knn" in result.output
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    result = run(pipeline, "--set", models, "train")
+    assert result.exit_code == 0, result.output
+    result = run(pipeline, "--set", models, "--set", "predict.rerank_models=[]", "predict")
+    assert result.exit_code == 0, result.output
+    recs = pl.read_parquet(pipeline.parent / "artifacts" / "05_predict" / "predictions.parquet")
+    assert sorted(recs["model"].unique()) == ["ease", "rp3beta"]
