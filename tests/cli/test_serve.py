@@ -223,7 +223,16 @@ def test_recommend_needs_exactly_one_of_user_and_liked(project: Path):
 def test_train_saves_every_model_and_loads_them_back(project: Path):
     root = project / "artifacts"
     specs = json.loads((root / "04_train" / "models.json").read_text())
-    assert set(specs) == {"popularity", "trending", "als", "bpr", "knn", "content", "hybrid"}
+    assert set(specs) == {
+        "popularity",
+        "trending",
+        "als",
+        "bpr",
+        "knn",
+        "rp3beta",
+        "content",
+        "hybrid",
+    }
     assert specs["hybrid"]["params"]["warm"] == [0.6, 0.3, 0.1]
     assert specs["knn"]["params"] == {"similarity": "cosine", "neighbours": 10}
     models = load_models(root)
