@@ -243,7 +243,7 @@ def explain(
     """Explain why TRACK is recommended to USER: the heard tracks behind it, model by model.
 
     Reads 01_preprocess, 02_split, 03_features and 04_train. Lists the heard tracks that
-    contributed most under ALS (implicit's explain), item kNN (weight x similarity) and content
+    contributed most under ALS (implicit's explain), item kNN (plays x similarity) and content
     (weight x audio-feature cosine), and each model's share of the hybrid score.
     """
     s = session(ctx)

@@ -33,7 +33,10 @@ class KnnModel:
     def score(
         self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix
     ) -> npt.NDArray[np.float32]:
-        """Sum over heard tracks of weight x similarity: (len(user_idx), n_items) float32."""
+        """Sum over heard tracks of plays x similarity: (len(user_idx), n_items) float32.
+
+        `user_items` is what predict passes: training play counts (fitting used weights).
+        """
         return np.asarray((user_items @ self.similarity).toarray(), dtype=np.float32)
 
     def arrays(self) -> Arrays:
@@ -57,7 +60,7 @@ class KnnModel:
         return np.asarray(scores, dtype=np.float32)
 
     def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
-        """Heard tracks by weight x similarity to `track_idx`, under `name`, largest first."""
+        """Heard tracks by plays x similarity to `track_idx`, under `name`, largest first."""
         column = self.similarity[:, [track_idx]].toarray().ravel()
         values = np.asarray(user.counts.toarray().ravel() * column, dtype=np.float32)
         return Explanation(
@@ -74,6 +77,9 @@ def fit_knn(
     bm25_b: float = 0.75,
 ) -> KnnModel:
     """Item-item similarities from a (n_users, n_items) CSR of weights, K = `neighbours`.
+
+    The train stage passes the confidence weights, while users are scored on their play
+    counts (`KnnModel.score`): the best of the four choices on the default data (docs/models.md).
 
     The weighting is that of implicit's CosineRecommender / BM25Recommender, converted to CSR
     here (implicit would convert its COO itself, with a warning).

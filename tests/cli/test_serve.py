@@ -15,8 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app
+from musicrec_cli.artifacts import load_matrix
 from musicrec_cli.config import ConfigError, load_config
 from musicrec_cli.runner.train import load_models
+from stages.interactions import build_matrix
+from stages.models.knn import fit_knn
 
 N_TRACKS = 12
 
@@ -242,6 +245,31 @@ def test_train_saves_every_model_and_loads_them_back(project: Path):
     np.testing.assert_array_equal(hybrid.content.item_vectors, models["content"].item_vectors)
     assert hybrid.content.item_vectors.shape == (2 * N_TRACKS, 3)
     assert models["knn"].similarity.shape == (2 * N_TRACKS, 2 * N_TRACKS)
+
+
+def test_knn_is_fitted_on_confidence_weights_and_scores_play_counts(project: Path):
+    """The choice measured in docs/models.md (benchmarks/knn_matrix.py), pinned both ways."""
+    root = project / "artifacts"
+    knn = load_models(root, ("knn",))["knn"]
+    counts = load_matrix(root, "split", "train_matrix.npz")
+    weights = build_matrix(
+        pl.read_parquet(root / "03_features" / "features_train.parquet"),
+        value="weight",
+        n_users=counts.shape[0],
+        n_tracks=counts.shape[1],
+    )
+    on_weights = fit_knn(weights, similarity="cosine", neighbours=10).similarity
+    on_counts = fit_knn(counts, similarity="cosine", neighbours=10).similarity
+    np.testing.assert_array_equal(knn.similarity.toarray(), on_weights.toarray())
+    assert not np.allclose(on_weights.toarray(), on_counts.toarray())
+    preds = pl.read_parquet(root / "05_predict" / "predictions.parquet").filter(
+        pl.col("model") == "knn"
+    )
+    users, tracks = preds["user_idx"].to_numpy(), preds["track_idx"].to_numpy()
+    from_counts = np.asarray((counts @ knn.similarity).todense())[users, tracks]
+    from_weights = np.asarray((weights @ knn.similarity).todense())[users, tracks]
+    np.testing.assert_allclose(preds["score"].to_numpy(), from_counts, rtol=1e-5)
+    assert not np.allclose(preds["score"].to_numpy(), from_weights, rtol=1e-3)
 
 
 @pytest.mark.parametrize(
