@@ -41,6 +41,7 @@ def _bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # a dozen musicrec processes (about 40 s); CI runs the slow tests too
 def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
     _run(tmp_path)
     results = json.loads((tmp_path / "r.json").read_text())
