@@ -10,6 +10,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from threadpoolctl import threadpool_limits
 
 from musicrec_cli import console
 from musicrec_cli.artifacts import ArtifactError
@@ -81,4 +82,7 @@ def serve(
         f"serving http://{host}:{port}/ (API at /docs); reload with POST /reload or "
         f"kill -HUP {os.getpid()}"
     )
-    server.run()
+    # requests run in parallel threads already; a BLAS pool under each only oversubscribes
+    # the cores (the same reason predict scores with one BLAS thread per worker)
+    with threadpool_limits(1, "blas"):
+        server.run()

@@ -18,18 +18,15 @@ from musicrec_cli.http import schemas
 from musicrec_cli.http.snapshot import Snapshot
 from stages import rerank, serve
 from stages.models import UserHistory
-from stages.schema import ARTIST_NAME, TRACK_GROUP_ID, TRACK_ID, TRACK_NAME
+from stages.schema import TRACK_GROUP_ID, TRACK_ID
 
 REASONS = 2
 
 
 def tracks(snap: Snapshot, track_idx: Sequence[int]) -> list[schemas.Track]:
-    """Catalogue names of the given tracks, in order."""
-    rows = snap.items[list(track_idx)]
-    return [
-        schemas.Track(track_id=t, artist=a, title=n)
-        for t, a, n in zip(rows[TRACK_ID], rows[ARTIST_NAME], rows[TRACK_NAME], strict=True)
-    ]
+    """Catalogue names of the given tracks, in order (one gather)."""
+    rows = snap.names[list(track_idx)].rows()
+    return [schemas.Track(track_id=t, artist=a, title=n) for t, a, n in rows]
 
 
 def _scored(
@@ -43,17 +40,21 @@ def _scored(
     why_sim = np.zeros((len(idx), 0), dtype=np.float32)
     if snap.vectors is not None:
         why_idx, why_sim = serve.because(snap.vectors, idx, heard, k=REASONS)
-    named = tracks(snap, [int(i) for i in idx])
-    out = []
-    for r, (track, score) in enumerate(zip(named, best, strict=True)):
-        reasons = [
-            schemas.Reason(**t.model_dump(), similarity=round(float(s), 6))
-            for t, s in zip(tracks(snap, why_idx[r].tolist()), why_sim[r], strict=True)
-        ]
-        out.append(
-            schemas.Scored(**track.model_dump(), rank=r + 1, score=float(score), because=reasons)
+    named = tracks(snap, [*idx.tolist(), *why_idx.ravel().tolist()])
+    reasons = named[len(idx) :]
+    width = why_idx.shape[1]
+    return [
+        schemas.Scored(
+            **named[r].model_dump(),
+            rank=r + 1,
+            score=float(best[r]),
+            because=[
+                schemas.Reason(**reasons[r * width + j].model_dump(), similarity=float(sim))
+                for j, sim in enumerate(why_sim[r])
+            ],
         )
-    return out
+        for r in range(len(idx))
+    ]
 
 
 def _rank(

@@ -59,9 +59,10 @@ class StageVersion:
 class Snapshot:
     """Everything a request reads; never changed after `load_snapshot` returns it.
 
-    items is 01_preprocess/items sorted by track_idx; users is (user_id, user_idx) sorted by
-    user_id for binary search; user_items the (n_users, n_items) CSR of train plays
-    and weights that of their 03_features confidence weights (for ALS explanations);
+    items is 01_preprocess/items sorted by track_idx, names the three of its columns answers
+    show; users is (user_id, user_idx) sorted by user_id for binary search; user_items the
+    (n_users, n_items) CSR of train plays and weights that of their 03_features confidence
+    weights (for ALS explanations);
     vectors (n_items, d) unit rows used for "because you liked" reasons (ALS item factors,
     else audio features), None if no model has either.
     """
@@ -70,6 +71,7 @@ class Snapshot:
     loaded_at: str
     versions: tuple[StageVersion, ...]
     items: pl.DataFrame
+    names: pl.DataFrame
     search_text: pl.Series
     users: pl.DataFrame
     user_items: sp.csr_matrix
@@ -264,6 +266,7 @@ def load_snapshot(root: Path, predict_cfg: PredictConfig) -> Snapshot:
         loaded_at=dt.datetime.now(dt.UTC).isoformat(),
         versions=versions,
         items=items,
+        names=items.select(TRACK_ID, ARTIST_NAME, TRACK_NAME),
         search_text=items.select(text.alias("text")).to_series(),
         users=users,
         user_items=user_items,

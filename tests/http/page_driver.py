@@ -24,7 +24,7 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
-    "--window-size=1280,900",
+    "--window-size=1280,1250",
 )
 
 
