@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 MUSICREC := $(BIN)/musicrec
 A := artifacts
 STAMPS := $(A)/.config
-RAW := data/raw/tracks.parquet
+RAW := data/generated/tracks.parquet
 INSTALLED := $(VENV)/.installed
 
 .PHONY: help install all test test-all lint typecheck format check bench bench-full clean-artifacts clean \
@@ -59,10 +59,10 @@ bench-full: $(INSTALLED) ## The headline run: 800M events through every stage (h
 	$(BIN)/python benchmarks/full_scale.py --scale $(or $(SCALE),1) $(HEADLINE)
 
 clean-artifacts: ## Delete every stage's outputs
-	rm -rf $(A)/0* $(A)/.0* $(STAMPS)
+	rm -rf $(A)/0* $(A)/.0* $(A)/report $(STAMPS)
 
-clean: clean-artifacts ## Delete outputs, generated data and .venv
-	rm -rf data/raw $(VENV)
+clean: clean-artifacts ## Delete outputs, generated data and .venv (never your data in data/raw)
+	rm -rf data/generated $(VENV)
 
 # Per-stage stamps: each holds the stage's settings and the sha256 of its code (the runner and
 # every module it imports; musicrec_cli/codehash.py). `stamp-config` rewrites a stamp only when
@@ -73,7 +73,7 @@ $(STAMPS)/generate.json $(STAMPS)/preprocess.json $(STAMPS)/split.json $(STAMPS)
 $(STAMPS)/predict.json $(STAMPS)/evaluate.json &: musicrec.toml $(INSTALLED) $(SOURCES)
 	$(MUSICREC) stamp-config $(STAMPS)
 
-generate: $(RAW) ## Generate the built-in synthetic dataset into data/raw/
+generate: $(RAW) ## Generate the built-in synthetic dataset into data/generated/ (never data/raw/)
 $(RAW): $(STAMPS)/generate.json
 	$(MUSICREC) generate
 
@@ -101,7 +101,7 @@ evaluate: $(A)/06_evaluate/manifest.json ## Ranking metrics per model, printed a
 $(A)/06_evaluate/manifest.json: $(A)/05_predict/manifest.json $(STAMPS)/evaluate.json
 	$(MUSICREC) evaluate
 
-report: $(A)/06_evaluate/report/index.html ## HTML report: metric vs K, popularity, coverage, NDCG spread, data quality
-$(A)/06_evaluate/report/index.html: $(A)/06_evaluate/manifest.json musicrec_cli/report.py \
+report: $(A)/report/index.html ## HTML report: metric vs K, popularity, coverage, NDCG spread, data quality
+$(A)/report/index.html: $(A)/06_evaluate/manifest.json musicrec_cli/report.py \
                                     musicrec_cli/plots.py
 	$(MUSICREC) report

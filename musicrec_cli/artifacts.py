@@ -95,8 +95,11 @@ def model_file(model: str) -> str:
 
 
 def report_dir(root: Path) -> Path:
-    """The default folder of `musicrec report`."""
-    return stage_dir(root, "evaluate") / "report"
+    """The default folder of `musicrec report`, beside the stage folders, never inside one.
+
+    A rerun of evaluate replaces 06_evaluate whole; the report must survive it.
+    """
+    return root / "report"
 
 
 def sha256_file(path: Path) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,7 +211,8 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
     """Write OUT/index.html and its PNGs from the artifacts under `root`; returns the HTML path.
 
     Reads 06_evaluate (metrics.json, per_user_metrics.parquet), 05_predict, 02_split and
-    01_preprocess (items.parquet, quality_report.json). OUT is replaced as a whole.
+    01_preprocess (items.parquet, quality_report.json). OUT is an existing folder (the caller
+    makes it, see musicrec_cli.owned.replacing); files of the same name in it are overwritten.
     """
     # matplotlib costs every musicrec command 0.3 s of start-up: imported only for the report
     from musicrec_cli.plots import (  # noqa: PLC0415
@@ -248,13 +248,10 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
             "every entry of quality_report.json).",
         ),
     ]
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     body = []
     for name, png, caption in figures:
         if png is not None:
-            (partial / f"{name}.png").write_bytes(png)
+            (out / f"{name}.png").write_bytes(png)
             body.append(f"<h2>{name.replace('_', ' ')}</h2>{_figure(name, png, caption)}")
     baseline = content.get("baseline")
     intro = (
@@ -275,7 +272,5 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
         f"{tables}{''.join(body)}"
         f"<h2>preprocess quality report</h2>{_quality_html(quality)}</body></html>\n"
     )
-    (partial / "index.html").write_text(page, encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    partial.replace(out)
+    (out / "index.html").write_text(page, encoding="utf-8")
     return out / "index.html"

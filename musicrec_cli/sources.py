@@ -7,15 +7,22 @@ fine for the personal exports that use it. Each scan carries a `source_file` col
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import glob
 import gzip
+import logging
 import zlib
 from pathlib import Path
 
 import polars as pl
 
+from musicrec_cli.config import PathsConfig
 from stages.preprocess.formats import INVALID_LINE, SOURCE_FILE, Preset
+
+# the folder that belongs to `musicrec generate`; the user's own data goes in data/raw/
+GENERATED = Path("data/generated")
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".tsv.gz", ".json", ".jsonl", ".ndjson")
 _ANY = Preset(name="any", include=tuple(f"*{s}" for s in SUFFIXES))
@@ -23,6 +30,35 @@ _ANY = Preset(name="any", include=tuple(f"*{s}" for s in SUFFIXES))
 
 class InputError(ValueError):
     """Raw input files are missing, empty or unreadable."""
+
+
+def _has_data(spec: str) -> bool:
+    path = Path(spec)
+    if path.is_dir():
+        return any(p.name[0] != "." for p in path.iterdir())
+    return path.exists() or path.is_symlink()
+
+
+def resolve_raw(paths: PathsConfig) -> PathsConfig:
+    """[paths] with the generated data in place of the default raw location, when that is empty.
+
+    The generated data (GENERATED, written by `musicrec generate`) is used only if [paths].raw
+    is the default and nothing is there: a user who sets [paths].raw, or puts an export in
+    data/raw/listens/, gets their own data (and only their own catalogue: the default
+    catalogue path is optional, "" when absent).
+    """
+    default = PathsConfig()
+    generated = GENERATED / "listens"
+    if paths.raw != default.raw or _has_data(paths.raw) or not generated.is_dir():
+        if paths.catalog == default.catalog and not Path(paths.catalog).exists():
+            log.info("no track catalogue at %s: audio features left empty", paths.catalog)
+            return dataclasses.replace(paths, catalog="")
+        return paths
+    catalog = paths.catalog
+    if catalog == default.catalog:
+        catalog = str(GENERATED / "tracks.parquet")
+    log.info("%s is empty: using the generated data in %s", paths.raw, GENERATED)
+    return dataclasses.replace(paths, raw=str(generated), catalog=catalog)
 
 
 def _matches(path: Path, patterns: tuple[str, ...]) -> bool:

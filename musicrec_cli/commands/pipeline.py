@@ -26,14 +26,19 @@ from musicrec_cli.runner import preprocess as preprocess_run
 from musicrec_cli.runner import split as split_run
 from musicrec_cli.runner import train as train_run
 from musicrec_cli.session import Session, session
+from musicrec_cli.sources import GENERATED, resolve_raw
 from stages.preprocess.formats import KNOWN_FORMATS
 
 
 def generate(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option(help="Folder for listens/ and tracks.parquet.")] = Path(
-        "data/raw"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for listens/ and tracks.parquet: new, or one generate wrote before. "
+            "preprocess reads it when [paths].raw is the default and data/raw/listens is empty."
+        ),
+    ] = GENERATED,
     events: Annotated[
         int | None, typer.Option(help="Number of plays (default [generate].events).")
     ] = None,
@@ -41,6 +46,7 @@ def generate(
 ) -> None:
     """Generate the built-in synthetic dataset: writes OUT/listens/*.parquet, OUT/tracks.parquet.
 
+    OUT belongs to generate (a marker file says so); a folder with other files is refused.
     Zipf-like users and tracks, genre tastes, a year of plays with skips, messy names.
     Deterministic for a seed; written in chunks, so --events 800000000 runs in bounded memory.
     """
@@ -252,7 +258,7 @@ def stamp_config(
     for stage in ("generate", *STAGES):
         settings = table_dict(getattr(cfg, stage))
         if stage == "preprocess":
-            settings |= {"paths": table_dict(cfg.paths)}
+            settings |= {"paths": table_dict(resolve_raw(cfg.paths))}
         stamp = {"config": settings, "source_sha256": source_fingerprint(stage)}
         text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
         path = folder / f"{stage}.json"

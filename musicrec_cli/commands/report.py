@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from musicrec_cli import artifacts as art
-from musicrec_cli import console, report
+from musicrec_cli import console, owned, report
 from musicrec_cli.session import session
 
 
@@ -16,7 +16,10 @@ def report_cmd(
     ctx: typer.Context,
     out: Annotated[
         Path | None,
-        typer.Option(help="Report folder (default <artifacts>/06_evaluate/report)."),
+        typer.Option(
+            help="Report folder (default <artifacts>/report). A new folder, or one an earlier "
+            "`musicrec report` wrote; any other folder is refused, never emptied."
+        ),
     ] = None,
     k: Annotated[
         int | None, typer.Option("--k", help="Cut-off of the distributions (default 10).")
@@ -25,10 +28,15 @@ def report_cmd(
     """Write an HTML report with plots: reads 06_evaluate/ and its inputs, writes OUT/.
 
     OUT/index.html is self-contained (plots embedded as PNG) and opens without a server; the
-    PNGs are also written beside it.
+    PNGs are also written beside it. OUT is replaced only when the new report is complete.
     """
     s = session(ctx)
-    root = s.guard(lambda: s.artifacts)
-    folder = out or art.report_dir(root)
-    page = s.guard(lambda: report.build_report(root, folder, k=k))
-    console.summary("report", f"{page}")
+
+    def work() -> Path:
+        root = s.artifacts
+        folder = out or art.report_dir(root)
+        with owned.replacing(folder, "report", what="the report") as partial:
+            report.build_report(root, partial, k=k)
+        return folder / "index.html"
+
+    console.summary("report", f"{s.guard(work)}")

@@ -16,6 +16,7 @@ from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, stage_dir
 from musicrec_cli.codehash import source_fingerprint
 from musicrec_cli.config import Config, table_dict
+from musicrec_cli.sources import resolve_raw
 
 
 class Measure:
@@ -57,7 +58,7 @@ def is_up_to_date(cfg: Config, stage: str) -> bool:
         source_fingerprint(stage),
     ):
         return False
-    if stage == "preprocess" and manifest.get("paths") != table_dict(cfg.paths):
+    if stage == "preprocess" and manifest.get("paths") != table_dict(resolve_raw(cfg.paths)):
         return False
     return all(
         art.file_matches(Path(path), rec) for path, rec in manifest.get("inputs", {}).items()

@@ -12,6 +12,7 @@ user buckets go through scratch files here, and each piece needs the file system
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import resource
@@ -26,7 +27,14 @@ from musicrec_cli import artifacts as art
 from musicrec_cli.config import Config, PreprocessConfig, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure
-from musicrec_cli.sources import InputError, find_damaged, find_files, scan_groups, scan_table
+from musicrec_cli.sources import (
+    InputError,
+    find_damaged,
+    find_files,
+    resolve_raw,
+    scan_groups,
+    scan_table,
+)
 from stages.interactions import build_matrix
 from stages.preprocess import encode, formats, names, parse, tables
 from stages.preprocess.quality import KEPT, Counts, Survey, quality_report, survey_problem
@@ -233,6 +241,7 @@ def _scan_catalog(spec: str) -> pl.LazyFrame | None:
 
 def run_preprocess(cfg: Config) -> str:
     """Clean the raw log, build canonical tracks, aggregate, encode, write 01_preprocess."""
+    cfg = dataclasses.replace(cfg, paths=resolve_raw(cfg.paths))
     measure, p, root = Measure(), cfg.preprocess, Path(cfg.paths.artifacts)
     spec = cfg.paths.raw
     files, ignored = find_files(spec, what="raw listening log", preset=formats.PRESETS[p.format])

@@ -27,7 +27,7 @@ def test_report_embeds_every_plot_and_writes_it_beside(built: tuple[Path, str]) 
     out, page = built
     names = ["metric_vs_k", "popularity", "coverage", "ndcg_distribution", "preprocess_quality"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["index.html", *(f"{n}.png" for n in names)]
+        [".musicrec-owned", "index.html", *(f"{n}.png" for n in names)]
     )
     embedded = re.findall(r'alt="([a-z_]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert [name for name, _ in embedded] == names
@@ -55,12 +55,16 @@ def test_report_renders_comparison_and_every_quality_key(built: tuple[Path, str]
         assert f"<tr><td>{key}</td><td>{value}</td></tr>" in page
 
 
-def test_report_default_folder_is_under_06_evaluate(tmp_path: Path) -> None:
+def test_report_has_a_home_that_a_rerun_of_evaluate_keeps_16(tmp_path: Path) -> None:
     write_upstream(tmp_path)
     assert invoke(tmp_path, "evaluate").exit_code == 0
     result = invoke(tmp_path, "report")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "06_evaluate" / "report" / "index.html").is_file()
+    page = tmp_path / "report" / "index.html"
+    before = page.read_bytes()
+    # the nightly cron reruns evaluate: the report must survive it
+    assert invoke(tmp_path, "evaluate").exit_code == 0
+    assert page.read_bytes() == before
 
 
 def test_report_k_must_have_been_evaluated(built: tuple[Path, str]) -> None:
