@@ -13,9 +13,8 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from stages.evaluate.beyond import POPULARITY
 from stages.evaluate.ranking import METRICS
-from stages.schema import MODEL
+from stages.schema import MODEL, POPULARITY
 
 PLOTTED = (*METRICS, "coverage", "artist_diversity", "novelty")
 

@@ -18,9 +18,8 @@ import polars as pl
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import ArtifactError, require_stage, scan, stage_dir
 from musicrec_cli.runner.evaluate import load_tracks
-from stages.evaluate.beyond import POPULARITY
 from stages.evaluate.ranking import METRICS
-from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
+from stages.schema import MODEL, POPULARITY, RANK, TRACK_IDX, USER_IDX
 
 # (metric, short header); every metric is "higher is better" except popularity.
 TABLE_METRICS = (

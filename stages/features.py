@@ -6,11 +6,14 @@ import datetime as dt
 
 import polars as pl
 
+from stages.interactions import listener_share
 from stages.schema import (
     AUDIO_FEATURES,
     FIRST_TS,
     LAST_TS,
+    LISTENERS,
     PLAY_COUNT,
+    POPULARITY,
     SKIP_COUNT,
     TRACK_IDX,
     USER_IDX,
@@ -40,25 +43,32 @@ def confidence_weights(
 
 
 def item_features(train: pl.LazyFrame, items: pl.LazyFrame, *, n_users: int) -> pl.LazyFrame:
-    """One row per track of `items`: train plays, listeners, popularity share and audio features.
+    """One row per track of `items`: train plays, listeners, popularity and audio features.
 
-    Tracks unheard in train get zero counts; audio features are copied where `items` has them.
+    popularity is `stages.interactions.listener_share` over train, `n_users` its distinct
+    users (`stages.interactions.count_users`). Tracks unheard in train get zero counts; audio
+    features are copied where `items` has them.
     """
     counts = train.group_by(TRACK_IDX).agg(
         pl.col(PLAY_COUNT).sum().cast(pl.UInt64).alias("train_plays"),
-        pl.len().cast(pl.UInt32).alias("train_listeners"),
         pl.col(SKIP_COUNT).sum().cast(pl.UInt64).alias("train_skips"),
         pl.col(LAST_TS).max().alias(LAST_TS),
     )
+    shares = listener_share(train, n_users=max(n_users, 1)).rename({LISTENERS: "train_listeners"})
     audio = [c for c in AUDIO_FEATURES if c in items.collect_schema()]
     return (
         items.select(TRACK_IDX, *audio)
         .join(counts, on=TRACK_IDX, how="left")
-        .with_columns(
-            pl.col("train_plays", "train_skips").fill_null(0),
+        .join(shares, on=TRACK_IDX, how="left")
+        .select(
+            TRACK_IDX,
+            *audio,
+            pl.col("train_plays").fill_null(0),
             pl.col("train_listeners").fill_null(0),
+            pl.col("train_skips").fill_null(0),
+            LAST_TS,
+            pl.col(POPULARITY).fill_null(0.0),
         )
-        .with_columns((pl.col("train_listeners") / max(n_users, 1)).alias("popularity"))
         .sort(TRACK_IDX)
     )
 

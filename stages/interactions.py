@@ -12,9 +12,11 @@ import scipy.sparse as sp
 from stages.schema import (
     FIRST_TS,
     LAST_TS,
+    LISTENERS,
     MS_PLAYED,
     PLAY_COUNT,
     PLAYED_AT,
+    POPULARITY,
     SKIP_COUNT,
     SKIPPED,
     TOTAL_MS_PLAYED,
@@ -87,3 +89,29 @@ def entry_rows(matrix: sp.csr_matrix) -> npt.NDArray[np.int64]:
     which is how every top-k masks heard tracks.
     """
     return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+
+
+def listener_share(pairs: pl.LazyFrame, *, n_users: int) -> pl.LazyFrame:
+    """Popularity, the one definition: the share of training users who played the track.
+
+    Used by features (item_features), evaluate (popularity@K, novelty) and, on the same pairs
+    as a CSR, the popularity model (`stages.models.popularity.fit_popularity`).
+
+    Args:
+        pairs: Columns user_idx, track_idx (training pairs; repeats are counted once).
+        n_users: The training users: distinct users of `pairs` (see `count_users`); > 0.
+
+    Returns:
+        One row per track in `pairs`: track_idx, listeners (UInt32, distinct users) and
+        popularity (Float64, listeners / n_users). Unordered.
+    """
+    return (
+        pairs.group_by(TRACK_IDX)
+        .agg(pl.col(USER_IDX).n_unique().cast(pl.UInt32).alias(LISTENERS))
+        .with_columns((pl.col(LISTENERS) / n_users).alias(POPULARITY))
+    )
+
+
+def count_users(pairs: pl.LazyFrame) -> pl.LazyFrame:
+    """One row, one column `n_users`: the distinct users of `pairs` (collect it in the runner)."""
+    return pairs.select(pl.col(USER_IDX).n_unique().alias("n_users"))

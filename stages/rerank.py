@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from stages.schema import AUDIO_FEATURES
+from stages.audio import audio_z_scores
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,23 +80,17 @@ def novelty_scores(listeners: npt.NDArray[np.int64], *, n_users: int) -> npt.NDA
 
 
 def audio_matrix(items: pl.DataFrame) -> npt.NDArray[np.float32] | None:
-    """Z-scored audio features of every track, for MMR with mmr_features = "audio".
+    """Audio z-scores of every track (`stages.audio`), for MMR with mmr_features = "audio".
 
     Args:
         items: One row per track, in track_idx order, with any of schema.AUDIO_FEATURES.
 
     Returns:
-        (n_items, d) float32 (missing values and constant columns give 0), or None if `items` has
-        no audio feature column.
+        (n_items, d) float32 (missing values give 0, the mean), or None if `items` has no audio
+        feature column.
     """
-    cols = [c for c in AUDIO_FEATURES if c in items.columns]
-    if not cols:
-        return None
-    z = items.select(
-        ((pl.col(c) - pl.col(c).mean()) / pl.col(c).std()).fill_nan(0).fill_null(0).cast(pl.Float32)
-        for c in cols
-    )
-    return z.to_numpy().astype(np.float32)
+    z = audio_z_scores(items)
+    return None if z is None else np.nan_to_num(z, nan=0.0).astype(np.float32)
 
 
 def _relevance(

@@ -36,6 +36,9 @@ FIRST_TS = "first_ts"
 LAST_TS = "last_ts"
 SKIP_COUNT = "skip_count"
 WEIGHT = "weight"
+# per track, over the training pairs (stages.interactions.listener_share)
+LISTENERS = "listeners"
+POPULARITY = "popularity"
 
 # predictions
 RANK = "rank"

@@ -13,6 +13,7 @@ from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
 from stages.evaluate import ranking as metrics
+from stages.interactions import count_users
 from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,
@@ -78,7 +79,7 @@ def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
     """The track table of `beyond.track_table` from 01_preprocess items and train."""
     items = scan(root, "preprocess", art.ITEMS)
     schema = items.collect_schema()
-    n_train_users = train.select(pl.col(USER_IDX).n_unique()).collect().item()
+    n_train_users = count_users(train).collect().item()
     return evaluate.track_table(
         items,
         train,

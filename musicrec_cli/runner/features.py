@@ -11,6 +11,7 @@ from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages import features
+from stages.interactions import count_users
 from stages.schema import INTERACTIONS, WEIGHT, check_schema
 
 
@@ -29,13 +30,14 @@ def run_features(cfg: Config) -> str:
         recency_floor=f.recency_floor,
     )
     items = scan(root, "preprocess", art.ITEMS)
+    n_train_users = int(count_users(train).collect().item())
     with art.open_stage(root, "features") as out:
         n_train = out.sink_parquet(weighted, art.FEATURES_TRAIN)
         out.sink_parquet(
             test.with_columns(pl.lit(1.0, pl.Float32).alias(WEIGHT)), art.FEATURES_TEST
         )
         out.sink_parquet(
-            features.item_features(train, items, n_users=summary["n_users"]), art.ITEM_FEATURES
+            features.item_features(train, items, n_users=n_train_users), art.ITEM_FEATURES
         )
         n_u = out.sink_parquet(features.user_features(train, cutoff=cutoff), art.USER_FEATURES)
         folder = art.commit_stage(

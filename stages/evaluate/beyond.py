@@ -12,7 +12,8 @@ test tracks) count, so every metric of a model describes the same population:
                          variance within L), which equals the pair mean exactly.
     novelty@K          = mean over L of -log2(popularity)  (self-information, in bits)
     popularity@K       = mean over L of popularity
-popularity = share of train users who played the track; a track nobody played in train counts
+popularity = share of train users who played the track (`stages.interactions.listener_share`),
+z-scores those of `stages.audio.standardise`; a track nobody played in train counts
 as played by one user for novelty (so its self-information is log2(n_train_users), not inf).
 """
 
@@ -23,11 +24,12 @@ import numpy.typing as npt
 import polars as pl
 import polars.selectors as cs
 
+from stages.audio import standardise
 from stages.evaluate.ranking import metric_name
-from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
+from stages.interactions import listener_share
+from stages.schema import LISTENERS, MODEL, POPULARITY, RANK, TRACK_IDX, USER_IDX
 
 ARTIST = "artist"
-POPULARITY = "popularity"
 SELF_INFORMATION = "self_information"
 N_RECOMMENDED = "n_recommended"
 _LIST = "_list"  # (model, user_idx) packed into one UInt64: model code << 32 | user_idx
@@ -56,23 +58,24 @@ def track_table(
         self_information and z_<feature> per `audio` column (Float32; 0 where the feature is
         constant over the catalogue). Sorted by track_idx.
     """
-    listeners = train.group_by(TRACK_IDX).agg(pl.col(USER_IDX).n_unique().alias("listeners"))
     codes = [pl.col(artist).rank("dense").cast(pl.UInt32).alias(ARTIST)] if artist else []
-    z_scores = []
-    for name in audio:
-        col = pl.col(name).cast(pl.Float64)
-        std = col.std()
-        z = pl.when(std > 0).then((col - col.mean()) / std).otherwise(0.0)
-        z_scores.append(pl.when(col.is_not_null()).then(z).cast(pl.Float32).alias(f"z_{name}"))
-    listened = pl.col("listeners").fill_null(0).cast(pl.Float64)
+    table = items.select(TRACK_IDX, *codes)
+    if audio:
+        values = items.select(pl.col(a).cast(pl.Float64).fill_null(np.nan) for a in audio)
+        z = standardise(values.collect().to_numpy())
+        table = table.with_columns(
+            pl.Series(f"z_{a}", z[:, j]).fill_nan(None).cast(pl.Float32)
+            for j, a in enumerate(audio)
+        )
+    shares = listener_share(train, n_users=n_train_users)
+    listened = pl.col(LISTENERS).fill_null(0).cast(pl.Float64)
     return (
-        items.select(TRACK_IDX, *codes, *z_scores)
-        .join(listeners, on=TRACK_IDX, how="left")
+        table.join(shares, on=TRACK_IDX, how="left")
         .with_columns(
-            (listened / n_train_users).alias(POPULARITY),
+            pl.col(POPULARITY).fill_null(0.0),
             (-(pl.max_horizontal(listened, 1.0) / n_train_users).log(2)).alias(SELF_INFORMATION),
         )
-        .drop("listeners")
+        .drop(LISTENERS)
         .sort(TRACK_IDX)
     )
 

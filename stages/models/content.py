@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.audio import standardise
 from stages.models import Arrays, Explanation, NotScorableError, UserHistory, top_contributions
 
 # sklearn is imported where it is used: it takes 0.9 s to import, which every `musicrec`
@@ -101,20 +102,17 @@ class ContentModel:
 
 
 def fit_content(features: npt.NDArray[np.floating]) -> ContentModel:
-    """Standardise (n_items, d) audio features; NaN (unknown) becomes 0, the feature's mean.
+    """Z-scores (`stages.audio.standardise`) of (n_items, d) audio features; unknown -> 0.
 
-    Features are standardised over the tracks that have them, so that tempo (tens of BPM)
-    does not outweigh features in [0, 1]. With d = 0 the model scores every track 0.
+    Standardising keeps tempo (tens of BPM) from outweighing features in [0, 1]. A track with
+    any feature unknown (NaN) gets the zero vector, so it has no features here (its score is
+    -1). With d = 0, or nothing known, the model scores every track 0.
     """
     values = np.asarray(features, dtype=np.float64)
     if values.shape[1] == 0 or np.isnan(values).all():
         return ContentModel(item_vectors=np.zeros((values.shape[0], 0), dtype=np.float32))
-    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
-
-    known = ~np.isnan(values).any(axis=1)
-    scaler = StandardScaler().fit(values[known])
-    scaled = np.zeros_like(values)
-    scaled[known] = scaler.transform(values[known])
+    known = np.asarray(~np.isnan(values).any(axis=1))
+    scaled = np.where(known[:, None], standardise(values), 0.0)
     return ContentModel(item_vectors=scaled.astype(np.float32))
 
 

@@ -38,9 +38,14 @@ class PopularityModel:
 
 
 def fit_popularity(user_items: sp.csr_matrix) -> PopularityModel:
-    """Listener share per track from a (n_users, n_items) CSR of training interactions."""
+    """Listener share per track from a (n_users, n_items) CSR of training interactions.
+
+    The definition of `stages.interactions.listener_share` (listeners / users with at least
+    one training track), computed on the CSR the model is fitted from.
+    """
     listeners = np.diff(user_items.tocsc().indptr).astype(np.float32)
-    return PopularityModel(item_scores=(listeners / max(user_items.shape[0], 1)).astype(np.float32))
+    users = int((np.diff(user_items.indptr) > 0).sum())
+    return PopularityModel(item_scores=(listeners / max(users, 1)).astype(np.float32))
 
 
 def fit_trending(

@@ -106,7 +106,7 @@ def test_evaluate_json_hand_computed(evaluated: tuple[Path, dict]) -> None:
             "popularity@1": (0 + 0.25 + 0.25) / 3,
             "popularity@2": (0.125 + 0.25 + 0.25) / 3,
             "audio_distance@1": None,
-            "audio_distance@2": 0.5 / math.sqrt(1 / 6),  # only user 1 has two featured tracks
+            "audio_distance@2": 0.5 / math.sqrt(1 / 8),  # only user 1 has two featured tracks
         }
     )
     assert pop["ndcg@2"] == pytest.approx((1 / math.log2(3) / IDCG_2 + 1 / math.log2(3)) / 3)

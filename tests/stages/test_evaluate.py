@@ -145,7 +145,7 @@ def test_track_table_popularity_and_self_information() -> None:
     # a track nobody played counts as played by one of the 4 users: log2(4) bits
     assert got[evaluate.SELF_INFORMATION].to_list() == pytest.approx([0.0, 1.0, 2.0, 2.0, 2.0])
     assert got["artist"].to_list() == [1, 1, 2, 3, 2]
-    std = math.sqrt(1 / 6)  # sample std of 0, 0.5, 1, 0.5
+    std = math.sqrt(1 / 8)  # population std of 0, 0.5, 1, 0.5 (stages.audio.standardise)
     assert got["z_danceability"].to_list() == pytest.approx([-0.5 / std, 0.0, 0.5 / std, None, 0.0])
 
 
@@ -162,7 +162,7 @@ def test_beyond_metrics_hand_computed() -> None:
     )
     users = pl.LazyFrame({USER_IDX: pl.Series([0, 1, 2], dtype=pl.UInt32)})
     got = evaluate.per_user_beyond(recs, tracks_table().collect(), users, ks=(1, 2))
-    z = 0.5 / math.sqrt(1 / 6)
+    z = 0.5 / math.sqrt(1 / 8)
     want = pl.DataFrame(
         {
             MODEL: ["m", "m", "m"],
@@ -186,7 +186,7 @@ def test_beyond_metrics_hand_computed() -> None:
 def test_audio_distance_equals_mean_pairwise_distance(rng: np.random.Generator) -> None:
     n_items, n_users, k, d = 30, 20, 6, 3
     features = rng.normal(size=(n_items, d))
-    z = (features - features.mean(axis=0)) / features.std(axis=0, ddof=1)
+    z = (features - features.mean(axis=0)) / features.std(axis=0)  # population std
     items = pl.LazyFrame(
         {TRACK_IDX: pl.Series(range(n_items), dtype=pl.UInt32)}
         | {f"f{j}": features[:, j] for j in range(d)}

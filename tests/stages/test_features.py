@@ -41,10 +41,11 @@ def test_item_features_count_listeners_and_fill_unheard_tracks_with_zero():
     items = pl.LazyFrame(
         {"track_idx": pl.Series([0, 1, 2], dtype=pl.UInt32), "energy": [0.1, 0.5, 0.9]}
     )
-    got = item_features(_train(), items, n_users=4).collect()
+    got = item_features(_train(), items, n_users=2).collect()
+    # popularity: share of the 2 users with training history
     assert got.select("track_idx", "train_plays", "train_listeners", "popularity").to_dicts() == [
-        {"track_idx": 0, "train_plays": 10, "train_listeners": 2, "popularity": 0.5},
-        {"track_idx": 1, "train_plays": 1, "train_listeners": 1, "popularity": 0.25},
+        {"track_idx": 0, "train_plays": 10, "train_listeners": 2, "popularity": 1.0},
+        {"track_idx": 1, "train_plays": 1, "train_listeners": 1, "popularity": 0.5},
         {"track_idx": 2, "train_plays": 0, "train_listeners": 0, "popularity": 0.0},
     ]
     assert got["energy"].to_list() == pytest.approx([0.1, 0.5, 0.9])

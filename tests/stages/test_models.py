@@ -4,12 +4,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 from implicit.utils import ParameterWarning
 
 from musicrec_cli.artifacts import load_arrays
+from stages.interactions import listener_share
 from stages.models import UserHistory, registry
 from stages.models.als import AlsModel, bm25_confidence, fit_als
 from stages.models.bpr import fit_bpr
@@ -156,9 +158,19 @@ def test_bm25_confidence_matches_implicit_on_items_as_documents():
 
 
 def test_popularity_is_listener_share():
-    counts = sp.csr_matrix(np.array([[1, 0, 3], [2, 0, 0], [0, 0, 1], [1, 0, 0]], np.float32))
+    # the last user has no training track and does not count
+    counts = sp.csr_matrix(
+        np.array([[1, 0, 3], [2, 0, 0], [0, 0, 1], [1, 0, 0], [0, 0, 0]], np.float32)
+    )
     model = fit_popularity(counts)
     np.testing.assert_allclose(model.item_scores, [0.75, 0.0, 0.5])
+    pairs = counts.tocoo()
+    frame = pl.LazyFrame({"user_idx": pairs.row, "track_idx": pairs.col})
+    shares = listener_share(frame, n_users=4).collect().sort("track_idx")
+    np.testing.assert_array_equal(
+        model.item_scores[shares["track_idx"].to_numpy()],
+        shares["popularity"].to_numpy().astype(np.float32),
+    )
     np.testing.assert_array_equal(model.score(np.arange(2), counts[:2]), [model.item_scores] * 2)
 
 

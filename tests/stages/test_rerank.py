@@ -133,8 +133,9 @@ def test_lambda_zero_is_pure_diversity_after_the_first_pick() -> None:
 
 def test_audio_matrix_z_scores_and_fills_missing() -> None:
     items = pl.DataFrame({"energy": [0.0, 1.0, None], "tempo": [100.0, 100.0, 100.0]})
-    # energy: mean 0.5, sample std 0.7071; tempo is constant (std 0 -> NaN -> 0)
+    # energy: mean 0.5, population std 0.5 over the two known values, unknown -> 0;
+    # tempo is constant -> 0 (stages.audio.standardise)
     got = audio_matrix(items)
     assert got is not None
-    assert got.ravel().tolist() == pytest.approx([-0.70710677, 0.0, 0.70710677, 0.0, 0.0, 0.0])
+    assert got.tolist() == [[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]
     assert audio_matrix(pl.DataFrame({"x": [1]})) is None
