@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from musicrec_cli import console, lock, signals
-from musicrec_cli.commands import pipeline, query, serve
+from musicrec_cli.commands import pipeline, query, serve, tune
 from musicrec_cli.commands.report import report_cmd
 from musicrec_cli.session import Session
 
@@ -68,6 +68,7 @@ app.command()(pipeline.preprocess)
 app.command()(pipeline.split)
 app.command()(pipeline.features)
 app.command()(pipeline.train)
+app.command()(tune.tune)
 app.command()(pipeline.predict)
 app.command()(pipeline.evaluate)
 app.command()(query.recommend)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import json
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -214,7 +215,10 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.iterations": (lambda v: v > 0, "a positive integer"),
     "train.regularization": (lambda v: v >= 0, "a number >= 0"),
     "train.alpha": (lambda v: v > 0, "a positive number"),
-    "train.confidence": (lambda v: v in ("log", "bm25"), "'log' or 'bm25'"),
+    "train.confidence": (
+        lambda v: v in ("log", "bm25", "binary", "raw"),
+        "one of 'log', 'bm25', 'binary', 'raw'",
+    ),
     "train.bm25_k1": (lambda v: v > 0, "a positive number"),
     "train.bm25_b": (lambda v: 0 <= v <= 1, "a number between 0 and 1"),
     "train.trending_half_life_days": (lambda v: v > 0, "a positive number"),
@@ -370,3 +374,29 @@ def table_dict(table: object) -> dict[str, Any]:
             value = value.isoformat()
         out[f.name] = value
     return out
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal of a setting (string, number, bool or list of them)."""
+    if isinstance(value, str | bool):
+        return json.dumps(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def tuned_overrides(path: Path) -> list[str]:
+    """`train.key=value` overrides from the [train] table of a `musicrec tune` result.
+
+    Raises:
+        ConfigError: The file cannot be read, is not TOML or has no [train] table.
+    """
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("train", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        msg = f"{path}: cannot read the tuned settings: {exc}."
+        raise ConfigError(msg) from exc
+    if not table:
+        msg = f"{path}: no [train] table; expected the <model>_best.toml that `tune` writes."
+        raise ConfigError(msg)
+    return [f"train.{k}={toml_value(v)}" for k, v in table.items()]

@@ -16,7 +16,7 @@ import typer
 from musicrec_cli import console, report
 from musicrec_cli.artifacts import STAGES
 from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.config import SPLIT_STRATEGIES, table_dict
+from musicrec_cli.config import SPLIT_STRATEGIES, table_dict, tuned_overrides
 from musicrec_cli.runner import evaluate as evaluate_run
 from musicrec_cli.runner import features as features_run
 from musicrec_cli.runner import generate as generate_run
@@ -179,12 +179,27 @@ def features(ctx: typer.Context) -> None:
     run_features(session(ctx))
 
 
-def train(ctx: typer.Context) -> None:
+def train(
+    ctx: typer.Context,
+    tuned: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="A <model>_best.toml from `musicrec tune`: its [train] settings override the "
+            "config (like --set).",
+        ),
+    ] = None,
+) -> None:
     """Fit the models in [train].models: reads 03_features/, writes 04_train/.
 
-    Outputs: <model>.npz per model, models.json (settings), metrics.json (training times).
+    Outputs: <model>.npz per model, models.json (settings), metrics.json (training times);
+    04_train/tuning/ from `musicrec tune` is kept.
     """
-    run_train(session(ctx))
+    s = session(ctx)
+    if tuned is not None:
+        s = s.with_overrides(*s.guard(lambda: tuned_overrides(tuned)))
+    run_train(s)
 
 
 def predict(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,9 @@ def run_train(cfg: Config) -> str:
             timings[name] = {"train_seconds": round(time.perf_counter() - start, 3)}
             log.info("trained %s in %.1f s", name, timings[name]["train_seconds"])
         out.write_json(models, art.MODELS_JSON)
+        tuning = stage_dir(root, "train") / "tuning"
+        if tuning.is_dir():  # `musicrec tune`'s search outlives the models it tuned
+            shutil.copytree(tuning, out.path("tuning"))
         shape = data.weights.shape
         out.write_json(
             {"models": timings, "matrix": {"shape": list(shape), "nnz": int(data.weights.nnz)}},

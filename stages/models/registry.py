@@ -141,14 +141,14 @@ class TrendingParams:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlsParams:
-    """ALS settings; confidence "log" fits 03_features weights, "bm25" BM25-weighted counts."""
+    """ALS settings; `confidence` picks the matrix it fits (see `als_matrix`)."""
 
     factors: int
     iterations: int
     regularization: float
     alpha: float
     seed: int
-    confidence: Literal["log", "bm25"]
+    confidence: Literal["log", "bm25", "binary", "raw"]
     bm25_k1: float
     bm25_b: float
 
@@ -211,12 +211,25 @@ def _fit_trending(data: TrainingData, p: TrendingParams, _: Mapping[str, Recomme
     )
 
 
+def als_matrix(data: TrainingData, p: AlsParams) -> sp.csr_matrix:
+    """The (n_users, n_items) float32 CSR of confidence that ALS fits.
+
+    03_features weights ("log"), BM25 of play counts ("bm25"), 1 per heard pair ("binary") or
+    the play counts themselves ("raw").
+    """
+    if p.confidence == "bm25":
+        return bm25_confidence(data.counts(), k1=p.bm25_k1, b=p.bm25_b)
+    if p.confidence == "raw":
+        return data.counts()
+    if p.confidence == "binary":
+        ones = data.weights.copy()
+        ones.data[:] = 1.0
+        return ones
+    return data.weights
+
+
 def _fit_als(data: TrainingData, p: AlsParams, _: Mapping[str, Recommender]) -> Any:
-    matrix = (
-        bm25_confidence(data.counts(), k1=p.bm25_k1, b=p.bm25_b)
-        if p.confidence == "bm25"
-        else data.weights
-    )
+    matrix = als_matrix(data, p)
     return fit_als(
         matrix,
         factors=p.factors,

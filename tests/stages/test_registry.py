@@ -146,3 +146,19 @@ def test_config_validates_model_names_against_the_registry(monkeypatch):
     extra = dataclasses.replace(registry.MODELS["popularity"], name="other")
     monkeypatch.setitem(registry.MODELS, "other", extra)
     assert load_config(overrides=['train.models=["other"]']).train.models == ("other",)
+
+
+@pytest.mark.parametrize("confidence", ["log", "bm25", "binary", "raw"])
+def test_als_confidence_picks_the_matrix_it_fits_19(confidence, data):
+    params = registry.spec("als").params_from(dataclasses.replace(SETTINGS, confidence=confidence))
+    got = registry.als_matrix(data, params)
+    assert (got.indices == data.weights.indices).all()
+    expected = {
+        "log": data.weights.data,
+        "binary": np.ones(data.weights.nnz),
+        "raw": data.counts().data,
+    }.get(confidence)
+    if expected is None:  # bm25: a different weighting of the same counts
+        assert not np.allclose(got.data, data.counts().data)
+    else:
+        np.testing.assert_array_equal(got.data, expected)
