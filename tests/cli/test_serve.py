@@ -277,7 +277,7 @@ def test_knn_is_fitted_on_confidence_weights_and_scores_play_counts(project: Pat
     [
         ("train.hybrid_cold=[0.5, 0.5]", "3 weights >= 0 for [als, content, popularity]"),
         ('train.models=["als", "svd"]', "a non-empty list of model names"),
-        ('train.confidence="tfidf"', "'log' or 'bm25'"),
+        ('train.confidence="tfidf"', "one of 'log', 'bm25', 'binary', 'raw'"),
         ('train.knn_similarity="jaccard"', "'cosine' or 'bm25'"),
     ],
 )
