@@ -157,6 +157,9 @@ class EvaluateConfig:
 
     k: tuple[int, ...] = (5, 10, 20)
     baseline: str = "popularity"
+    alpha: float = 0.05
+    bootstrap_samples: int = 1000
+    seed: int = 42
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,6 +264,8 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         "a non-empty list of integers between 1 and 10000",
     ),
     "evaluate.baseline": (lambda v: v.strip() != "", 'a model name such as "popularity"'),
+    "evaluate.alpha": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "evaluate.bootstrap_samples": (lambda v: v >= 0, "an integer >= 0 (0 = no intervals)"),
 }
 
 

@@ -48,6 +48,7 @@ class Comparison:
     values: tuple[tuple[str, ...], ...]
     lifts: tuple[tuple[str, ...], ...]
     best: frozenset[tuple[int, int]]
+    tied_best: frozenset[tuple[int, int]] = frozenset()
 
 
 def pick_k(ks: list[int], k: int | None) -> int:
@@ -76,20 +77,30 @@ def compare(content: dict[str, Any], *, k: int) -> Comparison:
         m for m, _ in TABLE_METRICS if any(f"{m}@{k}" in row for row in content["models"].values())
     )
     lifts_in = content.get("lift_over_baseline") or {}
-    values, lifts, best = [], [], set()
+    tests = content.get("significance") or {}
+    vs_base, vs_best = tests.get("vs_baseline", {}), tests.get("vs_best", {})
+    values, lifts, best, tied = [], [], set(), set()
     for j, metric in enumerate(names):
         column = [content["models"][m].get(f"{metric}@{k}") for m in models]
         known = [v for v in column if v is not None and v == v]
         if known:
             target = min(known) if metric in LOWER_IS_BETTER else max(known)
             best |= {(i, j) for i, v in enumerate(column) if v == target}
-    for model in models:
+    for i, model in enumerate(models):
         row = content["models"][model]
         values.append(tuple(_fmt(row.get(f"{m}@{k}"), m) for m in names))
         lift = lifts_in.get(model, {}) if model != content.get("baseline") else {}
         lifts.append(
-            tuple("" if lift.get(f"{m}@{k}") is None else f"{lift[f'{m}@{k}']:+.0%}" for m in names)
+            tuple(
+                ""
+                if lift.get(f"{m}@{k}") is None
+                else f"{lift[f'{m}@{k}']:+.0%}" + _not_significant(vs_base, model, f"{m}@{k}")
+                for m in names
+            )
         )
+        tied |= {
+            (i, j) for j, m in enumerate(names) if _not_significant(vs_best, model, f"{m}@{k}")
+        }
     return Comparison(
         k=k,
         metrics=names,
@@ -97,14 +108,31 @@ def compare(content: dict[str, Any], *, k: int) -> Comparison:
         values=tuple(values),
         lifts=tuple(lifts),
         best=frozenset(best),
+        tied_best=frozenset(tied - best),
     )
+
+
+def _not_significant(tests: dict[str, Any], model: str, column: str) -> str:
+    """NOT_SIGNIFICANT if metrics.json tested `model` on `column` and found no real difference."""
+    found = tests.get(model, {}).get(column)
+    return NOT_SIGNIFICANT if found is not None and not found["significant"] else ""
+
+
+NOT_SIGNIFICANT = " ns"
+TIED_BEST = "≈"
 
 
 LEGEND = (
     "P precision, R recall, HR hit rate, Cov catalogue coverage, ArtDiv distinct-artist share, "
     "AudioDist RMS audio-feature distance, Novelty in bits, Pop mean popularity. "
-    "Bold: best per column (lowest for Pop)."
+    "Bold: best per column (lowest for Pop); ≈: not significantly different from the best; "
+    "ns: lift not significant (paired Wilcoxon, Holm-adjusted; intervals in metrics.json)."
 )
+
+
+def _cell(value: str, lift: str, *, tied: bool) -> str:
+    text = value + (TIED_BEST if tied else "")
+    return f"{text}\n[dim]{lift}[/]" if lift else text
 
 
 def terminal_tables(
@@ -126,9 +154,11 @@ def terminal_tables(
         rows = [
             [
                 model.replace("[", "\\[") + ("\n[dim]baseline[/]" if model == base else ""),
-                *(f"{values[j]}\n[dim]{lifts[j]}[/]" if lifts[j] else values[j] for j in cols),
+                *(_cell(values[j], lifts[j], tied=(i, j) in table.tied_best) for j in cols),
             ]
-            for model, values, lifts in zip(table.models, table.values, table.lifts, strict=True)
+            for i, (model, values, lifts) in enumerate(
+                zip(table.models, table.values, table.lifts, strict=True)
+            )
         ]
         bold = {(r, c - cols.start + 1) for r, c in table.best if c in cols}
         title = f"{title} at K={table.k} ({content['n_users_evaluated']:,} test users)"
@@ -158,7 +188,8 @@ def comparison_html(table: Comparison) -> str:
     for i, model in enumerate(table.models):
         lifts = [f"<br><span class=lift>{x}</span>" if x else "" for x in table.lifts[i]]
         cells = [
-            f"<td{' class=best' if (i, j) in table.best else ''}>{v}{lifts[j]}</td>"
+            f"<td{' class=best' if (i, j) in table.best else ''}>{v}"
+            f"{TIED_BEST if (i, j) in table.tied_best else ''}{lifts[j]}</td>"
             for j, v in enumerate(table.values[i])
         ]
         rows.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
@@ -257,8 +288,16 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
         f"<p>{content['n_users_evaluated']:,} test users evaluated "
         f"({content['n_users_without_test']:,} users without test tracks left out); "
         f"catalogue of {n_tracks:,} tracks; K = {', '.join(map(str, content['k']))}. "
-        f"Bold: best per column (lowest for popularity). "
-        + (f"Small print: lift over {html.escape(baseline)}." if baseline else "")
+        f"Bold: best per column (lowest for popularity); {TIED_BEST}: not significantly "
+        f"different from the best. "
+        + (
+            f"Small print: lift over {html.escape(baseline)}, ns where it is not significant "
+            f"(paired Wilcoxon signed-rank test, Holm-adjusted, alpha "
+            f"{(content.get('significance') or {}).get('alpha', 0.05)}; 95% bootstrap "
+            f"intervals in metrics.json under significance)."
+            if baseline
+            else ""
+        )
         + "</p>"
     )
     tables = "".join(

@@ -232,14 +232,26 @@ def evaluate(
     k: Annotated[
         int | None, typer.Option("--k", help="Cut-off shown in the table (default 10).")
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Model every other is compared with (default: evaluate.baseline, popularity).",
+        ),
+    ] = None,
 ) -> None:
     """Score predictions against the test set: reads 05_predict/, 02_split/, writes 06_evaluate/.
 
     Outputs: metrics.json (per model at each K: precision, recall, NDCG, MAP, MRR, hit rate,
-    coverage, artist diversity, audio distance, novelty, popularity; lift over the baseline)
-    and per_user_metrics.parquet. Definitions: docs/evaluation.md.
+    coverage, artist diversity, audio distance, novelty, popularity; lift over the baseline;
+    under "significance", every model vs the baseline and vs the best: paired Wilcoxon p-values,
+    Holm-adjusted, and bootstrap 95% intervals of the mean difference) and
+    per_user_metrics.parquet. Definitions: docs/evaluation.md.
     """
-    run_evaluate(session(ctx), as_json=as_json, k=k)
+    s = session(ctx)
+    if baseline is not None:
+        s = s.with_overrides(f"evaluate.baseline={json.dumps(baseline)}")
+    run_evaluate(s, as_json=as_json, k=k)
 
 
 def all_stages(

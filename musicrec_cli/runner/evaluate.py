@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
+from stages.evaluate import compare
 from stages.evaluate import ranking as metrics
 from stages.interactions import count_users
 from stages.schema import (
@@ -23,6 +26,15 @@ from stages.schema import (
     TRACK_IDX,
     USER_IDX,
     check_schema,
+)
+
+log = logging.getLogger(__name__)
+LOWER_IS_BETTER = frozenset({evaluate.POPULARITY})
+SIGNIFICANCE_METHOD = (
+    "per metric, every model vs the baseline and vs the best model on the same users: "
+    "two-sided Wilcoxon signed-rank p-value, Holm-adjusted over the comparisons of the metric "
+    "(p_holm < alpha = significant), and a seeded paired-bootstrap 95% interval of the mean "
+    "difference (model - reference); docs/evaluation.md"
 )
 
 
@@ -40,8 +52,12 @@ def compute(
     *,
     e: EvaluateConfig,
     n_tracks: int,
+    timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """Per-user metrics, the per-model summary and metrics.json's content (no file I/O)."""
+    """Per-user metrics, the per-model summary and metrics.json's content (no file I/O).
+
+    `timings`, when given, receives the seconds the significance tests took.
+    """
     ks = tuple(sorted(set(e.k)))
     users = test.select(USER_IDX).unique()
     beyond = evaluate.per_user_beyond(recs, tracks, users, ks=ks)
@@ -61,6 +77,26 @@ def compute(
         .item()
     )
     lift = evaluate.lift_over(summary, baseline=e.baseline)
+    if lift is None:
+        log.warning(
+            "[evaluate].baseline %r is not one of the models (%s): no lift, tests vs best only",
+            e.baseline,
+            ", ".join(summary[MODEL]),
+        )
+    start = time.perf_counter()
+    comparisons = compare.compare_models(
+        per_user,
+        metrics=[c for c in per_user.columns if "@" in c],
+        baseline=e.baseline if lift is not None else None,
+        lower_is_better=LOWER_IS_BETTER,
+        n_samples=e.bootstrap_samples,
+        seed=e.seed,
+        alpha=e.alpha,
+    )
+    seconds = time.perf_counter() - start
+    log.info("significance: %d paired comparisons in %.1f s", comparisons.height, seconds)
+    if timings is not None:
+        timings["significance_seconds"] = round(seconds, 3)
     content = {
         "k": list(ks),
         "n_users_evaluated": n_evaluated,
@@ -71,6 +107,13 @@ def compute(
         "lift_over_baseline": {}
         if lift is None
         else {row.pop(MODEL): row for row in lift.to_dicts()},
+        "significance": {
+            "method": SIGNIFICANCE_METHOD,
+            "alpha": e.alpha,
+            "bootstrap_samples": e.bootstrap_samples,
+            "seed": e.seed,
+            **compare.as_json(comparisons),
+        },
     }
     return per_user, summary, content
 
@@ -101,7 +144,10 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     recs, test = scan(root, "predict", art.PREDICTIONS), scan(root, "split", art.TEST)
     _check_inputs(root, recs, test)
     tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
-    per_user, summary, content = compute(recs, test, tracks, e=e, n_tracks=n_tracks)
+    timings: dict[str, float] = {}
+    per_user, summary, content = compute(
+        recs, test, tracks, e=e, n_tracks=n_tracks, timings=timings
+    )
     with art.open_stage(root, "evaluate") as out:
         out.write_parquet(per_user, art.PER_USER_METRICS)
         out.write_json(content, art.METRICS_JSON)
@@ -114,6 +160,7 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
                     "n_users_evaluated": content["n_users_evaluated"],
                     "n_users_without_test": content["n_users_without_test"],
                     "models": list(content["models"]),
+                    **timings,
                 },
                 **measure.record(),
             },

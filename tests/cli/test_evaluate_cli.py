@@ -163,3 +163,29 @@ def test_evaluate_rejects_bad_k(tmp_path: Path) -> None:
     assert result.exit_code == 1
     # console.error renders with markup, so "[evaluate]" itself is swallowed (console.py)
     assert "k = [0, 5]: expected a non-empty list of integers between 1 and" in result.stderr
+
+
+def test_evaluate_json_holds_the_paired_tests(evaluated: tuple[Path, dict]) -> None:
+    _, got = evaluated
+    tests = got["significance"]
+    assert (tests["alpha"], tests["bootstrap_samples"], tests["seed"]) == (0.05, 1000, 42)
+    als = tests["vs_baseline"]["als+rerank"]["ndcg@1"]
+    # per-user ndcg@1: als 1, 1, 0 vs popularity 0, 0, 0 (hand-computed above)
+    assert als["reference"] == "popularity"
+    assert als["n_users"] == 3
+    assert als["mean_difference"] == pytest.approx(2 / 3)
+    assert 0 <= als["ci_low"] <= 2 / 3 <= als["ci_high"] <= 1
+    assert als["p_value"] == pytest.approx(0.5)  # two positive differences: exact p = 2 / 4
+    assert als["significant"] is False
+    # als+rerank is the best on ndcg@1 and the baseline is the other model: nothing vs best
+    assert tests["vs_best"] == {}
+
+
+def test_evaluate_baseline_option_changes_the_reference(tmp_path: Path) -> None:
+    write_upstream(tmp_path)
+    result = invoke(tmp_path, "evaluate", "--json", "--baseline", "als+rerank")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["baseline"] == "als+rerank"
+    assert set(got["significance"]["vs_baseline"]) == {"popularity"}
+    assert "ns" in result.stderr  # 3 users: no difference is significant

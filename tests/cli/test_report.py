@@ -49,7 +49,7 @@ def test_report_renders_comparison_and_every_quality_key(built: tuple[Path, str]
     _, page = built
     assert "<td>als+rerank</td>" in page
     assert "<th>ndcg@2</th>" in page
-    assert "<td class=best>0.5377<br><span class=lift>+58%</span></td>" in page
+    assert "<td class=best>0.5377<br><span class=lift>+58% ns</span></td>" in page
     # nested keys added by preprocess are flattened, whatever they are
     for key, value in (("rows_in", "100"), ("steps.dedupe.rows_kept", "90"), ("note", "ok")):
         assert f"<tr><td>{key}</td><td>{value}</td></tr>" in page
@@ -118,3 +118,35 @@ def test_quality_plot_shows_rows_kept_per_named_step() -> None:
     assert png.startswith(b"\x89PNG")
     # without steps only the flattened numeric entries are drawn: none here, so no plot
     assert plot_quality({}, [("format", "generate")]) is None
+
+
+def test_comparison_marks_differences_that_are_not_significant() -> None:
+    def test(significant: bool) -> dict:
+        return {"reference": "pop", "significant": significant}
+
+    content = {
+        "baseline": "pop",
+        "models": {
+            "als": {"ndcg@5": 0.30, "recall@5": 0.20},
+            "knn": {"ndcg@5": 0.29, "recall@5": 0.10},
+            "pop": {"ndcg@5": 0.10, "recall@5": 0.05},
+        },
+        "lift_over_baseline": {
+            "als": {"ndcg@5": 2.0, "recall@5": 3.0},
+            "knn": {"ndcg@5": 1.9, "recall@5": 1.0},
+        },
+        "significance": {
+            "vs_baseline": {
+                "als": {"ndcg@5": test(True), "recall@5": test(True)},
+                "knn": {"ndcg@5": test(True), "recall@5": test(False)},
+            },
+            "vs_best": {"knn": {"ndcg@5": test(False), "recall@5": test(True)}},
+        },
+    }
+    table = report.compare(content, k=5)
+    assert table.metrics == ("recall", "ndcg")
+    assert table.lifts == (("+300%", "+200%"), ("+100% ns", "+190%"), ("", ""))
+    assert table.tied_best == {(1, 1)}  # knn's ndcg is within noise of als's
+    html_table = report.comparison_html(table)
+    assert "0.2900≈" in html_table
+    assert "+100% ns" in html_table
