@@ -160,6 +160,7 @@ class EvaluateConfig:
     alpha: float = 0.05
     bootstrap_samples: int = 1000
     seed: int = 42
+    metric_variants: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -166,6 +166,26 @@ def terminal_tables(
     return out
 
 
+def variant_tables(
+    content: dict[str, Any], *, k: int | None
+) -> list[tuple[str, list[str], list[list[str]], set[tuple[int, int]]]]:
+    """One table per ranking metric: models x library definitions (`--metric-variants`)."""
+    found = content.get("metric_variants")
+    if not found:
+        return []
+    k = pick_k(content["k"], k)
+    names = list(found)
+    out = []
+    for metric in ("precision", "recall", "ndcg", "map", "mrr"):
+        column = f"{metric}@{k}"
+        rows = [
+            [model.replace("[", "\\["), *(_fmt(found[v][model].get(column), metric) for v in names)]
+            for model in content["models"]
+        ]
+        out.append((f"{column} as each library defines it", ["model", *names], rows, set()))
+    return out
+
+
 def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Nested JSON as (dotted key, leaf value) pairs, in document order."""
     if isinstance(data, dict):

@@ -98,7 +98,8 @@ def run_evaluate(s: Session, *, as_json: bool = False, k: int | None = None) -> 
 
 def _print_metrics(content: dict[str, Any], k: int | None) -> None:
     """Models x metrics at one K: a ranking table and a beyond-accuracy table."""
-    for title, columns, rows, bold in report.terminal_tables(content, k=k):
+    tables = report.terminal_tables(content, k=k) + report.variant_tables(content, k=k)
+    for title, columns, rows, bold in tables:
         console.table(title, columns, rows, bold=bold)
     console.note(
         report.LEGEND + (f" Grey: lift over {content['baseline']}." if content["baseline"] else "")
@@ -239,6 +240,14 @@ def evaluate(
             help="Model every other is compared with (default: evaluate.baseline, popularity).",
         ),
     ] = None,
+    metric_variants: Annotated[
+        bool,
+        typer.Option(
+            "--metric-variants",
+            help="Also compute each ranking metric as implicit, LensKit, RecBole, Spark and "
+            "trec_eval define it (metrics.json metric_variants; docs/evaluation.md).",
+        ),
+    ] = False,
 ) -> None:
     """Score predictions against the test set: reads 05_predict/, 02_split/, writes 06_evaluate/.
 
@@ -251,6 +260,8 @@ def evaluate(
     s = session(ctx)
     if baseline is not None:
         s = s.with_overrides(f"evaluate.baseline={json.dumps(baseline)}")
+    if metric_variants:
+        s = s.with_overrides("evaluate.metric_variants=true")
     run_evaluate(s, as_json=as_json, k=k)
 
 

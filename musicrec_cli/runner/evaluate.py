@@ -14,7 +14,7 @@ from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
-from stages.evaluate import compare
+from stages.evaluate import compare, variants
 from stages.evaluate import ranking as metrics
 from stages.interactions import count_users
 from stages.schema import (
@@ -107,6 +107,11 @@ def compute(
         "lift_over_baseline": {}
         if lift is None
         else {row.pop(MODEL): row for row in lift.to_dicts()},
+        **(
+            {"metric_variants": variants.as_json(variants.metric_variants(recs, test, ks=ks))}
+            if e.metric_variants
+            else {}
+        ),
         "significance": {
             "method": SIGNIFICANCE_METHOD,
             "alpha": e.alpha,

@@ -20,6 +20,7 @@ divide by |R| instead, which is smaller than ours whenever |R| > K (see docs/eva
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
@@ -33,16 +34,25 @@ def metric_name(metric: str, k: int) -> str:
     return f"{metric}@{k}"
 
 
-def _ideal_dcg(n_relevant: pl.Expr, k: int) -> pl.Expr:
-    """IDCG@k for each user: the DCG of min(|R|, k) hits at the top."""
-    table = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
+def ideal_dcg(n_relevant: pl.Expr, k: int, *, clip: bool = False) -> pl.Expr:
+    """IDCG@k for each user: the DCG of min(|R|, k) hits at the top (see `_discount`)."""
+    ranks = np.arange(1, k + 1, dtype=np.float64)
+    table = np.concatenate([[0.0], np.cumsum(1.0 / _discount(ranks, clip=clip))])
     return pl.min_horizontal(n_relevant, pl.lit(k)).replace_strict(
         list(range(k + 1)), table.tolist(), return_dtype=pl.Float64
     )
 
 
-def _hit_sums(hits: pl.LazyFrame, ks: tuple[int, ...]) -> pl.LazyFrame:
-    """Per (model, user) with a hit: hit count, DCG, sum of precision at hits, RR at each K."""
+def _discount(rank: npt.NDArray[np.float64], *, clip: bool) -> npt.NDArray[np.float64]:
+    """log2(r + 1), or max(log2 r, 1) as in Jarvelin & Kekalainen's paper (LensKit)."""
+    return np.maximum(np.log2(rank), 1.0) if clip else np.log2(rank + 1.0)
+
+
+def _hit_sums(hits: pl.LazyFrame, ks: tuple[int, ...], *, clipped: bool) -> pl.LazyFrame:
+    """Per (model, user) with a hit: hit count, DCG, sum of precision at hits, RR at each K.
+
+    With `clipped`, also dcg_clip@k: the DCG under the clipped discount max(log2 r, 1).
+    """
     rank = pl.col(RANK).cast(pl.Float64)
     sums = []
     for k in ks:
@@ -53,7 +63,53 @@ def _hit_sums(hits: pl.LazyFrame, ks: tuple[int, ...]) -> pl.LazyFrame:
             (pl.col("nth_hit") / rank).filter(top).sum().alias(f"ap_sum@{k}"),
             (1.0 / rank.filter(top).min()).fill_null(0.0).alias(f"rr@{k}"),
         ]
+        if clipped:
+            clip = 1.0 / pl.max_horizontal(rank.log(2), pl.lit(1.0))
+            sums.append(clip.filter(top).sum().alias(f"dcg_clip@{k}"))
     return hits.group_by(MODEL, USER_IDX).agg(sums)
+
+
+def per_user_sums(
+    recommendations: pl.LazyFrame,
+    test: pl.LazyFrame,
+    *,
+    ks: tuple[int, ...],
+    clipped: bool = False,
+) -> pl.LazyFrame:
+    """The parts every ranking metric is built from, for every (model, test user).
+
+    Args:
+        recommendations: Columns model (String), user_idx, rank (1 = best, unique per model
+            and user), track_idx; one row per recommended (model, user, track).
+        test: Columns user_idx, track_idx; one row per relevant pair (duplicates ignored).
+        ks: Cut-offs, each > 0.
+        clipped: Also sum the clipped-discount DCG (dcg_clip@k).
+
+    Returns:
+        One row per (model, user_idx) for every model in `recommendations` and every user in
+        `test`: n_relevant (UInt32) and Float64 hits@k, dcg@k, ap_sum@k (sum of precision at
+        each hit), rr@k (and dcg_clip@k); 0 for a user without hits.
+    """
+    k_max = max(ks)
+    pairs = test.select(USER_IDX, TRACK_IDX).unique()
+    truth = pairs.group_by(USER_IDX).agg(pl.len().cast(pl.UInt32).alias(N_RELEVANT))
+    hits = (
+        recommendations.filter(pl.col(RANK) <= k_max)
+        .select(MODEL, USER_IDX, RANK, TRACK_IDX)
+        .join(pairs, on=(USER_IDX, TRACK_IDX), how="inner")
+        .with_columns(pl.col(RANK).rank("ordinal").over(MODEL, USER_IDX).alias("nth_hit"))
+    )
+    parts = ("hits", "dcg", "ap_sum", "rr", *(("dcg_clip",) if clipped else ()))
+    zero_filled = [
+        pl.col(f"{part}@{k}").fill_null(0).cast(pl.Float64) for k in ks for part in parts
+    ]
+    return (
+        recommendations.select(MODEL)
+        .unique()
+        .join(truth, how="cross")
+        .join(_hit_sums(hits, ks, clipped=clipped), on=(MODEL, USER_IDX), how="left")
+        .with_columns(zero_filled)
+    )
 
 
 def per_user_metrics(
@@ -72,27 +128,7 @@ def per_user_metrics(
         `test`: n_relevant (UInt32) and "<metric>@<k>" Float64 columns for METRICS x ks.
         Sorted by model, user_idx.
     """
-    k_max = max(ks)
-    pairs = test.select(USER_IDX, TRACK_IDX).unique()
-    truth = pairs.group_by(USER_IDX).agg(pl.len().cast(pl.UInt32).alias(N_RELEVANT))
-    hits = (
-        recommendations.filter(pl.col(RANK) <= k_max)
-        .select(MODEL, USER_IDX, RANK, TRACK_IDX)
-        .join(pairs, on=(USER_IDX, TRACK_IDX), how="inner")
-        .with_columns(pl.col(RANK).rank("ordinal").over(MODEL, USER_IDX).alias("nth_hit"))
-    )
-    zero_filled = [
-        pl.col(f"{part}@{k}").fill_null(0).cast(pl.Float64)
-        for k in ks
-        for part in ("hits", "dcg", "ap_sum", "rr")
-    ]
-    frame = (
-        recommendations.select(MODEL)
-        .unique()
-        .join(truth, how="cross")
-        .join(_hit_sums(hits, ks), on=(MODEL, USER_IDX), how="left")
-        .with_columns(zero_filled)
-    )
+    frame = per_user_sums(recommendations, test, ks=ks)
     n_rel = pl.col(N_RELEVANT)
     outputs = []
     for k in ks:
@@ -100,7 +136,7 @@ def per_user_metrics(
         outputs += [
             (hits_k / k).alias(metric_name("precision", k)),
             (hits_k / n_rel).alias(metric_name("recall", k)),
-            (pl.col(f"dcg@{k}") / _ideal_dcg(n_rel, k)).alias(metric_name("ndcg", k)),
+            (pl.col(f"dcg@{k}") / ideal_dcg(n_rel, k)).alias(metric_name("ndcg", k)),
             (pl.col(f"ap_sum@{k}") / pl.min_horizontal(n_rel, pl.lit(k))).alias(
                 metric_name("map", k)
             ),

@@ -189,3 +189,18 @@ def test_evaluate_baseline_option_changes_the_reference(tmp_path: Path) -> None:
     assert got["baseline"] == "als+rerank"
     assert set(got["significance"]["vs_baseline"]) == {"popularity"}
     assert "ns" in result.stderr  # 3 users: no difference is significant
+
+
+def test_evaluate_metric_variants_option(tmp_path: Path) -> None:
+    write_upstream(tmp_path)
+    result = invoke(tmp_path, "evaluate", "--json", "--metric-variants", "--k", "2")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)["metric_variants"]
+    assert set(got) == {"musicrec", "implicit", "lenskit", "recbole", "spark", "trec"}
+    # popularity@2 lists 0, 2: user 1 (R = {2, 3}) and user 3 (R = {2}) hit at rank 2; user 0
+    # (R = {3}) misses. implicit: 2 hits / (1 + 2 + 1) slots; ours: (0 + 1/2 + 1/2) / 3
+    assert got["implicit"]["popularity"]["precision@2"] == pytest.approx(2 / 4)
+    assert got["musicrec"]["popularity"]["precision@2"] == pytest.approx(1 / 3)
+    # spark also counts user 2 (recommended, no test track) as 0
+    assert got["spark"]["popularity"]["precision@2"] == pytest.approx(1 / 4)
+    assert "precision@2 as each library defines it" in result.stderr
