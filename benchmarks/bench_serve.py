@@ -10,15 +10,19 @@ second, the server's start-up (load) time and RSS. The reference is the same ans
 in-process (`answers.recommend_user` on the same snapshot, no HTTP) on the same users, so the
 ratio shows what HTTP, JSON and the thread pool add.
 
-`default` serves the artifacts of `make all`; `synthetic` writes a complete chain 01-04 of
-N_USERS x N_TRACKS (Zipf-popular tracks, PER_USER heard tracks per user on average, random ALS
-factors whose item norms follow popularity, as trained ones do) into a temporary folder first.
-Writes benchmarks/results/serve_<label>.json.
+`default` serves the artifacts of `make all` (05_predict included, so answers come from its
+lists); `synthetic` writes a complete chain 01-04 of N_USERS x N_TRACKS (Zipf-popular tracks,
+PER_USER heard tracks per user on average, random ALS factors whose item norms follow
+popularity) into a temporary folder, then runs the predict stage for the benchmarked users (not
+with --live, where every answer is scored per request). A second in-process reference scores
+every answer live, to show what the lists save.
+Writes benchmarks/results/serve_default.json, serve_large.json or serve_large_live.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +48,9 @@ from threadpoolctl import threadpool_limits
 from musicrec_cli import artifacts as art
 from musicrec_cli.config import load_config
 from musicrec_cli.http import answers
-from musicrec_cli.http.snapshot import load_snapshot
+from musicrec_cli.http.snapshot import Snapshot, load_snapshot
 from musicrec_cli.runner import upstream_inputs
+from musicrec_cli.runner.predict import run_predict
 from stages.models.als import AlsModel
 from stages.models.popularity import fit_popularity
 from stages.schema import (
@@ -175,11 +181,14 @@ def _start(config: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
                 time.sleep(0.1)
 
 
-def _load(url: str, users: list[str], model: str, concurrency: int) -> tuple[list[float], float]:
-    """Latencies (s) of GET recommendations for `users`, split over `concurrency` threads."""
+def _load(
+    url: str, users: list[str], model: str, concurrency: int
+) -> tuple[list[float], float, Counter[str]]:
+    """Latencies (s) of GET recommendations for `users` over `concurrency` threads, and sources."""
     latencies: list[float] = []
     lock = threading.Lock()
     failures: list[str] = []
+    sources: Counter[str] = Counter()
 
     def worker(part: list[str]) -> None:
         mine = []
@@ -190,6 +199,8 @@ def _load(url: str, users: list[str], model: str, concurrency: int) -> tuple[lis
                 mine.append(time.perf_counter() - start)
                 if r.status_code != 200 or len(r.json()["tracks"]) != 10:
                     failures.append(f"{r.status_code} {r.text[:200]}")
+                else:
+                    sources[r.json()["source"]] += 1
         with lock:
             latencies.extend(mine)
 
@@ -205,11 +216,44 @@ def _load(url: str, users: list[str], model: str, concurrency: int) -> tuple[lis
     if failures:
         msg = f"{len(failures)} failed requests, e.g. {failures[0]}"
         raise RuntimeError(msg)
-    return latencies, wall
+    return latencies, wall, sources
 
 
 def _ms(values: list[float], q: float) -> float:
     return round(float(np.quantile(np.asarray(values), q)) * 1000, 2)
+
+
+def _in_process(snap: Snapshot, users: list[str], model: str) -> list[float]:
+    """Seconds per answer computed directly, one at a time, as `musicrec serve` computes it."""
+    took = []
+    with threadpool_limits(1, "blas"):  # as `musicrec serve` runs
+        for user in users:
+            start = time.perf_counter()
+            answers.recommend_user(snap, user, n=10, model=model, use_rerank=False)
+            took.append(time.perf_counter() - start)
+    return took
+
+
+def sample_users(root: Path, count: int) -> list[str]:
+    """`count` user ids drawn at random (seeded, with repeats), the first 200 for warm-up."""
+    rng = np.random.default_rng(SEED)
+    ids = pl.read_parquet(art.stage_dir(root, "preprocess") / art.USERS, columns=[USER_ID])
+    return ids[USER_ID].gather(rng.integers(0, ids.height, count)).to_list()
+
+
+def predict_users(root: Path, users: list[str], *, n: int) -> float:
+    """Run the predict stage (n deep, no re-ranking) for `users` only; returns its seconds."""
+    listing = root.parent / "users.txt"
+    listing.write_text("\n".join(users) + "\n")
+    overrides = [
+        f"paths.artifacts={root}",
+        f"predict.n={n}",
+        "predict.rerank_models=[]",
+        "predict.similar_k=0",
+    ]
+    start = time.perf_counter()
+    run_predict(load_config(None, overrides), users_file=listing)
+    return time.perf_counter() - start
 
 
 def bench(root: Path, label: str, *, requests: int, concurrency: int, model: str) -> dict[str, Any]:
@@ -217,26 +261,21 @@ def bench(root: Path, label: str, *, requests: int, concurrency: int, model: str
     config = root.parent / f"{label}.toml"
     config.write_text(f'[paths]\nartifacts = "{root.resolve()}"\n')
     port = _free_port()
-    rng = np.random.default_rng(SEED)
-    ids = pl.read_parquet(art.stage_dir(root, "preprocess") / art.USERS, columns=[USER_ID])
-    users = ids[USER_ID].gather(rng.integers(0, ids.height, requests + 200)).to_list()
+    users = sample_users(root, requests + 200)
     proc, load_seconds = _start(config, port)
     try:
         url = f"http://127.0.0.1:{port}"
         _load(url, users[:200], model, concurrency)  # warm-up
-        latencies, wall = _load(url, users[200:], model, concurrency)
+        latencies, wall, sources = _load(url, users[200:], model, concurrency)
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     # the reference: the same answers in-process, one at a time, no HTTP
     snap = load_snapshot(root, load_config(config, []).predict)
-    direct = []
-    with threadpool_limits(1, "blas"):  # as `musicrec serve` runs
-        for user in users[200 : 200 + min(requests, 500)]:
-            start = time.perf_counter()
-            answers.recommend_user(snap, user, n=10, model=model, use_rerank=False)
-            direct.append(time.perf_counter() - start)
+    sample = users[200 : 200 + min(requests, 500)]
+    direct = _in_process(snap, sample, model)
+    live = _in_process(dataclasses.replace(snap, lists=None), sample, model)
     return {
         "label": label,
         "n_users": int(snap.user_items.shape[0]),
@@ -245,6 +284,7 @@ def bench(root: Path, label: str, *, requests: int, concurrency: int, model: str
         "model": model,
         "n": 10,
         "requests": len(latencies),
+        "answered_from": dict(sources),
         "concurrency": concurrency,
         "http": {
             "p50_ms": _ms(latencies, 0.5),
@@ -257,6 +297,11 @@ def bench(root: Path, label: str, *, requests: int, concurrency: int, model: str
             "requests": len(direct),
             "p50_ms": _ms(direct, 0.5),
             "p99_ms": _ms(direct, 0.99),
+        },
+        "in_process_live_reference": {
+            "requests": len(live),
+            "p50_ms": _ms(live, 0.5),
+            "p99_ms": _ms(live, 0.99),
         },
         "ratio_http_p50_over_in_process_p50": round(
             statistics.median(latencies) / statistics.median(direct), 2
@@ -280,6 +325,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--model", default="als")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="synthetic: no 05_predict, so every answer is scored live (default: predict the "
+        "benchmarked users first, as a deployment runs `musicrec predict` before serving)",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.data == "default":
@@ -297,6 +348,10 @@ def main() -> None:
             start = time.perf_counter()
             synthetic_chain(root, n_users, n_tracks, args.per_user, args.factors)
             built = time.perf_counter() - start
+            predicted = None
+            if not args.live:
+                users = sample_users(root, args.requests + 200)
+                predicted = predict_users(root, sorted(set(users)), n=50)
             result = bench(
                 root,
                 "synthetic",
@@ -305,7 +360,11 @@ def main() -> None:
                 model=args.model,
             )
             result["build_seconds"] = round(built, 1)
-    name = f"serve_{result['label']}.json" if args.data == "default" else "serve_large.json"
+            if predicted is not None:
+                result["predict_seconds_for_these_users"] = round(predicted, 1)
+    name = "serve_default.json"
+    if args.data == "synthetic":
+        name = "serve_large_live.json" if args.live else "serve_large.json"
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 

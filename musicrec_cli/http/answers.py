@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from musicrec_cli.http import schemas
 from musicrec_cli.http.snapshot import Snapshot
+from musicrec_cli.runner.predict import RERANK_SUFFIX
 from stages import rerank, serve
 from stages.models import UserHistory
 from stages.schema import TRACK_GROUP_ID, TRACK_ID
@@ -81,17 +82,27 @@ def _rank(
 def recommend_user(
     snap: Snapshot, user_id: str, *, n: int, model: str | None, use_rerank: bool
 ) -> schemas.Recommendations:
-    """Top n unheard tracks for a user in the training data."""
+    """Top n unheard tracks for a user in the training data.
+
+    From 05_predict's list when there is one for this model, user and depth (the lists `musicrec
+    predict` wrote from these artifacts), else scored live.
+    """
     name, chosen = snap.model(model)
     u = snap.user_idx(user_id)
     row = snap.user_items[[u]]
-    scores = chosen.score(np.asarray([u]), row)[0]
-    idx, best = _rank(snap, name, scores, row, n=n, use_rerank=use_rerank)
+    list_name = name + RERANK_SUFFIX if use_rerank else name
+    found = None if snap.lists is None else snap.lists.lookup(list_name, u, n)
+    source: Literal["05_predict", "live"] = "05_predict"
+    if found is None:
+        scores = chosen.score(np.asarray([u]), row)[0]
+        found, source = _rank(snap, name, scores, row, n=n, use_rerank=use_rerank), "live"
+    idx, best = found
     return schemas.Recommendations(
         user=user_id,
         liked=[],
         model=name,
         rerank=use_rerank,
+        source=source,
         tracks=_scored(snap, idx, best, row.indices),
     )
 
@@ -110,6 +121,7 @@ def recommend_liked(
         liked=liked,
         model=name,
         rerank=False,
+        source="live",
         tracks=_scored(snap, idx, best, row.indices),
     )
 

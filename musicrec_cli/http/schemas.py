@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -51,6 +52,9 @@ class Recommendations(BaseModel):
     liked: list[str]
     model: str
     rerank: bool
+    source: Literal["05_predict", "live"] = Field(
+        description="05_predict: the list `musicrec predict` wrote; live: scored for this request."
+    )
     tracks: list[Scored]
 
 

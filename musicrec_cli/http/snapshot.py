@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +23,7 @@ import scipy.sparse as sp
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import ArtifactError, require_stage, stage_dir
 from musicrec_cli.config import PredictConfig
+from musicrec_cli.http.lists import Lists, load_lists
 from musicrec_cli.runner.train import load_models
 from stages import predict, rerank, serve
 from stages.interactions import build_matrix
@@ -38,6 +41,8 @@ from stages.schema import (
     USER_IDX,
     WEIGHT,
 )
+
+log = logging.getLogger(__name__)
 
 # what the server reads, in pipeline order; each stage's manifest names its upstream ones
 CHAIN = ("preprocess", "split", "features", "train")
@@ -64,7 +69,8 @@ class Snapshot:
     (n_users, n_items) CSR of train plays and weights that of their 03_features confidence
     weights (for ALS explanations);
     vectors (n_items, d) unit rows used for "because you liked" reasons (ALS item factors,
-    else audio features), None if no model has either.
+    else audio features), None if no model has either. lists are 05_predict's top-N lists when
+    that stage was built from exactly these artifacts (versions then ends with it), else None.
     """
 
     root: Path
@@ -80,6 +86,7 @@ class Snapshot:
     groups: npt.NDArray[np.int64] | None
     popularity: npt.NDArray[np.float32]
     vectors: npt.NDArray[np.float32] | None
+    lists: Lists | None = None
     rerank_attrs: dict[str, rerank.ItemAttributes] = field(default_factory=dict)
     rerank_params: rerank.RerankParams = field(default_factory=lambda: rerank.RerankParams(n=10))
     candidates: int = 3
@@ -125,6 +132,25 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _built_from(manifest: dict[str, Any], upstream: str, digest: str, root: Path) -> bool:
+    """True if `manifest` records the upstream stage's manifest with this sha256."""
+    recorded = {
+        Path(path).parent.name: rec.get("sha256")
+        for path, rec in manifest.get("inputs", {}).items()
+    }
+    return recorded.get(stage_dir(root, upstream).name) == digest
+
+
+def _version(stage: str, manifest: dict[str, Any], digest: str) -> StageVersion:
+    return StageVersion(
+        stage=stage,
+        created_at=str(manifest.get("created_at", "")),
+        musicrec_version=str(manifest.get("musicrec_version", "")),
+        git_revision=manifest.get("git_revision"),
+        manifest_sha256=digest,
+    )
+
+
 def check_chain(root: Path) -> tuple[StageVersion, ...]:
     """The versions of CHAIN's stages after checking each was built from the others' current run.
 
@@ -135,28 +161,34 @@ def check_chain(root: Path) -> tuple[StageVersion, ...]:
     manifests = {stage: require_stage(root, stage) for stage in CHAIN}
     digests = {stage: _sha256(stage_dir(root, stage) / art.MANIFEST) for stage in CHAIN}
     for stage, upstream in UPSTREAM.items():
-        recorded = {
-            Path(path).parent.name: rec.get("sha256")
-            for path, rec in manifests[stage].get("inputs", {}).items()
-        }
         for up in upstream:
-            if recorded.get(stage_dir(root, up).name) != digests[up]:
+            if not _built_from(manifests[stage], up, digests[up], root):
                 msg = (
                     f"{stage_dir(root, stage)} was built from another run of "
                     f"{stage_dir(root, up).name} than the one now in place; "
                     f"run `musicrec {stage}` (and the stages after it) first."
                 )
                 raise ArtifactError(msg)
-    return tuple(
-        StageVersion(
-            stage=stage,
-            created_at=str(manifests[stage].get("created_at", "")),
-            musicrec_version=str(manifests[stage].get("musicrec_version", "")),
-            git_revision=manifests[stage].get("git_revision"),
-            manifest_sha256=digests[stage],
-        )
-        for stage in CHAIN
-    )
+    return tuple(_version(stage, manifests[stage], digests[stage]) for stage in CHAIN)
+
+
+def predictions_of(
+    root: Path, versions: tuple[StageVersion, ...]
+) -> tuple[StageVersion, dict[str, Any]] | None:
+    """05_predict's version and manifest if it was built from exactly `versions`, else None."""
+    manifest = art.read_manifest(root, "predict")
+    if manifest is None:
+        return None
+    digests = {v.stage: v.manifest_sha256 for v in versions}
+    for up in ("preprocess", "split", "train"):
+        if not _built_from(manifest, up, digests[up], root):
+            log.warning(
+                "%s was built from other artifacts than those served; answering live",
+                stage_dir(root, "predict"),
+            )
+            return None
+    digest = _sha256(stage_dir(root, "predict") / art.MANIFEST)
+    return _version("predict", manifest, digest), manifest
 
 
 def _factors(model: Recommender) -> npt.NDArray[np.float32] | None:
@@ -231,6 +263,7 @@ def load_snapshot(root: Path, predict_cfg: PredictConfig) -> Snapshot:
         ArtifactError: the chain is incomplete or inconsistent (see `check_chain`).
     """
     versions = check_chain(root)
+    predicted = predictions_of(root, versions)
     pre = stage_dir(root, "preprocess")
     items = pl.read_parquet(pre / art.ITEMS).sort(TRACK_IDX)
     if TRACK_GROUP_ID not in items.columns:
@@ -264,7 +297,7 @@ def load_snapshot(root: Path, predict_cfg: PredictConfig) -> Snapshot:
     return Snapshot(
         root=root,
         loaded_at=dt.datetime.now(dt.UTC).isoformat(),
-        versions=versions,
+        versions=versions if predicted is None else (*versions, predicted[0]),
         items=items,
         names=items.select(TRACK_ID, ARTIST_NAME, TRACK_NAME),
         search_text=items.select(text.alias("text")).to_series(),
@@ -284,4 +317,5 @@ def load_snapshot(root: Path, predict_cfg: PredictConfig) -> Snapshot:
             one_per_group=p.one_per_group,
         ),
         candidates=p.candidates,
+        lists=None if predicted is None else load_lists(root, predicted[1], user_items.shape[0]),
     )
