@@ -12,7 +12,8 @@ STAMPS := $(A)/.config
 RAW := data/generated/tracks.parquet
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install all test test-all lint typecheck format check bench bench-full clean-artifacts clean \
+.PHONY: help install install-spark all test test-all lint typecheck format check bench bench-full \
+        clean-artifacts clean \
         generate preprocess split features train predict evaluate report
 
 help: ## List the targets
@@ -25,6 +26,9 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 install: $(INSTALLED) ## Create .venv and install musicrec with its test tools
+
+install-spark: $(INSTALLED) ## Add the optional Spark engine (pyspark, ~500 MB; needs Java 17+)
+	$(BIN)/pip install --quiet -e ".[dev,spark]"
 
 all: evaluate ## Install, generate the default data and run every stage (only what is stale)
 

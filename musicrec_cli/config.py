@@ -164,9 +164,28 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
-    """The whole resolved configuration, one attribute per table."""
+class SparkConfig:
+    """Where and how the Spark engine runs (used only when engine = "spark").
 
+    `local_dir` "" puts Spark's shuffle and spill files in a folder of the run's own under the
+    artifacts directory, deleted when the command ends. `conf` holds extra "key=value" Spark
+    settings, applied last.
+    """
+
+    master: str = "local[*]"
+    app_name: str = "musicrec"
+    shuffle_partitions: int = 0
+    driver_memory: str = "4g"
+    executor_memory: str = ""
+    local_dir: str = ""
+    conf: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole resolved configuration: the engine and one attribute per table."""
+
+    engine: str = "polars"
     paths: PathsConfig = field(default_factory=PathsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -175,9 +194,13 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
 
 
 SPLIT_STRATEGIES = ("auto", *split_stage.STRATEGIES)
+ENGINES = ("polars", "spark")
+# stages with a Spark implementation; the others always run on Polars
+SPARK_STAGES = ("preprocess", "split", "train", "predict")
 _RAW_COLUMNS = (*formats.REQUIRED, *formats.OPTIONAL)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
@@ -267,6 +290,12 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "evaluate.baseline": (lambda v: v.strip() != "", 'a model name such as "popularity"'),
     "evaluate.alpha": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "evaluate.bootstrap_samples": (lambda v: v >= 0, "an integer >= 0 (0 = no intervals)"),
+    "spark.master": (lambda v: v.strip() != "", 'a Spark master URL, e.g. "local[*]"'),
+    "spark.shuffle_partitions": (lambda v: v >= 0, "an integer >= 0 (0 = Spark's default)"),
+    "spark.conf": (
+        lambda v: all(c.partition("=")[0].strip() and c.partition("=")[1] for c in v),
+        'a list of "key=value" Spark settings, e.g. ["spark.executor.cores=4"]',
+    ),
 }
 
 
@@ -327,17 +356,21 @@ def _build_table(cls: type[Any], table: str, values: dict[str, Any], source: str
 
 
 def parse_override(text: str) -> tuple[str, str, object]:
-    """Split "table.key=value" into its parts; the value is read as TOML, else as a string."""
+    """Split "table.key=value" into its parts; the value is read as TOML, else as a string.
+
+    The one top-level key, `engine`, comes back with table "".
+    """
     name, sep, raw = text.partition("=")
     table, dot, key = name.strip().partition(".")
-    if not sep or not dot or not key:
+    top_level = name.strip() == "engine"
+    if not sep or not (top_level or (dot and key)):
         msg = f"--set {text!r}: expected table.key=value, e.g. --set train.factors=128."
         raise ConfigError(msg)
     try:
         value: object = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
-    return table, key.strip(), value
+    return ("", "engine", value) if top_level else (table, key.strip(), value)
 
 
 def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
@@ -353,11 +386,14 @@ def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) 
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             msg = f"{source}: not valid TOML: {exc}."
             raise ConfigError(msg) from exc
-    tables = {f.name: f for f in dataclasses.fields(Config)}
+    tables = {f.name: f for f in dataclasses.fields(Config) if f.name != "engine"}
     for text in overrides:
         table, key, value = parse_override(text)
-        data.setdefault(table, {})[key] = value
-    built = {}
+        if table:
+            data.setdefault(table, {})[key] = value
+        else:
+            data[key] = value  # type: ignore[assignment]
+    built: dict[str, Any] = {"engine": _engine(data.pop("engine", "polars"), str(source))}
     for table, values in data.items():
         if table not in tables:
             raise _unknown(table, tables, "table", str(source))
@@ -367,6 +403,18 @@ def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) 
         cls = typing.get_type_hints(Config)[table]
         built[table] = _build_table(cls, table, values, str(source))
     return Config(**built)
+
+
+def _engine(value: object, source: str) -> str:
+    if value not in ENGINES:
+        msg = f"{source}: engine = {value!r}: expected one of {list(ENGINES)}."
+        raise ConfigError(msg)
+    return str(value)
+
+
+def engine_of(cfg: Config, stage: str) -> str:
+    """The engine `stage` runs on: cfg.engine for the stages Spark implements, else "polars"."""
+    return cfg.engine if stage in SPARK_STAGES else "polars"
 
 
 def table_dict(table: object) -> dict[str, Any]:

@@ -136,3 +136,33 @@ def one_per_song(
         rows = rows[full & (got_idx < 0).any(axis=1)]
         k = min(2 * k, n_items)
     return idx, best
+
+
+def plain_lists(
+    fetch: Fetch,
+    n_rows: int,
+    group: npt.NDArray[np.int64],
+    *,
+    n: int,
+    heard: sp.csr_matrix | None,
+    depth: int,
+    one_per_group: bool,
+) -> Candidates:
+    """A block's top-n lists: one version per song unless `one_per_group` is off.
+
+    Args:
+        fetch: (row positions, k) -> their candidates, best first (any scorer).
+        n_rows: Rows in the block.
+        group: (n_items,) int64 group codes.
+        n: Tracks per list.
+        heard: (n_rows, n_groups) bool CSR of heard groups to leave out, or None.
+        depth: Depth of the first fetch (HNSW recalls better from a deeper search);
+            `one_per_song` fetches deeper for rows whose list is still short.
+        one_per_group: At most one track per group; off: the first n unheard-song tracks.
+    """
+    if not one_per_group:
+        idx, best = fetch(np.arange(n_rows, dtype=np.int64), depth)
+        if heard is not None:
+            idx, best = drop_heard_songs(idx, best, group, heard)
+        return first_per_song(idx, best, np.arange(len(group)), n=n)
+    return one_per_song(fetch, n_rows, group, n=n, heard=heard, first_k=depth)

@@ -77,3 +77,34 @@ def tiny_project(tmp_path: Path) -> Path:
     )
     assert result.exit_code == 0, result.output
     return config
+
+
+def _spark_missing() -> str | None:
+    """Why the Spark tests cannot run here (None if pyspark and Java are present)."""
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java runtime (`java` not on PATH; apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    missing = _spark_missing()
+    return f"spark tests: SKIPPED, {missing}" if missing else "spark tests: run (local[2])"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import os
+
+    missing = _spark_missing()
+    for item in items:
+        if "tests/spark/" not in item.nodeid:
+            continue
+        item.add_marker(pytest.mark.spark)
+        # under CI they run anyway, and fail on the missing runtime: CI must install it
+        if missing and os.environ.get("CI") != "true":
+            item.add_marker(pytest.mark.skip(reason=f"spark tests skipped: {missing}"))

@@ -10,6 +10,7 @@ import pytest
 from musicrec_cli.config import (
     Config,
     ConfigError,
+    engine_of,
     load_config,
     parse_override,
     table_dict,
@@ -114,3 +115,22 @@ def test_table_dict_is_json_ready() -> None:
     assert out["ts_min"] == "2000-01-01T00:00:00+00:00"
     assert table_dict(Config().train)["models"] == list(Config().train.models)
     assert isinstance(table_dict(Config().train)["models"], list)
+
+
+def test_engine_is_a_top_level_key_overridable_with_set(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'engine = "spark"\n[spark]\nmaster = "local[2]"\n')
+    cfg = load_config(path)
+    assert (cfg.engine, cfg.spark.master) == ("spark", "local[2]")
+    assert engine_of(cfg, "train") == "spark"
+    assert engine_of(cfg, "features") == "polars"  # no Spark implementation: always Polars
+    assert load_config(path, ["engine=polars"]).engine == "polars"
+    assert load_config(None, ['engine="spark"']).engine == "spark"
+
+
+def test_unknown_engine_and_bad_spark_conf_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"engine = 'flink': expected one of \['polars', 'spark'\]"
+    ):
+        load_config(_write(tmp_path, 'engine = "flink"\n'))
+    with pytest.raises(ConfigError, match=r"\[spark\]\.conf = \['spark.executor.cores'\]"):
+        load_config(None, ['spark.conf=["spark.executor.cores"]'])

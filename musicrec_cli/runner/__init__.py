@@ -15,8 +15,16 @@ from musicrec_cli import __version__
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, stage_dir
 from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.config import Config, table_dict
+from musicrec_cli.config import Config, engine_of, table_dict
 from musicrec_cli.sources import resolve_raw
+
+# rows of one user group that a Spark Python worker holds at once (stages.spark.apply_by_users)
+SPARK_GROUP_ROWS = 2_000_000
+
+
+def spark_groups(n_rows: int) -> int:
+    """Number of user groups for `n_rows` rows: at least 8, at most SPARK_GROUP_ROWS rows each."""
+    return max(8, -(-n_rows // SPARK_GROUP_ROWS))
 
 
 class Measure:
@@ -57,6 +65,8 @@ def is_up_to_date(cfg: Config, stage: str) -> bool:
         __version__,
         source_fingerprint(stage),
     ):
+        return False
+    if manifest.get("engine", "polars") != engine_of(cfg, stage):
         return False
     if stage == "preprocess" and manifest.get("paths") != table_dict(resolve_raw(cfg.paths)):
         return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import stage_dir
-from musicrec_cli.config import Config, ConfigError, PredictConfig, table_dict
+from musicrec_cli.config import Config, ConfigError, PredictConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from musicrec_cli.runner.train import load_models
@@ -51,6 +52,8 @@ SIMILAR_TRACK_ID = "similar_track_id"
 RERANK_SUFFIX = "+rerank"
 PREDICTION_COLUMNS = tuple(PREDICTIONS)
 _UNKNOWN_SAMPLE = 20
+# tracks per broadcast block of item factors on Spark (128 MiB at 64 factors)
+SPARK_BLOCK_ITEMS = 500_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,22 +180,39 @@ def _hnsw_search(name: str, p: PredictConfig) -> Callable[[Factorised], predict.
     return build
 
 
+def _read_lists(folder: Path, name: str) -> Iterator[pl.DataFrame]:
+    """Ranked lists written by Spark (stages.spark.predict.top_n), in file and row order."""
+    from stages.spark import polars_cast
+    from stages.spark.predict import LISTS
+
+    for path in sorted(folder.glob("part-*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches():
+            frame = polars_cast(pl.from_arrow(batch).lazy(), LISTS)  # type: ignore[union-attr]
+            yield frame.with_columns(pl.lit(name).alias(MODEL)).collect()
+
+
 def _block_frames(
     models: dict[str, Recommender],
     blocks: list[npt.NDArray[np.int64]],
     user_items: sp.csr_matrix,
     catalog: _Catalog,
     p: PredictConfig,
+    spark_lists: dict[str, Path],
 ) -> Iterator[tuple[int, pl.DataFrame]]:
     """Exact lists as part 0 and re-ranked ones as part 1, model by model, block by block.
 
     Frames have columns (user_idx, rank, track_idx, score, model). Every list has at most one
     track per song (track_group_id), and none of a song the user has heard unless
-    [predict].allow_heard_songs.
+    [predict].allow_heard_songs. The exact lists of models in `spark_lists` are read from
+    Spark's output instead of scored here.
     """
     group = _codes(catalog.group_ids)
     for name, model in models.items():
         attrs = item_attributes(catalog, model, name, p) if name in p.rerank_models else None
+        if name in spark_lists:
+            yield from ((0, frame) for frame in _read_lists(spark_lists[name], name))
+            if attrs is None:
+                continue
         params = rerank.RerankParams(
             n=p.n,
             mmr_lambda=p.mmr_lambda,
@@ -206,43 +226,23 @@ def _block_frames(
         for block in blocks:
             items = user_items[block]
             heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
-            idx, best = _plain_lists(score, block, items, group, heard, p)
-            yield 0, predict.ranked_frame(block, idx, best, model_name=name)
+            if name not in spark_lists:
+                idx, best = songs.plain_lists(
+                    lambda rows, k, b=block, i=items, f=score: f(b[rows], i[rows], k),
+                    len(block),
+                    group,
+                    n=p.n,
+                    heard=heard,
+                    depth=p.n * max(p.candidates, 1),
+                    one_per_group=p.one_per_group,
+                )
+                yield 0, predict.ranked_frame(block, idx, best, model_name=name)
             if attrs is not None:
                 c_idx, c_best = score(block, items, p.n * p.candidates)
                 if heard is not None:
                     c_idx, c_best = songs.drop_heard_songs(c_idx, c_best, group, heard)
                 r_idx, r_best = rerank.rerank(c_idx, c_best, attrs, params)
                 yield 1, predict.ranked_frame(block, r_idx, r_best, model_name=name + RERANK_SUFFIX)
-
-
-def _plain_lists(
-    score: predict.Scorer,
-    block: npt.NDArray[np.int64],
-    items: sp.csr_matrix,
-    group: npt.NDArray[np.int64],
-    heard: sp.csr_matrix | None,
-    p: PredictConfig,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """The block's top-n lists: one version per song unless [predict].one_per_group is off.
-
-    The first fetch is n x [predict].candidates deep (HNSW recalls better from a deeper search);
-    one_per_song fetches deeper for users whose list is still short.
-    """
-    depth = p.n * max(p.candidates, 1)
-    if not p.one_per_group:
-        idx, best = score(block, items, depth)
-        if heard is not None:
-            idx, best = songs.drop_heard_songs(idx, best, group, heard)
-        return songs.first_per_song(idx, best, np.arange(len(group)), n=p.n)
-    return songs.one_per_song(
-        lambda rows, k: score(block[rows], items[rows], k),
-        len(block),
-        group,
-        n=p.n,
-        heard=heard,
-        first_k=depth,
-    )
 
 
 def _with_ids(frame: pl.DataFrame, catalog: _Catalog, generated_at: dt.datetime) -> pl.DataFrame:
@@ -340,6 +340,51 @@ def _resolve_users(
     return users, unknown
 
 
+def _spark_lists(
+    cfg: Config,
+    out: art.StageWriter,
+    models: dict[str, Recommender],
+    users: npt.NDArray[np.int64],
+    catalog: _Catalog,
+) -> dict[str, Path]:
+    """Exact lists of every factor model on Spark, each into a folder of part files in `out`."""
+    from musicrec_cli.spark import spark_session
+    from stages.spark import predict as spark_predict
+
+    p, root = cfg.predict, Path(cfg.paths.artifacts)
+    factor_models = {m: f for m, f in models.items() if predict.is_factor_model(f)}
+    others = [m for m in models if m not in factor_models]
+    if others:
+        log.info("no item factors, scored on this machine: %s", ", ".join(others))
+    if p.search != "exact":
+        log.info('the Spark engine scores exactly ([predict].search = "%s" is not used)', p.search)
+    folders: dict[str, Path] = {}
+    if not factor_models:
+        return folders
+    settings = spark_predict.ListSettings(
+        n=p.n,
+        depth=p.n * max(p.candidates, 1),
+        one_per_group=p.one_per_group,
+        allow_heard_songs=p.allow_heard_songs,
+        block_items=SPARK_BLOCK_ITEMS,
+    )
+    with spark_session(cfg.spark, workdir=out.partial) as spark:
+        train = spark.read.parquet(str(stage_dir(root, "split") / art.TRAIN))
+        for name, model in factor_models.items():
+            rows = spark_predict.user_rows(spark, model.user_factors, users, train)  # type: ignore[attr-defined]
+            lists = spark_predict.top_n(
+                spark,
+                rows,
+                model.item_factors,  # type: ignore[attr-defined]
+                _codes(catalog.group_ids),
+                settings,
+            )
+            folders[name] = out.path(f".{name}.spark")
+            with out.writing(art.PREDICTIONS):
+                lists.write.mode("overwrite").parquet(str(folders[name]))
+    return folders
+
+
 def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
     measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
@@ -357,24 +402,27 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     blocks = [users[i : i + p.block_size] for i in range(0, len(users), p.block_size)]
     n_sim = -(-user_items.shape[1] // p.block_size) if p.similar_k else 0
     written = [*models, *(m + RERANK_SUFFIX for m in models if m in p.rerank_models)]
-    with (
-        art.open_stage(root, "predict") as out,
-        progress("predict", len(blocks) * len(written) + n_sim) as step,
-    ):
-        frames = (
-            (part, _with_ids(f, catalog, generated_at))
-            for part, f in _block_frames(models, blocks, user_items, catalog, p)
-        )
-        rows = _stream(frames, out.path(art.PREDICTIONS), step)
+    engine = engine_of(cfg, "predict")
+    with art.open_stage(root, "predict") as out:
+        spark_lists = _spark_lists(cfg, out, models, users, catalog) if engine == "spark" else {}
+        with progress("predict", len(blocks) * len(written) + n_sim) as step:
+            frames = (
+                (part, _with_ids(f, catalog, generated_at))
+                for part, f in _block_frames(models, blocks, user_items, catalog, p, spark_lists)
+            )
+            rows = _stream(frames, out.path(art.PREDICTIONS), step)
+            similar = _similar_frames(models, catalog, p)
+            sim_rows = _stream(similar, out.path(art.SIMILAR_TRACKS), step)
         out.add_file(art.PREDICTIONS, rows=rows)
-        similar = _similar_frames(models, catalog, p)
-        sim_rows = _stream(similar, out.path(art.SIMILAR_TRACKS), step)
+        for folder in spark_lists.values():
+            shutil.rmtree(folder)
         if out.path(art.SIMILAR_TRACKS).exists():
             out.add_file(art.SIMILAR_TRACKS, rows=sim_rows)
         folder = art.commit_stage(
             out,
             {
                 "config": table_dict(p),
+                "engine": engine,
                 "inputs": inputs,
                 "generated_at": generated_at.isoformat(),
                 "summary": {

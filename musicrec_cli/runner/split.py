@@ -4,6 +4,7 @@ plays.parquet is sorted by user, so the users are cut into contiguous ranges of 
 [split].plays_per_part plays and each range is split on its own (Parquet statistics let the scan
 skip the other row groups): memory is bounded by the part, not by all pairs. Only "track known
 in train" needs every user; it filters the (smaller) test candidates in a second pass.
+On the Spark engine the same per-user function runs on hash groups of users (stages.spark.split).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import polars as pl
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, stage_dir
-from musicrec_cli.config import Config, table_dict
+from musicrec_cli.config import Config, engine_of, table_dict
 from musicrec_cli.console import progress
-from musicrec_cli.runner import Measure, upstream_inputs
+from musicrec_cli.runner import Measure, spark_groups, upstream_inputs
 from stages import split
 from stages.interactions import build_matrix
 from stages.schema import (
+    INTERACTIONS,
     PLAY_COUNT,
     PLAYED_AT,
     PLAYS,
@@ -61,6 +63,74 @@ def split_params(cfg: Config, strategy: split.Strategy) -> split.SplitParams:
     )
 
 
+def _split_polars(
+    out: art.StageWriter,
+    plays: pl.LazyFrame,
+    ranges: list[tuple[int, int]],
+    params: split.SplitParams,
+    cutoff: dt.datetime | None,
+    held_out: pl.DataFrame | None,
+) -> tuple[int, int, int]:
+    """Split user range by user range, then keep test tracks known in train; row counts."""
+    tmp = {name: out.path(name) for name in ("train_parts", "test_parts", "replay_parts")}
+    for folder in tmp.values():
+        folder.mkdir()
+    with progress("split", len(ranges)) as step:
+        for i, (first, last) in enumerate(ranges):
+            in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
+            part = split.split_users(
+                in_range,
+                params=params,
+                cutoff=cutoff,
+                held_out=None if held_out is None else held_out.lazy(),
+            )
+            part.train.sink_parquet(tmp["train_parts"] / f"{i:05d}.parquet")
+            part.test.sink_parquet(tmp["test_parts"] / f"{i:05d}.parquet")
+            if params.strategy in split.TEMPORAL:  # else replay is test
+                part.replay.sink_parquet(tmp["replay_parts"] / f"{i:05d}.parquet")
+            step()
+    train = pl.scan_parquet(sorted(tmp["train_parts"].glob("*.parquet")))
+    replay_folder = tmp["replay_parts" if params.strategy in split.TEMPORAL else "test_parts"]
+    test, replay = (
+        split.keep_known_tracks(pl.scan_parquet(sorted(f.glob("*.parquet"))), train=train)
+        for f in (tmp["test_parts"], replay_folder)
+    )
+    n_train = out.sink_parquet(train, art.TRAIN)
+    n_test = out.sink_parquet(test, art.TEST)
+    n_replay = out.sink_parquet(replay, art.TEST_REPLAY)
+    for folder in tmp.values():
+        shutil.rmtree(folder)
+    return n_train, n_test, n_replay
+
+
+def _split_spark(
+    out: art.StageWriter,
+    cfg: Config,
+    source: Path,
+    params: split.SplitParams,
+    cutoff: dt.datetime | None,
+    held_out: pl.DataFrame | None,
+) -> tuple[int, int, int]:
+    """The same split on Spark (stages.spark.split), written as the same three files."""
+    from musicrec_cli.spark import spark_session, write_artifact
+    from stages.spark import split as spark_split
+
+    n_plays = pl.scan_parquet(source).select(pl.len()).collect().item()
+    with spark_session(cfg.spark, workdir=out.partial) as spark:
+        parts = spark_split.split_plays(
+            spark.read.parquet(str(source)),
+            params=params,
+            cutoff=cutoff,
+            held_out=held_out,
+            n_groups=spark_groups(n_plays),
+        )
+        return (
+            write_artifact(out, parts.train, art.TRAIN, INTERACTIONS),
+            write_artifact(out, parts.test, art.TEST, INTERACTIONS),
+            write_artifact(out, parts.replay, art.TEST_REPLAY, INTERACTIONS),
+        )
+
+
 def run_split(cfg: Config) -> str:
     """Split 01_preprocess plays into 02_split train/test/test_replay by [split].strategy."""
     measure, root = Measure(), Path(cfg.paths.artifacts)
@@ -92,35 +162,12 @@ def run_split(cfg: Config) -> str:
         else None
     )
     n_users, n_tracks = shape["n_users"], shape["n_tracks"]
+    engine = engine_of(cfg, "split")
     with art.open_stage(root, "split") as out:
-        tmp = {name: out.path(name) for name in ("train_parts", "test_parts", "replay_parts")}
-        for folder in tmp.values():
-            folder.mkdir()
-        with progress("split", len(ranges)) as step:
-            for i, (first, last) in enumerate(ranges):
-                in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
-                part = split.split_users(
-                    in_range,
-                    params=params,
-                    cutoff=cutoff,
-                    held_out=None if held_out is None else held_out.lazy(),
-                )
-                part.train.sink_parquet(tmp["train_parts"] / f"{i:05d}.parquet")
-                part.test.sink_parquet(tmp["test_parts"] / f"{i:05d}.parquet")
-                if strategy in split.TEMPORAL:  # else replay is test
-                    part.replay.sink_parquet(tmp["replay_parts"] / f"{i:05d}.parquet")
-                step()
-        train = pl.scan_parquet(sorted(tmp["train_parts"].glob("*.parquet")))
-        replay_folder = tmp["replay_parts" if strategy in split.TEMPORAL else "test_parts"]
-        test, replay = (
-            split.keep_known_tracks(pl.scan_parquet(sorted(f.glob("*.parquet"))), train=train)
-            for f in (tmp["test_parts"], replay_folder)
-        )
-        n_train = out.sink_parquet(train, art.TRAIN)
-        n_test = out.sink_parquet(test, art.TEST)
-        n_replay = out.sink_parquet(replay, art.TEST_REPLAY)
-        for folder in tmp.values():
-            shutil.rmtree(folder)
+        if engine == "spark":
+            n_train, n_test, n_replay = _split_spark(out, cfg, source, params, cutoff, held_out)
+        else:
+            n_train, n_test, n_replay = _split_polars(out, plays, ranges, params, cutoff, held_out)
         if n_test == 0:
             raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff))
         for name, matrix_name in ((art.TRAIN, art.TRAIN_MATRIX), (art.TEST, art.TEST_MATRIX)):
@@ -133,6 +180,7 @@ def run_split(cfg: Config) -> str:
             out,
             {
                 "config": table_dict(cfg.split),
+                "engine": engine,
                 "inputs": inputs,
                 "summary": {
                     "strategy": strategy,

@@ -1,0 +1,103 @@
+"""The Spark engine: the same stages on Spark DataFrames, imported only when engine = "spark".
+
+Spark moves and groups the data (shuffles, joins, ALS); the rules themselves are the Polars
+stage functions, applied through Arrow to whole groups of users (`apply_by_users`), so the two
+engines cannot drift apart. Spark has no unsigned integers: frames leave a Polars function with
+UInt* columns widened to signed ones (`spark_schema`), and `polars_cast` restores the project's
+dtypes when an artifact is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import polars as pl
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql import types as T  # noqa: N812
+
+GROUP = "_group"
+_SPARK_TYPES: dict[type[pl.DataType], T.DataType] = {
+    pl.UInt16: T.IntegerType(),
+    pl.UInt32: T.LongType(),
+    pl.UInt64: T.LongType(),
+    pl.Int32: T.IntegerType(),
+    pl.Int64: T.LongType(),
+    pl.Float32: T.FloatType(),
+    pl.Float64: T.DoubleType(),
+    pl.String: T.StringType(),
+    pl.Boolean: T.BooleanType(),
+    pl.Datetime: T.TimestampType(),
+}
+_WIDER = {pl.UInt16: pl.Int32, pl.UInt32: pl.Int64, pl.UInt64: pl.Int64}
+
+
+def spark_schema(schema: Mapping[str, pl.DataType]) -> T.StructType:
+    """The Spark schema of a Polars schema (UInt32 -> long, Datetime -> timestamp, ...)."""
+    return T.StructType(
+        [T.StructField(name, _SPARK_TYPES[type(dtype)], True) for name, dtype in schema.items()]
+    )
+
+
+def to_spark_arrow(frame: pl.DataFrame) -> pa.Table:
+    """`frame` as Arrow with unsigned integers widened, as `spark_schema` declares them."""
+    wide = {c: _WIDER[type(d)]() for c, d in frame.schema.items() if type(d) in _WIDER}
+    return frame.cast(wide).to_arrow()  # type: ignore[arg-type]
+
+
+def polars_cast(frame: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+    """A frame read back from Spark's Parquet, in the project's dtypes and column order."""
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+def user_groups(user: Column, *, n_groups: int) -> Column:
+    """A group number in [0, n_groups) for each user: every play of a user lands in one group."""
+    return F.pmod(F.xxhash64(user), F.lit(n_groups))
+
+
+def apply_by_users(
+    frame: DataFrame,
+    work: Callable[[pl.LazyFrame], pl.LazyFrame],
+    *,
+    user: str,
+    n_groups: int,
+    schema: Mapping[str, pl.DataType],
+) -> DataFrame:
+    """Run a Polars stage function on `frame` one group of whole users at a time.
+
+    Exact for functions whose result for a user depends only on that user's rows (the
+    de-duplication and aggregation of plays, the per-user split). A group is held in memory by
+    one Python worker: choose `n_groups` so that a group's rows fit (Spark's own warning for
+    applyInArrow).
+
+    Args:
+        frame: Rows with a `user` column.
+        work: LazyFrame -> LazyFrame whose output has exactly `schema`.
+        user: The user column.
+        n_groups: Number of groups the users are hashed into.
+        schema: Output schema (Polars dtypes).
+    """
+
+    def run(table: pa.Table) -> pa.Table:
+        out = work(pl.from_arrow(table).lazy().drop(GROUP)).collect(engine="in-memory")  # type: ignore[union-attr]
+        return to_spark_arrow(out.select(list(schema)))
+
+    grouped = frame.withColumn(GROUP, user_groups(F.col(user), n_groups=n_groups)).groupBy(GROUP)
+    return grouped.applyInArrow(run, spark_schema(schema))
+
+
+def map_batches(
+    frame: DataFrame,
+    work: Callable[[pl.DataFrame], pl.DataFrame],
+    *,
+    schema: Mapping[str, pl.DataType],
+) -> DataFrame:
+    """Run a row-local Polars function on each Arrow batch of `frame` (mapInArrow)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            out = to_spark_arrow(work(pl.from_arrow(batch)).select(list(schema)))  # type: ignore[arg-type]
+            yield from out.to_batches()
+
+    return frame.mapInArrow(run, spark_schema(schema))

@@ -1,0 +1,23 @@
+"""One local[2] SparkSession for every Spark test (JVM start-up takes seconds).
+
+Tests here are marked `spark` (tests/conftest.py) and skipped, with the reason in the report
+header, where pyspark or Java is missing; under CI (CI=true) a missing runtime fails instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from musicrec_cli.config import SparkConfig
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from musicrec_cli.spark import spark_session
+
+    cfg = SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="1g")
+    with spark_session(cfg, workdir=Path(tmp_path_factory.mktemp("spark"))) as session:
+        yield session
