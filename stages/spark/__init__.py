@@ -62,6 +62,7 @@ def apply_by_users(
     *,
     user: str,
     n_groups: int,
+    inputs: Mapping[str, pl.DataType],
     schema: Mapping[str, pl.DataType],
 ) -> DataFrame:
     """Run a Polars stage function on `frame` one group of whole users at a time.
@@ -76,11 +77,14 @@ def apply_by_users(
         work: LazyFrame -> LazyFrame whose output has exactly `schema`.
         user: The user column.
         n_groups: Number of groups the users are hashed into.
+        inputs: The project's dtypes of the input columns (e.g. PLAYS), restored before `work`
+            runs: hashes and sorts depend on them.
         schema: Output schema (Polars dtypes).
     """
 
     def run(table: pa.Table) -> pa.Table:
-        out = work(pl.from_arrow(table).lazy().drop(GROUP)).collect(engine="in-memory")  # type: ignore[union-attr]
+        rows = polars_cast(pl.from_arrow(table).lazy(), inputs)  # type: ignore[union-attr]
+        out = work(rows).collect(engine="in-memory")
         return to_spark_arrow(out.select(list(schema)))
 
     grouped = frame.withColumn(GROUP, user_groups(F.col(user), n_groups=n_groups)).groupBy(GROUP)

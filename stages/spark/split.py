@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812
 
 from stages import split
-from stages.schema import INTERACTIONS, TRACK_IDX, USER_IDX
+from stages.schema import INTERACTIONS, PLAYS, TRACK_IDX, USER_IDX
 from stages.spark import apply_by_users
 
 PART = "_part"  # 0 train, 1 test candidate, 2 replay candidate
@@ -67,7 +67,9 @@ def split_plays(
         n_groups: User groups split one by one (each held in memory by one worker).
     """
     work = functools.partial(_all_parts, params=params, cutoff=cutoff, held_out=held_out)
-    parts = apply_by_users(plays, work, user=USER_IDX, n_groups=n_groups, schema=_PARTS).cache()
+    parts = apply_by_users(
+        plays, work, user=USER_IDX, n_groups=n_groups, inputs=PLAYS, schema=_PARTS
+    ).cache()
     train = parts.filter(F.col(PART) == 0).drop(PART)
     known = train.select(TRACK_IDX).distinct()
     order = [USER_IDX, TRACK_IDX]

@@ -34,7 +34,18 @@ def _plays(rng: np.random.Generator, n: int = 400) -> pl.DataFrame:
     ).cast(PLAYS)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("strategy", split.STRATEGIES)
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "temporal",
+        "user-random",
+        pytest.param("user-temporal", marks=SLOW),
+        pytest.param("held-out-users", marks=SLOW),
+    ],
+)
 def test_spark_split_gives_the_polars_rows(spark, strategy):
     plays = _plays(np.random.default_rng(1))
     params = split.SplitParams(strategy=strategy, min_user_tracks=3, held_out_share=0.3)
@@ -56,7 +67,9 @@ def test_spark_split_gives_the_polars_rows(spark, strategy):
         assert_frame_equal(rows, getattr(want, name).collect(), check_dtypes=True)
 
 
-@pytest.mark.parametrize(("one_per_group", "allow_heard_songs"), [(True, False), (False, True)])
+@pytest.mark.parametrize(
+    ("one_per_group", "allow_heard_songs"), [(True, False), pytest.param(False, True, marks=SLOW)]
+)
 def test_spark_lists_over_item_blocks_equal_the_polars_lists(
     spark, rng, one_per_group, allow_heard_songs
 ):
