@@ -8,6 +8,7 @@ place until the new one is complete (artifacts.commit_stage).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import shutil
 import time
@@ -191,6 +192,17 @@ def _read_lists(folder: Path, name: str) -> Iterator[pl.DataFrame]:
             yield frame.with_columns(pl.lit(name).alias(MODEL)).collect()
 
 
+def _fetch_rows(
+    score: predict.Scorer,
+    block: npt.NDArray[np.int64],
+    items: sp.csr_matrix,
+    rows: npt.NDArray[np.int64],
+    k: int,
+) -> songs.Candidates:
+    """Candidates of some rows of a block (songs.plain_lists' fetch)."""
+    return score(block[rows], items[rows], k)
+
+
 def _block_frames(
     models: dict[str, Recommender],
     blocks: list[npt.NDArray[np.int64]],
@@ -228,7 +240,7 @@ def _block_frames(
             heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
             if name not in spark_lists:
                 idx, best = songs.plain_lists(
-                    lambda rows, k, b=block, i=items, f=score: f(b[rows], i[rows], k),
+                    functools.partial(_fetch_rows, score, block, items),
                     len(block),
                     group,
                     n=p.n,
@@ -352,7 +364,7 @@ def _spark_lists(
     from stages.spark import predict as spark_predict
 
     p, root = cfg.predict, Path(cfg.paths.artifacts)
-    factor_models = {m: f for m, f in models.items() if predict.is_factor_model(f)}
+    factor_models = {m: f for m, f in models.items() if predict.is_factorised(f)}
     others = [m for m in models if m not in factor_models]
     if others:
         log.info("no item factors, scored on this machine: %s", ", ".join(others))
@@ -371,11 +383,11 @@ def _spark_lists(
     with spark_session(cfg.spark, workdir=out.partial) as spark:
         train = spark.read.parquet(str(stage_dir(root, "split") / art.TRAIN))
         for name, model in factor_models.items():
-            rows = spark_predict.user_rows(spark, model.user_factors, users, train)  # type: ignore[attr-defined]
+            rows = spark_predict.user_rows(spark, model.user_factors, users, train)
             lists = spark_predict.top_n(
                 spark,
                 rows,
-                model.item_factors,  # type: ignore[attr-defined]
+                model.item_factors,
                 _codes(catalog.group_ids),
                 settings,
             )

@@ -30,7 +30,11 @@ _SPARK_TYPES: dict[type[pl.DataType], T.DataType] = {
     pl.Boolean: T.BooleanType(),
     pl.Datetime: T.TimestampType(),
 }
-_WIDER = {pl.UInt16: pl.Int32, pl.UInt32: pl.Int64, pl.UInt64: pl.Int64}
+_WIDER: dict[type[pl.DataType], type[pl.DataType]] = {
+    pl.UInt16: pl.Int32,
+    pl.UInt32: pl.Int64,
+    pl.UInt64: pl.Int64,
+}
 
 
 def spark_schema(schema: Mapping[str, pl.DataType]) -> T.StructType:

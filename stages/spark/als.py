@@ -21,6 +21,8 @@ from pyspark.sql import functions as F  # noqa: N812
 from stages.models.als import AlsModel
 from stages.schema import TRACK_IDX, USER_IDX, WEIGHT
 
+SPARK_DEFAULT_BLOCKS = 10  # pyspark.ml's own default for numUserBlocks and numItemBlocks
+
 
 def spark_reg_param(regularization: float, *, n_pairs: int, n_users: int) -> float:
     """Spark's regParam giving a user with the mean number of pairs implicit's penalty."""
@@ -83,7 +85,8 @@ def fit_als(
         ratingCol=WEIGHT,
         seed=seed,
         coldStartStrategy="drop",
-        **({"numUserBlocks": blocks, "numItemBlocks": blocks} if blocks else {}),
+        numUserBlocks=blocks or SPARK_DEFAULT_BLOCKS,
+        numItemBlocks=blocks or SPARK_DEFAULT_BLOCKS,
     )
     model = als.fit(rows)
     return AlsModel(
