@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from stages.interactions import entry_rows
+
 Candidates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 # (positions of the rows to fetch, k) -> their (len(rows), k) candidates, best first
 Fetch = Callable[[npt.NDArray[np.int64], int], Candidates]
@@ -27,7 +29,7 @@ def heard_groups(user_items: sp.csr_matrix, group: npt.NDArray[np.int64]) -> sp.
         group: (n_items,) int64 group code of every track.
     """
     n_groups = int(group.max(initial=-1)) + 1
-    rows = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
+    rows = entry_rows(user_items)
     ones = np.ones(rows.size, dtype=bool)
     heard = sp.csr_matrix(
         (ones, (rows, group[user_items.indices])), shape=(user_items.shape[0], n_groups)
@@ -53,8 +55,7 @@ def drop_heard_songs(
     n_groups = heard.shape[1]
     valid = idx >= 0
     cand = np.arange(idx.shape[0])[:, None] * n_groups + group[np.where(valid, idx, 0)]
-    heard_rows = np.repeat(np.arange(heard.shape[0]), np.diff(heard.indptr))
-    drop = valid & np.isin(cand, heard_rows * n_groups + heard.indices)
+    drop = valid & np.isin(cand, entry_rows(heard) * n_groups + heard.indices)
     return np.where(drop, -1, idx), np.where(drop, -np.inf, scores).astype(np.float32)
 
 

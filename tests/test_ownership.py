@@ -103,9 +103,7 @@ def test_generate_never_touches_the_default_raw_folder_16(tmp_path: Path):
     assert gen.returncode == 0, gen.stderr
     assert owned.owner_of(tmp_path / "data" / "generated") == "generate"
     assert user_files(tmp_path) == {**before, **user_files(tmp_path)}
-    assert all(
-        user_files(tmp_path)[k] == v for k, v in before.items()
-    )
+    assert all(user_files(tmp_path)[k] == v for k, v in before.items())
     pre = musicrec(tmp_path, "preprocess")
     assert pre.returncode == 0, pre.stderr
     quality = (tmp_path / "artifacts" / "01_preprocess" / "quality_report.json").read_text()

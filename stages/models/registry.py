@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,13 +25,18 @@ import scipy.sparse as sp
 
 from stages.interactions import build_matrix
 from stages.models import Arrays, Recommender
-from stages.models.als import bm25_confidence, fit_als, load_als
+from stages.models.als import AlsModel, bm25_confidence, fit_als, load_als
 from stages.models.bpr import fit_bpr, load_bpr
-from stages.models.content import fit_content, load_content
+from stages.models.content import ContentModel, fit_content, load_content
 from stages.models.ease import fit_ease, load_ease
-from stages.models.hybrid import build_hybrid, load_hybrid
+from stages.models.hybrid import HybridModel, build_hybrid, load_hybrid
 from stages.models.knn import KnnSimilarity, fit_knn, load_knn
-from stages.models.popularity import fit_popularity, fit_trending, load_popularity
+from stages.models.popularity import (
+    PopularityModel,
+    fit_popularity,
+    fit_trending,
+    load_popularity,
+)
 from stages.models.rp3beta import fit_rp3beta
 from stages.schema import LAST_TS, PLAY_COUNT, TRACK_IDX, WEIGHT
 
@@ -39,7 +44,10 @@ Capability = Literal["similar", "fold_in", "explain"]
 JsonValue = bool | int | float | str | list[Any] | dict[str, Any] | None
 Record = dict[str, JsonValue]
 IterationCallback = Callable[[], None]
-P = TypeVar("P")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+P = TypeVar("P", bound="DataclassInstance")
 _DAY_US = 86_400_000_000
 
 
@@ -108,7 +116,7 @@ class ModelSpec(Generic[P]):
 
     def config_keys(self) -> dict[str, str]:
         """Parameter field -> the `[train]` key it is read from."""
-        fields = dataclasses.fields(self.params)  # type: ignore[arg-type]
+        fields = dataclasses.fields(self.params)
         return {f.name: self.keys.get(f.name, f.name) for f in fields}
 
     def params_from(self, settings: object) -> P:
@@ -119,7 +127,7 @@ class ModelSpec(Generic[P]):
         """What models.json keeps of `params` (tuples as lists)."""
         if self.record is not None:
             return self.record(params, data)
-        return json_ready(dataclasses.asdict(params))  # type: ignore[call-overload]
+        return json_ready(dataclasses.asdict(params))
 
 
 def json_ready(values: Mapping[str, Any]) -> Record:
@@ -200,7 +208,9 @@ class HybridParams:
     liked: tuple[float, ...]
 
 
-def _fit_trending(data: TrainingData, p: TrendingParams, _: Mapping[str, Recommender]) -> Any:
+def _fit_trending(
+    data: TrainingData, p: TrendingParams, _: Mapping[str, Recommender]
+) -> PopularityModel:
     ages = data.ages()
     return fit_trending(
         ages[TRACK_IDX].to_numpy(),
@@ -228,7 +238,7 @@ def als_matrix(data: TrainingData, p: AlsParams) -> sp.csr_matrix:
     return data.weights
 
 
-def _fit_als(data: TrainingData, p: AlsParams, _: Mapping[str, Recommender]) -> Any:
+def _fit_als(data: TrainingData, p: AlsParams, _: Mapping[str, Recommender]) -> AlsModel:
     matrix = als_matrix(data, p)
     return fit_als(
         matrix,
@@ -248,18 +258,32 @@ def _record_als(p: AlsParams, _: TrainingData) -> Record:
     return keep
 
 
-def _fit_hybrid(data: TrainingData, p: HybridParams, fitted: Mapping[str, Recommender]) -> Any:
+M = TypeVar("M")
+
+
+def _component(fitted: Mapping[str, Recommender], name: str, kind: type[M]) -> M:
+    """`fitted[name]`, checked to be the class a blend is built from."""
+    model = fitted[name]
+    if not isinstance(model, kind):
+        msg = f"the hybrid needs a fitted {kind.__name__} as {name!r}, got {type(model).__name__}"
+        raise TypeError(msg)
+    return model
+
+
+def _fit_hybrid(
+    data: TrainingData, p: HybridParams, fitted: Mapping[str, Recommender]
+) -> HybridModel:
     return build_hybrid(
-        als=fitted["als"],  # type: ignore[arg-type]
-        content=fitted["content"],  # type: ignore[arg-type]
-        popularity=fitted["popularity"],  # type: ignore[arg-type]
+        als=_component(fitted, "als", AlsModel),
+        content=_component(fitted, "content", ContentModel),
+        popularity=_component(fitted, "popularity", PopularityModel),
         weights={"cold": p.cold, "few": p.few, "warm": p.warm},
         min_tracks=p.min_tracks,
         liked=p.liked,
     )
 
 
-def _load_hybrid(arrays: Arrays, record: Record) -> Any:
+def _load_hybrid(arrays: Arrays, record: Record) -> HybridModel:
     liked = record.get("liked")
     return load_hybrid(arrays, liked=tuple(liked) if isinstance(liked, list) else (0.0, 0.0, 0.0))
 
