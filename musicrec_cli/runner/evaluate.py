@@ -21,6 +21,7 @@ from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,
     MODEL,
+    POPULARITY,
     PREDICTIONS,
     RANK,
     TRACK_IDX,
@@ -29,7 +30,7 @@ from stages.schema import (
 )
 
 log = logging.getLogger(__name__)
-LOWER_IS_BETTER = frozenset({evaluate.POPULARITY})
+LOWER_IS_BETTER = frozenset({POPULARITY})
 SIGNIFICANCE_METHOD = (
     "per metric, every model vs the baseline and vs the best model on the same users: "
     "two-sided Wilcoxon signed-rank p-value, Holm-adjusted over the comparisons of the metric "
