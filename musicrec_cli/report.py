@@ -175,7 +175,7 @@ def variant_tables(
         return []
     k = pick_k(content["k"], k)
     names = list(found)
-    out = []
+    out: list[tuple[str, list[str], list[list[str]], set[tuple[int, int]]]] = []
     for metric in ("precision", "recall", "ndcg", "map", "mrr"):
         column = f"{metric}@{k}"
         rows = [

@@ -72,10 +72,12 @@ def metric_variants(
         .agg((pl.col(RANK) <= k).sum().cast(pl.Float64).alias(f"listed@{k}") for k in ks)
         .select(MODEL, USER_IDX, *(f"listed@{k}" for k in ks))
     )
-    users = per_user_sums(recommendations, test, ks=ks, clipped=True).join(
-        listed, on=(MODEL, USER_IDX), how="left"
+    users = (
+        per_user_sums(recommendations, test, ks=ks, clipped=True)
+        .join(listed, on=(MODEL, USER_IDX), how="left")
+        .with_columns(pl.col(f"listed@{k}").fill_null(0.0) for k in ks)
+        .collect()
     )
-    users = users.with_columns(pl.col(f"listed@{k}").fill_null(0.0) for k in ks).collect()
     # spark: users with a list but no test tracks count as 0
     n_empty = (
         recommendations.select(MODEL, USER_IDX)
