@@ -18,8 +18,10 @@ from typing import Any
 
 from stages import split as split_stage
 from stages.models import registry
-from stages.preprocess import formats
+from stages.preprocess import columns
+from stages.preprocess.detect import AUTO
 from stages.preprocess.formats import KNOWN_FORMATS
+from stages.preprocess.layout import RULES, check_rule
 
 DEFAULT_CONFIG = Path("musicrec.toml")
 
@@ -55,6 +57,8 @@ class PreprocessConfig:
 
     format: str = "generate"
     columns: tuple[str, ...] = ()
+    user_id: str = "auto"
+    catalog_columns: tuple[str, ...] = ()
     min_ms_played: int = 30_000
     ts_min: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     ts_max: dt.datetime = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -201,7 +205,7 @@ SPLIT_STRATEGIES = ("auto", *split_stage.STRATEGIES)
 ENGINES = ("polars", "spark")
 # stages with a Spark implementation; the others always run on Polars
 SPARK_STAGES = ("split", "train", "predict")
-_RAW_COLUMNS = (*formats.REQUIRED, *formats.OPTIONAL)
+_RAW_COLUMNS = (*columns.REQUIRED, *columns.OPTIONAL)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "generate.users": (lambda v: v > 0, "a positive integer"),
@@ -209,7 +213,15 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "generate.events": (lambda v: v > 0, "a positive integer"),
     "generate.genres": (lambda v: v > 0, "a positive integer"),
     "generate.chunk_events": (lambda v: v > 0, "a positive integer"),
-    "preprocess.format": (lambda v: v in KNOWN_FORMATS, f"one of {list(KNOWN_FORMATS)}"),
+    "preprocess.format": (
+        lambda v: v in (AUTO, *KNOWN_FORMATS),
+        f"one of {[AUTO, *KNOWN_FORMATS]}",
+    ),
+    "preprocess.user_id": (lambda v: check_rule(v) is None, f"one of {list(RULES)}"),
+    "preprocess.catalog_columns": (
+        lambda v: all(c.partition("=")[2] for c in v),
+        'a list of "column=source" mappings (e.g. "track_name=name", "track_uri=id")',
+    ),
     "preprocess.columns": (
         lambda v: all(c.partition("=")[0] in _RAW_COLUMNS and c.partition("=")[2] for c in v),
         f'a list of "raw=source" column mappings with raw in {list(_RAW_COLUMNS)}',

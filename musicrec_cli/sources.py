@@ -13,12 +13,14 @@ import glob
 import gzip
 import logging
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from musicrec_cli.config import PathsConfig
-from stages.preprocess.formats import INVALID_LINE, SOURCE_FILE, Preset
+from stages.preprocess.columns import INVALID_LINE, SOURCE_FILE
+from stages.preprocess.formats import Preset
 
 # the folder that belongs to `musicrec generate`; the user's own data goes in data/raw/
 GENERATED = Path("data/generated")
@@ -83,13 +85,14 @@ def find_files(spec: str, *, what: str, preset: Preset = _ANY) -> tuple[list[Pat
             raise InputError(msg)
     elif (path := Path(spec)).is_dir():
         candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.name[0] != ".")
-        candidates = [p for p in candidates if _matches(p, preset.include + preset.ignore)]
+        ignore = tuple(pattern for pattern, _ in preset.ignore)
+        candidates = [p for p in candidates if _matches(p, preset.include + ignore)]
     elif path.is_file():
         return [path], []
     else:
         msg = f"{path}: {what} not found; run `musicrec generate` or set [paths] in musicrec.toml."
         raise InputError(msg)
-    ignored = [p for p in candidates if _matches(p, preset.ignore)]
+    ignored = [p for p in candidates if _matches(p, tuple(pattern for pattern, _ in preset.ignore))]
     files = [p for p in candidates if p not in ignored]
     if not files:
         msg = (
@@ -108,14 +111,48 @@ def _kind(path: Path) -> str:
     return "csv"
 
 
-def _scan_csv(files: list[Path], preset: Preset) -> pl.LazyFrame:
-    tsv = preset.separator == "\t" or files[0].name.lower().removesuffix(".gz").endswith(".tsv")
+@dataclass(frozen=True, slots=True)
+class _CsvOptions:
+    has_header: bool
+    separator: str
+    quote_char: str | None
+
+
+def _first_line(path: Path) -> str:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        return handle.readline(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff").rstrip()
+
+
+def _csv_options(path: Path, preset: Preset) -> _CsvOptions:
+    """Separator, header and quoting of one delimited file, from its first line.
+
+    A format without a header (Last.fm 1K) still gets one skipped when the first line names
+    its columns; a play-count table has a header unless its first line ends in a number.
+    """
+    line = _first_line(path)
+    tsv = preset.separator == "\t" or ".tsv" in path.name.lower() or "\t" in line
+    separator = "\t" if tsv else preset.separator
+    fields = [f.strip().strip('"').lower() for f in line.split(separator)]
+    if preset.columns:
+        names = {c.lower() for c in preset.columns}
+        header = sum(f.lstrip("#") in names for f in fields) >= 2
+    elif preset.name == "counts":
+        header = not fields[-1].replace(".", "", 1).isdigit()
+    else:
+        header = True
+    # tab-separated names hold stray quotes (Last.fm, Taste Profile): quote only comma files
+    quote = preset.quote_char if separator != "\t" or line.startswith('"') else None
+    return _CsvOptions(has_header=header, separator=separator, quote_char=quote)
+
+
+def _scan_csv(files: list[Path], preset: Preset, options: _CsvOptions) -> pl.LazyFrame:
     return pl.scan_csv(
         files,
-        separator="\t" if tsv else preset.separator,
-        has_header=not preset.columns,
+        separator=options.separator,
+        has_header=options.has_header,
         new_columns=list(preset.columns) or None,
-        quote_char=preset.quote_char,
+        quote_char=options.quote_char,
         infer_schema=False,  # every column as text: preprocess parses and counts bad values
         truncate_ragged_lines=True,
         include_file_paths=SOURCE_FILE,
@@ -156,6 +193,10 @@ def _read_json(path: Path) -> pl.LazyFrame:
     return frame.lazy().with_columns(pl.lit(str(path)).alias(SOURCE_FILE))
 
 
+def _label(paths: list[Path]) -> str:
+    return str(paths[0]) + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+
+
 def scan_groups(files: list[Path], *, preset: Preset) -> list[tuple[str, pl.LazyFrame]]:
     """Lazy scans of `files`, one per kind of file (one per file for JSON documents).
 
@@ -168,13 +209,16 @@ def scan_groups(files: list[Path], *, preset: Preset) -> list[tuple[str, pl.Lazy
         by_kind.setdefault(_kind(path), []).append(path)
     groups: list[tuple[str, pl.LazyFrame]] = []
     for kind, paths in sorted(by_kind.items()):
-        label = str(paths[0]) + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+        label = _label(paths)
         if kind == "parquet":
             for path in paths:
                 _check_parquet(path)
             groups.append((label, pl.scan_parquet(paths, include_file_paths=SOURCE_FILE)))
         elif kind == "csv":
-            groups.append((label, _scan_csv(paths, preset)))
+            by_options: dict[_CsvOptions, list[Path]] = {}
+            for path in paths:
+                by_options.setdefault(_csv_options(path, preset), []).append(path)
+            groups += [(_label(same), _scan_csv(same, preset, o)) for o, same in by_options.items()]
         elif kind == "jsonl":
             groups.append((label, _scan_json_lines(paths, preset)))
         else:

@@ -30,10 +30,14 @@ def aggregate_pairs(
 ) -> pl.LazyFrame:
     """One row per (user, track): play_count, total_ms_played, first_ts, last_ts, skip_count.
 
-    `maintain_order` keeps the groups in the order of the plays (fast on a sorted key).
+    `maintain_order` keeps the groups in the order of the plays (fast on a sorted key). Plays
+    from a count table carry their count in a play_count column, which is summed; otherwise
+    each row is one play.
     """
+    counted = PLAY_COUNT in plays.collect_schema()
+    plays_of = pl.col(PLAY_COUNT).sum() if counted else pl.len()
     return plays.group_by(*keys, maintain_order=maintain_order).agg(
-        pl.len().cast(pl.UInt32).alias(PLAY_COUNT),
+        plays_of.cast(pl.UInt32).alias(PLAY_COUNT),
         pl.col(MS_PLAYED).cast(pl.Int64).sum().alias(TOTAL_MS_PLAYED),
         pl.col(PLAYED_AT).min().alias(FIRST_TS),
         pl.col(PLAYED_AT).max().alias(LAST_TS),

@@ -27,6 +27,7 @@ from musicrec_cli.runner import split as split_run
 from musicrec_cli.runner import train as train_run
 from musicrec_cli.session import Session, session
 from musicrec_cli.sources import GENERATED, resolve_raw
+from stages.preprocess.detect import AUTO
 from stages.preprocess.formats import KNOWN_FORMATS
 
 
@@ -119,28 +120,49 @@ STAGE_RUNS: dict[str, Callable[[Session], None]] = {
 
 def preprocess(
     ctx: typer.Context,
+    input_path: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="Your export: a file, folder, glob or zip archive (instead of [paths].raw). "
+            "Its format is recognised unless --format is given; the built-in catalog is not "
+            "joined unless --catalog names one.",
+        ),
+    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
             "--format",
-            help=f"Format of the raw log, one of {', '.join(KNOWN_FORMATS)} "
-            "(default: preprocess.format in the config).",
+            help=f"Format of the raw log: auto or one of {', '.join(KNOWN_FORMATS)} "
+            "(default: auto with --input, else preprocess.format in the config).",
         ),
     ] = None,
+    catalog: Annotated[
+        str | None,
+        typer.Option("--catalog", help="A track catalog to join (instead of [paths].catalog)."),
+    ] = None,
 ) -> None:
-    """Clean the raw log and encode ids: reads [paths].raw and .catalog, writes 01_preprocess/.
+    """Clean the raw log and encode ids: reads [paths].raw (or --input), writes 01_preprocess/.
 
     Outputs: plays.parquet (clean plays), events.parquet (one row per user-track pair),
     items.parquet, users.parquet, id_map_tracks.parquet, id_map_artists.parquet,
-    interaction_matrix.npz, quality_report.json.
+    interaction_matrix.npz, quality_report.json (rows read and kept per input file, the user
+    ids assigned, the files ignored and why).
     """
     s = session(ctx)
+    if fmt is not None and fmt not in (AUTO, *KNOWN_FORMATS):
+        msg = f"{fmt!r} is not a known format; expected auto or one of {', '.join(KNOWN_FORMATS)}."
+        raise typer.BadParameter(msg, param_hint="--format")
+    extra = []
+    if input_path is not None:
+        quoted = [json.dumps(v) for v in (input_path, catalog or "")]  # TOML strings
+        extra += [f"paths.raw={quoted[0]}", f"paths.catalog={quoted[1]}"]
+        fmt = fmt or AUTO
+    elif catalog is not None:
+        extra.append(f"paths.catalog={json.dumps(catalog)}")
     if fmt is not None:
-        if fmt not in KNOWN_FORMATS:
-            msg = f"{fmt!r} is not a known format; expected one of {', '.join(KNOWN_FORMATS)}."
-            raise typer.BadParameter(msg, param_hint="--format")
-        s = s.with_overrides(f"preprocess.format={fmt}")
-    run_preprocess(s)
+        extra.append(f"preprocess.format={fmt}")
+    run_preprocess(s.with_overrides(*extra))
 
 
 def split(

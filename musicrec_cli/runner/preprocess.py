@@ -18,6 +18,7 @@ import math
 import resource
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ import polars as pl
 from musicrec_cli import artifacts as art
 from musicrec_cli.config import Config, PreprocessConfig, table_dict
 from musicrec_cli.console import progress
+from musicrec_cli.inputs import choose_format, list_entries, materialise, select
 from musicrec_cli.runner import Measure
 from musicrec_cli.sources import (
     InputError,
@@ -36,8 +38,17 @@ from musicrec_cli.sources import (
     scan_table,
 )
 from stages.interactions import build_matrix
-from stages.preprocess import encode, formats, names, parse, tables
-from stages.preprocess.quality import KEPT, Counts, Survey, quality_report, survey_problem
+from stages.preprocess import encode, formats, layout, names, parse, tables
+from stages.preprocess.columns import RAW_PLAY_COUNT, SOURCE_FILE
+from stages.preprocess.quality import (
+    KEPT,
+    Counts,
+    Survey,
+    input_files,
+    quality_report,
+    survey_problem,
+    user_files,
+)
 from stages.schema import (
     ARTIST_NAME,
     INTERACTIONS,
@@ -57,25 +68,38 @@ IN_MEMORY: Final = "in-memory"  # in Polars 2.1 a plain collect() picks the stre
 log = logging.getLogger(__name__)
 
 
-def _scan_raw(files: list[Path], p: PreprocessConfig, spec: str) -> pl.LazyFrame:
-    preset = formats.PRESETS[p.format]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Input:
+    """The raw input resolved: its format, the files to read and each file's user."""
+
+    fmt: str
+    why: str
+    files: list[Path]  # to read: on disk, archive members extracted
+    shown: list[str]  # the same files as the user knows them
+    ignored: list[tuple[str, str]]  # (file, reason)
+    users: pl.DataFrame  # source_file, file_user
+
+
+def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
+    preset = formats.PRESETS[inp.fmt]
     mapping = formats.parse_mapping(p.columns)
     frames = []
     for label, native in scan_groups(files, preset=preset):
         try:
-            frames.append(formats.to_raw(native, fmt=p.format, mapping=mapping, source=label))
+            frames.append(formats.to_raw(native, fmt=inp.fmt, mapping=mapping, source=label))
         except pl.exceptions.PolarsError as exc:
-            msg = f"{label}: cannot read as format {p.format!r}: {str(exc).splitlines()[0]}"
+            msg = f"{label}: cannot read as format {inp.fmt!r}: {str(exc).splitlines()[0]}"
             raise InputError(msg) from exc
     raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-    if PLAYED_AT not in raw.collect_schema():
-        msg = f"{spec}: no {PLAYED_AT!r} column after mapping format {p.format!r}."
+    schema = raw.collect_schema()
+    if PLAYED_AT not in schema and RAW_PLAY_COUNT not in schema:
+        msg = f"{files[0]}: no {PLAYED_AT!r} column after mapping format {inp.fmt!r}."
         raise SchemaError(msg)
-    return raw
+    return layout.assign_users(raw, inp.users, rule=p.user_id)
 
 
-def _parse(files: list[Path], p: PreprocessConfig, spec: str) -> pl.LazyFrame:
-    raw = _scan_raw(files, p, spec)
+def _parse(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
+    raw = _scan_raw(files, p, inp)
     return parse.parse_raw(raw, ts_min=p.ts_min, ts_max=p.ts_max, min_ms_played=p.min_ms_played)
 
 
@@ -93,29 +117,32 @@ def file_batches(files: list[Path], batch_bytes: int) -> list[list[Path]]:
 
 
 def _counts(
-    files: list[Path], p: PreprocessConfig, spec: str, scratch: Path
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(user_reason_counts, spellings) of the whole log, one batch of files at a time.
+    p: PreprocessConfig, inp: _Input, scratch: Path
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(user_reason_counts, spellings, file_reason_counts) of the log, a batch of files at a time.
 
     Each batch's partial counts are written in hash partitions of its keys; partition k of
     every batch is then merged on its own, so no group-by sees more than about one batch.
     """
+    files = inp.files
     batches = file_batches(files, p.batch_bytes)
-    if len(batches) == 1:  # two scans on purpose: collect_all would hold every parsed row
-        parsed = _parse(files, p, spec)
+    if len(batches) == 1:  # separate scans on purpose: collect_all would hold every parsed row
+        parsed = _parse(files, p, inp)
         return (
             parse.user_reason_counts(parsed).collect(engine=STREAM),
             parse.spellings(parse.kept_plays(parsed)).collect(engine=STREAM),
+            parse.file_reason_counts(parsed).collect(engine=STREAM),
         )
     parts = len(batches)
     queries = {
         "users": (parse.user_reason_counts, [USER_ID], parse.merge_user_counts),
         "spellings": (lambda f: parse.spellings(parse.kept_plays(f)), list(parse.SPELLING),
                       parse.merge_spellings),
+        "files": (parse.file_reason_counts, [SOURCE_FILE], parse.merge_file_counts),
     }  # fmt: skip
     with progress("preprocess: survey", len(batches)) as step:
         for i, batch in enumerate(batches):
-            parsed = _parse(batch, p, spec)
+            parsed = _parse(batch, p, inp)
             for name, (count, keys, _) in queries.items():
                 count(parsed).with_columns(parse.hash_partition(keys, parts)).sink_parquet(
                     pl.PartitionBy(scratch / name / f"{i:05d}", key=parse.PART, include_key=False),
@@ -127,19 +154,19 @@ def _counts(
     for name, (count, _, merge) in queries.items():
         found = [sorted(scratch.glob(f"{name}/*/{parse.PART}={k}/*.parquet")) for k in range(parts)]
         frames = [merge(pl.scan_parquet(f)).collect(engine=STREAM) for f in found if f]
-        empty = count(_parse(files[:1], p, spec).head(0)).collect()
+        empty = count(_parse(files[:1], p, inp).head(0)).collect()
         merged.append(pl.concat([empty, *frames], how="vertical_relaxed"))
         shutil.rmtree(scratch / name)
-    return merged[0], merged[1]
+    return merged[0], merged[1], merged[2]
 
 
-def _survey(files: list[Path], p: PreprocessConfig, spec: str, scratch: Path) -> Survey:
-    user_counts, spell = _counts(files, p, spec, scratch)
+def _survey(p: PreprocessConfig, inp: _Input, scratch: Path) -> Survey:
+    user_counts, spell, file_counts = _counts(p, inp, scratch)
     reasons = parse.count_reasons(user_counts.lazy()).collect()
     activity = parse.user_activity(user_counts.lazy(), max_plays_per_day=p.max_plays_per_day)
     bad = reasons.filter(pl.col(parse.DROP_REASON).is_in(parse.UNPARSEABLE))["n"].sum()
     examples = (
-        parse.bad_examples(_parse(files, p, spec), n=5).collect(engine=STREAM)
+        parse.bad_examples(_parse(inp.files, p, inp), n=5).collect(engine=STREAM)
         if bad
         else pl.DataFrame()
     )
@@ -154,6 +181,7 @@ def _survey(files: list[Path], p: PreprocessConfig, spec: str, scratch: Path) ->
         tracks=tracks,
         activity=activity.sort(USER_ID).collect(engine=IN_MEMORY),
         examples=examples.to_dicts(),
+        file_counts=file_counts,
     )
 
 
@@ -224,16 +252,28 @@ def _write_buckets(
     return plays, pairs
 
 
-def _scan_catalog(spec: str) -> pl.LazyFrame | None:
+def _scan_catalog(spec: str, mapping: tuple[str, ...]) -> pl.LazyFrame | None:
+    """The track catalog with `[preprocess].catalog_columns` applied, or None."""
     if not spec:
         return None
     files, _ = find_files(spec, what="track catalog")
     catalog = scan_table(files)
     schema = catalog.collect_schema()
+    renames = formats.parse_mapping(mapping)
+    missing = [f"{k}={v}" for k, v in renames.items() if v not in schema]
+    if missing:
+        msg = (
+            f"{spec}: [preprocess].catalog_columns maps {', '.join(missing)}, not in the catalog;"
+            f" found {', '.join(map(repr, schema))}."
+        )
+        raise SchemaError(msg)
+    catalog = catalog.with_columns(pl.col(v).alias(k) for k, v in renames.items())
+    schema = catalog.collect_schema()
     if not ({ARTIST_NAME, TRACK_NAME} <= set(schema) or {TRACK_URI, "id"} & set(schema)):
         msg = (
             f"{spec}: the track catalog needs artist_name and track_name, or track_uri or id; "
-            f"found {', '.join(map(repr, schema))}."
+            f"found {', '.join(map(repr, schema))}. Map its columns with "
+            '[preprocess].catalog_columns (e.g. ["track_uri=uri", "track_name=name"]).'
         )
         raise SchemaError(msg)
     return catalog
@@ -243,15 +283,32 @@ def run_preprocess(cfg: Config) -> str:
     """Clean the raw log, build canonical tracks, aggregate, encode, write 01_preprocess."""
     cfg = dataclasses.replace(cfg, paths=resolve_raw(cfg.paths))
     measure, p, root = Measure(), cfg.preprocess, Path(cfg.paths.artifacts)
-    spec = cfg.paths.raw
-    files, ignored = find_files(spec, what="raw listening log", preset=formats.PRESETS[p.format])
-    catalog = _scan_catalog(cfg.paths.catalog)
+    listing = list_entries(cfg.paths.raw)
+    fmt, why = choose_format(listing, p.format)
+    chosen, ignored = select(listing, formats.PRESETS[fmt])
+    users = layout.file_user_ids([e.rel for e in chosen], rule=p.user_id, root=listing.root)
+    log.info("preprocess: format %s (%s), %d file(s)", fmt, why, len(chosen))
+    catalog = _scan_catalog(cfg.paths.catalog, p.catalog_columns)
+    paths: list[Path] = []
     try:
         with art.open_stage(root, "preprocess") as out:
-            report, summary = _build(cfg, files, out, catalog)
-            report |= {"files": [str(f) for f in files], "ignored_files": [str(f) for f in ignored]}
+            paths = materialise(chosen, out.path("_unpacked"))
+            inp = _Input(
+                fmt=fmt,
+                why=why,
+                files=paths,
+                shown=[e.shown for e in chosen],
+                ignored=ignored,
+                users=pl.DataFrame(
+                    {SOURCE_FILE: [str(f) for f in paths], layout.FILE_USER: users},
+                    schema={SOURCE_FILE: pl.String, layout.FILE_USER: pl.String},
+                ),
+            )
+            report, summary = _build(cfg, inp, out, catalog)
+            shutil.rmtree(out.path("_unpacked"), ignore_errors=True)
             out.write_json(report, art.QUALITY_REPORT)
-            inputs = files + [Path(f) for f in [cfg.paths.catalog] if f and Path(f).is_file()]
+            on_disk = sorted({e.path for e in chosen})
+            inputs = on_disk + [Path(f) for f in [cfg.paths.catalog] if f and Path(f).is_file()]
             folder = art.commit_stage(
                 out,
                 {
@@ -263,26 +320,27 @@ def run_preprocess(cfg: Config) -> str:
                 },
             )
     except (OSError, pl.exceptions.ComputeError) as exc:
-        damaged = find_damaged(files)
-        where = f"{damaged}: truncated or corrupt gzip file" if damaged else spec
+        damaged = find_damaged(paths)
+        where = f"{damaged}: truncated or corrupt gzip file" if damaged else cfg.paths.raw
         msg = f"{where}: cannot read the raw listening log: {str(exc).splitlines()[0]}"
         raise InputError(msg) from exc
     return (
-        f"{report['rows_in']:,} rows -> {summary['n_plays']:,} plays, {summary['n_pairs']:,} "
-        f"pairs, {summary['n_users']:,} users x {summary['n_tracks']:,} tracks "
-        f"({summary['n_buckets']} bucket(s)) -> {folder}"
+        f"format {fmt} ({why}): {report['rows_in']:,} rows -> {summary['n_plays']:,} plays, "
+        f"{summary['n_pairs']:,} pairs, {summary['n_users']:,} users x "
+        f"{summary['n_tracks']:,} tracks ({summary['n_buckets']} bucket(s)) -> {folder}"
     )
 
 
 def _build(
-    cfg: Config, files: list[Path], out: art.StageWriter, catalog: pl.LazyFrame | None
-) -> tuple[dict[str, Any], dict[str, int]]:
+    cfg: Config, inp: _Input, out: art.StageWriter, catalog: pl.LazyFrame | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both passes and every output but the report; returns (report, manifest summary)."""
-    p, spec = cfg.preprocess, cfg.paths.raw
+    p, spec, files = cfg.preprocess, cfg.paths.raw, inp.files
     scratch, laps = out.path("_scratch"), _Laps()
-    survey = _survey(files, p, spec, scratch)
+    counted = RAW_PLAY_COUNT in _scan_raw(files[:1], p, inp).collect_schema()
+    survey = _survey(p, inp, scratch)
     laps.lap("survey")
-    problem = survey_problem(survey, fmt=p.format, max_bad_share=p.max_bad_share)
+    problem = survey_problem(survey, fmt=inp.fmt, max_bad_share=p.max_bad_share)
     if problem:
         msg = f"{spec}: {problem}"
         raise InputError(msg)
@@ -291,10 +349,11 @@ def _build(
     users0 = encode.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect(engine=IN_MEMORY)
     by_hash = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
     encoded = encode.encode_plays(
-        parse.kept_plays(_parse(files, p, spec)),
+        parse.kept_plays(_parse(files, p, inp)),
         id_map=survey.id_map.lazy(),
         users=users0.lazy(),
         by_hash=by_hash,
+        counted=counted,
     )
     play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
     laps.lap("buckets")
@@ -325,7 +384,11 @@ def _build(
         encode.reindex(pairs0, **lookups).select(list(INTERACTIONS)), art.EVENTS
     )
     n_plays = out.sink_parquet(
-        encode.reindex(pl.scan_parquet(play_parts), **lookups).select(list(PLAYS)), art.PLAYS
+        encode.reindex(pl.scan_parquet(play_parts), **lookups).select(
+            *PLAYS,
+            *([PLAY_COUNT] if counted else []),  # a count table's counts stay counts
+        ),
+        art.PLAYS,
     )
     shutil.rmtree(scratch)
     laps.lap("events_and_plays")
@@ -344,15 +407,25 @@ def _build(
         users=umap.height,
     )
     report = quality_report(
-        survey, counts, fmt=p.format, max_bad_share=p.max_bad_share, items=items
+        survey, counts, fmt=inp.fmt, max_bad_share=p.max_bad_share, items=items, counted=counted
     )
-    report |= {"seconds": laps.seconds, "peak_rss_mib": laps.peak_rss_mib}
+    files_report = input_files(survey.file_counts, read=[str(f) for f in files], shown=inp.shown)
+    report |= {
+        "format_reason": inp.why,
+        "files": files_report,
+        "ignored_files": [{"path": f, "reason": r} for f, r in inp.ignored],
+        "user_ids": user_files(files_report),
+        "seconds": laps.seconds,
+        "peak_rss_mib": laps.peak_rss_mib,
+    }
     summary = {
         "n_users": umap.height,
         "n_tracks": tmap.height,
         "n_pairs": n_events,
         "n_plays": n_plays,
         "n_buckets": n_buckets,
+        "has_timestamps": not counted,
+        "format": inp.fmt,
     }
     return report, summary
 

@@ -14,8 +14,16 @@ import numpy as np
 import polars as pl
 
 from stages.interactions import aggregate_pairs
-from stages.preprocess.parse import N_PLAYS, SPELLING
-from stages.schema import MS_PLAYED, PLAYED_AT, SKIPPED, TRACK_IDX, USER_ID, USER_IDX
+from stages.preprocess.parse import N_PLAYS, SPELLING, WEIGHT
+from stages.schema import (
+    MS_PLAYED,
+    PLAY_COUNT,
+    PLAYED_AT,
+    SKIPPED,
+    TRACK_IDX,
+    USER_ID,
+    USER_IDX,
+)
 
 BUCKET = "bucket"
 SPELLING_HASH = "spelling_hash"
@@ -54,9 +62,17 @@ def spelling_hash() -> pl.Expr:
 
 
 def encode_plays(
-    plays: pl.LazyFrame, *, id_map: pl.LazyFrame, users: pl.LazyFrame, by_hash: bool = False
+    plays: pl.LazyFrame,
+    *,
+    id_map: pl.LazyFrame,
+    users: pl.LazyFrame,
+    by_hash: bool = False,
+    counted: bool = False,
 ) -> pl.LazyFrame:
     """Plays with provisional indexes: bucket, user_idx, track_idx, played_at, ms_played, skipped.
+
+    A count table's rows (`counted`) also keep their count, as play_count (UInt32): counts
+    stay counts, never one row per play.
 
     Args:
         plays: Kept rows of `parse_raw`.
@@ -64,7 +80,9 @@ def encode_plays(
         users: user_id -> user_idx, bucket; plays of users not in it (bots) are dropped.
         by_hash: Join on spelling_hash instead of the four strings; only exact when the hashes
             of id_map's spellings are distinct, which the caller checks.
+        counted: The plays are rows of a count table (parse's weight is their count).
     """
+    count = [pl.col(WEIGHT).cast(pl.UInt32).alias(PLAY_COUNT)] if counted else []
     if by_hash:
         keyed = plays.with_columns(spelling_hash()).join(
             id_map.select(SPELLING_HASH, TRACK_IDX), on=SPELLING_HASH
@@ -72,7 +90,7 @@ def encode_plays(
     else:
         keyed = plays.join(id_map.select(*SPELLING, TRACK_IDX), on=list(SPELLING), nulls_equal=True)
     return keyed.join(users.select(USER_ID, USER_IDX, BUCKET), on=USER_ID).select(
-        BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED
+        BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count
     )
 
 
@@ -86,15 +104,17 @@ def dedupe_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
 
     Of duplicates the one with the longest ms_played is kept (exports repeat rows on resync).
     One sort on the packed pair key and a comparison with the next row: cheaper than
-    `unique(maintain_order=True)` or a sort on four columns.
+    `unique(maintain_order=True)` or a sort on four columns. Rows without a time (a count
+    table's) are never duplicates: null is not equal to null here.
     """
     keys = [PAIR_KEY, PLAYED_AT]
+    count = [PLAY_COUNT] if PLAY_COUNT in plays.collect_schema() else []
     same_as_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys])
     return (
         plays.with_columns(pair_key())
         .sort([*keys, MS_PLAYED], nulls_last=False)
         .filter(~same_as_next.fill_null(value=False))
-        .select(USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED)
+        .select(USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count)
     )
 
 

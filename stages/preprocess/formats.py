@@ -5,8 +5,8 @@ separator, which files of an export folder to read). The output has the REQUIRED
 (`user_id`, `played_at`, `artist_name`, `track_name`), where `played_at` may still be an ISO
 string or an epoch number in any unit (preprocess parses it), and any of the OPTIONAL columns.
 
-Single-user exports (Spotify) carry no user id: the user is the name of the export's folder,
-taken from the `source_file` column the reader adds.
+Single-user exports (Spotify) carry no user id: their user_id is null here, and
+`stages.preprocess.layout.assign_users` derives it from where the file sits.
 """
 
 from __future__ import annotations
@@ -17,6 +17,17 @@ from dataclasses import dataclass
 import polars as pl
 from polars.datatypes import DataTypeClass
 
+from stages.preprocess.columns import (
+    ALBUM_NAME,
+    ARTIST_MBID,
+    INVALID_LINE,
+    NON_MUSIC,
+    OPTIONAL,
+    REQUIRED,
+    SOURCE_FILE,
+    TRACK_MBID,
+)
+from stages.preprocess.mapped import counts_to_raw, generic_to_raw
 from stages.schema import (
     ARTIST_NAME,
     MS_PLAYED,
@@ -27,17 +38,6 @@ from stages.schema import (
     USER_ID,
     SchemaError,
 )
-
-SOURCE_FILE = "source_file"
-ALBUM_NAME = "album_name"
-ARTIST_MBID = "artist_mbid"
-TRACK_MBID = "track_mbid"
-RAW_PLAY_COUNT = "play_count"
-NON_MUSIC = "non_music"
-INVALID_LINE = "invalid_line"
-REQUIRED = (USER_ID, PLAYED_AT, ARTIST_NAME, TRACK_NAME)
-OPTIONAL = (MS_PLAYED, SKIPPED, TRACK_URI, ALBUM_NAME, ARTIST_MBID, TRACK_MBID, RAW_PLAY_COUNT)
-UNKNOWN_ARTIST = "[unknown artist]"
 
 _LISTENBRAINZ_META = pl.Struct(
     {
@@ -71,7 +71,8 @@ class Preset:
         separator: Field separator of delimited text files.
         quote_char: CSV quote character; None where names hold stray quotes (Last.fm).
         include: Glob patterns (on the file name) of the files to read in a directory.
-        ignore: Glob patterns of files in the export that are not listening history (reported).
+        ignore: (glob pattern, reason) of files in the export that are not listening history
+            (reported as ignored with the reason).
         json_line: Struct type of one JSON line, for line-by-line decoding with invalid lines
             counted instead of failing the whole file.
         native: Columns the mapping needs, named in the error when a file lacks them.
@@ -82,7 +83,7 @@ class Preset:
     separator: str = ","
     quote_char: str | None = '"'
     include: tuple[str, ...] = _TABLES
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[tuple[str, str], ...] = ()
     json_line: pl.Struct | None = None
     native: tuple[str, ...] = ()
 
@@ -96,24 +97,36 @@ PRESETS: dict[str, Preset] = {
         separator="\t",
         quote_char=None,
         include=("*.tsv", "*.tsv.gz", "*.txt"),
+        ignore=(("userid-profile.tsv", "user profiles, not a listening log"),),
         native=("userid", "timestamp", "artname", "traname"),
     ),
     "spotify": Preset(
         name="spotify",
-        include=("Streaming_History_Audio_*.json", "endsong_*.json", "endsong.json"),
-        ignore=("Streaming_History_Video_*.json",),
+        # the CSV is a common conversion of the same history (same column names)
+        include=("Streaming_History_Audio_*.json", "endsong_*.json", "endsong.json", "*.csv"),
+        ignore=(("Streaming_History_Video_*.json", "video history, not music"),),
         native=("ms_played", "master_metadata_track_name", "master_metadata_album_artist_name"),
     ),
     "spotify-account": Preset(
         name="spotify-account",
         include=("StreamingHistory*.json", "StreamingHistory_music_*.json"),
-        ignore=("StreamingHistory_podcast_*.json",),
+        ignore=(("StreamingHistory_podcast_*.json", "podcast history, not music"),),
         native=("endTime", "artistName", "trackName", "msPlayed"),
     ),
     "listenbrainz": Preset(
         name="listenbrainz",
         include=("*.jsonl", "*.ndjson", "*.json"),
+        # the export archive holds these beside listens/YYYY/MM.jsonl
+        ignore=(
+            ("feedback.jsonl", "loved/hated feedback, not listens"),
+            ("pinned_recording*.jsonl", "pinned recordings, not listens"),
+            ("user.json", "the account's profile, not listens"),
+        ),
         json_line=LISTENBRAINZ_LINE,
+    ),
+    "counts": Preset(
+        name="counts",
+        include=(*_TABLES, "*.txt", "*.dat"),
     ),
 }
 KNOWN_FORMATS = tuple(PRESETS)
@@ -135,11 +148,6 @@ def _col(schema: Mapping[str, pl.DataType], *path: str, dtype: pl.DataType) -> p
     return expr.cast(dtype, strict=False) if kind != dtype else expr
 
 
-def _folder_user() -> pl.Expr:
-    """The export folder's name, as the user of a single-user export."""
-    return pl.col(SOURCE_FILE).str.replace(r"[/\\][^/\\]*$", "").str.extract(r"([^/\\]+)$", 1)
-
-
 def _require(schema: Mapping[str, pl.DataType], preset: Preset) -> None:
     missing = [c for c in preset.native if c not in schema]
     if missing:
@@ -158,6 +166,7 @@ def _generate(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.Laz
 
 def _lastfm(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     return native.select(
+        SOURCE_FILE,
         pl.col("userid").alias(USER_ID),
         pl.col("timestamp").alias(PLAYED_AT),
         pl.col("artname").alias(ARTIST_NAME),
@@ -180,14 +189,15 @@ def _spotify(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.Lazy
         for c in ("episode_name", "spotify_episode_uri", "audiobook_title", "audiobook_uri")
     ]
     return native.select(
-        col("username", pl.String()).fill_null(_folder_user()).alias(USER_ID),
+        SOURCE_FILE,
+        col("username", pl.String()).alias(USER_ID),
         ts.alias(PLAYED_AT),
         col("master_metadata_album_artist_name", pl.String()).alias(ARTIST_NAME),
         track.alias(TRACK_NAME),
         col("master_metadata_album_album_name", pl.String()).alias(ALBUM_NAME),
         col("spotify_track_uri", pl.String()).alias(TRACK_URI),
         col("ms_played", pl.Int64()).alias(MS_PLAYED),
-        col("skipped", pl.Boolean()).alias(SKIPPED),
+        col("skipped", pl.String()).alias(SKIPPED),  # CSV conversions write "True"/"false"
         (track.is_null() & pl.any_horizontal(other)).alias(NON_MUSIC),
     )
 
@@ -195,7 +205,8 @@ def _spotify(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.Lazy
 def _spotify_account(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     # endTime is "YYYY-MM-DD HH:MM" in the account's local time with no zone: read as UTC
     return native.select(
-        _folder_user().alias(USER_ID),
+        SOURCE_FILE,
+        pl.lit(None, pl.String).alias(USER_ID),
         pl.col("endTime").alias(PLAYED_AT),
         pl.col("artistName").alias(ARTIST_NAME),
         pl.col("trackName").alias(TRACK_NAME),
@@ -203,10 +214,27 @@ def _spotify_account(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) ->
     )
 
 
+def _unwrap_listens(
+    native: pl.LazyFrame, schema: Mapping[str, pl.DataType]
+) -> tuple[pl.LazyFrame, Mapping[str, pl.DataType]]:
+    """One row per listen from the wrapped documents ListenBrainz writes.
+
+    `{"listen_type": ..., "payload": [listens]}` (import), `{"payload": {"listens": [...]}}`
+    (API responses) and `{"listens": [...]}`; JSON lines pass through.
+    """
+    payload = schema.get("payload")
+    if isinstance(payload, pl.Struct) and "listens" in payload.to_schema():
+        native = native.select(SOURCE_FILE, pl.col("payload").struct.field("listens"))
+    elif "payload" in schema:
+        native = native.select(SOURCE_FILE, pl.col("payload").alias("listens"))
+    elif "listens" not in schema:
+        return native, schema
+    native = native.select(SOURCE_FILE, "listens").explode("listens").unnest("listens")
+    return native, native.collect_schema()
+
+
 def _listenbrainz(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
-    if "payload" in schema:  # a JSON document {"listen_type": ..., "payload": [listens]}
-        native = native.select(SOURCE_FILE, "payload").explode("payload").unnest("payload")
-        schema = native.collect_schema()
+    native, schema = _unwrap_listens(native, schema)
     _require(schema, Preset(name="listenbrainz", native=("listened_at", "track_metadata")))
 
     def meta(*path: str) -> pl.Expr:
@@ -214,7 +242,8 @@ def _listenbrainz(native: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl
 
     invalid = pl.col(INVALID_LINE) if INVALID_LINE in schema else pl.lit(value=False)
     return native.select(
-        _col(schema, "user_name", dtype=pl.String()).fill_null(_folder_user()).alias(USER_ID),
+        SOURCE_FILE,
+        _col(schema, "user_name", dtype=pl.String()).alias(USER_ID),
         pl.col("listened_at").alias(PLAYED_AT),
         meta("artist_name").alias(ARTIST_NAME),
         meta("track_name").alias(TRACK_NAME),
@@ -245,29 +274,6 @@ def parse_mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     return dict(p.split("=", 1) for p in pairs)
 
 
-def _generic(native: pl.LazyFrame, mapping: Mapping[str, str], source: str) -> pl.LazyFrame:
-    schema = native.collect_schema()
-    has_names = ARTIST_NAME in mapping and TRACK_NAME in mapping
-    needed = [USER_ID, PLAYED_AT, *((ARTIST_NAME, TRACK_NAME) if has_names else (TRACK_URI,))]
-    missing = [f"{k}={mapping[k]}" for k in needed if k in mapping and mapping[k] not in schema]
-    unmapped = [k for k in needed if k not in mapping]
-    if missing or unmapped:
-        msg = (
-            f"{source}: format 'generic': column(s) {', '.join(missing or unmapped)} "
-            f"{'not in the file' if missing else 'not mapped'}; found "
-            f"{', '.join(map(repr, schema))}; expected [preprocess].columns to map "
-            f'{", ".join(needed)} (e.g. "user_id=userid"; track_uri may replace the names).'
-        )
-        raise SchemaError(msg)
-    exprs = [pl.col(src).alias(dst) for dst, src in mapping.items()]
-    if not has_names:  # track ids only: each id is its own track of an unknown artist
-        exprs += [
-            pl.lit(UNKNOWN_ARTIST).alias(ARTIST_NAME),
-            pl.col(mapping[TRACK_URI]).cast(pl.String).alias(TRACK_NAME),
-        ]
-    return native.select(exprs)
-
-
 def to_raw(
     native: pl.LazyFrame, *, fmt: str, mapping: Mapping[str, str], source: str
 ) -> pl.LazyFrame:
@@ -276,7 +282,7 @@ def to_raw(
     Args:
         native: What a reader scanned, with `source_file` (the file path, String) added.
         fmt: A name from KNOWN_FORMATS.
-        mapping: Raw column -> native column, used by the "generic" format only.
+        mapping: Raw column -> native column, for the "generic" and "counts" formats.
         source: Where the data came from, named in errors.
 
     Returns:
@@ -288,7 +294,9 @@ def to_raw(
     """
     schema = native.collect_schema()
     if fmt == "generic":
-        return _generic(native, mapping, source)
+        return generic_to_raw(native, mapping, source)
+    if fmt == "counts":
+        return counts_to_raw(native, mapping, source)
     preset = PRESETS[fmt]
     try:
         _require(schema, preset)

@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from stages.preprocess import names
-from stages.preprocess.formats import (
+from stages.preprocess.columns import (
     ALBUM_NAME,
     ARTIST_MBID,
     INVALID_LINE,
@@ -40,14 +40,17 @@ RAW_VALUE = "raw_value"
 PART = "part"
 N_PLAYS = "n_plays"
 PLAYS_PER_DAY = "plays_per_day"
+WEIGHT = "weight"
 IS_BOT = "is_bot"
 # reasons that mean a value could not be read (they count towards [preprocess].max_bad_share)
-UNPARSEABLE = ("invalid_line", "bad_timestamp", "bad_ms_played")
+UNPARSEABLE = ("invalid_line", "bad_timestamp", "bad_ms_played", "bad_skipped", "bad_play_count")
 # what each of those reasons could not read, for messages
 UNPARSEABLE_WHAT = {
     "invalid_line": "lines that are not valid records",
     "bad_timestamp": f"column {PLAYED_AT!r}",
     "bad_ms_played": f"column {MS_PLAYED!r}",
+    "bad_skipped": f"column {SKIPPED!r} (expected true/false, 1/0, yes/no or empty)",
+    "bad_play_count": f"column {RAW_PLAY_COUNT!r} (expected a whole number of plays)",
 }
 SHORT_PLAY = "short_play"
 SPELLING = (ARTIST_NAME, TRACK_NAME, ARTIST_MBID, TRACK_URI)
@@ -99,6 +102,7 @@ def parse_timestamp(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def _boolean(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """True/False from a Boolean or text ("True", "false", "1", "0", "yes", "no"); else null."""
     if dtype == pl.Boolean:
         return value
     text = value.cast(pl.String).str.to_lowercase().str.strip_chars()
@@ -107,7 +111,11 @@ def _boolean(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def _typed(raw: pl.LazyFrame) -> pl.LazyFrame:
-    """Every raw column with its final dtype (absent optional ones as nulls)."""
+    """Every raw column with its final dtype (absent optional ones as nulls).
+
+    Also `_has_ms` / `_has_skipped` (a value was written, readable or not) and `weight`: the
+    play count of a count-table row (null where unreadable), 1 for a row of a log.
+    """
     schema = raw.collect_schema()
 
     def text(name: str) -> pl.Expr:
@@ -115,16 +123,27 @@ def _typed(raw: pl.LazyFrame) -> pl.LazyFrame:
 
     ms = pl.col(MS_PLAYED) if MS_PLAYED in schema else pl.lit(None, pl.Int64)
     skipped = _boolean(pl.col(SKIPPED), schema[SKIPPED]) if SKIPPED in schema else None
+    written = text(SKIPPED).str.strip_chars().replace("", None).is_not_null()
     flags = [pl.col(c) if c in schema else pl.lit(value=False) for c in (INVALID_LINE, NON_MUSIC)]
-    frame = raw
-    if RAW_PLAY_COUNT in schema:  # pre-aggregated rows: one row per play
-        reps = pl.col(RAW_PLAY_COUNT).cast(pl.Int64, strict=False).fill_null(1).clip(1)
-        frame = frame.with_columns(pl.int_ranges(0, reps).alias("_rep")).explode("_rep")
-    return frame.select(
+    weight = pl.lit(1, pl.Int64)
+    if RAW_PLAY_COUNT in schema:  # a count table: one row per pair, the count is its weight
+        count = text(RAW_PLAY_COUNT).str.strip_chars().cast(pl.Float64, strict=False)
+        weight = pl.when(count == count.round(0)).then(count.cast(pl.Int64))
+    played_at = (
+        parse_timestamp(pl.col(PLAYED_AT), schema[PLAYED_AT])
+        if PLAYED_AT in schema
+        else pl.lit(None, TIMESTAMP)
+    )
+    raw_value = [
+        (pl.col(c).cast(pl.String), c)
+        for c in (SKIPPED, MS_PLAYED, RAW_PLAY_COUNT, PLAYED_AT)
+        if c in schema
+    ]
+    return raw.select(
         text(SOURCE_FILE).alias(SOURCE_FILE),
         text(USER_ID).str.strip_chars().alias(USER_ID),
-        parse_timestamp(pl.col(PLAYED_AT), schema[PLAYED_AT]).alias(PLAYED_AT),
-        pl.col(PLAYED_AT).alias(RAW_VALUE),  # as written, for the examples of bad rows
+        played_at.alias(PLAYED_AT),
+        *[v.alias(f"_raw_{c}") for v, c in raw_value],  # as written, for examples of bad rows
         text(ARTIST_NAME).alias(ARTIST_NAME),
         text(TRACK_NAME).alias(TRACK_NAME),
         names.first_mbid(text(ARTIST_MBID)).alias(ARTIST_MBID),
@@ -134,6 +153,9 @@ def _typed(raw: pl.LazyFrame) -> pl.LazyFrame:
         ms.cast(pl.Int64, strict=False).alias(MS_PLAYED),
         ms.is_not_null().alias("_has_ms"),
         (skipped if skipped is not None else pl.lit(None, pl.Boolean)).alias(SKIPPED),
+        (written if skipped is not None else pl.lit(value=False)).alias("_has_skipped"),
+        weight.alias(WEIGHT),
+        pl.lit(RAW_PLAY_COUNT in schema).alias("_counted"),
         flags[0].fill_null(value=False).alias(INVALID_LINE),
         flags[1].fill_null(value=False).alias(NON_MUSIC),
     )
@@ -145,25 +167,33 @@ def parse_raw(
     """Type the raw columns and name the first reason to drop each row.
 
     Args:
-        raw: `formats.REQUIRED` columns as a format preset produced them (played_at of any dtype),
-            plus any of stages.preprocess.formats.OPTIONAL, `non_music` and `invalid_line`.
+        raw: `columns.REQUIRED` columns as a format preset produced them (played_at of any dtype),
+            plus any of stages.preprocess.columns.OPTIONAL, `non_music` and `invalid_line`.
         ts_min: Earliest valid play time (UTC).
         ts_max: Latest valid play time (UTC).
         min_ms_played: Plays shorter than this are dropped where ms_played is known.
 
     Returns:
-        One row per raw row (per play for pre-aggregated rows): user_id, played_at (UTC),
-        raw_value (the timestamp as written), display-cleaned names, artist_mbid, track_mbid,
-        track_uri, album_name, ms_played (Int64), skipped (filled from ms_played < min) and
+        One row per raw row: user_id, played_at (UTC; null for a count table), raw_value (the
+        unreadable value as written, else the timestamp), display-cleaned names, artist_mbid,
+        track_mbid, track_uri, album_name, ms_played (Int64), skipped (filled from
+        ms_played < min), weight (Int64: the count of a count-table row, else 1) and
         drop_reason (null = keep), the first of: invalid_line, non_music, missing_user,
-        missing_artist, missing_track, bad_timestamp, missing_timestamp, ts_out_of_range,
-        bad_ms_played, short_play.
+        missing_artist, missing_track, bad_play_count, no_plays, bad_timestamp,
+        missing_timestamp, ts_out_of_range, bad_ms_played, bad_skipped, short_play.
     """
     ms, ts = pl.col(MS_PLAYED), pl.col(PLAYED_AT)
+    typed = _typed(raw)
+    columns = typed.collect_schema()
 
     def blank(name: str) -> pl.Expr:  # cheap per row: names are cleaned per distinct name
         return pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
 
+    def written(column: str) -> pl.Expr:
+        name = f"_raw_{column}"
+        return pl.col(name) if name in columns else pl.lit(None, pl.String)
+
+    counted = pl.col("_counted")  # a count table: no time needed, nothing to dedupe
     reason = (
         pl.when(pl.col(INVALID_LINE)).then(pl.lit("invalid_line"))
         .when(pl.col(NON_MUSIC)).then(pl.lit("non_music"))
@@ -171,37 +201,72 @@ def parse_raw(
         .when(blank(ARTIST_NAME) | pl.col(ARTIST_NAME).is_in(_PLACEHOLDER_ARTISTS)).then(
             pl.lit("missing_artist"))
         .when(blank(TRACK_NAME)).then(pl.lit("missing_track"))
-        .when(ts.is_null() & pl.col(RAW_VALUE).is_not_null()).then(pl.lit("bad_timestamp"))
-        .when(ts.is_null()).then(pl.lit("missing_timestamp"))
+        .when(counted & pl.col(WEIGHT).is_null()).then(pl.lit("bad_play_count"))
+        .when(counted & (pl.col(WEIGHT) < 1)).then(pl.lit("no_plays"))
+        .when(ts.is_null() & written(PLAYED_AT).is_not_null()).then(pl.lit("bad_timestamp"))
+        .when(ts.is_null() & ~counted).then(pl.lit("missing_timestamp"))
         .when(~ts.is_between(ts_min, ts_max)).then(pl.lit("ts_out_of_range"))
         .when(ms.is_null() & pl.col("_has_ms")).then(pl.lit("bad_ms_played"))
+        .when(pl.col(SKIPPED).is_null() & pl.col("_has_skipped")).then(pl.lit("bad_skipped"))
         .when(ms < min_ms_played).then(pl.lit(SHORT_PLAY))
     )  # fmt: skip
+    by_reason = {
+        "bad_skipped": SKIPPED, "bad_ms_played": MS_PLAYED, "bad_play_count": RAW_PLAY_COUNT,
+    }  # fmt: skip
+    raw_value = pl.coalesce(
+        *[pl.when(pl.col(DROP_REASON) == r).then(written(c)) for r, c in by_reason.items()],
+        written(PLAYED_AT),
+    )
     return (
-        _typed(raw)
-        .with_columns(reason.alias(DROP_REASON))
-        .with_columns(pl.col(SKIPPED).fill_null(ms < min_ms_played).fill_null(value=False))
-        .drop("_has_ms")
+        typed.with_columns(reason.alias(DROP_REASON))
+        .with_columns(
+            raw_value.alias(RAW_VALUE),
+            pl.col(SKIPPED).fill_null(ms < min_ms_played).fill_null(value=False),
+        )
+        .drop("_has_ms", "_has_skipped", "_counted", *[c for c in columns if c.startswith("_raw_")])
     )
 
 
 def user_reason_counts(parsed: pl.LazyFrame) -> pl.LazyFrame:
-    """Rows per (user_id, drop_reason) with first and last played_at: small, one pass.
+    """Rows and plays per (user_id, drop_reason), first and last played_at: small, one pass.
+
+    Plays differ from rows only in a count table, whose rows are pairs with a play count.
 
     Both the step counts and the per-user activity are derived from it, so that the raw log
     is scanned once for them.
     """
     return parsed.group_by(USER_ID, DROP_REASON).agg(
         pl.len().cast(pl.Int64).alias("n"),
+        pl.col(WEIGHT).sum().alias("plays"),
         pl.col(PLAYED_AT).min().alias("first"),
         pl.col(PLAYED_AT).max().alias("last"),
+    )
+
+
+def file_reason_counts(parsed: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows per (source_file, drop_reason), with the smallest and largest user_id.
+
+    What each input file gave, for the report; min and max are cheap where a set of the ids
+    per file would not be.
+    """
+    return parsed.group_by(SOURCE_FILE, DROP_REASON).agg(
+        pl.len().cast(pl.Int64).alias("n"),
+        pl.col(USER_ID).min().alias("user_min"),
+        pl.col(USER_ID).max().alias("user_max"),
+    )
+
+
+def merge_file_counts(parts: pl.LazyFrame) -> pl.LazyFrame:
+    """`file_reason_counts` of several batches of rows -> the counts of all of them."""
+    return parts.group_by(SOURCE_FILE, DROP_REASON).agg(
+        pl.col("n").sum(), pl.col("user_min").min(), pl.col("user_max").max()
     )
 
 
 def merge_user_counts(parts: pl.LazyFrame) -> pl.LazyFrame:
     """`user_reason_counts` of several batches of rows -> the counts of all of them."""
     return parts.group_by(USER_ID, DROP_REASON).agg(
-        pl.col("n").sum(), pl.col("first").min(), pl.col("last").max()
+        pl.col("n").sum(), pl.col("plays").sum(), pl.col("first").min(), pl.col("last").max()
     )
 
 
@@ -218,7 +283,7 @@ def kept_plays(parsed: pl.LazyFrame) -> pl.LazyFrame:
 def spellings(plays: pl.LazyFrame) -> pl.LazyFrame:
     """Distinct (artist_name, track_name, artist_mbid, track_uri) with n_plays and an mbid."""
     return plays.group_by(SPELLING).agg(
-        pl.len().cast(pl.Int64).alias(N_PLAYS), pl.col(TRACK_MBID).drop_nulls().min()
+        pl.col(WEIGHT).sum().alias(N_PLAYS), pl.col(TRACK_MBID).drop_nulls().min()
     )
 
 
@@ -238,16 +303,18 @@ def user_activity(user_counts: pl.LazyFrame, *, max_plays_per_day: float) -> pl.
     Args:
         user_counts: Output of `user_reason_counts`.
         max_plays_per_day: Users above this many plays per day are bots; 0 disables the check.
-            The span is last - first kept play, at least one day.
+            The span is last - first kept play, at least one day. Without times (a count
+            table) plays_per_day is null and nobody is a bot: the rate cannot be known.
     """
     days = (pl.col("last") - pl.col("first")).dt.total_seconds() / 86_400
     rate = pl.col(N_PLAYS) / pl.max_horizontal(days, pl.lit(1.0))
+    rate = pl.when(pl.col("first").is_not_null()).then(rate)
     limit = max_plays_per_day if max_plays_per_day > 0 else float("inf")
     return (
         user_counts.filter(pl.col(DROP_REASON).is_null())
-        .select(USER_ID, pl.col("n").alias(N_PLAYS), "first", "last")
+        .select(USER_ID, pl.col("plays").alias(N_PLAYS), "first", "last")
         .with_columns(rate.alias(PLAYS_PER_DAY))
-        .with_columns((pl.col(PLAYS_PER_DAY) > limit).alias(IS_BOT))
+        .with_columns((pl.col(PLAYS_PER_DAY) > limit).fill_null(value=False).alias(IS_BOT))
         .drop("first", "last")
     )
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import polars as pl
 
-from stages.preprocess.parse import IS_BOT, N_PLAYS, SHORT_PLAY, UNPARSEABLE, UNPARSEABLE_WHAT
+from stages.preprocess.columns import SOURCE_FILE
+from stages.preprocess.parse import (
+    DROP_REASON,
+    IS_BOT,
+    N_PLAYS,
+    SHORT_PLAY,
+    UNPARSEABLE,
+    UNPARSEABLE_WHAT,
+)
 from stages.schema import ARTIST_ID, ARTIST_NAME, AUDIO_FEATURES, TRACK_GROUP_ID, TRACK_NAME
 
 KEPT = "kept"
@@ -27,6 +35,7 @@ class Survey:
         tracks: `tables.number_tracks` output: one row per canonical track.
         activity: `parse.user_activity` output, sorted by user_id.
         examples: Up to a few rows whose values could not be read (`parse.bad_examples`).
+        file_counts: `parse.file_reason_counts` output: rows per (source_file, drop_reason).
     """
 
     reasons: dict[str, int]
@@ -34,6 +43,7 @@ class Survey:
     tracks: pl.DataFrame
     activity: pl.DataFrame
     examples: list[dict[str, Any]]
+    file_counts: pl.DataFrame
 
     @property
     def rows_in(self) -> int:
@@ -103,7 +113,13 @@ def survey_problem(s: Survey, *, fmt: str, max_bad_share: float) -> str | None:
 
 
 def quality_report(
-    s: Survey, c: Counts, *, fmt: str, max_bad_share: float, items: pl.DataFrame
+    s: Survey,
+    c: Counts,
+    *,
+    fmt: str,
+    max_bad_share: float,
+    items: pl.DataFrame,
+    counted: bool = False,
 ) -> dict[str, Any]:
     """quality_report.json: each step's rows in/out and why, and the name collapse counts.
 
@@ -113,6 +129,7 @@ def quality_report(
         fmt: The `[preprocess].format` the log was read with.
         max_bad_share: `[preprocess].max_bad_share`, recorded beside the unreadable rows.
         items: `tables.items_table` output.
+        counted: The input was a count table (rows are pairs; no bots, no duplicates).
     """
     parse_dropped = {r: n for r, n in s.reasons.items() if r not in (KEPT, SHORT_PLAY)}
     after_parse = s.rows_in - sum(parse_dropped.values())
@@ -122,11 +139,22 @@ def quality_report(
     raw_tracks = s.id_map.select(ARTIST_NAME, TRACK_NAME).n_unique()
     return {
         "format": fmt,
+        "aggregated": counted,
         "rows_in": s.rows_in,
         "steps": [
             _step("parse", s.rows_in, after_parse, parse_dropped),
             _step("min_ms_played", after_parse, s.kept, {SHORT_PLAY: s.reasons.get(SHORT_PLAY, 0)}),
-            _step("bots", s.kept, human_plays, {"users": bots, "plays": s.bot_plays}),
+            _step(
+                "bots",
+                s.kept,
+                human_plays,
+                {"users": bots, "plays": s.bot_plays},
+                **(
+                    {"note": "skipped: the input is aggregated, plays per day unknown"}
+                    if counted
+                    else {}
+                ),
+            ),
             _step("dedupe", human_plays, c.deduped, {"duplicate_plays": human_plays - c.deduped}),
             _step(
                 "min_counts",
@@ -171,3 +199,42 @@ def _step(
     name: str, rows_in: int, rows_out: int, dropped: dict[str, int], **extra: Any
 ) -> dict[str, Any]:
     return {"step": name, "rows_in": rows_in, "rows_out": rows_out, "dropped": dropped, **extra}
+
+
+def input_files(
+    file_counts: pl.DataFrame, *, read: list[str], shown: list[str]
+) -> list[dict[str, Any]]:
+    """Per input file: its path as the user knows it, rows read and kept, its user ids.
+
+    Args:
+        file_counts: `Survey.file_counts`.
+        read: The paths the readers saw (source_file values), in the order of `shown`.
+        shown: The same files as the user knows them (archive members as archive/member).
+
+    Returns:
+        One dict per file; `user_ids` is the file's one user, or the smallest and largest of
+        several (a multi-user log), with `several_users` true.
+    """
+    rows = file_counts.group_by(SOURCE_FILE).agg(
+        pl.col("n").sum().alias("read"),
+        pl.col("n").filter(pl.col(DROP_REASON).is_null()).sum().alias("kept"),
+        pl.col("user_min").min(),
+        pl.col("user_max").max(),
+    )
+    found = {row[SOURCE_FILE]: row for row in rows.iter_rows(named=True)}
+    out = []
+    for path, name in zip(read, shown, strict=True):
+        row = found.get(path, {"read": 0, "kept": 0, "user_min": None, "user_max": None})
+        ids = [u for u in dict.fromkeys((row["user_min"], row["user_max"])) if u is not None]
+        entry = {"path": name, "rows_read": row["read"], "rows_kept": row["kept"], "user_ids": ids}
+        out.append(entry | ({"several_users": True} if len(ids) > 1 else {}))
+    return out
+
+
+def user_files(files: list[dict[str, Any]]) -> dict[str, int]:
+    """User id -> number of its input files, for files of one user (per-person exports)."""
+    counts: dict[str, int] = {}
+    for f in files:
+        if len(f["user_ids"]) == 1:
+            counts[f["user_ids"][0]] = counts.get(f["user_ids"][0], 0) + 1
+    return dict(sorted(counts.items()))

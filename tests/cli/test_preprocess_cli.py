@@ -191,7 +191,7 @@ def test_format_option_rejects_unknown_format(tmp_path: Path) -> None:
     [
         ("empty_csv", "has no rows"),
         ("zero_bytes", "listens.csv"),
-        ("no_matching_files", "no raw listening log files for format 'generate'"),
+        ("no_matching_files", "no listening history files for format 'generate'"),
         ("truncated_gzip", "listens.csv.gz: truncated or corrupt gzip file"),
         ("truncated_parquet", "part.parquet: not a readable Parquet file"),
         ("missing_column", "missing column(s) 'track_name'"),
@@ -238,7 +238,7 @@ def test_spotify_export_through_the_cli(real_formats: Path, tmp_path: Path) -> N
         "preprocess.max_plays_per_day=0",
     )
     assert code == 1  # without --format the generate preset finds no Parquet/CSV files
-    assert "no raw listening log files for format 'generate'" in " ".join(output.split())
+    assert "no listening history files for format 'generate'" in " ".join(output.split())
     args = [
         "--set", f"paths.raw={real_formats / 'spotify-extended'}",
         "--set", 'paths.catalog=""',
@@ -249,7 +249,8 @@ def test_spotify_export_through_the_cli(real_formats: Path, tmp_path: Path) -> N
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "art" / "01_preprocess" / "quality_report.json").read_text())
-    assert [Path(f).name for f in report["ignored_files"]] == ["Streaming_History_Video_2023.json"]
+    ignored = [(Path(f["path"]).name, f["reason"]) for f in report["ignored_files"]]
+    assert ignored == [("Streaming_History_Video_2023.json", "video history, not music")]
     assert report["steps"][0]["dropped"] == {"non_music": 13}
     assert report["format"] == "spotify"
     users = pl.read_parquet(tmp_path / "art" / "01_preprocess" / "users.parquet")

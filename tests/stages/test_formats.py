@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from musicrec_cli.sources import InputError, find_files, scan_groups
-from stages.preprocess import formats, parse
+from stages.preprocess import formats, layout, parse
+from stages.preprocess.columns import UNKNOWN_ARTIST
 from stages.schema import SchemaError
 
 UTC = dt.UTC
@@ -30,6 +31,13 @@ def _parse(spec: Path, fmt: str, columns: tuple[str, ...] = ()) -> pl.DataFrame:
         for label, lf in scan_groups(files, preset=preset)
     ]
     raw = pl.concat(raws, how="diagonal_relaxed")
+    root = spec if spec.is_dir() else spec.parent
+    rels = [f.relative_to(root).as_posix() for f in files]
+    users = pl.DataFrame(
+        {"source_file": [str(f) for f in files],
+         layout.FILE_USER: layout.file_user_ids(rels, rule="auto", root=root.name)}
+    )  # fmt: skip
+    raw = layout.assign_users(raw, users, rule="auto")
     return parse.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
 
 
@@ -152,7 +160,7 @@ def test_generic_mapping_with_track_ids_only(tmp_path: Path) -> None:
     pl.DataFrame({"who": ["u1", "u2"], "when": ["1709294400000", "1709294400"],
                   "song": ["t1", "t2"]}).write_csv(tmp_path / "log.csv")  # fmt: skip
     out = _parse(tmp_path, "generic", ("user_id=who", "played_at=when", "track_uri=song"))
-    assert out["artist_name"].to_list() == [formats.UNKNOWN_ARTIST] * 2
+    assert out["artist_name"].to_list() == [UNKNOWN_ARTIST] * 2
     assert out["track_name"].to_list() == ["t1", "t2"]
     assert out["played_at"].n_unique() == 1
     assert out["drop_reason"].null_count() == 2

@@ -98,15 +98,31 @@ def test_parse_raw_names_the_first_reason_for_each_row() -> None:
         "ts_out_of_range": 1,
     }
     examples = parse.bad_examples(out.lazy(), n=5).collect()
-    assert examples["raw_value"].to_list() == ["yesterday", "2024-03-01T12:00:00Z"]
+    # each example shows the value that could not be read (the time, then the play time)
+    assert examples["raw_value"].to_list() == ["yesterday", "long"]
 
 
-def test_pre_aggregated_rows_become_one_row_per_play() -> None:
-    raw = _raw([("u1", "2024-03-01T12:00:00Z", "A", "T", None)]).with_columns(
-        pl.lit("3").alias("play_count")
-    )
+def test_count_table_rows_stay_one_row_weighted_by_their_count_17() -> None:
+    """Issue 17: a 1.2 MB count table became 69.2M rows; counts must stay counts."""
+    raw = pl.LazyFrame(
+        {
+            USER_ID: ["u1", "u1", "u1", "u2"],
+            "artist_name": ["A", "B", "C", "A"],
+            "track_name": ["T", "T", "T", "T"],
+            "play_count": ["3", "x", "0", "2.0"],
+        }
+    )  # no played_at: a count table has no time
     out = parse.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
-    assert out.height == 3
+    assert out.height == 4
+    assert out["drop_reason"].to_list() == [None, "bad_play_count", "no_plays", None]
+    assert out["weight"].to_list() == [3, None, 0, 2]
+    assert out["played_at"].null_count() == 4
+    counts = parse.user_reason_counts(out.lazy())
+    activity = parse.user_activity(counts, max_plays_per_day=1).sort(USER_ID).collect()
+    # 3 and 2 plays, but no time: the rate is unknown and nobody is a bot
+    assert activity.select("n_plays", "plays_per_day", "is_bot").rows() == [
+        (3, None, False), (2, None, False),
+    ]  # fmt: skip
 
 
 def test_user_activity_flags_bots_by_plays_per_day() -> None:
@@ -116,6 +132,7 @@ def test_user_activity_flags_bots_by_plays_per_day() -> None:
             USER_ID: ["human"] * 3 + ["bot"] * 5,
             PLAYED_AT: [T0, T0 + day, T0 + 2 * day] + [T0] * 5,
             "drop_reason": [None] * 8,
+            "weight": [1] * 8,
         },
         schema_overrides={"drop_reason": pl.String},
     )

@@ -1,0 +1,101 @@
+"""User ids of per-person exports, from where each file sits (`[preprocess].user_id`).
+
+A Spotify or ListenBrainz export of one person names no user, or names it only in a folder:
+three people's exports each in Spotify's default `MyData` folder must still be three users. So
+the user of a file is derived from its path relative to the input root, where an archive counts
+as a folder (`bob/my_spotify_data.zip/Spotify Account Data/StreamingHistory_music_0.json`):
+
+- `auto` (default): the user column of the data where the export has one (Last.fm, ListenBrainz,
+  Spotify's old `username`), else `path`;
+- `path`: the folders above the file, without the names Spotify gives every export (`MyData`,
+  `my_spotify_data.zip`, `Spotify Account Data`, ...) -> `bob`; the input's own name when
+  nothing is left (one export given directly);
+- `folder`: the file's own folder name (before issue 17 the only rule);
+- `file`: the file name without its extension;
+- `fixed:<id>`: one user for everything;
+- `regex:<pattern>`: the first group (or the match) of the pattern searched in the path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+import polars as pl
+
+from stages.preprocess.columns import SOURCE_FILE
+from stages.schema import USER_ID, SchemaError
+
+AUTO = "auto"
+RULES = ("auto", "path", "folder", "file", "fixed:<id>", "regex:<pattern>")
+FILE_USER = "file_user"
+_EXPORT_FOLDERS = {
+    "mydata", "my_spotify_data", "spotify account data", "spotify extended streaming history",
+    "spotify technical log information", "listens",
+}  # fmt: skip
+_YEAR = re.compile(r"^\d{4}$")
+
+
+def check_rule(rule: str) -> str | None:
+    """What is wrong with a `[preprocess].user_id` value, or None."""
+    if rule in RULES[:4] or (rule.startswith("fixed:") and rule[6:].strip()):
+        return None
+    if rule.startswith("regex:"):
+        try:
+            re.compile(rule[6:])
+        except re.error as exc:
+            return f"not a valid regular expression ({exc})"
+        return None
+    return f"expected one of {', '.join(RULES)}"
+
+
+def _folders(rel: str) -> list[str]:
+    """The folders above a file, an archive as its name without .zip."""
+    return [p.removesuffix(".zip").removesuffix(".ZIP") for p in PurePosixPath(rel).parts[:-1]]
+
+
+def file_user_ids(rels: Sequence[str], *, rule: str, root: str) -> list[str]:
+    """The user id of each file (`rels`: paths relative to the input root, "/"-separated).
+
+    Args:
+        rels: The files' relative paths.
+        rule: A `[preprocess].user_id` value ("auto" is "path" here).
+        root: The input's own name (its folder, or an archive's name without .zip).
+
+    Raises:
+        SchemaError: a regex rule that matches no path (the message names it).
+    """
+    ids = []
+    for rel in rels:
+        folders = _folders(rel)
+        if rule.startswith("fixed:"):
+            ids.append(rule[6:].strip())
+        elif rule == "file":
+            ids.append(PurePosixPath(rel).name.split(".")[0])
+        elif rule == "folder":
+            ids.append(folders[-1] if folders else root)
+        elif rule.startswith("regex:"):
+            found = re.search(rule[6:], rel)
+            if found is None:
+                msg = f"{rel}: [preprocess].user_id = {rule!r} does not match this path."
+                raise SchemaError(msg)
+            ids.append(found.group(1) if found.groups() else found.group(0))
+        else:
+            kept = [f for f in folders if f.lower() not in _EXPORT_FOLDERS and not _YEAR.match(f)]
+            ids.append("/".join(kept) or root)
+    return ids
+
+
+def assign_users(raw: pl.LazyFrame, files: pl.DataFrame, *, rule: str) -> pl.LazyFrame:
+    """Fill (`auto`) or replace (any other rule) user_id from each row's file.
+
+    Args:
+        raw: Raw columns with user_id (null where the export names no user) and source_file.
+        files: One row per file: source_file (as the reader wrote it) and file_user.
+        rule: The `[preprocess].user_id` value.
+    """
+    mapping = dict(zip(files[SOURCE_FILE], files[FILE_USER], strict=True))
+    from_file = pl.col(SOURCE_FILE).replace_strict(mapping, default=None, return_dtype=pl.String)
+    user = pl.coalesce(pl.col(USER_ID).cast(pl.String), from_file) if rule == AUTO else from_file
+    return raw.with_columns(user.alias(USER_ID))
