@@ -23,19 +23,27 @@ from stages.schema import (
 _DAY_US = 86_400_000_000
 
 
-def _days_before(cutoff: dt.datetime, column: str) -> pl.Expr:
+def _days_before(cutoff: dt.datetime | None, column: str) -> pl.Expr:
+    """Days from `column` to `cutoff`; null without a cutoff (plays without timestamps)."""
+    if cutoff is None:
+        return pl.lit(None, pl.Float64)
     return (pl.lit(cutoff) - pl.col(column)).dt.total_microseconds() / _DAY_US
 
 
 def confidence_weights(
-    interactions: pl.LazyFrame, *, cutoff: dt.datetime, half_life_days: float, recency_floor: float
+    interactions: pl.LazyFrame,
+    *,
+    cutoff: dt.datetime | None,
+    half_life_days: float,
+    recency_floor: float,
 ) -> pl.LazyFrame:
     """Add `weight`: log1p(plays) scaled by how recently the pair was last played.
 
     weight = log1p(play_count) * (floor + (1 - floor) * 2 ** (-days_since_last_play / half_life))
-    so a pair played long ago keeps at least `floor` of its weight. Float32, > 0.
+    so a pair played long ago keeps at least `floor` of its weight. Float32, > 0. Without
+    timestamps (a play-count table: `cutoff` or last_ts null) the recency factor is 1.
     """
-    decay = pl.lit(2.0).pow(-_days_before(cutoff, LAST_TS) / half_life_days)
+    decay = pl.lit(2.0).pow(-_days_before(cutoff, LAST_TS) / half_life_days).fill_null(1.0)
     recency = recency_floor + (1.0 - recency_floor) * decay
     return interactions.with_columns(
         (pl.col(PLAY_COUNT).cast(pl.Float64).log1p() * recency).cast(pl.Float32).alias(WEIGHT)
@@ -73,7 +81,7 @@ def item_features(train: pl.LazyFrame, items: pl.LazyFrame, *, n_users: int) -> 
     )
 
 
-def user_features(train: pl.LazyFrame, *, cutoff: dt.datetime) -> pl.LazyFrame:
+def user_features(train: pl.LazyFrame, *, cutoff: dt.datetime | None) -> pl.LazyFrame:
     """One row per user in train: plays, distinct tracks, skip share, first/last play, recency."""
     return (
         train.group_by(USER_IDX)

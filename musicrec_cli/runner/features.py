@@ -12,7 +12,7 @@ from musicrec_cli.config import Config, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages import features
 from stages.interactions import count_users
-from stages.schema import INTERACTIONS, WEIGHT, check_schema
+from stages.schema import INTERACTIONS, LAST_TS, WEIGHT, check_schema
 
 
 def run_features(cfg: Config) -> str:
@@ -20,8 +20,14 @@ def run_features(cfg: Config) -> str:
     measure, f, root = Measure(), cfg.features, Path(cfg.paths.artifacts)
     inputs = upstream_inputs(root, "preprocess", "split")
     summary = require_stage(root, "split")["summary"]
-    cutoff = pl.Series([summary["cutoff"]]).str.to_datetime(time_zone="UTC").item()
     train, test = scan(root, "split", art.TRAIN), scan(root, "split", art.TEST)
+    # the temporal split's cut-off; other strategies measure recency from the newest train play
+    # (None for a play-count table without timestamps: no recency decay)
+    cutoff = (
+        pl.Series([summary["cutoff"]]).str.to_datetime(time_zone="UTC").item()
+        if summary.get("cutoff")
+        else train.select(pl.col(LAST_TS).max()).collect().item()
+    )
     check_schema(train.collect_schema(), INTERACTIONS, source=str(stage_dir(root, "split")))
     weighted = features.confidence_weights(
         train,

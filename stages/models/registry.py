@@ -82,9 +82,13 @@ class TrainingData:
         return build_matrix(self.frame, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
 
     def ages(self) -> pl.DataFrame:
-        """track_idx, play_count, age_days (last play's age before the newest play in train)."""
+        """track_idx, play_count, age_days (last play's age before the newest play in train).
+
+        Without timestamps (a play-count table) every age is 0: trending is then popularity.
+        """
         newest = self.frame[LAST_TS].max()
         age = (pl.lit(newest) - pl.col(LAST_TS)).dt.total_microseconds() / _DAY_US
+        age = age.fill_null(0.0) if newest is not None else pl.lit(0.0)
         return self.frame.select(TRACK_IDX, PLAY_COUNT, age.alias("age_days"))
 
 

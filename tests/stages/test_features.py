@@ -59,3 +59,13 @@ def test_user_features_describe_activity_and_recency():
     ]
     assert got["days_since_last_play"].to_list() == pytest.approx([10.0, 0.0])
     assert got["active_days"].to_list() == pytest.approx([90.0, 50.0])
+
+
+def test_weight_without_timestamps_is_log_plays_17():
+    """A play-count table has no times: no recency decay, and no error (issue 17)."""
+    untimed = _train().with_columns(pl.lit(None, INTERACTIONS["last_ts"]).alias("last_ts"))
+    got = confidence_weights(untimed, cutoff=None, half_life_days=90.0, recency_floor=0.5)
+    expected = [math.log1p(3), math.log1p(1), math.log1p(7)]
+    assert got.collect()["weight"].to_list() == pytest.approx(expected, rel=1e-6)
+    users = user_features(untimed, cutoff=None).collect()
+    assert users["days_since_last_play"].null_count() == 2

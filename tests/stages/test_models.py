@@ -19,6 +19,7 @@ from stages.models.content import ContentModel, fit_content
 from stages.models.hybrid import HybridModel, build_hybrid, history_weights, normalise_rows
 from stages.models.knn import fit_knn
 from stages.models.popularity import PopularityModel, fit_popularity, fit_trending
+from stages.models.registry import TrainingData
 
 N_USERS, N_ITEMS, HALF = 60, 24, 12  # users 0-29 and tracks 0-11 are cluster A, the rest B
 WEIGHTS = {"cold": (0.0, 0.7, 0.3), "few": (0.0, 0.5, 0.5), "warm": (0.6, 0.3, 0.1)}
@@ -290,3 +291,15 @@ def test_knn_equals_implicits_own_recommenders(user_items, similarity):
         reference.fit(user_items, show_progress=False)
     ours = fit_knn(user_items, similarity=similarity, neighbours=5).similarity
     np.testing.assert_allclose(ours.toarray(), reference.similarity.toarray(), rtol=1e-6)
+
+
+def test_training_ages_without_timestamps_are_zero_17():
+    """A play-count table has no times: every age is 0, so trending ranks as play counts."""
+    frame = pl.DataFrame(
+        {"user_idx": [0, 1], "track_idx": [0, 1], "weight": [1.0, 1.0], "play_count": [5, 2],
+         "last_ts": [None, None]},
+        schema_overrides={"user_idx": pl.UInt32, "track_idx": pl.UInt32, "weight": pl.Float32,
+                          "play_count": pl.UInt32, "last_ts": pl.Datetime("us", "UTC")},
+    )  # fmt: skip
+    data = TrainingData.build(frame, np.zeros((2, 0)), n_users=2, n_tracks=2)
+    assert data.ages()["age_days"].to_list() == [0.0, 0.0]
