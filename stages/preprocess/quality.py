@@ -6,7 +6,7 @@ with examples, and how much the name keys collapsed the raw spellings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -43,7 +43,7 @@ class Survey:
     tracks: pl.DataFrame
     activity: pl.DataFrame
     examples: list[dict[str, Any]]
-    file_counts: pl.DataFrame
+    file_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def rows_in(self) -> int:
