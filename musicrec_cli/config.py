@@ -165,6 +165,7 @@ class EvaluateConfig:
     bootstrap_samples: int = 1000
     seed: int = 42
     metric_variants: bool = False
+    segments: tuple[int, ...] = (1, 5, 20)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -302,6 +303,10 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "evaluate.baseline": (lambda v: v.strip() != "", 'a model name such as "popularity"'),
     "evaluate.alpha": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "evaluate.bootstrap_samples": (lambda v: v >= 0, "an integer >= 0 (0 = no intervals)"),
+    "evaluate.segments": (
+        lambda v: len(v) > 0 and min(v) > 0 and list(v) == sorted(set(v)),
+        "ascending integers > 0, e.g. [1, 5, 20] for users with 0, 1-4, 5-19, 20+ tracks",
+    ),
     "spark.master": (lambda v: v.strip() != "", 'a Spark master URL, e.g. "local[*]"'),
     "spark.shuffle_partitions": (lambda v: v >= 0, "an integer >= 0 (0 = Spark's default)"),
     "spark.conf": (

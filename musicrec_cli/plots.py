@@ -131,3 +131,30 @@ def _plot_steps(rows_in: object, steps: list[dict[str, Any]]) -> bytes:
     ax.set(xlabel="rows kept after the step", xlim=(0, max(values) * 1.25))
     fig.tight_layout()
     return _png(fig)
+
+
+def plot_segments(content: dict[str, Any], *, k: int) -> bytes | None:
+    """Grouped bars: NDCG@K per user-activity segment (training tracks), one bar per model.
+
+    Segments without users are left out; the segment labels carry their user counts.
+    """
+    found = content.get("segments")
+    if not found:
+        return None
+    models = list(found["by_model"])
+    labels = [s for s in found["labels"] if any(s in found["by_model"][m] for m in models)]
+    counts = [
+        max(found["by_model"][m].get(s, {}).get("n_users", 0) for m in models) for s in labels
+    ]
+    fig = Figure(figsize=(9, 4))
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(models), 1)
+    for j, model in enumerate(models):
+        rows = found["by_model"][model]
+        heights = [rows.get(s, {}).get(f"ndcg@{k}") or 0.0 for s in labels]
+        ax.bar(np.arange(len(labels)) + j * width, heights, width, label=model)
+    ticks = [f"{s} tracks\n({n:,} users)" for s, n in zip(labels, counts, strict=True)]
+    ax.set_xticks(np.arange(len(labels)) + width * (len(models) - 1) / 2, ticks)
+    ax.set(ylabel=f"mean NDCG@{k}", xlabel="users by number of training tracks")
+    ax.legend(fontsize="small", ncol=2)
+    return _png(fig)

@@ -186,6 +186,43 @@ def variant_tables(
     return out
 
 
+VIEW_COLUMNS = (
+    ("discovery", "ndcg", "new tracks NDCG"),
+    ("discovery", "recall", "new tracks recall"),
+    ("replay", "ndcg", "with replays NDCG"),
+    ("replay", "recall", "with replays recall"),
+    ("new_artists", "ndcg", "new artists NDCG"),
+    ("new_artists", "recall", "new artists recall"),
+    ("new_artists", "artist_coverage", "artist coverage"),
+)
+
+
+def views_html(content: dict[str, Any], *, k: int) -> str:
+    """Discovery, replay and new-artist views side by side at cut-off `k` (empty if absent)."""
+    found = content.get("views") or {}
+    columns = [c for c in VIEW_COLUMNS if c[0] in found]
+    if not columns:
+        return ""
+    head = "".join(f"<th>{html.escape(title)}@{k}</th>" for *_, title in columns)
+    rows = []
+    for model in content["models"]:
+        cells = "".join(
+            f"<td>{_fmt(found[view].get(model, {}).get(f'{metric}@{k}'), metric)}</td>"
+            for view, metric, _ in columns
+        )
+        rows.append(f"<tr><td>{html.escape(model)}</td>{cells}</tr>")
+    users = ", ".join(
+        f"{view}: {next(iter(found[view].values()))['n_users']:,}" for view in found if found[view]
+    )
+    return (
+        f"<h2>discovery and replay at K={k}</h2><p>Test users per view: {users}. New tracks: "
+        "test tracks the user never played in train (what every table above scores); with "
+        "replays: every track of the test period; new artists: artists the user never played "
+        f"in train, each list counted by its distinct artists.</p><table><tr><th>model</th>"
+        f"{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Nested JSON as (dotted key, leaf value) pairs, in document order."""
     if isinstance(data, dict):
@@ -271,6 +308,7 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
         plot_ndcg,
         plot_popularity,
         plot_quality,
+        plot_segments,
     )
 
     content, k, per_user, recs, tracks = _load(root, k)
@@ -291,6 +329,11 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
         ),
         ("coverage", plot_coverage(content), "Share of the catalogue recommended at each K."),
         ("ndcg_distribution", plot_ndcg(per_user, k=k), f"Per-user NDCG@{k}, log-scale counts."),
+        (
+            "ndcg_by_segment",
+            plot_segments(content, k=k),
+            f"NDCG@{k} of each model for users with few and many training tracks (cold start).",
+        ),
         (
             "preprocess_quality",
             plot_quality(report, quality),
@@ -327,7 +370,7 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
     page = (
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>musicrec evaluation"
         f"</title><style>{_CSS}</style></head><body><h1>musicrec evaluation</h1>{intro}"
-        f"{tables}{''.join(body)}"
+        f"{tables}{views_html(content, k=k)}{''.join(body)}"
         f"<h2>preprocess quality report</h2>{_quality_html(quality)}</body></html>\n"
     )
     (out / "index.html").write_text(page, encoding="utf-8")

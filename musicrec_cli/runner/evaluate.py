@@ -14,7 +14,7 @@ from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
-from stages.evaluate import compare, variants
+from stages.evaluate import compare, variants, views
 from stages.evaluate import ranking as metrics
 from stages.interactions import count_users
 from stages.schema import (
@@ -53,11 +53,15 @@ def compute(
     *,
     e: EvaluateConfig,
     n_tracks: int,
+    train: pl.LazyFrame | None = None,
+    replay: pl.LazyFrame | None = None,
     timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Per-user metrics, the per-model summary and metrics.json's content (no file I/O).
 
-    `timings`, when given, receives the seconds the significance tests took.
+    With `train`, also the activity segments and the new-artist view; with `replay` (the test
+    period with re-listens), the replay view. `timings`, when given, receives the seconds the
+    significance tests took.
     """
     ks = tuple(sorted(set(e.k)))
     users = test.select(USER_IDX).unique()
@@ -69,6 +73,12 @@ def compute(
         .sort(MODEL, USER_IDX)
         .collect(engine="streaming")
     )
+    extra: dict[str, Any] = {}
+    if train is not None:
+        segments = views.activity_segments(train, users, edges=e.segments).collect()
+        per_user = per_user.join(segments, on=USER_IDX, how="left")
+        extra["segments"] = _segments_json(per_user, segments, edges=e.segments)
+    extra["views"] = _views_json(recs, test, tracks, train=train, replay=replay, ks=ks)
     cover = evaluate.coverage(recs, users, ks=ks, n_items=n_tracks)
     summary = evaluate.summarise(per_user.lazy(), cover).collect()
     n_evaluated = test.select(pl.col(USER_IDX).n_unique()).collect().item()
@@ -108,6 +118,7 @@ def compute(
         "lift_over_baseline": {}
         if lift is None
         else {row.pop(MODEL): row for row in lift.to_dicts()},
+        **extra,
         **(
             {"metric_variants": variants.as_json(variants.metric_variants(recs, test, ks=ks))}
             if e.metric_variants
@@ -122,6 +133,47 @@ def compute(
         },
     }
     return per_user, summary, content
+
+
+def _segments_json(
+    per_user: pl.DataFrame, segments: pl.DataFrame, *, edges: tuple[int, ...]
+) -> dict[str, Any]:
+    """metrics.json `segments`: edges, labels and {model: {segment: {n_users, metric@k...}}}."""
+    means = views.by_segment(per_user.drop(views.SEGMENT), segments, edges=edges)
+    by_model: dict[str, dict[str, Any]] = {}
+    for row in means.to_dicts():
+        by_model.setdefault(row.pop(MODEL), {})[row.pop(views.SEGMENT)] = row
+    return {"edges": list(edges), "labels": views.segment_labels(edges), "by_model": by_model}
+
+
+def _views_json(
+    recs: pl.LazyFrame,
+    test: pl.LazyFrame,
+    tracks: pl.DataFrame,
+    *,
+    train: pl.LazyFrame | None,
+    replay: pl.LazyFrame | None,
+    ks: tuple[int, ...],
+) -> dict[str, Any]:
+    """metrics.json `views`: discovery, replay and new_artists, {view: {model: {...}}}."""
+
+    def rows(frame: pl.DataFrame) -> dict[str, Any]:
+        return {row.pop(MODEL): row for row in frame.to_dicts()}
+
+    out = {"discovery": rows(views.view_means(recs, test, ks=ks))}
+    if replay is not None:
+        out["replay"] = rows(views.view_means(recs, replay, ks=ks))
+    if train is not None and evaluate.ARTIST in tracks.columns:
+        artists = tracks.lazy()
+        found = views.view_means(
+            views.artist_lists(recs, artists), views.new_artists(test, train, artists), ks=ks
+        ).join(
+            views.artist_coverage(recs, test.select(USER_IDX), artists, ks=ks),
+            on=MODEL,
+            how="left",
+        )
+        out["new_artists"] = rows(found)
+    return out
 
 
 def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
@@ -151,8 +203,16 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     _check_inputs(root, recs, test)
     tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
     timings: dict[str, float] = {}
+    replay_path = stage_dir(root, "split") / art.TEST_REPLAY
     per_user, summary, content = compute(
-        recs, test, tracks, e=e, n_tracks=n_tracks, timings=timings
+        recs,
+        test,
+        tracks,
+        e=e,
+        n_tracks=n_tracks,
+        train=scan(root, "split", art.TRAIN),
+        replay=scan(root, "split", art.TEST_REPLAY) if replay_path.is_file() else None,
+        timings=timings,
     )
     with art.open_stage(root, "evaluate") as out:
         out.write_parquet(per_user, art.PER_USER_METRICS)

@@ -204,3 +204,23 @@ def test_evaluate_metric_variants_option(tmp_path: Path) -> None:
     # spark also counts user 2 (recommended, no test track) as 0
     assert got["spark"]["popularity"]["precision@2"] == pytest.approx(1 / 4)
     assert "precision@2 as each library defines it" in result.stderr
+
+
+def test_evaluate_reports_views_and_segments(evaluated: tuple[Path, dict]) -> None:
+    root, got = evaluated
+    views = got["views"]
+    assert "replay" not in views  # this split wrote no test_replay.parquet
+    assert views["discovery"]["popularity"]["ndcg@2"] == got["models"]["popularity"]["ndcg@2"]
+    # new artists: user 0 -> {c}, user 1 -> {b, c}; user 3's test artist b is known: left out.
+    # popularity's lists 0, 2 are artists a, b: user 1 finds b at artist rank 2
+    artists = views["new_artists"]["popularity"]
+    assert artists["n_users"] == 2
+    assert artists["recall@2"] == pytest.approx((0 + 1 / 2) / 2)
+    assert artists["artist_coverage@2"] == pytest.approx(2 / 3)
+    # every test user has 2-3 training tracks: all in segment 1-4
+    segments = got["segments"]
+    assert segments["labels"] == ["0", "1-4", "5-19", "20+"]
+    assert list(segments["by_model"]["popularity"]) == ["1-4"]
+    assert segments["by_model"]["popularity"]["1-4"]["n_users"] == 3
+    per_user = pl.read_parquet(root / "06_evaluate" / art.PER_USER_METRICS)
+    assert per_user.filter(pl.col(MODEL) == "popularity")["n_train_tracks"].to_list() == [3, 2, 2]

@@ -25,7 +25,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_report_embeds_every_plot_and_writes_it_beside(built: tuple[Path, str]) -> None:
     out, page = built
-    names = ["metric_vs_k", "popularity", "coverage", "ndcg_distribution", "preprocess_quality"]
+    names = [
+        "metric_vs_k",
+        "popularity",
+        "coverage",
+        "ndcg_distribution",
+        "ndcg_by_segment",
+        "preprocess_quality",
+    ]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [".musicrec-owned", "index.html", *(f"{n}.png" for n in names)]
     )
@@ -150,3 +157,9 @@ def test_comparison_marks_differences_that_are_not_significant() -> None:
     html_table = report.comparison_html(table)
     assert "0.2900≈" in html_table
     assert "+100% ns" in html_table
+
+
+def test_report_shows_the_views_side_by_side(built: tuple[Path, str]) -> None:
+    _, page = built
+    assert "<h2>discovery and replay at K=" in page
+    assert "<th>new artists recall@" in page

@@ -1,0 +1,99 @@
+import math
+
+import polars as pl
+import pytest
+
+from stages.evaluate.views import (
+    activity_segments,
+    artist_coverage,
+    artist_lists,
+    by_segment,
+    new_artists,
+    segment_labels,
+    view_means,
+)
+from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
+
+U32 = pl.UInt32
+# tracks 0-5; artists: 0 -> a, 1 -> a, 2 -> b, 3 -> c, 4 -> c, 5 unknown
+TRACKS = pl.LazyFrame(
+    {TRACK_IDX: [0, 1, 2, 3, 4, 5], "artist": [1, 1, 2, 3, 3, None]},
+    schema={TRACK_IDX: U32, "artist": U32},
+)
+
+
+def _recs(lists: dict[int, list[int]], model: str = "m") -> pl.LazyFrame:
+    rows = [(model, u, r, t) for u, ts in lists.items() for r, t in enumerate(ts, start=1)]
+    return pl.LazyFrame(
+        rows,
+        schema={MODEL: pl.String, USER_IDX: U32, RANK: pl.UInt16, TRACK_IDX: U32},
+        orient="row",
+    )
+
+
+def _pairs(rows: list[tuple[int, int]]) -> pl.LazyFrame:
+    return pl.LazyFrame(rows, schema={USER_IDX: U32, TRACK_IDX: U32}, orient="row")
+
+
+def test_artist_lists_keep_each_artists_best_rank_and_renumber():
+    got = artist_lists(_recs({0: [0, 1, 5, 2, 3, 4]}), TRACKS).sort(RANK).collect()
+    # tracks 0 and 1 are both artist 1; track 5 has no artist: artists 1, 2, 3 at ranks 1, 2, 3
+    assert got.select(RANK, TRACK_IDX).rows() == [(1, 1), (2, 2), (3, 3)]
+
+
+def test_new_artists_are_test_artists_the_user_never_played_in_train():
+    train = _pairs([(0, 0), (1, 3)])
+    test = _pairs([(0, 1), (0, 2), (1, 4), (1, 0), (1, 5)])
+    got = new_artists(test, train, TRACKS).sort(USER_IDX, TRACK_IDX).collect()
+    # user 0 knew artist 1 (track 0): only artist 2 is new; user 1 knew artist 3: artist 1 is new
+    assert got.rows() == [(0, 2), (1, 1)]
+
+
+def test_artist_view_scores_distinct_artists():
+    train = _pairs([(0, 0)])
+    test = _pairs([(0, 2), (0, 3)])  # new artists 2 and 3
+    recs = _recs({0: [1, 2, 4]})  # artists 1 (known), 2 (hit at artist rank 2), 3 (hit at 3)
+    got = view_means(artist_lists(recs, TRACKS), new_artists(test, train, TRACKS), ks=(2,)).row(
+        0, named=True
+    )
+    assert got["recall@2"] == pytest.approx(1 / 2)
+    assert got["ndcg@2"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert got["n_users"] == 1
+
+
+def test_artist_coverage_is_the_share_of_catalogue_artists_in_top_k():
+    recs = _recs({0: [0, 2, 3], 1: [1, 5, 4]})
+    got = artist_coverage(recs, _pairs([(0, 0), (1, 0)]), TRACKS, ks=(1, 3))
+    # top 1: artist 1 (tracks 0 and 1) = 1 of 3; top 3: artists 1, 2, 3 = 3 of 3
+    assert got.row(0, named=True) == {
+        MODEL: "m",
+        "artist_coverage@1": 1 / 3,
+        "artist_coverage@3": 1.0,
+    }
+
+
+def test_segment_labels_and_membership_at_the_edges():
+    assert segment_labels((1, 5, 20)) == ["0", "1-4", "5-19", "20+"]
+    train = _pairs(
+        [(1, t) for t in range(4)] + [(2, t) for t in range(5)] + [(3, t) for t in range(20)]
+    )
+    got = activity_segments(train, _pairs([(u, 0) for u in range(4)]), edges=(1, 5, 20))
+    assert got.sort(USER_IDX).select(USER_IDX, "n_train_tracks", "segment").collect().rows() == [
+        (0, 0, "0"),
+        (1, 4, "1-4"),
+        (2, 5, "5-19"),
+        (3, 20, "20+"),
+    ]
+
+
+def test_by_segment_averages_each_segment_separately():
+    per_user = pl.DataFrame(
+        {MODEL: ["m"] * 3, USER_IDX: [0, 1, 2], "ndcg@5": [0.0, 0.4, 0.8]},
+        schema={MODEL: pl.String, USER_IDX: U32, "ndcg@5": pl.Float64},
+    )
+    segments = pl.DataFrame(
+        {USER_IDX: [0, 1, 2], "segment": ["0", "1-4", "1-4"]},
+        schema={USER_IDX: U32, "segment": pl.String},
+    )
+    got = by_segment(per_user, segments, edges=(1, 5))
+    assert got.rows() == [("m", "0", 1, 0.0), ("m", "1-4", 2, pytest.approx(0.6))]
