@@ -129,7 +129,7 @@ class TrainConfig:
     ease_regularization: float = 500.0
     ease_max_gib: float = 16.0
     hybrid_cold: tuple[float, ...] = (0.0, 0.7, 0.3)
-    hybrid_few: tuple[float, ...] = (0.0, 0.5, 0.5)
+    hybrid_few: tuple[float, ...] = (0.3, 0.4, 0.3)
     hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1)
     hybrid_liked: tuple[float, ...] = (0.7, 0.3, 0.0)
     hybrid_min_tracks: int = 5

@@ -158,3 +158,26 @@ def plot_segments(content: dict[str, Any], *, k: int) -> bytes | None:
     ax.set(ylabel=f"mean NDCG@{k}", xlabel="users by number of training tracks")
     ax.legend(fontsize="small", ncol=2)
     return _png(fig)
+
+
+def plot_known_tracks(content: dict[str, Any], *, k: int) -> bytes | None:
+    """NDCG@K of held-out users given 0, 1, 3, 5, 10 known tracks, one line per model."""
+    found = content.get("cold_start")
+    if not found or not found["by_known"]:
+        return None
+    counts = sorted(int(n) for n in found["by_known"])
+    models = sorted({m for rows in found["by_known"].values() for m in rows})
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    for model in models:
+        ys = [found["by_known"][str(n)].get(model, {}).get(f"ndcg@{k}") for n in counts]
+        ax.plot(counts, [np.nan if y is None else y for y in ys], marker="o", label=model)
+    ax.set(
+        xlabel="known tracks given to the model",
+        ylabel=f"mean NDCG@{k}",
+        xticks=counts,
+        title=f"{found['n_users']:,} held-out users",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _png(fig)

@@ -304,6 +304,7 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
     # matplotlib costs every musicrec command 0.3 s of start-up: imported only for the report
     from musicrec_cli.plots import (  # noqa: PLC0415
         plot_coverage,
+        plot_known_tracks,
         plot_metric_vs_k,
         plot_ndcg,
         plot_popularity,
@@ -333,6 +334,12 @@ def build_report(root: Path, out: Path, *, k: int | None = None) -> Path:
             "ndcg_by_segment",
             plot_segments(content, k=k),
             f"NDCG@{k} of each model for users with few and many training tracks (cold start).",
+        ),
+        (
+            "ndcg_by_known_tracks",
+            plot_known_tracks(content, k=k),
+            f"Held-out users scored from only n of their known tracks: NDCG@{k} per model "
+            "(ALS folded in; the hybrid with its weights for that history size).",
         ),
         (
             "preprocess_quality",

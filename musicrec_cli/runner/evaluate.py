@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from musicrec_cli import artifacts as art
@@ -14,9 +15,9 @@ from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
-from stages.evaluate import compare, variants, views
+from stages.evaluate import coldstart, compare, variants, views
 from stages.evaluate import ranking as metrics
-from stages.interactions import count_users
+from stages.interactions import build_matrix, count_users
 from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,
@@ -26,6 +27,7 @@ from stages.schema import (
     RANK,
     TRACK_IDX,
     USER_IDX,
+    WEIGHT,
     check_schema,
 )
 
@@ -176,6 +178,33 @@ def _views_json(
     return out
 
 
+def cold_start(root: Path, test: pl.LazyFrame, *, ks: tuple[int, ...], seed: int) -> dict[str, Any]:
+    """metrics.json `cold_start`: held-out users scored from 0-10 of their known tracks.
+
+    Reads 03_features (the known tracks' confidence weights, what ALS folds in) and 04_train.
+    """
+    from musicrec_cli.runner.train import load_models  # noqa: PLC0415 (only for held-out users)
+
+    shape = require_stage(root, "split")["summary"]
+    known = pl.read_parquet(
+        stage_dir(root, "features") / art.FEATURES_TRAIN, columns=[USER_IDX, TRACK_IDX, WEIGHT]
+    )
+    history = build_matrix(
+        known, value=WEIGHT, n_users=shape["n_users"], n_tracks=shape["n_tracks"]
+    )
+    users = test.select(USER_IDX).unique().sort(USER_IDX).collect()[USER_IDX].to_numpy()
+    scorers = coldstart.history_scorers(load_models(root))
+    runs = coldstart.known_track_runs(
+        history, users.astype(np.int64), test, scorers, ks=ks, seed=seed
+    )
+    by_known: dict[str, dict[str, Any]] = {}
+    for row in runs.to_dicts():
+        n, model = row.pop(coldstart.KNOWN), row.pop(MODEL)
+        by_known.setdefault(str(n), {})[model] = row
+    n_users = int(runs["n_users"].max()) if runs.height else 0
+    return {"counts": list(coldstart.KNOWN_COUNTS), "n_users": n_users, "by_known": by_known}
+
+
 def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
     """The track table of `beyond.track_table` from 01_preprocess items and train."""
     items = scan(root, "preprocess", art.ITEMS)
@@ -198,7 +227,11 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     """
     measure, e, root = Measure(), cfg.evaluate, Path(cfg.paths.artifacts)
     inputs = upstream_inputs(root, "preprocess", "split", "predict")
-    n_tracks = require_stage(root, "split")["summary"]["n_tracks"]
+    split_summary = require_stage(root, "split")["summary"]
+    n_tracks = split_summary["n_tracks"]
+    held_out = split_summary.get("strategy") == "held-out-users"
+    if held_out:  # the cold-start runs score the trained models on the held-out users
+        inputs |= upstream_inputs(root, "features", "train")
     recs, test = scan(root, "predict", art.PREDICTIONS), scan(root, "split", art.TEST)
     _check_inputs(root, recs, test)
     tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
@@ -214,6 +247,10 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
         replay=scan(root, "split", art.TEST_REPLAY) if replay_path.is_file() else None,
         timings=timings,
     )
+    if held_out:
+        start = time.perf_counter()
+        content["cold_start"] = cold_start(root, test, ks=tuple(sorted(set(e.k))), seed=e.seed)
+        timings["cold_start_seconds"] = round(time.perf_counter() - start, 3)
     with art.open_stage(root, "evaluate") as out:
         out.write_parquet(per_user, art.PER_USER_METRICS)
         out.write_json(content, art.METRICS_JSON)

@@ -3,7 +3,8 @@
 Each model's scores are min-max normalised per user before blending, so that weights mean
 shares and not scales. The weights follow the user's history: users with no tracks get
 content and popularity only (cold start), users with fewer than `min_tracks` tracks a second
-set, everyone else a third (defaults in musicrec.toml: 0/70/30, 0/50/50, 60/30/10).
+set, everyone else a third (defaults in musicrec.toml: 0/70/30, 30/40/30, 60/30/10; the
+second measured on held-out users, docs/evaluation.md).
 Listeners not in the data (fold-in) get a fourth set, `liked` (0.7/0.3/0).
 """
 

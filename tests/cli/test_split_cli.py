@@ -73,3 +73,24 @@ def test_unknown_strategy_is_a_usage_error(preprocessed: Path):
     result = run(preprocessed, "split", "--strategy", "random")
     assert result.exit_code == 2
     assert "is not a strategy" in result.output
+
+
+def test_held_out_users_evaluate_measures_cold_start(tiny_project: Path):
+    result = run(
+        tiny_project,
+        "--set",
+        "split.strategy=held-out-users",
+        "--set",
+        "split.held_out_share=0.3",
+        "all",
+    )
+    assert result.exit_code == 0, result.output
+    folder = tiny_project.parent / "artifacts" / "06_evaluate"
+    cold = json.loads((folder / "metrics.json").read_text())["cold_start"]
+    assert cold["counts"] == [0, 1, 3, 5, 10]
+    assert 0 < cold["n_users"] <= 36  # held-out users with at least 10 known tracks
+    assert "als" not in cold["by_known"]["0"]  # nothing to fold in
+    for n in ("1", "3", "5", "10"):
+        assert {"als", "content", "hybrid", "popularity"} <= set(cold["by_known"][n])
+    summary = json.loads((folder / "manifest.json").read_text())["summary"]
+    assert summary["cold_start_seconds"] > 0
