@@ -201,7 +201,7 @@ def cold_start(root: Path, test: pl.LazyFrame, *, ks: tuple[int, ...], seed: int
     for row in runs.to_dicts():
         n, model = row.pop(coldstart.KNOWN), row.pop(MODEL)
         by_known.setdefault(str(n), {})[model] = row
-    n_users = int(runs["n_users"].max()) if runs.height else 0
+    n_users = int(runs["n_users"].max() or 0) if runs.height else 0  # type: ignore[arg-type]
     return {"counts": list(coldstart.KNOWN_COUNTS), "n_users": n_users, "by_known": by_known}
 
 
