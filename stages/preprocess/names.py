@@ -39,14 +39,18 @@ _CREDIT_TAIL = rf"\s+{_CREDIT_WORD}\s.*$"
 _CREDIT_TAIL_BARE = r"\s+(?:feat|ft|featuring)\s.*$"
 _QUOTES = r"[\"'`´\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u2032\u2033]"
 _VERSION_WORD = (
-    r"(?:re-?master(?:ed)?|live|remix(?:ed)?|mix|edit|version|mono|stereo|acoustic|demo|"
-    r"unplugged|instrumental|deluxe|single|radio|extended|slowed|reverb|sped up|"
-    r"(?:19|20)\d\d)"
+    r"(?:re-?master(?:ed)?|live|remix(?:ed)?|mix|edit(?:ed)?|version|mono|stereo|acoustic|demo|"
+    r"unplugged|instrumental|inst\.|ver\.|deluxe|single|radio|extended|slowed|reverb|"
+    r"sp(?:ee|e)d up|explicit|reprise|(?:19|20)\d\d|"
+    # soundtrack credits, one export's commonest tag: (From "Film"), - From "Film"
+    r"from [\"\u201c\u201d'])"
 )
+# a whole version word, or the abbreviations K-pop releases use: "(Japanese Ver.)", "(Inst.)"
+_VERSION_TAG = rf"(?:{_VERSION_WORD}(?:\b|_)|(?:ver|inst)\.)"
 # "(Live)", "[2011 Remaster]", "(Live at Wembley)", "(Live_2009_4_15)"
-_VERSION_BRACKETED = rf"\s*[\(\[][^\)\]]*(?:\b|_){_VERSION_WORD}(?:\b|_)[^\)\]]*[\)\]]"
+_VERSION_BRACKETED = rf"\s*[\(\[][^\)\]]*(?:\b|_){_VERSION_TAG}[^\)\]]*[\)\]]"
 # " - Remastered 2011", " - Radio Edit", " - slowed + reverb"
-_VERSION_DASH = rf"\s+[-\u2013\u2014]\s+[^-\u2013\u2014]*\b{_VERSION_WORD}\b.*$"
+_VERSION_DASH = rf"\s+[-\u2013\u2014]\s+[^-\u2013\u2014]*\b{_VERSION_TAG}.*$"
 
 
 def clean_display(name: pl.Expr) -> pl.Expr:
@@ -103,9 +107,25 @@ def artist_key(name: pl.Expr) -> pl.Expr:
 
 
 def _artist_from(folded: pl.Expr) -> pl.Expr:
-    key = _squash(folded)
+    # stylised letters first: "Ke$ha", "A$AP" ($ as s), "P!nk" (! inside a word as i)
+    styled = folded.str.replace_all(r"(\p{L})\$(\p{L})", "${1}s${2}").str.replace_all(
+        r"(^|\s)\$(\p{L})", "${1}s${2}"
+    )
+    styled = styled.str.replace_all(r"(\p{L})!(\p{L})", "${1}i${2}")
+    key = _squash(styled.str.replace_all("+", " and ", literal=True))
     bare = key.str.replace(r"^(?:the )+", "").str.replace(r"(?: the)+$", "")
-    return bare.replace("", None).fill_null(key)
+    return _join_initials(bare.replace("", None).fill_null(key))
+
+
+def _join_initials(key: pl.Expr) -> pl.Expr:
+    """Runs of one-letter words joined: "v v brown" = "vv brown", "r e m" = "rem".
+
+    Initialisms are written with dots, spaces or neither (V.V. Brown, VV Brown; A.F.I., AFI).
+    """
+    letter = pl.element().str.contains(r"^\p{L}$")
+    glue = pl.when(letter & letter.shift(1)).then(pl.lit("")).otherwise(pl.lit(" "))
+    words = key.str.split(" ").list.eval(pl.concat_str(glue, pl.element()))
+    return words.list.join("").str.strip_chars()
 
 
 def _strip_versions(folded: pl.Expr) -> pl.Expr:
@@ -214,7 +234,7 @@ def _keyed(spellings: pl.LazyFrame, artists: pl.LazyFrame, titles: pl.LazyFrame)
         )
     )
     artist_id = pl.coalesce("artist_mbid", "_key_mbid", ARTIST_KEY)
-    return (
+    named = (
         keyed.join(mbid_of_key, on=ARTIST_KEY, how="left")
         .with_columns(artist_id.alias(ARTIST_ID))
         .with_columns(
@@ -222,6 +242,34 @@ def _keyed(spellings: pl.LazyFrame, artists: pl.LazyFrame, titles: pl.LazyFrame)
             pl.concat_str(ARTIST_ID, pl.lit(" - "), "_song").alias(TRACK_GROUP_ID),
         )
         .drop("_key_mbid", "_song")
+    )
+    return _tracks_by_id(named)
+
+
+def _tracks_by_id(named: pl.LazyFrame) -> pl.LazyFrame:
+    """Ids first: spellings that share a recording MBID or a track URI are one track.
+
+    The name-built track_id of the most played spelling of an id wins, for every spelling of
+    every name-built track that carries that id (one hop: enough for the exports, where an id
+    links a few spellings). Names that share no id keep their name-built track.
+    """
+    schema = named.collect_schema()
+    ids = [pl.col(c) for c in ("track_mbid", TRACK_URI) if c in schema]
+    if not ids:
+        return named
+    ident = pl.coalesce(*ids).alias("_ident")
+    with_id = named.select(TRACK_ID, ident, "n_plays").filter(pl.col("_ident").is_not_null())
+    best = pl.col(TRACK_ID).sort_by(["n_plays", TRACK_ID], descending=[True, False]).first()
+    rep = with_id.group_by("_ident").agg(best.alias("_rep"), pl.col("n_plays").sum())
+    moved = (
+        with_id.join(rep.drop("n_plays"), on="_ident")
+        .group_by(TRACK_ID)
+        .agg(pl.col("_rep").sort_by("n_plays", descending=True).first())
+    )
+    return (
+        named.join(moved, on=TRACK_ID, how="left")
+        .with_columns(pl.coalesce("_rep", TRACK_ID).alias(TRACK_ID))
+        .drop("_rep")
     )
 
 
