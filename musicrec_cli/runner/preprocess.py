@@ -358,10 +358,20 @@ def _build(
     play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
     laps.lap("buckets")
     pairs0 = pl.scan_parquet(pair_parts)
+    # fewer users than min_track_users (one or two people's exports) would drop every track:
+    # the filter is for a community's log, so it is off here (said in the log)
+    min_track_users = p.min_track_users if users0.height >= p.min_track_users else 1
+    if min_track_users < p.min_track_users:
+        log.info(
+            "preprocess: %d user(s) < [preprocess].min_track_users (%d): %d listener(s) kept",
+            users0.height,
+            p.min_track_users,
+            min_track_users,
+        )
     users_k, tracks_k, rounds = encode.kcore(
         pairs0,
         min_user_tracks=p.min_user_tracks,
-        min_track_users=p.min_track_users,
+        min_track_users=min_track_users,
         max_rounds=p.kcore_rounds,
     )
     laps.lap("kcore")

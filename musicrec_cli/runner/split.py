@@ -169,7 +169,7 @@ def run_split(cfg: Config) -> str:
         else:
             n_train, n_test, n_replay = _split_polars(out, plays, ranges, params, cutoff, held_out)
         if n_test == 0:
-            raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff))
+            raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff, n_users=n_users))
         for name, matrix_name in ((art.TRAIN, art.TRAIN_MATRIX), (art.TEST, art.TEST_MATRIX)):
             frame = pl.read_parquet(out.path(name), columns=[USER_IDX, TRACK_IDX, PLAY_COUNT])
             out.write_matrix(
@@ -203,8 +203,17 @@ def run_split(cfg: Config) -> str:
     )
 
 
-def _empty_test_message(root: Path, cfg: Config, strategy: str, cutoff: dt.datetime | None) -> str:
+def _empty_test_message(
+    root: Path, cfg: Config, strategy: str, cutoff: dt.datetime | None, *, n_users: int
+) -> str:
     where = f"{stage_dir(root, 'split')}: the test set is empty ({strategy} split)"
+    if n_users == 1:  # one person's export: a track new to them is unknown to every model
+        return (
+            f"{where}: the plays are one user's, so no held-out track is known in train; "
+            "evaluation needs more users (put several exports in one folder, one sub-folder "
+            "each) or a catalogue with audio features for content-based recommendations "
+            "(--catalog)."
+        )
     if cutoff is not None:
         return (
             f"{where}: no user discovered a track known in train after the cut-off "
