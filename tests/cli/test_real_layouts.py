@@ -278,3 +278,35 @@ def test_explicit_format_is_kept(tmp_path: Path, fmt: str) -> None:
     code, output, _ = _preprocess(raw, tmp_path / "art", fmt=fmt)
     assert code == 1
     assert fmt in output
+
+
+def test_catalog_in_its_own_schema_is_mapped(tmp_path: Path) -> None:
+    """An audio-feature CSV with its own column names joins through catalog_columns."""
+    raw = tmp_path / "ext"
+    raw.mkdir()
+    _extended_csv(raw / "history.csv", ["False"] * 6)
+    catalog = tmp_path / "features.csv"
+    catalog.write_text(
+        "uri,danceability,energy\n"
+        + "".join(f"spotify:track:{i:022d},0.{i + 1},0.5\n" for i in range(3))
+    )
+    mapping = "preprocess.catalog_columns=['track_uri=uri']"
+    args = ("--set", mapping)
+    result = CliRunner().invoke(
+        app,
+        [
+            "--set", f"paths.artifacts={tmp_path / 'a1'}",
+            "--set", "preprocess.min_track_users=1", "--set", "preprocess.min_user_tracks=1",
+            *args, "preprocess", "--input", str(raw), "--catalog", str(catalog),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    items = pl.read_parquet(tmp_path / "a1" / "01_preprocess" / "items.parquet")
+    assert items["danceability"].drop_nulls().sort().to_list() == [0.1, 0.2, 0.3]
+    bad = CliRunner().invoke(
+        app,
+        ["--set", f"paths.artifacts={tmp_path / 'a2'}", "preprocess", "--input", str(raw),
+         "--catalog", str(catalog)],
+    )  # fmt: skip
+    assert bad.exit_code == 1
+    assert "catalog_columns" in " ".join(bad.output.split())
