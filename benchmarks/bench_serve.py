@@ -258,7 +258,7 @@ def predict_users(root: Path, users: list[str], *, n: int) -> float:
 
 def bench(root: Path, label: str, *, requests: int, concurrency: int, model: str) -> dict[str, Any]:
     """Serve `root` and measure; returns the results record."""
-    config = root.parent / f"{label}.toml"
+    config = Path(tempfile.mkdtemp(prefix="bench_serve_")) / f"{label}.toml"
     config.write_text(f'[paths]\nartifacts = "{root.resolve()}"\n')
     port = _free_port()
     users = sample_users(root, requests + 200)
