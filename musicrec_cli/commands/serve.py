@@ -48,10 +48,11 @@ def serve(
 ) -> None:
     """Serve recommendations over HTTP, with a page for new listeners at /.
 
-    Reads 01_preprocess, 02_split, 03_features and 04_train once, after checking they come from
-    one run of each stage, and writes nothing. JSON endpoints are documented at /openapi.json
-    and /docs. `POST /reload` or `kill -HUP <pid>` loads newer artifacts; requests already
-    running finish on the old ones. Needs the serve extra: pip install 'musicrec[serve]'.
+    Reads 01_preprocess to 04_train once (and 05_predict's lists when that stage was built from
+    them), after checking they come from one run of each stage; writes nothing. The JSON API is
+    described at /openapi.json and /docs. POST /reload or kill -HUP PID loads newer artifacts;
+    requests already running finish on the old ones. Needs FastAPI and uvicorn, the serve extra
+    of the musicrec package.
     """
     s = session(ctx)
 
