@@ -1,0 +1,282 @@
+"""musicrec's lists against implicit's out-of-box models, one metric, one split (issue 19).
+
+Every model is fitted on musicrec's own train split and scored by binary NDCG@10 over the test
+pairs (users with at least one test pair). implicit: popularity, ALS 64 and 128 factors on
+log1p / raw / binary counts, BPR, item kNN cosine and BM25, all at implicit's defaults.
+musicrec: every registry model at the defaults of musicrec.toml (lists as `predict` writes
+them: one version per song, no heard song), then the best models tuned with `musicrec tune`'s
+search (Optuna TPE on a validation split carved from train, never the test set) and refitted
+on train with the best settings.
+
+    python benchmarks/bench_vs_implicit.py default --artifacts artifacts
+    python benchmarks/bench_vs_implicit.py msd-taste --seeds 0 1
+
+Results go to benchmarks/results/vs_implicit_<data>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import polars as pl
+import scipy.sparse as sp
+from implicit.als import AlternatingLeastSquares
+from implicit.bpr import BayesianPersonalizedRanking
+from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+from implicit.utils import ParameterWarning
+from threadpoolctl import threadpool_limits
+
+from musicrec_cli import artifacts as art
+from musicrec_cli.config import Config, PathsConfig, TrainConfig
+from musicrec_cli.runner.train import load_train_data
+from musicrec_cli.runner.tune import Validation, load_validation, score_lists
+from stages import split, tune
+from stages.interactions import build_matrix
+from stages.models import Recommender, registry
+from stages.models.registry import TrainingData
+from stages.schema import LAST_TS, PLAY_COUNT, PLAYED_AT, TRACK_IDX, USER_IDX, WEIGHT
+
+ROOT = Path(__file__).resolve().parent.parent
+MSD = ROOT.parent / "shared" / "real-formats" / "msd-taste" / "10000.txt"
+K = 10
+TUNED = {"rp3beta": 40, "ease": 20, "als": 25}  # trials per model (the tuning budget)
+
+
+@dataclasses.dataclass
+class Data:
+    """Train (TrainingData), the test users and pairs, the validation carve and track groups."""
+
+    train: TrainingData
+    test: sp.csr_matrix
+    users: np.ndarray
+    validation: Validation
+
+
+def _implicit_models() -> dict[str, Any]:
+    with threadpool_limits(1, "blas"):
+        return {
+            **{
+                f"implicit als {f} {c}": (AlternatingLeastSquares(factors=f, random_state=0), c)
+                for f in (64, 128)
+                for c in ("log", "raw", "binary")
+            },
+            "implicit bpr": (BayesianPersonalizedRanking(random_state=0), "binary"),
+            "implicit knn cosine": (CosineRecommender(), "raw"),
+            "implicit knn bm25": (BM25Recommender(), "raw"),
+        }
+
+
+def _scale(counts: sp.csr_matrix, how: str) -> sp.csr_matrix:
+    out = counts.copy()
+    out.data = {"raw": out.data, "log": np.log1p(out.data), "binary": np.ones_like(out.data)}[how]
+    return sp.csr_matrix(out, dtype=np.float32)
+
+
+def score_implicit(data: Data) -> dict[str, float]:
+    """NDCG@10 of implicit's out-of-box models (already-heard tracks filtered, as it does)."""
+    counts = data.train.counts()
+    heard = counts[data.users]
+    results = {}
+    popularity = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float32)
+    ranked = np.argsort(-popularity, kind="stable")
+    mask = np.asarray(heard[:, ranked].todense()) > 0
+    order = np.argsort(mask, axis=1, kind="stable")[:, :K]
+    results["implicit popularity"] = tune.ndcg_at_k(ranked[order], data.users, data.test, k=K)
+    for name, (model, how) in _implicit_models().items():
+        matrix = _scale(counts, how)
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ParameterWarning)
+            model.fit(matrix, show_progress=False)
+            ids, _ = model.recommend(data.users, matrix[data.users], N=K)
+        results[name] = tune.ndcg_at_k(np.asarray(ids, dtype=np.int64), data.users, data.test, k=K)
+        print(f"  {name}: {results[name]:.4f}", flush=True)
+    return results
+
+
+def _lists_score(model: Recommender, data: Data) -> float:
+    test_view = dataclasses.replace(
+        data.validation, data=data.train, truth=data.test, users=data.users
+    )
+    return score_lists(model, test_view)
+
+
+def score_musicrec(data: Data, settings: TrainConfig) -> dict[str, float]:
+    """NDCG@10 of every registry model fitted with `settings` (components fitted once)."""
+    fitted: dict[str, Recommender] = {}
+    results = {}
+    timeless = data.train.frame[LAST_TS].null_count() == data.train.frame.height
+    for name in registry.fit_order(registry.names()):
+        if timeless and name == "trending":
+            continue  # no play times: nothing to decay
+        fitted[name] = registry.fit(name, data.train, settings, fitted)[0]
+        results[f"musicrec {name}"] = _lists_score(fitted[name], data)
+        print(f"  musicrec {name}: {results[f'musicrec {name}']:.4f}", flush=True)
+    return results
+
+
+def tune_and_score(data: Data, settings: TrainConfig, seed: int) -> dict[str, Any]:
+    """Search each model of TUNED on the validation carve, refit the best on train, score."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = {}
+    v = data.validation
+    for model, trials in TUNED.items():
+        start = time.perf_counter()
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+
+        def objective(trial: optuna.Trial, name: str = model) -> float:
+            tried = dataclasses.replace(settings, **tune.suggest(name, trial))
+            return score_lists(registry.fit(name, v.data, tried, {})[0], v)
+
+        study.optimize(objective, n_trials=trials)
+        best = tune.suggest(model, optuna.trial.FixedTrial(study.best_trial.params))
+        refit = registry.fit(model, data.train, dataclasses.replace(settings, **best), {})[0]
+        out[f"musicrec {model} tuned"] = {
+            "ndcg@10": _lists_score(refit, data),
+            "validation_ndcg@10": study.best_value,
+            "trials": trials,
+            "minutes": round((time.perf_counter() - start) / 60, 2),
+            "settings": {k: list(x) if isinstance(x, tuple) else x for k, x in best.items()},
+        }
+        print(f"  {model} tuned: {out[f'musicrec {model} tuned']}", flush=True)
+    return out
+
+
+def default_data(root: Path) -> Data:
+    """`make all`'s artifacts: 03_features train, 02_split test, validation carved from train."""
+    cfg = Config(paths=PathsConfig(artifacts=str(root)))
+    train = load_train_data(root)
+    test = pl.read_parquet(art.stage_dir(root, "split") / art.TEST, columns=[USER_IDX, TRACK_IDX])
+    return _assemble(train, test, load_validation(cfg))
+
+
+def _truth(pairs: pl.DataFrame, shape: tuple[int, int]) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The relevant pairs as a CSR of ones, and the sorted users that have any."""
+    ones = pairs.with_columns(pl.lit(1.0, pl.Float32).alias(WEIGHT))
+    truth = build_matrix(ones, value=WEIGHT, n_users=shape[0], n_tracks=shape[1])
+    return truth, np.unique(pairs[USER_IDX].to_numpy()).astype(np.int64)
+
+
+def _assemble(train: TrainingData, test: pl.DataFrame, validation: Validation) -> Data:
+    truth, users = _truth(test, train.weights.shape)
+    return Data(train=train, test=truth, users=users, validation=validation)
+
+
+def _msd_plays(path: Path) -> pl.DataFrame:
+    """One row per play of the play-count table, users and songs with >= 5 / >= 3 (k-core)."""
+    pairs = pl.read_csv(
+        path, separator="\t", has_header=False, new_columns=["user", "song", "count"]
+    )
+    for _ in range(3):  # musicrec's preprocess defaults: min_user_tracks 5, min_track_users 3
+        pairs = pairs.filter(pl.len().over("song") >= 3).filter(pl.len().over("user") >= 5)
+    pairs = pairs.with_columns(
+        pl.col("user").rank("dense").cast(pl.UInt32).sub(1).alias(USER_IDX),
+        pl.col("song").rank("dense").cast(pl.UInt32).sub(1).alias(TRACK_IDX),
+    )
+    plays = pairs.select(USER_IDX, TRACK_IDX, pl.int_ranges(0, "count").alias("n")).explode("n")
+    return plays.drop("n").with_columns(
+        pl.lit(None, pl.Datetime("us", "UTC")).alias(PLAYED_AT),
+        pl.lit(None, pl.Int64).alias("ms_played"),
+        pl.lit(value=False).alias("skipped"),
+    )
+
+
+def _weighted(interactions: pl.DataFrame, n_users: int, n_tracks: int) -> TrainingData:
+    """log1p(plays): musicrec's weight without the recency term (the log has no times)."""
+    frame = interactions.with_columns(
+        pl.col(PLAY_COUNT).cast(pl.Float64).log1p().cast(pl.Float32).alias(WEIGHT)
+    )
+    return TrainingData.build(frame, np.zeros((n_tracks, 0)), n_users=n_users, n_tracks=n_tracks)
+
+
+def msd_data(path: Path, seed: int) -> Data:
+    """msd-taste, user-random split with `seed`; validation carved from train the same way."""
+    plays = _msd_plays(path)
+    n_users, n_tracks = int(plays[USER_IDX].max()) + 1, int(plays[TRACK_IDX].max()) + 1
+    params = split.SplitParams(strategy="user-random", seed=seed)
+    outer = split.split_plays(plays.lazy(), params=params)
+    inner = split.split_plays(split.train_plays(plays.lazy(), outer), params=params)
+    train = _weighted(outer.train.collect(), n_users, n_tracks)
+    inner_train = _weighted(inner.train.collect(), n_users, n_tracks)
+    truth, users = _truth(inner.test.collect(), (n_users, n_tracks))
+    group = np.arange(n_tracks, dtype=np.int64)  # the table has no versions of songs
+    validation = Validation(data=inner_train, truth=truth, users=users, group=group)
+    return _assemble(train, outer.test.collect().select(USER_IDX, TRACK_IDX), validation)
+
+
+def run(data: Data, seed: int) -> dict[str, Any]:
+    """Every list's NDCG@10 plus the tuned models; the comparison the issue's targets ask."""
+    n_users, n_tracks = data.train.weights.shape
+    print(
+        f"{n_users:,} users x {n_tracks:,} tracks, {data.train.weights.nnz:,} train pairs, "
+        f"{data.test.nnz:,} test pairs of {len(data.users):,} users",
+        flush=True,
+    )
+    settings = TrainConfig()
+    start = time.perf_counter()
+    results = {**score_implicit(data), **score_musicrec(data, settings)}
+    tuned = tune_and_score(data, settings, seed)
+    best_implicit = max((v, k) for k, v in results.items() if k.startswith("implicit"))
+    best_default = max((v, k) for k, v in results.items() if k.startswith("musicrec"))
+    best_tuned = max((v["ndcg@10"], k) for k, v in tuned.items())
+    return {
+        "shape": {
+            "users": n_users,
+            "tracks": n_tracks,
+            "train_pairs": int(data.train.weights.nnz),
+            "test_pairs": int(data.test.nnz),
+            "test_users": len(data.users),
+        },
+        "ndcg@10": dict(sorted(results.items(), key=lambda kv: -kv[1])),
+        "tuned": tuned,
+        "best_implicit": {"model": best_implicit[1], "ndcg@10": best_implicit[0]},
+        "best_musicrec_default": {
+            "model": best_default[1],
+            "ndcg@10": best_default[0],
+            "ratio_to_implicit": best_default[0] / best_implicit[0],
+        },
+        "best_musicrec_tuned": {
+            "model": best_tuned[1],
+            "ndcg@10": best_tuned[0],
+            "ratio_to_implicit": best_tuned[0] / best_implicit[0],
+        },
+        "minutes": round((time.perf_counter() - start) / 60, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", choices=["default", "msd-taste"])
+    parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = parser.parse_args()
+    runs = {}
+    if args.data == "default":
+        runs["temporal split of make all"] = run(default_data(args.artifacts), seed=0)
+    else:
+        for seed in args.seeds:
+            print(f"msd-taste, user-random seed {seed}", flush=True)
+            runs[f"user-random seed {seed}"] = run(msd_data(MSD, seed), seed=seed)
+    report = {
+        "what": "binary NDCG@10 over the test pairs; implicit 0.7.3 at its defaults vs musicrec",
+        "tuning_budget_trials": TUNED,
+        "machine": f"{platform.machine()}, shared by several jobs (2 cores); one run per setting",
+        "runs": runs,
+    }
+    out = ROOT / "benchmarks" / "results" / f"vs_implicit_{args.data.replace('-', '_')}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
