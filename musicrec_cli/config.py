@@ -205,7 +205,7 @@ class Config:
 SPLIT_STRATEGIES = ("auto", *split_stage.STRATEGIES)
 ENGINES = ("polars", "spark")
 # stages with a Spark implementation; the others always run on Polars
-SPARK_STAGES = ("split", "train", "predict")
+SPARK_STAGES = ("preprocess", "split", "train", "predict")
 _RAW_COLUMNS = (*columns.REQUIRED, *columns.OPTIONAL)
 # key -> (check, what is expected); checked after types
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {

@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from musicrec_cli import spark
+from musicrec_cli.app import app
+from musicrec_cli.commands import pipeline
 from musicrec_cli.config import ConfigError, SparkConfig
+from musicrec_cli.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +26,7 @@ def test_the_cli_and_the_polars_stages_import_without_pyspark():
         "for pkg in ('stages', 'stages.models', 'musicrec_cli', 'musicrec_cli.runner'):\n"
         "    m = importlib.import_module(pkg)\n"
         "    for info in pkgutil.iter_modules(m.__path__):\n"
-        "        if info.name not in ('spark', '__main__'):\n"
+        "        if 'spark' not in info.name and info.name != '__main__':\n"
         "            importlib.import_module(f'{pkg}.{info.name}')\n"
         "print('ok')\n"
     )
@@ -60,3 +64,16 @@ def test_spark_settings_follow_the_config(tmp_path):
     # a driver path means nothing on a cluster's executors
     assert "spark.executor.extraJavaOptions" not in conf
     assert "spark.executor.extraJavaOptions" in spark.spark_conf(SparkConfig(), scratch=tmp_path)
+
+
+def test_engine_and_spark_master_options_override_the_config(tmp_path):
+    s = pipeline.with_engine(Session(), "spark", "spark://host:7077")
+    cfg = s.config()
+    assert (cfg.engine, cfg.spark.master) == ("spark", "spark://host:7077")
+    assert pipeline.with_engine(Session(), None, None).config().engine == "polars"
+
+
+def test_an_unknown_engine_is_a_usage_error(tiny_project):
+    result = CliRunner().invoke(app, ["--config", str(tiny_project), "split", "--engine", "flink"])
+    assert result.exit_code == 2
+    assert "'flink' is not an engine" in " ".join(result.output.split())

@@ -16,7 +16,7 @@ import typer
 from musicrec_cli import console, report
 from musicrec_cli.artifacts import STAGES
 from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.config import SPLIT_STRATEGIES, table_dict, tuned_overrides
+from musicrec_cli.config import ENGINES, SPARK_STAGES, SPLIT_STRATEGIES, table_dict, tuned_overrides
 from musicrec_cli.runner import evaluate as evaluate_run
 from musicrec_cli.runner import features as features_run
 from musicrec_cli.runner import generate as generate_run
@@ -29,6 +29,34 @@ from musicrec_cli.session import Session, session
 from musicrec_cli.sources import GENERATED, resolve_raw
 from stages.preprocess.detect import AUTO
 from stages.preprocess.formats import KNOWN_FORMATS
+
+Engine = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help='"polars" (this machine) or "spark" (Apache Spark with the spark.* settings; '
+        f"{', '.join(SPARK_STAGES)} only). Default: engine in the config.",
+    ),
+]
+SparkMaster = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master for --engine spark, e.g. spark://host:7077 or yarn "
+        "(default: spark.master in the config, local[*]).",
+    ),
+]
+
+
+def with_engine(s: Session, engine: str | None, master: str | None) -> Session:
+    """The session with --engine and --spark-master as config overrides."""
+    if engine is not None and engine not in ENGINES:
+        msg = f"{engine!r} is not an engine; expected one of {', '.join(ENGINES)}."
+        raise typer.BadParameter(msg, param_hint="--engine")
+    extra = [f'engine="{engine}"'] * (engine is not None)
+    extra += [f'spark.master="{master}"'] * (master is not None)
+    return s.with_overrides(*extra)
 
 
 def generate(
@@ -141,6 +169,8 @@ def preprocess(
         str | None,
         typer.Option("--catalog", help="A track catalog to join (instead of [paths].catalog)."),
     ] = None,
+    engine: Engine = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Clean the raw log and encode ids: reads [paths].raw (or --input), writes 01_preprocess/.
 
@@ -149,7 +179,7 @@ def preprocess(
     interaction_matrix.npz, quality_report.json (rows read and kept per input file, the user
     ids assigned, the files ignored and why).
     """
-    s = session(ctx)
+    s = with_engine(session(ctx), engine, spark_master)
     if fmt is not None and fmt not in (AUTO, *KNOWN_FORMATS):
         msg = f"{fmt!r} is not a known format; expected auto or one of {', '.join(KNOWN_FORMATS)}."
         raise typer.BadParameter(msg, param_hint="--format")
@@ -175,6 +205,8 @@ def split(
             "the config; auto = temporal, or user-random for plays without timestamps).",
         ),
     ] = None,
+    engine: Engine = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Split plays into train and test by a protocol: reads 01_preprocess/, writes 02_split/.
 
@@ -184,7 +216,7 @@ def split(
     the user never played in train; known users and tracks only), test_replay.parquet (with
     the re-listens), train_matrix.npz, test_matrix.npz.
     """
-    s = session(ctx)
+    s = with_engine(session(ctx), engine, spark_master)
     if strategy is not None:
         if strategy not in SPLIT_STRATEGIES:
             msg = f"{strategy!r} is not a strategy; expected one of {', '.join(SPLIT_STRATEGIES)}."
@@ -213,13 +245,15 @@ def train(
             "config (like --set).",
         ),
     ] = None,
+    engine: Engine = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Fit the models in [train].models: reads 03_features/, writes 04_train/.
 
     Outputs: <model>.npz per model, models.json (settings), metrics.json (training times);
     04_train/tuning/ from `musicrec tune` is kept.
     """
-    s = session(ctx)
+    s = with_engine(session(ctx), engine, spark_master)
     if tuned is not None:
         s = s.with_overrides(*s.guard(lambda: tuned_overrides(tuned)))
     run_train(s)
@@ -238,6 +272,8 @@ def predict(
             "column. Unknown ids are reported and skipped.",
         ),
     ] = None,
+    engine: Engine = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Top-N unheard tracks per user and model: reads 04_train/, writes 05_predict/.
 
@@ -246,7 +282,7 @@ def predict(
     similar_tracks.parquet (top-K neighbours per track by item-factor cosine). The folder is
     replaced only when complete, so a failed run leaves the previous predictions in place.
     """
-    run_predict(session(ctx), users=users)
+    run_predict(with_engine(session(ctx), engine, spark_master), users=users)
 
 
 def evaluate(
@@ -292,9 +328,11 @@ def all_stages(
     force: Annotated[
         bool, typer.Option("--force", help="Rerun stages that are up to date.")
     ] = False,
+    engine: Engine = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Run the six stages in order, skipping those whose inputs, settings and code are unchanged."""
-    s = session(ctx)
+    s = with_engine(session(ctx), engine, spark_master)
     cfg = s.guard(s.config)
     for stage, run in STAGE_RUNS.items():
         if not force and is_up_to_date(cfg, stage):

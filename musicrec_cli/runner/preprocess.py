@@ -12,7 +12,9 @@ user buckets go through scratch files here, and each piece needs the file system
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import resource
@@ -20,15 +22,15 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
 from musicrec_cli import artifacts as art
-from musicrec_cli.config import Config, PreprocessConfig, table_dict
+from musicrec_cli.config import Config, PreprocessConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.inputs import choose_format, list_entries, materialise, select
-from musicrec_cli.runner import Measure
+from musicrec_cli.runner import Measure, spark_groups
 from musicrec_cli.sources import (
     InputError,
     find_damaged,
@@ -62,6 +64,9 @@ from stages.schema import (
     USER_IDX,
     SchemaError,
 )
+
+if TYPE_CHECKING:
+    from musicrec_cli.runner.preprocess_spark import SparkPasses
 
 STREAM: Final = "streaming"
 IN_MEMORY: Final = "in-memory"  # in Polars 2.1 a plain collect() picks the streaming engine
@@ -160,8 +165,14 @@ def _counts(
     return merged[0], merged[1], merged[2]
 
 
-def _survey(p: PreprocessConfig, inp: _Input, scratch: Path) -> Survey:
-    user_counts, spell, file_counts = _counts(p, inp, scratch)
+def _survey(p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses | None) -> Survey:
+    """The first pass: step counts, user activity, canonical ids (on Spark or on Polars)."""
+    if spark is not None:
+        user_counts, id_map, file_counts = spark.counts()
+    else:
+        user_counts, spell, file_counts = _counts(p, inp, scratch)
+        # small frames already in memory: the in-memory engine is the faster one here
+        id_map = names.canonicalise(spell.lazy()).collect(engine=IN_MEMORY)
     reasons = parse.count_reasons(user_counts.lazy()).collect()
     activity = parse.user_activity(user_counts.lazy(), max_plays_per_day=p.max_plays_per_day)
     bad = reasons.filter(pl.col(parse.DROP_REASON).is_in(parse.UNPARSEABLE))["n"].sum()
@@ -170,8 +181,6 @@ def _survey(p: PreprocessConfig, inp: _Input, scratch: Path) -> Survey:
         if bad
         else pl.DataFrame()
     )
-    # small frames already in memory: the in-memory engine is the faster one here
-    id_map = names.canonicalise(spell.lazy()).collect(engine=IN_MEMORY)
     tracks = tables.number_tracks(names.canonical_tracks(id_map.lazy())).collect(engine=IN_MEMORY)
     return Survey(
         reasons={(r or KEPT): n for r, n in reasons.iter_rows()},
@@ -290,8 +299,9 @@ def run_preprocess(cfg: Config) -> str:
     log.info("preprocess: format %s (%s), %d file(s)", fmt, why, len(chosen))
     catalog = _scan_catalog(cfg.paths.catalog, p.catalog_columns)
     paths: list[Path] = []
+    engine = engine_of(cfg, "preprocess")
     try:
-        with art.open_stage(root, "preprocess") as out:
+        with art.open_stage(root, "preprocess") as out, contextlib.ExitStack() as stack:
             paths = materialise(chosen, out.path("_unpacked"))
             inp = _Input(
                 fmt=fmt,
@@ -304,7 +314,15 @@ def run_preprocess(cfg: Config) -> str:
                     schema={SOURCE_FILE: pl.String, layout.FILE_USER: pl.String},
                 ),
             )
-            report, summary = _build(cfg, inp, out, catalog)
+            spark = None
+            if engine == "spark":
+                from musicrec_cli.runner.preprocess_spark import SparkPasses
+                from musicrec_cli.spark import spark_session
+
+                session = stack.enter_context(spark_session(cfg.spark, workdir=out.partial))
+                spark = SparkPasses(session, paths, functools.partial(_parse, p=p, inp=inp))
+            report, summary = _build(cfg, inp, out, catalog, spark)
+            stack.close()  # Spark stopped and its scratch folder gone before the commit
             shutil.rmtree(out.path("_unpacked"), ignore_errors=True)
             out.write_json(report, art.QUALITY_REPORT)
             on_disk = sorted({e.path for e in chosen})
@@ -313,6 +331,7 @@ def run_preprocess(cfg: Config) -> str:
                 out,
                 {
                     "config": table_dict(p),
+                    "engine": engine,
                     "paths": table_dict(cfg.paths),
                     "inputs": art.fingerprint_inputs(inputs),
                     "summary": summary,
@@ -332,13 +351,20 @@ def run_preprocess(cfg: Config) -> str:
 
 
 def _build(
-    cfg: Config, inp: _Input, out: art.StageWriter, catalog: pl.LazyFrame | None
+    cfg: Config,
+    inp: _Input,
+    out: art.StageWriter,
+    catalog: pl.LazyFrame | None,
+    spark: SparkPasses | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both passes and every output but the report; returns (report, manifest summary)."""
+    """Both passes and every output but the report; returns (report, manifest summary).
+
+    With `spark`, both passes over the raw events run on Spark; the rest is shared.
+    """
     p, spec, files = cfg.preprocess, cfg.paths.raw, inp.files
     scratch, laps = out.path("_scratch"), _Laps()
     counted = RAW_PLAY_COUNT in _scan_raw(files[:1], p, inp).collect_schema()
-    survey = _survey(p, inp, scratch)
+    survey = _survey(p, inp, scratch, spark)
     laps.lap("survey")
     problem = survey_problem(survey, fmt=inp.fmt, max_bad_share=p.max_bad_share)
     if problem:
@@ -348,14 +374,22 @@ def _build(
     n_buckets = _n_buckets(p, survey.kept)
     users0 = encode.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect(engine=IN_MEMORY)
     by_hash = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
-    encoded = encode.encode_plays(
-        parse.kept_plays(_parse(files, p, inp)),
-        id_map=survey.id_map.lazy(),
-        users=users0.lazy(),
-        by_hash=by_hash,
-        counted=counted,
-    )
-    play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
+    if spark is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        groups = spark_groups(survey.kept)
+        play_parts, pair_parts = spark.buckets(
+            survey.id_map, users0, by_hash=by_hash, counted=counted, scratch=scratch,
+            n_groups=groups,
+        )  # fmt: skip
+    else:
+        encoded = encode.encode_plays(
+            parse.kept_plays(_parse(files, p, inp)),
+            id_map=survey.id_map.lazy(),
+            users=users0.lazy(),
+            by_hash=by_hash,
+            counted=counted,
+        )
+        play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
     laps.lap("buckets")
     pairs0 = pl.scan_parquet(pair_parts)
     # fewer users than min_track_users (one or two people's exports) would drop every track:

@@ -16,7 +16,7 @@ import polars as pl
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, stage_dir
-from musicrec_cli.config import Config, ConfigError, TrainConfig, engine_of, table_dict
+from musicrec_cli.config import Config, TrainConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.models import Recommender, registry
@@ -76,20 +76,13 @@ def _fit(
 
 
 def _spark_fits(cfg: Config, spark: Any) -> SparkFits:
-    """Spark's ALS (stages.spark.als) over 03_features/features_train.parquet."""
+    """Spark's ALS (stages.spark.als) on the confidence matrix the registry's ALS fits."""
     from stages.spark import als as spark_als
 
     def fit_als(data: TrainingData, p: AlsParams, _: Mapping[str, Recommender]) -> Recommender:
-        if p.confidence != "log":
-            msg = (
-                f'[train].confidence = "{p.confidence}" is not available on the Spark engine; '
-                'use "log" (the 03_features weight) or engine = "polars".'
-            )
-            raise ConfigError(msg)
-        path = stage_dir(Path(cfg.paths.artifacts), "features") / art.FEATURES_TRAIN
         n_users, n_items = data.weights.shape
         return spark_als.fit_als(
-            spark.read.parquet(str(path)),
+            spark_als.ratings_frame(spark, registry.als_matrix(data, p)),
             n_users=n_users,
             n_items=n_items,
             factors=p.factors,

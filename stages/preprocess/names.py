@@ -182,17 +182,19 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
         track_group_id "artist_id - song_key" (all versions of one song).
     """
     # keys are computed once per distinct name, not once per spelling
-    artists = (
-        spellings.select(ARTIST_NAME)
-        .unique()
-        .with_columns(clean_display(pl.col(ARTIST_NAME)).alias("_artist_display"))
-        .with_columns(_artist_from(_fold_display(pl.col("_artist_display"))).alias(ARTIST_KEY))
-    )
-    return _keyed(spellings, artists, _title_keys(spellings.select(TRACK_NAME).unique()))
+    artists = artist_keys(spellings.select(ARTIST_NAME).unique())
+    return keyed_spellings(spellings, artists, title_keys(spellings.select(TRACK_NAME).unique()))
 
 
-def _title_keys(titles: pl.LazyFrame) -> pl.LazyFrame:
-    """Distinct titles with _track_display, title_key and _song (the song key).
+def artist_keys(artists: pl.LazyFrame) -> pl.LazyFrame:
+    """Distinct artist names with _artist_display and artist_key (row-local: any batch)."""
+    return artists.with_columns(
+        clean_display(pl.col(ARTIST_NAME)).alias("_artist_display")
+    ).with_columns(_artist_from(_fold_display(pl.col("_artist_display"))).alias(ARTIST_KEY))
+
+
+def title_keys(titles: pl.LazyFrame) -> pl.LazyFrame:
+    """Distinct titles with _track_display, title_key and _song (the song key); row-local.
 
     Most titles carry no version tag, and their song key is their title key: only the others
     are squashed a second time (the squash is the costly part of a key). Collected here, as
@@ -218,8 +220,14 @@ def _title_keys(titles: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("_folded", "_stripped")
 
 
-def _keyed(spellings: pl.LazyFrame, artists: pl.LazyFrame, titles: pl.LazyFrame) -> pl.LazyFrame:
-    """Spellings with their name keys and the artist, track and group ids built from them."""
+def keyed_spellings(
+    spellings: pl.LazyFrame, artists: pl.LazyFrame, titles: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Spellings with their name keys and the artist, track and group ids built from them.
+
+    `artists` and `titles` are `artist_keys` and `title_keys` of (at least) the spellings'
+    distinct names, computed anywhere: the Spark engine computes them on its executors.
+    """
     keyed = spellings.join(artists, on=ARTIST_NAME).join(titles, on=TRACK_NAME)
     mbid_of_key = (
         keyed.filter(pl.col("artist_mbid").is_not_null())

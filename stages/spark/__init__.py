@@ -45,9 +45,18 @@ def spark_schema(schema: Mapping[str, pl.DataType]) -> T.StructType:
 
 
 def to_spark_arrow(frame: pl.DataFrame) -> pa.Table:
-    """`frame` as Arrow with unsigned integers widened, as `spark_schema` declares them."""
+    """`frame` as Arrow in the types `spark_schema` declares.
+
+    Unsigned integers are widened, and strings are Arrow's `string` (Polars gives
+    `large_string`, which Spark's grouped Arrow UDFs refuse).
+    """
     wide = {c: _WIDER[type(d)]() for c, d in frame.schema.items() if type(d) in _WIDER}
-    return frame.cast(wide).to_arrow()  # type: ignore[arg-type]
+    table = frame.cast(wide).to_arrow()  # type: ignore[arg-type]
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
 
 
 def polars_cast(frame: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
@@ -55,31 +64,31 @@ def polars_cast(frame: pl.LazyFrame, schema: Mapping[str, pl.DataType]) -> pl.La
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
-def user_groups(user: Column, *, n_groups: int) -> Column:
-    """A group number in [0, n_groups) for each user: every play of a user lands in one group."""
-    return F.pmod(F.xxhash64(user), F.lit(n_groups))
+def key_groups(keys: list[Column], *, n_groups: int) -> Column:
+    """A group number in [0, n_groups) from a hash of `keys`: equal keys, the same group."""
+    return F.pmod(F.xxhash64(*keys), F.lit(n_groups))
 
 
-def apply_by_users(
+def apply_by_groups(
     frame: DataFrame,
     work: Callable[[pl.LazyFrame], pl.LazyFrame],
     *,
-    user: str,
+    keys: list[str],
     n_groups: int,
     inputs: Mapping[str, pl.DataType],
     schema: Mapping[str, pl.DataType],
 ) -> DataFrame:
-    """Run a Polars stage function on `frame` one group of whole users at a time.
+    """Run a Polars stage function on `frame` one hash group of its `keys` at a time.
 
-    Exact for functions whose result for a user depends only on that user's rows (the
-    de-duplication and aggregation of plays, the per-user split). A group is held in memory by
-    one Python worker: choose `n_groups` so that a group's rows fit (Spark's own warning for
-    applyInArrow).
+    Exact for functions whose result for a key depends only on that key's rows (per user: the
+    de-duplication and aggregation of plays, the split; per spelling: its play count). A group
+    is held in memory by one Python worker: choose `n_groups` so that a group's rows fit
+    (Spark's own warning for applyInArrow).
 
     Args:
-        frame: Rows with a `user` column.
-        work: LazyFrame -> LazyFrame whose output has exactly `schema`.
-        user: The user column.
+        frame: Rows with the `keys` columns.
+        work: LazyFrame -> LazyFrame with (at least) the columns of `schema`.
+        keys: The grouping columns.
         n_groups: Number of groups the users are hashed into.
         inputs: The project's dtypes of the input columns (e.g. PLAYS), restored before `work`
             runs: hashes and sorts depend on them.
@@ -88,24 +97,30 @@ def apply_by_users(
 
     def run(table: pa.Table) -> pa.Table:
         rows = polars_cast(pl.from_arrow(table).lazy(), inputs)  # type: ignore[union-attr]
-        out = work(rows).collect(engine="in-memory")
-        return to_spark_arrow(out.select(list(schema)))
+        out = polars_cast(work(rows), schema).collect(engine="in-memory")
+        return to_spark_arrow(out)
 
-    grouped = frame.withColumn(GROUP, user_groups(F.col(user), n_groups=n_groups)).groupBy(GROUP)
+    group = key_groups([F.col(k) for k in keys], n_groups=n_groups)
+    grouped = frame.withColumn(GROUP, group).groupBy(GROUP)
     return grouped.applyInArrow(run, spark_schema(schema))
 
 
 def map_batches(
     frame: DataFrame,
-    work: Callable[[pl.DataFrame], pl.DataFrame],
+    work: Callable[[pl.LazyFrame], pl.LazyFrame],
     *,
+    inputs: Mapping[str, pl.DataType],
     schema: Mapping[str, pl.DataType],
 ) -> DataFrame:
-    """Run a row-local Polars function on each Arrow batch of `frame` (mapInArrow)."""
+    """Run a row-local Polars function on each Arrow batch of `frame` (mapInArrow).
+
+    `inputs` are the project's dtypes of the input columns, restored first; the output is
+    cast to `schema`.
+    """
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            out = to_spark_arrow(work(pl.from_arrow(batch)).select(list(schema)))  # type: ignore[arg-type]
-            yield from out.to_batches()
+            rows = polars_cast(pl.from_arrow(batch).lazy(), inputs)  # type: ignore[union-attr]
+            yield from to_spark_arrow(polars_cast(work(rows), schema).collect()).to_batches()
 
     return frame.mapInArrow(run, spark_schema(schema))

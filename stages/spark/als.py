@@ -2,7 +2,8 @@
 
 Spark and implicit solve the same model with two differences (../shared/SPARK.md):
 - confidence: Spark uses 1 + alpha * r, implicit alpha * r; the rating passed is the same
-  confidence weight (03_features `weight`, log1p(plays) with recency), so the two differ by 1.
+  confidence matrix (`registry.als_matrix`: by default log1p(plays) with recency), so the two
+  differ by 1.
 - regularization: Spark scales regParam by each user's (item's) number of ratings (ALS-WR);
   implicit does not. `spark_reg_param` divides by the mean number of ratings per user, so a
   user with an average history gets implicit's penalty.
@@ -14,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import scipy.sparse as sp
 from pyspark.ml.recommendation import ALS
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from stages.models.als import AlsModel
@@ -27,6 +29,19 @@ SPARK_DEFAULT_BLOCKS = 10  # pyspark.ml's own default for numUserBlocks and numI
 def spark_reg_param(regularization: float, *, n_pairs: int, n_users: int) -> float:
     """Spark's regParam giving a user with the mean number of pairs implicit's penalty."""
     return regularization / max(n_pairs / max(n_users, 1), 1.0)
+
+
+def ratings_frame(spark: SparkSession, confidence: sp.csr_matrix) -> DataFrame:
+    """Rows (user_idx, track_idx, weight) of a (n_users, n_items) confidence CSR, on Spark."""
+    pairs = confidence.tocoo()
+    table = pa.table(
+        {
+            USER_IDX: pa.array(pairs.row.astype(np.int32)),
+            TRACK_IDX: pa.array(pairs.col.astype(np.int32)),
+            WEIGHT: pa.array(pairs.data.astype(np.float32)),
+        }
+    )
+    return spark.createDataFrame(table)
 
 
 def _dense(factors: DataFrame, *, n_rows: int, rank: int) -> npt.NDArray[np.float32]:

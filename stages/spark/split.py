@@ -16,7 +16,7 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from stages import split
 from stages.schema import INTERACTIONS, PLAYS, TRACK_IDX, USER_IDX
-from stages.spark import apply_by_users
+from stages.spark import apply_by_groups
 
 PART = "_part"  # 0 train, 1 test candidate, 2 replay candidate
 _PARTS = {**INTERACTIONS, PART: pl.Int32()}
@@ -67,8 +67,8 @@ def split_plays(
         n_groups: User groups split one by one (each held in memory by one worker).
     """
     work = functools.partial(_all_parts, params=params, cutoff=cutoff, held_out=held_out)
-    parts = apply_by_users(
-        plays, work, user=USER_IDX, n_groups=n_groups, inputs=PLAYS, schema=_PARTS
+    parts = apply_by_groups(
+        plays, work, keys=[USER_IDX], n_groups=n_groups, inputs=PLAYS, schema=_PARTS
     ).cache()
     train = parts.filter(F.col(PART) == 0).drop(PART)
     known = train.select(TRACK_IDX).distinct()

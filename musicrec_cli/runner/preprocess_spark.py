@@ -1,0 +1,91 @@
+"""The Spark passes of the preprocess stage (engine = "spark"): survey and buckets on Spark.
+
+`runner.preprocess` runs the same recipe either way; on Spark the two passes over the raw
+events (counts and name keys; encoding, de-duplication and aggregation) run on the cluster
+through `stages.spark.preprocess`, and their small or sorted outputs come back as the frames
+and files the Polars passes make, so everything after them is shared.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from stages.preprocess import names, parse
+from stages.schema import INTERACTIONS, PLAYS
+from stages.spark import polars_cast
+from stages.spark import preprocess as spark_pp
+
+# user and spelling counts are merged in this many hash groups (their rows are small)
+SURVEY_GROUPS = 16
+
+
+def _collect(frame: Any, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """A (small) Spark frame on the driver, in the project's dtypes."""
+    return polars_cast(pl.from_arrow(frame.toArrow()).lazy(), schema).collect()  # type: ignore[union-attr]
+
+
+class SparkPasses:
+    """The raw log parsed on Spark once (kept on the executors), and both passes over it."""
+
+    def __init__(
+        self, spark: Any, files: list[Path], parse_one: Callable[[list[Path]], pl.LazyFrame]
+    ) -> None:
+        from pyspark import StorageLevel
+
+        self.schema = dict(parse_one(files[:1]).collect_schema())
+        self.parsed = spark_pp.parse_files(spark, files, parse_one, self.schema).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+
+    def counts(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """(user_reason_counts, keyed spellings as `names.canonicalise` gives, file counts)."""
+        users, spell, per_file = spark_pp.survey_counts(
+            self.parsed, schema=self.schema, n_groups=SURVEY_GROUPS
+        )
+        spell = spell.cache()
+        artists, titles = spark_pp.name_keys(spell)
+        spell_schema = spark_pp.schema_of(spark_pp.kept_spellings, self.schema)
+        keyed = names.keyed_spellings(
+            _collect(spell, spell_schema).lazy(), artists.lazy(), titles.lazy()
+        ).collect(engine="in-memory")
+        user_schema = spark_pp.schema_of(parse.user_reason_counts, self.schema)
+        file_schema = spark_pp.schema_of(parse.file_reason_counts, self.schema)
+        return _collect(users, user_schema), keyed, _collect(per_file, file_schema)
+
+    def buckets(
+        self,
+        id_map: pl.DataFrame,
+        users: pl.DataFrame,
+        *,
+        by_hash: bool,
+        counted: bool,
+        scratch: Path,
+        n_groups: int,
+    ) -> tuple[list[Path], list[Path]]:
+        """De-duplicated plays and aggregated pairs, one sorted file each under `scratch`."""
+        encoded, schema = spark_pp.encode_plays(
+            self.parsed,
+            schema=self.schema,
+            id_map=id_map,
+            users=users,
+            by_hash=by_hash,
+            counted=counted,
+        )
+        plays, pairs = spark_pp.dedupe_and_aggregate(encoded, schema=schema, n_groups=n_groups)
+        files = []
+        for name, frame, out_schema in (("plays", plays, PLAYS), ("pairs", pairs, INTERACTIONS)):
+            parts = scratch / f"{name}.spark"
+            frame.write.mode("overwrite").parquet(str(parts))
+            target = scratch / f"{name}.parquet"
+            found = sorted(parts.glob("part-*.parquet"))
+            scan = pl.scan_parquet(found) if found else pl.LazyFrame(schema=dict(out_schema))
+            polars_cast(scan, out_schema).sink_parquet(target, compression="lz4")
+            shutil.rmtree(parts)
+            files.append([target])
+        self.parsed.unpersist()
+        return files[0], files[1]
