@@ -300,7 +300,10 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         lambda v: len(v) > 0 and min(v) > 0 and max(v) <= 10_000,
         "a non-empty list of integers between 1 and 10000",
     ),
-    "evaluate.baseline": (lambda v: v.strip() != "", 'a model name such as "popularity"'),
+    "evaluate.baseline": (
+        lambda v: v.removesuffix("+rerank") in registry.names(),
+        f'a model name from {list(registry.names())} (or "<name>+rerank"), e.g. "popularity"',
+    ),
     "evaluate.alpha": (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "evaluate.bootstrap_samples": (lambda v: v >= 0, "an integer >= 0 (0 = no intervals)"),
     "evaluate.segments": (
@@ -356,11 +359,12 @@ def _unknown(name: str, known: typing.Iterable[str], what: str, source: str) -> 
     return ConfigError(f"{source}: unknown {what} {name!r}.{hint} Known: {', '.join(known)}.")
 
 
-def _build_table(cls: type[Any], table: str, values: dict[str, Any], source: str) -> Any:
+def _build_table(cls: type[Any], table: str, values: dict[str, Any], origin: _Origin) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
+        source = origin(table, key)
         if key not in names:
             raise _unknown(key, names, f"key in [{table}]", source)
         full = f"{table}.{key}"
@@ -390,8 +394,21 @@ def parse_override(text: str) -> tuple[str, str, object]:
     return ("", "engine", value) if top_level else (table, key.strip(), value)
 
 
-def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Read the config file (default ./musicrec.toml if present) and apply `--set` overrides."""
+# (table, key) -> where its value came from, for messages: the file, `--set ...` or a flag
+_Origin = typing.Callable[[str, str], str]
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: typing.Sequence[str] = (),
+    *,
+    flags: typing.Mapping[str, str] | None = None,
+) -> Config:
+    """Read the config file (default ./musicrec.toml if present) and apply `--set` overrides.
+
+    `flags` maps an override that a command option produced (e.g. "generate.events=300") to
+    that option ("--events 300"), so that an error blames what the user typed.
+    """
     source = path or DEFAULT_CONFIG
     data: dict[str, dict[str, Any]] = {}
     if path is not None and not path.is_file():
@@ -403,22 +420,30 @@ def load_config(path: Path | None = None, overrides: typing.Sequence[str] = ()) 
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             msg = f"{source}: not valid TOML: {exc}."
             raise ConfigError(msg) from exc
+    file_source = str(source) if source.is_file() else "the built-in defaults"
+    given: dict[tuple[str, str], str] = {}
     tables = {f.name: f for f in dataclasses.fields(Config) if f.name != "engine"}
     for text in overrides:
         table, key, value = parse_override(text)
         if table:
             data.setdefault(table, {})[key] = value
+            given[table, key] = (flags or {}).get(text, f"--set {text}")
         else:
             data[key] = value  # type: ignore[assignment]
+
+    def origin(table: str, key: str) -> str:
+        return given.get((table, key), file_source)
+
     built: dict[str, Any] = {"engine": _engine(data.pop("engine", "polars"), str(source))}
     for table, values in data.items():
         if table not in tables:
-            raise _unknown(table, tables, "table", str(source))
+            blame = next((g for (t, _), g in given.items() if t == table), file_source)
+            raise _unknown(table, tables, "table", blame)
         if not isinstance(values, dict):
             msg = f"{source}: {table!r} must be a table ([{table}]), got {values!r}."
             raise ConfigError(msg)
         cls = typing.get_type_hints(Config)[table]
-        built[table] = _build_table(cls, table, values, str(source))
+        built[table] = _build_table(cls, table, values, origin)
     return Config(**built)
 
 

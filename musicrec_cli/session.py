@@ -49,6 +49,8 @@ class Session:
     Attributes:
         config_path: `--config`, or None for ./musicrec.toml.
         overrides: `--set` values, then the command's own options (e.g. `generate --events`).
+        flags: (override, option as typed) for the overrides that came from an option, so a
+            bad value is blamed on `--events 0`, not on musicrec.toml or `--set`.
         command: The subcommand's name, e.g. "predict"; it decides whether the lock is taken.
         debug: Re-raise user errors with their traceback instead of one line.
         wait: Seconds to wait for another run's artifacts lock.
@@ -56,19 +58,31 @@ class Session:
 
     config_path: Path | None = None
     overrides: tuple[str, ...] = ()
+    flags: tuple[tuple[str, str], ...] = ()
     command: str = ""
     debug: bool = False
     wait: float = 0.0
     _cache: dict[str, Config] = field(default_factory=dict, compare=False, repr=False)
 
     def with_overrides(self, *extra: str) -> Session:
-        """The same session with more `table.key=value` overrides (a command's own options)."""
+        """The same session with more `table.key=value` overrides, blamed as `--set`."""
         return dataclasses.replace(self, overrides=(*self.overrides, *extra), _cache={})
+
+    def with_option(self, override: str, flag: str) -> Session:
+        """The same session with a command option's `table.key=value` override."""
+        return dataclasses.replace(
+            self,
+            overrides=(*self.overrides, override),
+            flags=(*self.flags, (override, flag)),
+            _cache={},
+        )
 
     def config(self) -> Config:
         """The resolved configuration (read once per session)."""
         if "config" not in self._cache:
-            self._cache["config"] = load_config(self.config_path, self.overrides)
+            self._cache["config"] = load_config(
+                self.config_path, self.overrides, flags=dict(self.flags)
+            )
         return self._cache["config"]
 
     @property

@@ -53,6 +53,7 @@ def write_config(folder: Path, **tables: dict[str, object]) -> Path:
         "preprocess": {"min_user_tracks": 3, "min_track_users": 2},
         "train": {"factors": 8, "iterations": 5},
         "predict": {"n": 10, "block_size": 50},
+        "evaluate": {"k": [5, 10]},  # at most predict.n
     }
     for table, entries in tables.items():
         values.setdefault(table, {}).update(entries)

@@ -38,6 +38,9 @@ iterations = 2
 [predict]
 n = 5
 block_size = {block_size}
+
+[evaluate]
+k = [1, 5]
 """
 
 

@@ -79,9 +79,11 @@ def generate(
     Zipf-like users and tracks, genre tastes, a year of plays with skips, messy names.
     Deterministic for a seed; written in chunks, so --events 800000000 runs in bounded memory.
     """
-    extra = [f"generate.events={events}"] * (events is not None)
-    extra += [f"generate.seed={seed}"] * (seed is not None)
-    s = session(ctx).with_overrides(*extra)
+    s = session(ctx)
+    if events is not None:
+        s = s.with_option(f"generate.events={events}", f"--events {events}")
+    if seed is not None:
+        s = s.with_option(f"generate.seed={seed}", f"--seed {seed}")
     console.summary("generate", s.guard(lambda: generate_run.run_generate(s.config(), out=out)))
 
 
@@ -192,7 +194,9 @@ def preprocess(
         extra.append(f"paths.catalog={json.dumps(catalog)}")
     if fmt is not None:
         extra.append(f"preprocess.format={fmt}")
-    run_preprocess(s.with_overrides(*extra))
+    for override in extra:  # blamed on the option, not on --set
+        s = s.with_option(override, f"--input/--catalog/--format ({override})")
+    run_preprocess(s)
 
 
 def split(
@@ -221,7 +225,7 @@ def split(
         if strategy not in SPLIT_STRATEGIES:
             msg = f"{strategy!r} is not a strategy; expected one of {', '.join(SPLIT_STRATEGIES)}."
             raise typer.BadParameter(msg, param_hint="--strategy")
-        s = s.with_overrides(f"split.strategy={strategy}")
+        s = s.with_option(f"split.strategy={strategy}", f"--strategy {strategy}")
     run_split(s)
 
 
@@ -255,7 +259,8 @@ def train(
     """
     s = with_engine(session(ctx), engine, spark_master)
     if tuned is not None:
-        s = s.with_overrides(*s.guard(lambda: tuned_overrides(tuned)))
+        for override in s.guard(lambda: tuned_overrides(tuned)):
+            s = s.with_option(override, f"--tuned {tuned} ({override})")
     run_train(s)
 
 

@@ -20,6 +20,7 @@ import typer
 from musicrec_cli import artifacts as art
 from musicrec_cli import console
 from musicrec_cli.artifacts import require_stage, stage_dir
+from musicrec_cli.lineage import check_chain
 from musicrec_cli.runner.train import load_models
 from musicrec_cli.session import Session, session
 from musicrec_cli.sources import InputError
@@ -84,9 +85,7 @@ class _Served:
 
 def _load(s: Session) -> _Served:
     root = s.artifacts
-    require_stage(root, "preprocess")
-    require_stage(root, "split")
-    require_stage(root, "train")
+    check_chain(root, ("preprocess", "split", "features", "train"))
     pre = stage_dir(root, "preprocess")
     return _Served(
         root=root,

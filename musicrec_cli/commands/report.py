@@ -9,6 +9,7 @@ import typer
 
 from musicrec_cli import artifacts as art
 from musicrec_cli import console, owned, report
+from musicrec_cli.lineage import check_chain
 from musicrec_cli.session import session
 
 
@@ -34,6 +35,7 @@ def report_cmd(
 
     def work() -> Path:
         root = s.artifacts
+        check_chain(root, ("evaluate",))
         folder = out or art.report_dir(root)
         with owned.replacing(folder, "report", what="the report") as partial:
             report.build_report(root, partial, k=k)

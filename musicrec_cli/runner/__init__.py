@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from musicrec_cli import __version__
+from musicrec_cli import __version__, lineage
 from musicrec_cli import artifacts as art
-from musicrec_cli.artifacts import require_stage, stage_dir
+from musicrec_cli.artifacts import stage_dir
 from musicrec_cli.codehash import source_fingerprint
 from musicrec_cli.config import Config, engine_of, table_dict
+from musicrec_cli.lineage import SCOPE_USERS, check_chain
 from musicrec_cli.sources import resolve_raw
 
 # rows of one user group that a Spark Python worker holds at once (stages.spark.apply_by_users)
@@ -46,9 +47,8 @@ class Measure:
 
 
 def upstream_inputs(root: Path, *stages: str) -> dict[str, Any]:
-    """Fingerprints of the upstream manifests, after checking each stage is complete."""
-    for stage in stages:
-        require_stage(root, stage)
+    """Fingerprints of the upstream manifests, after checking they form one run (lineage)."""
+    check_chain(root, stages)
     return art.fingerprint_inputs([stage_dir(root, s) / art.MANIFEST for s in stages])
 
 
@@ -61,6 +61,8 @@ def is_up_to_date(cfg: Config, stage: str) -> bool:
     manifest = art.read_manifest(root, stage)
     if manifest is None or manifest.get("config") != table_dict(getattr(cfg, stage)):
         return False
+    if manifest.get("summary", {}).get("scope") == SCOPE_USERS:
+        return False  # predict --users with nothing to merge into: not the full run
     if (manifest.get("musicrec_version"), manifest.get("source_sha256")) != (
         __version__,
         source_fingerprint(stage),
@@ -68,8 +70,20 @@ def is_up_to_date(cfg: Config, stage: str) -> bool:
         return False
     if manifest.get("engine", "polars") != engine_of(cfg, stage):
         return False
-    if stage == "preprocess" and manifest.get("paths") != table_dict(resolve_raw(cfg.paths)):
-        return False
+    if stage == "preprocess":
+        # where the outputs go ([paths].artifacts) does not change them; what is read does
+        recorded, now = manifest.get("paths", {}), table_dict(resolve_raw(cfg.paths))
+        if any(recorded.get(key) != now[key] for key in ("raw", "catalog")):
+            return False
+    # upstream stages are compared in this artifacts folder (by stage, not by the recorded
+    # path, which may be another copy of the artifacts); raw files by their recorded path
+    upstream = lineage.upstream_paths(manifest)
+    for up, sha in lineage.recorded_upstream(manifest).items():
+        current = stage_dir(root, up) / art.MANIFEST
+        if art.read_manifest(root, up) is None or art.sha256_file(current) != sha:
+            return False
     return all(
-        art.file_matches(Path(path), rec) for path, rec in manifest.get("inputs", {}).items()
+        art.file_matches(Path(path), rec)
+        for path, rec in manifest.get("inputs", {}).items()
+        if path not in upstream
     )

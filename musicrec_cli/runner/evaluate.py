@@ -12,7 +12,7 @@ import polars as pl
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, scan, stage_dir
-from musicrec_cli.config import Config, EvaluateConfig, table_dict
+from musicrec_cli.config import Config, ConfigError, EvaluateConfig, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
 from stages.evaluate import coldstart, compare, variants, views
@@ -219,6 +219,39 @@ def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _check_list_length(e: EvaluateConfig, predict_manifest: dict[str, Any]) -> None:
+    """A cut-off above the predicted list length would be computed on shorter lists: refuse."""
+    n = predict_manifest.get("config", {}).get("n")
+    if isinstance(n, int) and max(e.k) > n:
+        msg = (
+            f"[evaluate].k = {list(e.k)}: the largest cut-off is above the {n} tracks per list "
+            f"in 05_predict ([predict].n = {n}); lower evaluate.k, or raise predict.n and rerun "
+            "`musicrec predict`."
+        )
+        raise ConfigError(msg)
+
+
+def _coverage(recs: pl.LazyFrame, test: pl.LazyFrame) -> tuple[int, int]:
+    """(test users with predictions, test users); warns loudly when some have none."""
+    users = test.select(pl.col(USER_IDX).unique())
+    n_test = users.select(pl.len()).collect().item()
+    n_covered = (
+        users.join(recs.select(pl.col(USER_IDX).unique()), on=USER_IDX, how="semi")
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    if n_covered < n_test:
+        log.warning(
+            "the predictions cover only %d of %d test users (%.1f%%); the others count as "
+            "misses. Run `musicrec predict` for every user.",
+            n_covered,
+            n_test,
+            100 * n_covered / max(n_test, 1),
+        )
+    return int(n_covered), int(n_test)
+
+
 def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     """Metrics of 05_predict against 02_split test; writes 06_evaluate.
 
@@ -229,11 +262,13 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     inputs = upstream_inputs(root, "preprocess", "split", "predict")
     split_summary = require_stage(root, "split")["summary"]
     n_tracks = split_summary["n_tracks"]
+    _check_list_length(e, require_stage(root, "predict"))
     held_out = split_summary.get("strategy") == "held-out-users"
     if held_out:  # the cold-start runs score the trained models on the held-out users
         inputs |= upstream_inputs(root, "features", "train")
     recs, test = scan(root, "predict", art.PREDICTIONS), scan(root, "split", art.TEST)
     _check_inputs(root, recs, test)
+    covered = _coverage(recs, test)
     tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
     timings: dict[str, float] = {}
     replay_path = stage_dir(root, "split") / art.TEST_REPLAY
@@ -260,6 +295,8 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
                 "config": table_dict(e),
                 "inputs": inputs,
                 "summary": {
+                    "n_test_users_with_predictions": covered[0],
+                    "n_test_users": covered[1],
                     "n_users_evaluated": content["n_users_evaluated"],
                     "n_users_without_test": content["n_users_without_test"],
                     "models": list(content["models"]),
@@ -270,6 +307,7 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
         )
     text = (
         f"{content['n_users_evaluated']:,} test users ({content['n_users_without_test']:,} "
-        f"without test tracks left out), {summary.height} model(s) -> {folder}"
+        f"without test tracks left out; predictions cover {covered[0]:,} of {covered[1]:,}), "
+        f"{summary.height} model(s) -> {folder}"
     )
     return text, summary, content

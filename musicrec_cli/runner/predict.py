@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
+from musicrec_cli import lineage
 from musicrec_cli.artifacts import stage_dir
+from musicrec_cli.codehash import source_fingerprint
 from musicrec_cli.config import Config, ConfigError, PredictConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
@@ -397,13 +399,46 @@ def _spark_lists(
     return folders
 
 
+def _merge_base(root: Path, p: PredictConfig, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of the full predictions a --users run may merge into, else None.
+
+    Only a run over every user, with the same settings, code and upstream manifests, qualifies:
+    merging into anything else would mix two runs in one file.
+    """
+    previous = art.read_manifest(root, "predict")
+    if previous is None or previous.get("summary", {}).get("scope") == lineage.SCOPE_USERS:
+        return None
+    same = (
+        previous.get("config") == table_dict(p)
+        and previous.get("source_sha256") == source_fingerprint("predict")
+        and lineage.recorded_upstream(previous) == lineage.recorded_upstream({"inputs": inputs})
+    )
+    return previous if same else None
+
+
+def _merge_rows(root: Path, fresh: Path, users: npt.NDArray[np.int64], out: Path) -> int:
+    """Write the previous predictions minus `users`, then `fresh` (their new rows), to `out`."""
+    kept = art.scan(root, "predict", art.PREDICTIONS).filter(
+        ~pl.col(USER_IDX).is_in(pl.Series(users).cast(pl.UInt32))
+    )
+    pl.concat([kept, pl.scan_parquet(fresh)], how="vertical_relaxed").sink_parquet(
+        out, compression="zstd"
+    )
+    fresh.unlink()
+    return int(pl.scan_parquet(out).select(pl.len()).collect().item())
+
+
 def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
-    """Top-N per user for every trained model, streamed in user blocks to 05_predict."""
+    """Top-N per user for every trained model, streamed in user blocks to 05_predict.
+
+    With `users_file`, the users' new rows replace theirs in the previous full predictions when
+    those were made from the same settings, code and upstream runs (scope "all", merged); else
+    the folder holds only those users (scope "users"), which evaluate and `all` treat as stale.
+    """
     measure, p, root = Measure(), cfg.predict, Path(cfg.paths.artifacts)
     generated_at = dt.datetime.now(dt.UTC)  # one timestamp for every row of this run
     inputs = upstream_inputs(root, "preprocess", "split", "train")
-    if users_file is not None:
-        inputs |= art.fingerprint_inputs([users_file])
+    base = None if users_file is None else _merge_base(root, p, inputs)
     models = load_models(root)
     for name in p.rerank_models:
         if name not in models:
@@ -415,6 +450,7 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     n_sim = -(-user_items.shape[1] // p.block_size) if p.similar_k else 0
     written = [*models, *(m + RERANK_SUFFIX for m in models if m in p.rerank_models)]
     engine = engine_of(cfg, "predict")
+    scope = lineage.SCOPE_USERS if users_file is not None and base is None else lineage.SCOPE_ALL
     with art.open_stage(root, "predict") as out:
         spark_lists = _spark_lists(cfg, out, models, users, catalog) if engine == "spark" else {}
         with progress("predict", len(blocks) * len(written) + n_sim) as step:
@@ -422,7 +458,11 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
                 (part, _with_ids(f, catalog, generated_at))
                 for part, f in _block_frames(models, blocks, user_items, catalog, p, spark_lists)
             )
-            rows = _stream(frames, out.path(art.PREDICTIONS), step)
+            fresh = out.path(art.PREDICTIONS if base is None else "users.parquet")
+            rows = _stream(frames, fresh, step)
+            if base is not None:
+                with out.writing(art.PREDICTIONS):
+                    rows = _merge_rows(root, fresh, users, out.path(art.PREDICTIONS))
             similar = _similar_frames(models, catalog, p)
             sim_rows = _stream(similar, out.path(art.SIMILAR_TRACKS), step)
         out.add_file(art.PREDICTIONS, rows=rows)
@@ -430,6 +470,16 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
             shutil.rmtree(folder)
         if out.path(art.SIMILAR_TRACKS).exists():
             out.add_file(art.SIMILAR_TRACKS, rows=sim_rows)
+        users_part = (
+            {}
+            if users_file is None
+            else {
+                "users_file": str(users_file),
+                "users_file_sha256": art.sha256_file(users_file),
+                "merged_into_run_of": None if base is None else base.get("created_at"),
+            }
+        )
+        n_users = len(users) if base is None else int(base["summary"]["n_users"])
         folder = art.commit_stage(
             out,
             {
@@ -438,14 +488,24 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
                 "inputs": inputs,
                 "generated_at": generated_at.isoformat(),
                 "summary": {
-                    "n_users": len(users),
+                    "scope": scope,
+                    "n_users": n_users,
+                    "n_users_predicted": len(users),
                     "n_unknown_users": len(unknown),
                     "unknown_users_sample": unknown[:_UNKNOWN_SAMPLE],
                     "models": written,
                     "rows": rows,
                     "similar_rows": sim_rows,
+                    **users_part,
                 },
                 **measure.record(),
             },
         )
-    return f"top-{p.n} for {len(users):,} users x {len(written)} list(s), {rows:,} rows -> {folder}"
+    what = {
+        lineage.SCOPE_ALL: "" if base is None else f", merged into the run of {n_users:,} users",
+        lineage.SCOPE_USERS: " ONLY (no full run to merge into; evaluate will refuse)",
+    }[scope]
+    return (
+        f"top-{p.n} for {len(users):,} users{what} x {len(written)} list(s), {rows:,} rows "
+        f"-> {folder}"
+    )

@@ -38,6 +38,8 @@ events = 15000
 models = ["popularity", "als"]
 [predict]
 n = 10
+[evaluate]
+k = [5, 10]
 {extra}
 """
     )

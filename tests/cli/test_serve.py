@@ -73,6 +73,8 @@ bpr_factors = 8
 knn_neighbours = 10
 [predict]
 n = 5
+[evaluate]
+k = [5]
 """
 
 
