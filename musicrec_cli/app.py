@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help texts name settings as [table].key: plain text, never Rich markup
+    rich_markup_mode=None,
 )
 
 

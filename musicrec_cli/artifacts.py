@@ -76,6 +76,23 @@ ACTIVE_PARTIALS: set[Path] = set()
 COMMIT_LOCK = threading.Lock()
 
 
+def out_of_resources(exc: BaseException) -> str | None:
+    """What ran out if `exc` means the machine could not store data (disk full, read-only, ...).
+
+    OSError carries an errno; Polars and pyarrow put "(os error 28)" or the strerror in the text.
+    """
+    if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+        return exc.strerror or str(exc)
+    if isinstance(exc, OSError | pl.exceptions.PolarsError):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        marks = {f"(os error {code})" for code in RESOURCE_ERRNOS} | {
+            os.strerror(code) for code in RESOURCE_ERRNOS
+        }
+        if any(mark in text for mark in marks):
+            return text
+    return None
+
+
 class ArtifactError(RuntimeError):
     """An artifact is missing, incomplete or does not match its manifest."""
 
@@ -198,17 +215,11 @@ class StageWriter:
             yield
         except MemoryError as exc:
             raise ResourceError(self._resource_message(name, "out of memory")) from exc
-        except OSError as exc:
-            if exc.errno not in RESOURCE_ERRNOS:
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            what = out_of_resources(exc)
+            if what is None:
                 raise
-            raise ResourceError(self._resource_message(name, exc.strerror or str(exc))) from exc
-        except pl.exceptions.PolarsError as exc:
-            # Polars reports I/O failures of its sinks as text, e.g. "... (os error 28)"
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            codes = {f"(os error {code})" for code in RESOURCE_ERRNOS}
-            if not any(code in text for code in codes):
-                raise
-            raise ResourceError(self._resource_message(name, text)) from exc
+            raise ResourceError(self._resource_message(name, what)) from exc
 
     def _resource_message(self, name: str, what: str) -> str:
         final = stage_dir(self.root, self.stage)

@@ -1,4 +1,9 @@
-"""The one stderr Console, logging setup, progress bars and tables: the only module using Rich."""
+"""The stderr and stdout Consoles, logging setup, progress bars and tables: the only Rich user.
+
+Results (tables, JSON) go to stdout, everything else (logs, progress, summaries, errors) to
+stderr. Nothing printed here is read as Rich markup: names such as "[dunkelbunt]" or
+"Gold [/] Fire" are data. When a stream is not a terminal (cron, a pipe) nothing is wrapped.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,16 +22,33 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=True)
 stdout = Console()
+# width of a table printed to a pipe or file: wide enough that no row is ever wrapped
+_UNWRAPPED = 10_000
 
 
 def setup_logging(*, verbose: int, quiet: bool) -> None:
-    """INFO by default, DEBUG with -v, WARNING with -q; messages go to stderr through Rich."""
+    """INFO by default, DEBUG with -v, WARNING with -q; messages go to stderr.
+
+    On a terminal through Rich; elsewhere as plain `LEVEL message` lines, never wrapped.
+    """
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    handler = RichHandler(console=console, markup=False, show_path=False, show_time=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, markup=False, show_path=False, show_time=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(console.file)
+        fmt = "%(levelname)s %(message)s"
+    logging.basicConfig(level=level, handlers=[handler], format=fmt, force=True)
+
+
+def _chatty() -> bool:
+    """False under -q: success and note lines are left out, warnings and errors are not."""
+    return logging.getLogger().isEnabledFor(logging.INFO)
 
 
 @contextmanager
@@ -51,36 +72,50 @@ def progress(description: str, total: float | None) -> Iterator[Callable[[], Non
         yield lambda: bar.advance(task)
 
 
+def _line(*parts: tuple[str, str]) -> Text:
+    """Literal text in styled pieces (never parsed as markup)."""
+    return Text.assemble(*parts)
+
+
 def summary(stage: str, text: str) -> None:
-    """The one-line summary each command ends with."""
-    console.print(f"[bold green]✓ {stage}[/] {escape(text)}", highlight=False)
+    """The one-line summary each command ends with (left out under -q)."""
+    if _chatty():
+        console.print(_line((f"✓ {stage} ", "bold green"), (text, "")), soft_wrap=True)
 
 
 def note(text: str) -> None:
-    """An informational line (e.g. a stage skipped as up to date)."""
-    console.print(f"[dim]{escape(text)}[/]", highlight=False)
+    """An informational line, e.g. a stage skipped as up to date (left out under -q)."""
+    if _chatty():
+        console.print(_line((text, "dim")), soft_wrap=True)
 
 
 def error(text: str) -> None:
     """One red line on stderr; `text` is printed as is ("[train].factors" is not markup)."""
-    console.print(
-        f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True
-    )
+    console.print(_line(("error:", "bold red"), (" " + text, "")), soft_wrap=True)
+
+
+def _cell(value: str, *, bold: bool) -> Text:
+    """A table cell: its first line as the value, further lines dim (e.g. a lift under it)."""
+    first, _, rest = value.partition("\n")
+    cell = Text(first, style="bold green" if bold else "")
+    if rest:
+        cell.append("\n" + rest, style="dim")
+    return cell
 
 
 def table(
     title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, bold: set[tuple[int, int]]
 ) -> None:
-    """Print a table to stderr; cells at (row, column) in `bold` are highlighted.
+    """Print a result table to stdout; cells at (row, column) in `bold` are highlighted.
 
-    Cells may carry Rich markup (e.g. "[dim]+12%[/]"); callers escape any user text in them.
+    Cells are plain text, never markup; a second line of a cell is printed dim.
     """
-    out = Table(title=title, title_justify="left")
+    out = Table(title=Text(title), title_justify="left")
     for i, name in enumerate(columns):
-        out.add_column(name, justify="left" if i == 0 else "right")
+        out.add_column(Text(name), justify="left" if i == 0 else "right")
     for r, row in enumerate(rows):
-        out.add_row(*(f"[bold green]{v}[/]" if (r, c) in bold else v for c, v in enumerate(row)))
-    console.print(out)
+        out.add_row(*(_cell(v, bold=(r, c) in bold) for c, v in enumerate(row)))
+    stdout.print(out, width=None if stdout.is_terminal else _UNWRAPPED)
 
 
 def print_json(text: str) -> None:

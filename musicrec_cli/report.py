@@ -132,7 +132,7 @@ LEGEND = (
 
 def _cell(value: str, lift: str, *, tied: bool) -> str:
     text = value + (TIED_BEST if tied else "")
-    return f"{text}\n[dim]{lift}[/]" if lift else text
+    return f"{text}\n{lift}" if lift else text
 
 
 def terminal_tables(
@@ -140,8 +140,7 @@ def terminal_tables(
 ) -> list[tuple[str, list[str], list[list[str]], set[tuple[int, int]]]]:
     """(title, columns, rows, bold cells) of the ranking and the beyond-accuracy table.
 
-    Each cell holds the value and, on a second dim line, the lift over the baseline; the model
-    name is escaped for Rich markup.
+    Each cell holds the value and, on a second line (printed dim), the lift over the baseline.
     """
     table = compare(content, k=pick_k(content["k"], k))
     headers, base = dict(TABLE_METRICS), content.get("baseline")
@@ -153,7 +152,7 @@ def terminal_tables(
     ):
         rows = [
             [
-                model.replace("[", "\\[") + ("\n[dim]baseline[/]" if model == base else ""),
+                model + ("\nbaseline" if model == base else ""),
                 *(_cell(values[j], lifts[j], tied=(i, j) in table.tied_best) for j in cols),
             ]
             for i, (model, values, lifts) in enumerate(
@@ -179,7 +178,7 @@ def variant_tables(
     for metric in ("precision", "recall", "ndcg", "map", "mrr"):
         column = f"{metric}@{k}"
         rows = [
-            [model.replace("[", "\\["), *(_fmt(found[v][model].get(column), metric) for v in names)]
+            [model, *(_fmt(found[v][model].get(column), metric) for v in names)]
             for model in content["models"]
         ]
         out.append((f"{column} as each library defines it", ["model", *names], rows, set()))

@@ -14,6 +14,7 @@ traceback.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,24 @@ import typer
 from musicrec_cli import artifacts as art
 from musicrec_cli import console, lock, signals
 from musicrec_cli.artifacts import STAGES, ArtifactError, ResourceError
-from musicrec_cli.config import Config, ConfigError, load_config
-from musicrec_cli.sources import InputError
+from musicrec_cli.config import DEFAULT_CONFIG, Config, ConfigError, load_config
+from musicrec_cli.sources import InputError, resolve_raw
 from stages.models import MemoryPlanError
 from stages.schema import SchemaError
 
-USER_ERRORS = (ConfigError, ArtifactError, SchemaError, InputError, pl.exceptions.PolarsError)
+USER_ERRORS = (ConfigError, ArtifactError, SchemaError, InputError)
+# Polars errors that only musicrec's own code causes: inputs are checked at the edges (schemas,
+# config), so a missing column or a bad expression past them is a bug and keeps its traceback
+POLARS_BUGS = (
+    pl.exceptions.ColumnNotFoundError,
+    pl.exceptions.SchemaFieldNotFoundError,
+    pl.exceptions.StructFieldNotFoundError,
+    pl.exceptions.DuplicateError,
+    pl.exceptions.ShapeError,
+    pl.exceptions.InvalidOperationError,
+    pl.exceptions.SQLInterfaceError,
+    pl.exceptions.SQLSyntaxError,
+)
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2  # Typer's own code for a bad option or argument
 EXIT_LOCKED = 3
@@ -40,6 +53,7 @@ EXIT_TERMINATED = signals.EXIT_TERMINATED
 # commands that write stage folders, so take artifacts/.lock
 LOCKING = frozenset({*STAGES, "all"})
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,8 +114,8 @@ class Session:
         try:
             self._lock_artifacts()
             return work()
-        except (*USER_ERRORS, MemoryError, OSError) as exc:
-            if self.debug:
+        except (*USER_ERRORS, pl.exceptions.PolarsError, MemoryError, OSError) as exc:
+            if self.debug or _is_bug(exc):
                 raise
             console.error(self._one_line(exc))
             raise typer.Exit(_exit_code(exc)) from None
@@ -115,11 +129,31 @@ class Session:
         """Take artifacts/.lock for a writing command, then clean up after killed runs."""
         if self.command not in LOCKING:
             return
+        self._check_project()
         root = self.artifacts
         if lock.holds(root):
             return
         lock.acquire(root, command=f"musicrec {self.command}", wait_seconds=self.wait)
         art.recover(root)
+
+    def _check_project(self) -> None:
+        """Say when the built-in defaults are used; refuse when they point at nothing.
+
+        Run outside a project folder, a writing command would otherwise create ./artifacts/
+        and fail on data that was never there.
+        """
+        if self.config_path is not None or DEFAULT_CONFIG.is_file():
+            return
+        cfg = self.config()
+        raw = resolve_raw(cfg.paths).raw
+        here = Path.cwd()
+        if not (Path(cfg.paths.artifacts).is_dir() or Path(raw).exists()):
+            msg = (
+                f"{here}: no {DEFAULT_CONFIG} here and no data at {raw}; run musicrec in a "
+                "project folder, or pass --config FILE."
+            )
+            raise ConfigError(msg)
+        log.info("no %s in %s: using the built-in defaults", DEFAULT_CONFIG, here)
 
     def _input_hint(self) -> str:
         """What the running command reads, for errors that do not name their file (Polars)."""
@@ -149,12 +183,15 @@ class Session:
         return " ".join(lines) or type(exc).__name__
 
 
+def _is_bug(exc: BaseException) -> bool:
+    """True for a Polars error our own code caused (unless it is the disk filling up)."""
+    return isinstance(exc, POLARS_BUGS) and art.out_of_resources(exc) is None
+
+
 def _exit_code(exc: BaseException) -> int:
     if isinstance(exc, lock.LockedError):
         return EXIT_LOCKED
-    if isinstance(exc, ResourceError | MemoryError) or (
-        isinstance(exc, OSError) and exc.errno in art.RESOURCE_ERRNOS
-    ):
+    if isinstance(exc, ResourceError | MemoryError) or art.out_of_resources(exc) is not None:
         return EXIT_RESOURCE
     return EXIT_USER_ERROR
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import polars as pl
 
@@ -94,6 +94,18 @@ class SchemaError(ValueError):
     """Data does not have the columns or types a stage needs."""
 
 
+def quote_names(names: Iterable[str], *, limit: int = 12, width: int = 40) -> str:
+    """Column names for an error message, at most `limit` of them and `width` characters each.
+
+    A file read with the wrong separator has one "column" holding the whole header (a 150 MB
+    single-line CSV once gave a 150 MB error line); the message quotes a short excerpt.
+    """
+    found = list(names)
+    shown = [repr(n if len(n) <= width else n[:width] + "...") for n in found[:limit]]
+    more = f", ... ({len(found)} columns)" if len(found) > limit else ""
+    return ", ".join(shown) + more
+
+
 def check_schema(
     schema: Mapping[str, pl.DataType], required: Mapping[str, pl.DataType], *, source: str
 ) -> None:
@@ -108,7 +120,7 @@ def check_schema(
     if missing:
         msg = (
             f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"found {', '.join(map(repr, schema))}; expected {', '.join(map(repr, required))}."
+            f"found {quote_names(schema)}; expected {', '.join(map(repr, required))}."
         )
         raise SchemaError(msg)
     for name, want in required.items():

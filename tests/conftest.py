@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app
+from tests import faultkit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +110,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # under CI they run anyway, and fail on the missing runtime: CI must install it
         if missing and os.environ.get("CI") != "true":
             item.add_marker(pytest.mark.skip(reason=f"spark tests skipped: {missing}"))
+
+
+@pytest.fixture(scope="module")
+def small_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("lineage")
+    raw = faultkit.write_csv(faultkit.raw_events(), folder / "raw" / "listens.csv")
+    outcome = faultkit.invoke(faultkit.write_config(folder, raw=raw, art=folder / "art"), "all")
+    assert outcome.code == 0, outcome.stderr
+    return folder
+
+
+@pytest.fixture
+def small_project(small_pipeline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the baseline's artifacts reading its raw log; returns the copy's config."""
+    monkeypatch.chdir(tmp_path)
+    faultkit.copy_tree(small_pipeline / "art", tmp_path / "art")
+    return faultkit.write_config(
+        tmp_path, raw=small_pipeline / "raw" / "listens.csv", art=tmp_path / "art"
+    )

@@ -170,3 +170,14 @@ def run_module(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProce
         timeout=120,
         check=False,
     )
+
+
+def refused(outcome: Outcome, *names: str) -> str:
+    """One error line naming `names`, exit 1, no traceback."""
+    assert outcome.code == 1, outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    errors = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, outcome.stderr
+    for name in names:
+        assert name in errors[0], errors[0]
+    return errors[0]

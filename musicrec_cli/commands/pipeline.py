@@ -121,9 +121,10 @@ def run_evaluate(s: Session, *, as_json: bool = False, k: int | None = None) -> 
         msg = f"{k} is not one of the cut-offs {ks} (evaluate.k in the config)."
         raise typer.BadParameter(msg, param_hint="--k")
     text, _, content = s.guard(lambda: evaluate_run.run_evaluate(cfg))
-    _print_metrics(content, k)
-    if as_json:
+    if as_json:  # stdout holds the JSON alone, for `| jq`
         console.print_json(json.dumps(content, indent=2, sort_keys=True))
+    else:
+        _print_metrics(content, k)
     console.summary("evaluate", text)
 
 
@@ -292,7 +293,9 @@ def predict(
 
 def evaluate(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics.json to stdout instead of the tables.")
+    ] = False,
     k: Annotated[
         int | None, typer.Option("--k", help="Cut-off shown in the table (default 10).")
     ] = None,

@@ -94,7 +94,9 @@ def read_user_file(path: Path) -> pl.Series:
                 raise InputError(msg)
             ids = frame[USER_ID].cast(pl.String)
         else:
-            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            # utf-8-sig: a byte-order mark (Windows editors) is not part of the first id
+            text = path.read_text(encoding="utf-8-sig")
+            lines = [line.strip() for line in text.splitlines()]
             ids = pl.Series(USER_ID, lines[lines[:1] == [USER_ID] :], dtype=pl.String)
     except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
         msg = f"{path}: cannot read the user list: {exc}."
@@ -459,12 +461,14 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
                 for part, f in _block_frames(models, blocks, user_items, catalog, p, spark_lists)
             )
             fresh = out.path(art.PREDICTIONS if base is None else "users.parquet")
-            rows = _stream(frames, fresh, step)
+            with out.writing(fresh.name):
+                rows = _stream(frames, fresh, step)
             if base is not None:
                 with out.writing(art.PREDICTIONS):
                     rows = _merge_rows(root, fresh, users, out.path(art.PREDICTIONS))
             similar = _similar_frames(models, catalog, p)
-            sim_rows = _stream(similar, out.path(art.SIMILAR_TRACKS), step)
+            with out.writing(art.SIMILAR_TRACKS):
+                sim_rows = _stream(similar, out.path(art.SIMILAR_TRACKS), step)
         out.add_file(art.PREDICTIONS, rows=rows)
         for folder in spark_lists.values():
             shutil.rmtree(folder)

@@ -63,6 +63,7 @@ from stages.schema import (
     USER_ID,
     USER_IDX,
     SchemaError,
+    quote_names,
 )
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ def _scan_catalog(spec: str, mapping: tuple[str, ...]) -> pl.LazyFrame | None:
     if missing:
         msg = (
             f"{spec}: [preprocess].catalog_columns maps {', '.join(missing)}, not in the catalog;"
-            f" found {', '.join(map(repr, schema))}."
+            f" found {quote_names(schema)}."
         )
         raise SchemaError(msg)
     catalog = catalog.with_columns(pl.col(v).alias(k) for k, v in renames.items())
@@ -281,7 +282,7 @@ def _scan_catalog(spec: str, mapping: tuple[str, ...]) -> pl.LazyFrame | None:
     if not ({ARTIST_NAME, TRACK_NAME} <= set(schema) or {TRACK_URI, "id"} & set(schema)):
         msg = (
             f"{spec}: the track catalog needs artist_name and track_name, or track_uri or id; "
-            f"found {', '.join(map(repr, schema))}. Map its columns with "
+            f"found {quote_names(schema)}. Map its columns with "
             '[preprocess].catalog_columns (e.g. ["track_uri=uri", "track_name=name"]).'
         )
         raise SchemaError(msg)
@@ -339,6 +340,13 @@ def run_preprocess(cfg: Config) -> str:
                 },
             )
     except (OSError, pl.exceptions.ComputeError) as exc:
+        if (what := art.out_of_resources(exc)) is not None:
+            partial = root / f".{art.stage_dir(root, 'preprocess').name}.partial"
+            msg = (
+                f"{partial}: {what} while writing the preprocess files; nothing was replaced "
+                f"({art.stage_dir(root, 'preprocess')} is unchanged); free space and rerun."
+            )
+            raise art.ResourceError(msg) from exc
         damaged = find_damaged(paths)
         where = f"{damaged}: truncated or corrupt gzip file" if damaged else cfg.paths.raw
         msg = f"{where}: cannot read the raw listening log: {str(exc).splitlines()[0]}"

@@ -37,6 +37,7 @@ from stages.schema import (
     TRACK_URI,
     USER_ID,
     SchemaError,
+    quote_names,
 )
 
 _LISTENBRAINZ_META = pl.Struct(
@@ -153,7 +154,7 @@ def _require(schema: Mapping[str, pl.DataType], preset: Preset) -> None:
     if missing:
         msg = (
             f"format {preset.name!r}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"found {', '.join(map(repr, schema))}; expected {', '.join(map(repr, preset.native))}."
+            f"found {quote_names(schema)}; expected {', '.join(map(repr, preset.native))}."
             f" Check [preprocess].format."
         )
         raise SchemaError(msg)
