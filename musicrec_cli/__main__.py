@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from types import FrameType
 
 EXIT_TERMINATED = 143  # musicrec_cli.signals.EXIT_TERMINATED, not imported: it pulls in Polars
@@ -30,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
