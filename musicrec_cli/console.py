@@ -104,18 +104,25 @@ def _cell(value: str, *, bold: bool) -> Text:
 
 
 def table(
-    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, bold: set[tuple[int, int]]
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    bold: set[tuple[int, int]],
+    to_stderr: bool = False,
 ) -> None:
     """Print a result table to stdout; cells at (row, column) in `bold` are highlighted.
 
-    Cells are plain text, never markup; a second line of a cell is printed dim.
+    Cells are plain text, never markup; a second line of a cell is printed dim. `to_stderr`:
+    the table is for the reader only, because stdout carries another result (e.g. JSON).
     """
     out = Table(title=Text(title), title_justify="left")
     for i, name in enumerate(columns):
         out.add_column(Text(name), justify="left" if i == 0 else "right")
     for r, row in enumerate(rows):
         out.add_row(*(_cell(v, bold=(r, c) in bold) for c, v in enumerate(row)))
-    stdout.print(out, width=None if stdout.is_terminal else _UNWRAPPED)
+    where = console if to_stderr else stdout
+    where.print(out, width=None if where.is_terminal else _UNWRAPPED)
 
 
 def print_json(text: str) -> None:

@@ -47,6 +47,7 @@ def test_results_go_to_stdout_and_logs_to_stderr_16(small_project: Path):
     assert "✓ evaluate" in evaluated.stderr
     as_json = cli(small_project, "evaluate", "--json")
     assert as_json.stdout.lstrip().startswith("{")
+    assert "Ranking at K=" in as_json.stderr
     assert "models" in __import__("json").loads(as_json.stdout)
 
 

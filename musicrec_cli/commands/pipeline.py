@@ -121,18 +121,18 @@ def run_evaluate(s: Session, *, as_json: bool = False, k: int | None = None) -> 
         msg = f"{k} is not one of the cut-offs {ks} (evaluate.k in the config)."
         raise typer.BadParameter(msg, param_hint="--k")
     text, _, content = s.guard(lambda: evaluate_run.run_evaluate(cfg))
-    if as_json:  # stdout holds the JSON alone, for `| jq`
+    # the tables are the result, unless --json is: then stdout holds the JSON alone (`| jq`)
+    _print_metrics(content, k, to_stderr=as_json)
+    if as_json:
         console.print_json(json.dumps(content, indent=2, sort_keys=True))
-    else:
-        _print_metrics(content, k)
     console.summary("evaluate", text)
 
 
-def _print_metrics(content: dict[str, Any], k: int | None) -> None:
+def _print_metrics(content: dict[str, Any], k: int | None, *, to_stderr: bool) -> None:
     """Models x metrics at one K: a ranking table and a beyond-accuracy table."""
     tables = report.terminal_tables(content, k=k) + report.variant_tables(content, k=k)
     for title, columns, rows, bold in tables:
-        console.table(title, columns, rows, bold=bold)
+        console.table(title, columns, rows, bold=bold, to_stderr=to_stderr)
     console.note(
         report.LEGEND + (f" Grey: lift over {content['baseline']}." if content["baseline"] else "")
     )
@@ -294,7 +294,7 @@ def predict(
 def evaluate(
     ctx: typer.Context,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print metrics.json to stdout instead of the tables.")
+        bool, typer.Option("--json", help="Print metrics.json to stdout (the tables go to stderr).")
     ] = False,
     k: Annotated[
         int | None, typer.Option("--k", help="Cut-off shown in the table (default 10).")

@@ -136,10 +136,11 @@ def test_evaluate_table_marks_best_and_shows_lift(tmp_path: Path) -> None:
     write_upstream(tmp_path)
     result = invoke(tmp_path, "evaluate", "--k", "2")
     assert result.exit_code == 0, result.output
-    assert "Ranking at K=2 (3 test users)" in result.stderr
-    assert "als+rerank" in result.stderr
-    assert "+58%" in result.stderr  # NDCG@2 lift: 0.5377 / 0.3393 - 1
-    assert result.stdout == ""
+    # the tables are the result: stdout (issue 16: `musicrec evaluate > table.txt`)
+    assert "Ranking at K=2 (3 test users)" in result.stdout
+    assert "als+rerank" in result.stdout
+    assert "+58%" in result.stdout  # NDCG@2 lift: 0.5377 / 0.3393 - 1
+    assert "Ranking" not in result.stderr
 
 
 def test_evaluate_rejects_a_table_k_that_is_not_evaluated(tmp_path: Path) -> None:
