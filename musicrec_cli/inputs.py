@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
-from musicrec_cli.sources import InputError
+from musicrec_cli.sources import InputError, refuse_broken_links
 from stages.preprocess.detect import AUTO, detect_format
 from stages.preprocess.formats import Preset
 from stages.schema import SchemaError
@@ -96,13 +96,18 @@ def list_entries(spec: str) -> Listing:
     if any(ch in spec for ch in "*?["):
         root = Path(spec.split("*")[0].split("?")[0].split("[")[0] or ".")
         root = root if root.is_dir() else root.parent
-        paths = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())  # noqa: PTH207
+        matched = sorted(Path(p) for p in glob.glob(spec, recursive=True))  # noqa: PTH207
+        refuse_broken_links(matched, "listening log")
+        paths = [p for p in matched if p.is_file()]
     elif (root := Path(spec)).is_dir():
-        paths = sorted(p for p in root.rglob("*") if p.is_file())
+        found = sorted(root.rglob("*"))
+        refuse_broken_links(found, "listening log")
+        paths = [p for p in found if p.is_file()]
         paths = [p for p in paths if not any(s.startswith(".") for s in p.relative_to(root).parts)]
     elif root.is_file():
         paths, root = [root], root.parent
     else:
+        refuse_broken_links([root], "listening log")
         msg = f"{spec}: raw listening log not found; expected a file, folder, glob or zip archive."
         raise InputError(msg)
     entries: list[Entry] = []

@@ -67,7 +67,7 @@ def _matches(path: Path, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(path.name.lower(), p.lower()) for p in patterns)
 
 
-def _refuse_broken_links(paths: list[Path], what: str) -> None:
+def refuse_broken_links(paths: list[Path], what: str) -> None:
     """A symbolic link to nothing (an unmounted disk, a moved export) is refused, not skipped."""
     broken = [p for p in paths if p.is_symlink() and not p.exists()]
     if broken:
@@ -90,21 +90,21 @@ def find_files(spec: str, *, what: str, preset: Preset = _ANY) -> tuple[list[Pat
     """
     if any(ch in spec for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))  # noqa: PTH207
-        _refuse_broken_links(matches, what)
+        refuse_broken_links(matches, what)
         candidates = [p for p in matches if p.is_file()]
         if not candidates:
             found = "only directories" if matches else "nothing"
             msg = f"{spec}: the {what} glob matched {found}; expected {', '.join(SUFFIXES)} files."
             raise InputError(msg)
     elif (path := Path(spec)).is_dir():
-        _refuse_broken_links(sorted(path.rglob("*")), what)
+        refuse_broken_links(sorted(path.rglob("*")), what)
         candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.name[0] != ".")
         ignore = tuple(pattern for pattern, _ in preset.ignore)
         candidates = [p for p in candidates if _matches(p, preset.include + ignore)]
     elif path.is_file():
         return [path], []
     else:
-        _refuse_broken_links([path], what)
+        refuse_broken_links([path], what)
         msg = f"{path}: {what} not found; run `musicrec generate` or set [paths] in musicrec.toml."
         raise InputError(msg)
     ignored = [p for p in candidates if _matches(p, tuple(pattern for pattern, _ in preset.ignore))]
