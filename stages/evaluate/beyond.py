@@ -22,10 +22,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import polars.selectors as cs
 
 from stages.audio import standardise
-from stages.evaluate.ranking import metric_name
+from stages.evaluate.ranking import group_reduce, metric_name
 from stages.interactions import listener_share
 from stages.schema import LISTENERS, MODEL, POPULARITY, RANK, TRACK_IDX, USER_IDX
 
@@ -245,10 +244,16 @@ def summarise(per_user: pl.LazyFrame, coverage_by_model: pl.LazyFrame) -> pl.Laz
         the model's users (nulls, e.g. no audio features, left out), then coverage@K. Sorted
         by model.
     """
-    means = per_user.group_by(MODEL).agg(
-        pl.len().alias("n_users"),
-        (pl.col(N_RECOMMENDED).fill_null(0) == 0).sum().alias("n_users_without_recommendations"),
-        cs.contains("@").mean(),
+    means = group_reduce(
+        per_user,
+        (MODEL,),
+        means={c: pl.col(c) for c in per_user.collect_schema() if "@" in c},
+        extra=(
+            pl.len().alias("n_users"),
+            (pl.col(N_RECOMMENDED).fill_null(0) == 0)
+            .sum()
+            .alias("n_users_without_recommendations"),
+        ),
     )
     return means.join(coverage_by_model, on=MODEL, how="left").sort(MODEL)
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
-from stages.evaluate.ranking import per_user_metrics
+from stages.evaluate.ranking import group_reduce, per_user_metrics
 from stages.models import FoldIn, Recommender
 from stages.models.hybrid import HybridModel, blend
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
@@ -103,12 +103,9 @@ def known_track_runs(
         if not lists:
             continue
         per_user = per_user_metrics(pl.concat(lists).lazy(), test_users, ks=ks)
+        means = {c: pl.col(c) for c in per_user.collect_schema() if "@" in c}
         out.append(
-            per_user.group_by(MODEL)
-            .agg(
-                pl.len().alias("n_users"),
-                pl.col([c for c in per_user.collect_schema() if "@" in c]).mean(),
-            )
+            group_reduce(per_user, (MODEL,), means=means, extra=(pl.len().alias("n_users"),))
             .with_columns(pl.lit(n).alias(KNOWN))
             .collect()
         )

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import polars as pl
 from scipy import stats
 
+from stages.evaluate.ranking import group_reduce
 from stages.schema import MODEL, USER_IDX
 
 COMPARISON_COLUMNS = (
@@ -149,7 +150,11 @@ def compare_models(
         One row per (metric, model, reference) with COMPARISON_COLUMNS; role is "baseline" or
         "best". Sorted by metric, role, model.
     """
-    means = per_user.group_by(MODEL).agg(pl.col(metrics).mean()).sort(MODEL)
+    means = (
+        group_reduce(per_user.lazy(), (MODEL,), means={m: pl.col(m) for m in metrics})
+        .sort(MODEL)
+        .collect()
+    )
     wide = {
         metric: per_user.pivot(on=MODEL, index=USER_IDX, values=metric, sort_columns=True)
         for metric in metrics

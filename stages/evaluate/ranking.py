@@ -19,6 +19,8 @@ divide by |R| instead, which is smaller than ours whenever |R| > K (see docs/eva
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -32,6 +34,45 @@ METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
 def metric_name(metric: str, k: int) -> str:
     """Column name of `metric` at cut-off `k`, e.g. "ndcg@10"."""
     return f"{metric}@{k}"
+
+
+def group_reduce(
+    frame: pl.LazyFrame,
+    by: Sequence[str],
+    *,
+    sums: Mapping[str, pl.Expr] | None = None,
+    means: Mapping[str, pl.Expr] | None = None,
+    extra: Sequence[pl.Expr] = (),
+) -> pl.LazyFrame:
+    """Float sums and means per `by` group that are bit-identical whatever the row order.
+
+    Polars adds up a group's floats in the order its rows arrive, which joins, threads and the
+    streaming engine change from run to run, so a plain `.sum()` or `.mean()` can differ in
+    the last bit (and the optimiser drops a `.sort()` placed right before them). Here each
+    group's values are gathered into a sorted list first and the list is reduced: one fixed
+    order, the same for every run and thread count.
+
+    Args:
+        frame: The rows to aggregate.
+        by: Group keys.
+        sums: Output name -> expression summed per group (0.0 for an empty group).
+        means: Output name -> expression averaged per group (nulls left out, as `.mean()`).
+        extra: Other (exact: counts, min, max) aggregations, placed first.
+
+    Returns:
+        The keys, `extra`, then `sums` and `means` in the order given; one row per group.
+    """
+    sums, means = dict(sums or {}), dict(means or {})
+    lists = [expr.sort().alias(name) for name, expr in (sums | means).items()]
+    total = [
+        pl.when(pl.col(name).list.len() > 0).then(pl.col(name).list.sum()).otherwise(0.0)
+        for name in sums
+    ]
+    return (
+        frame.group_by(*by)
+        .agg(*extra, *lists)
+        .with_columns(*total, *(pl.col(name).list.mean() for name in means))
+    )
 
 
 def ideal_dcg(n_relevant: pl.Expr, k: int, *, clip: bool = False) -> pl.Expr:
@@ -54,19 +95,19 @@ def _hit_sums(hits: pl.LazyFrame, ks: tuple[int, ...], *, clipped: bool) -> pl.L
     With `clipped`, also dcg_clip@k: the DCG under the clipped discount max(log2 r, 1).
     """
     rank = pl.col(RANK).cast(pl.Float64)
-    sums = []
+    exact, sums = [], {}
     for k in ks:
         top = pl.col(RANK) <= k
-        sums += [
+        exact += [
             top.sum().alias(f"hits@{k}"),
-            (1.0 / (rank + 1.0).log(2)).filter(top).sum().alias(f"dcg@{k}"),
-            (pl.col("nth_hit") / rank).filter(top).sum().alias(f"ap_sum@{k}"),
             (1.0 / rank.filter(top).min()).fill_null(0.0).alias(f"rr@{k}"),
         ]
+        sums[f"dcg@{k}"] = (1.0 / (rank + 1.0).log(2)).filter(top)
+        sums[f"ap_sum@{k}"] = (pl.col("nth_hit") / rank).filter(top)
         if clipped:
             clip = 1.0 / pl.max_horizontal(rank.log(2), pl.lit(1.0))
-            sums.append(clip.filter(top).sum().alias(f"dcg_clip@{k}"))
-    return hits.group_by(MODEL, USER_IDX).agg(sums)
+            sums[f"dcg_clip@{k}"] = clip.filter(top)
+    return group_reduce(hits, (MODEL, USER_IDX), sums=sums, extra=exact)
 
 
 def per_user_sums(

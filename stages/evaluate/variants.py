@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from stages.evaluate.ranking import N_RELEVANT, ideal_dcg, metric_name, per_user_sums
+from stages.evaluate.ranking import (
+    N_RELEVANT,
+    group_reduce,
+    ideal_dcg,
+    metric_name,
+    per_user_sums,
+)
 from stages.schema import MODEL, RANK, USER_IDX
 
 VARIANTS = ("musicrec", "implicit", "lenskit", "recbole", "spark", "trec")
@@ -88,20 +94,22 @@ def metric_variants(
     )
     frames = []
     for name in VARIANTS:
-        means = [
-            expr.mean().alias(metric_name(metric, k))
+        means = {
+            metric_name(metric, k): expr for k in ks for metric, expr in _per_user(name, k).items()
+        }
+        # implicit's micro average: sums of whole numbers, exact in any order
+        micro = [
+            (
+                pl.col(f"hits@{k}").sum() / pl.min_horizontal(pl.col(N_RELEVANT), pl.lit(k)).sum()
+            ).alias(metric_name("precision", k))
             for k in ks
-            for metric, expr in _per_user(name, k).items()
+            if name == "implicit"
         ]
-        if name == "implicit":
-            means += [
-                (
-                    pl.col(f"hits@{k}").sum()
-                    / pl.min_horizontal(pl.col(N_RELEVANT), pl.lit(k)).sum()
-                ).alias(metric_name("precision", k))
-                for k in ks
-            ]
-        frame = users.group_by(MODEL).agg(*means, pl.len().alias("_n"))
+        frame = (
+            group_reduce(users.lazy(), (MODEL,), means=means, extra=(*micro, pl.len().alias("_n")))
+            .collect()
+            .select(MODEL, *means, *(e.meta.output_name() for e in micro), "_n")
+        )
         if name == "spark":
             frame = _count_empty_as_zero(frame, n_empty.collect())
         frames.append(frame.drop("_n").with_columns(pl.lit(name).alias(VARIANT)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from stages.evaluate.beyond import ARTIST
-from stages.evaluate.ranking import per_user_metrics
+from stages.evaluate.ranking import group_reduce, per_user_metrics
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
 
 SEGMENT = "segment"
@@ -73,9 +73,9 @@ def view_means(
     """Mean recall, NDCG and hit rate at each K per model against `truth`, with n_users."""
     per_user = per_user_metrics(recommendations, truth, ks=ks)
     wanted = [f"{m}@{k}" for k in ks for m in VIEW_METRICS]
+    means = {c: pl.col(c) for c in wanted}
     return (
-        per_user.group_by(MODEL)
-        .agg(pl.len().alias("n_users"), pl.col(wanted).mean())
+        group_reduce(per_user, (MODEL,), means=means, extra=(pl.len().alias("n_users"),))
         .sort(MODEL)
         .collect()
     )
@@ -124,10 +124,13 @@ def by_segment(
 ) -> pl.DataFrame:
     """Mean of every per-user "@" column per (model, segment), with n_users; segment order."""
     order = pl.Enum(segment_labels(edges))
+    labelled = per_user.join(segments.select(USER_IDX, SEGMENT), on=USER_IDX, how="left")
+    means = {c: pl.col(c) for c in per_user.columns if "@" in c}
     return (
-        per_user.join(segments.select(USER_IDX, SEGMENT), on=USER_IDX, how="left")
-        .group_by(MODEL, SEGMENT)
-        .agg(pl.len().alias("n_users"), pl.col([c for c in per_user.columns if "@" in c]).mean())
+        group_reduce(
+            labelled.lazy(), (MODEL, SEGMENT), means=means, extra=(pl.len().alias("n_users"),)
+        )
+        .collect()
         .with_columns(pl.col(SEGMENT).cast(order))
         .sort(MODEL, SEGMENT)
         .with_columns(pl.col(SEGMENT).cast(pl.String))
