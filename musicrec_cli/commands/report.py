@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from musicrec_cli import artifacts as art
-from musicrec_cli import console, owned, report
+from musicrec_cli import console, owned
 from musicrec_cli.lineage import check_chain
+from musicrec_cli.report import html as report
 from musicrec_cli.session import session
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from musicrec_cli import report
+from musicrec_cli.report import html as report_html
+from musicrec_cli.report import tables as report
 from tests.cli.test_evaluate_cli import invoke, write_upstream
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +92,7 @@ def test_report_before_evaluate_names_the_command(tmp_path: Path) -> None:
 
 def test_flatten_nested_quality_report() -> None:
     data = {"a": 1, "steps": [{"name": "dedupe", "rows": 5}], "tags": ["x", "y"]}
-    assert report.flatten(data) == [
+    assert report_html.flatten(data) == [
         ("a", 1),
         ("steps.0.name", "dedupe"),
         ("steps.0.rows", 5),
@@ -114,7 +115,7 @@ def test_comparison_marks_lowest_popularity_and_ties() -> None:
 
 
 def test_quality_plot_shows_rows_kept_per_named_step() -> None:
-    from musicrec_cli.plots import plot_quality
+    from musicrec_cli.report.plots import plot_quality
 
     steps = [
         {"step": "parse", "rows_in": 10, "rows_out": 9, "dropped": {"bad_timestamp": 1}},
