@@ -3,9 +3,11 @@
 Each model's scores are min-max normalised per user before blending, so that weights mean
 shares and not scales. The weights follow the user's history: users with no tracks get
 content and popularity only (cold start), users with fewer than `min_tracks` tracks a second
-set, everyone else a third (defaults in musicrec.toml: 0/70/30, 30/40/30, 60/30/10; the
-second measured on held-out users, docs/evaluation.md).
-Listeners not in the data (fold-in) get a fourth set, `liked` (0.7/0.3/0).
+set, everyone else a third (defaults in musicrec.toml, measured on held-out users:
+docs/evaluation.md). Listeners not in the data (fold-in) get a fourth set, `liked`.
+Every set is scaled to sum to 1. A catalogue without audio features (a play-count table) gives
+content nothing to score, so its share is dropped and the other two keep their proportions
+(`effective_weights`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,29 @@ from stages.models.popularity import PopularityModel, load_popularity
 
 COMPONENTS = ("als", "content", "popularity")
 HISTORY = ("cold", "few", "warm")
+_CONTENT, _POPULARITY = COMPONENTS.index("content"), COMPONENTS.index("popularity")
+
+
+def effective_weights(weights: npt.ArrayLike, *, has_audio: bool) -> npt.NDArray[np.float32]:
+    """Blend weights as used: each row scaled to sum to 1, content's share dropped without audio.
+
+    Args:
+        weights: (3,) or (m, 3) weights >= 0 in COMPONENTS order.
+        has_audio: Whether any track of the catalogue has audio features. Without, content
+            scores every track alike and its share would only dilute the others.
+
+    Returns:
+        float32 of the same shape; a row left with nothing (content only, without audio) goes
+        to popularity, the one component that ranks everyone.
+    """
+    table = np.array(weights, dtype=np.float64)
+    rows = table.reshape(-1, len(COMPONENTS))
+    if not has_audio:
+        rows[:, _CONTENT] = 0.0
+    total = rows.sum(axis=1)
+    rows[total == 0, _POPULARITY] = 1.0
+    rows /= rows.sum(axis=1, keepdims=True)
+    return table.astype(np.float32)
 
 
 def normalise_rows(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -204,15 +229,18 @@ def build_hybrid(
         weights: 'cold'/'few'/'warm' -> 3 weights in COMPONENTS order.
         min_tracks: Users with at least this many tracks are warm.
         liked: 3 weights for listeners not in the data (fold-in).
+
+    Every set goes through `effective_weights` (sums to 1; no content share when no track
+    of `content` has audio features).
     """
-    table = np.asarray([weights[h] for h in HISTORY], dtype=np.float32)
+    has_audio = bool(content.has_features.any())
     return HybridModel(
         als=als,
         content=content,
         popularity=popularity,
-        weights=table,
+        weights=effective_weights([weights[h] for h in HISTORY], has_audio=has_audio),
         min_tracks=min_tracks,
-        liked=np.asarray(liked, dtype=np.float32),
+        liked=effective_weights(liked, has_audio=has_audio),
     )
 
 
@@ -223,11 +251,13 @@ def load_hybrid(arrays: Arrays, *, liked: tuple[float, ...]) -> HybridModel:
         prefix = f"{name}__"
         return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
+    content = load_content(part("content"))
+    has_audio = bool(content.has_features.any())
     return HybridModel(
         als=load_als(part("als")),
-        content=load_content(part("content")),
+        content=content,
         popularity=load_popularity(part("popularity")),
-        weights=arrays["weights"].astype(np.float32),
+        weights=effective_weights(arrays["weights"], has_audio=has_audio),
         min_tracks=int(arrays["min_tracks"]),
-        liked=np.asarray(liked, dtype=np.float32),
+        liked=effective_weights(liked, has_audio=has_audio),
     )

@@ -16,7 +16,14 @@ from stages.models import UserHistory, registry
 from stages.models.als import AlsModel, bm25_confidence, fit_als
 from stages.models.bpr import fit_bpr
 from stages.models.content import ContentModel, fit_content
-from stages.models.hybrid import HybridModel, build_hybrid, history_weights, normalise_rows
+from stages.models.hybrid import (
+    HybridModel,
+    build_hybrid,
+    effective_weights,
+    history_weights,
+    load_hybrid,
+    normalise_rows,
+)
 from stages.models.knn import fit_knn
 from stages.models.popularity import PopularityModel, fit_popularity, fit_trending
 from stages.models.registry import TrainingData
@@ -224,6 +231,25 @@ def test_history_weights_switch_exactly_at_the_thresholds():
     np.testing.assert_allclose(got, [table[0], table[1], table[1], table[2], table[2]])
 
 
+@pytest.mark.parametrize(
+    ("weights", "has_audio", "expected"),
+    [
+        ((0.0, 0.7, 0.3), True, (0.0, 0.7, 0.3)),
+        ((2.0, 1.0, 1.0), True, (0.5, 0.25, 0.25)),  # scaled to sum to 1
+        ((0.0, 0.7, 0.3), False, (0.0, 0.0, 1.0)),  # no audio: content's share is dropped
+        ((0.3, 0.4, 0.3), False, (0.5, 0.0, 0.5)),  # ... and the others keep their proportions
+        ((0.6, 0.3, 0.1), False, (6 / 7, 0.0, 1 / 7)),
+        ((0.0, 1.0, 0.0), False, (0.0, 0.0, 1.0)),  # content only: popularity ranks everyone
+    ],
+)
+def test_effective_weights_drop_content_without_audio_and_sum_to_one(weights, has_audio, expected):
+    got = effective_weights(weights, has_audio=has_audio)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.sum() == pytest.approx(1.0)
+    table = effective_weights([weights, weights], has_audio=has_audio)
+    np.testing.assert_allclose(table, [expected, expected], rtol=1e-6)
+
+
 def _hand_hybrid(*, min_tracks: int) -> HybridModel:
     """Four tracks whose normalised component scores, for a user who heard track 0, are
     ALS [.5, 1, 0, .25] (scores 2, 4, 0, 1), content [1, .5, (1 + 1/sqrt 2) / 2, 0] (cosines
@@ -279,6 +305,46 @@ def test_hybrid_shares_are_the_weighted_parts_of_the_score():
     assert [s.normalised_score for s in shares] == pytest.approx([1.0, 0.5, 0.5])
     assert [s.contribution for s in shares] == pytest.approx([0.6, 0.15, 0.05])
     assert [s.share for s in shares] == pytest.approx([0.75, 0.1875, 0.0625])
+
+
+def _no_audio_hybrid() -> HybridModel:
+    """`_hand_hybrid`'s ALS and popularity over a catalogue without audio features."""
+    hand = _hand_hybrid(min_tracks=1)
+    return build_hybrid(
+        als=hand.als,
+        content=fit_content(np.zeros((4, 0))),
+        popularity=hand.popularity,
+        weights=WEIGHTS,
+        min_tracks=1,
+        liked=(0.0, 0.3, 0.7),
+    )
+
+
+def test_hybrid_without_audio_features_blends_als_and_popularity_only_18():
+    model = _no_audio_hybrid()
+    # cold [0, .7, .3] -> popularity only; few [0, .5, .5] -> popularity; warm [.6, .3, .1]
+    # -> 6/7 ALS + 1/7 popularity; liked [0, .3, .7] -> popularity
+    np.testing.assert_allclose(model.weights, [[0, 0, 1], [0, 0, 1], [6 / 7, 0, 1 / 7]], rtol=1e-6)
+    np.testing.assert_allclose(model.liked, [0, 0, 1])
+    assert model.weights.sum(axis=1) == pytest.approx([1, 1, 1])
+    # normalised ALS [.5, 1, 0, .25] and popularity [0, .5, .25, 1] for a user who heard track 0
+    als, pop = np.array([0.5, 1, 0, 0.25]), np.array([0, 0.5, 0.25, 1])
+    got = model.score(np.array([0]), HEARD_0)[0]
+    np.testing.assert_allclose(got, 6 / 7 * als + 1 / 7 * pop, rtol=1e-6)
+    shares = model.shares(0, HEARD_0, 1)
+    assert [s.weight for s in shares] == pytest.approx([6 / 7, 0, 1 / 7])
+
+
+def test_hybrid_with_audio_features_keeps_its_content_share_18():
+    model = _hand_hybrid(min_tracks=1)  # two audio features
+    np.testing.assert_allclose(model.weights, [WEIGHTS[h] for h in ("cold", "few", "warm")])
+
+
+def test_loaded_hybrid_without_audio_keeps_the_effective_weights_18():
+    model = _no_audio_hybrid()
+    loaded = load_hybrid(model.arrays(), liked=(0.7, 0.3, 0.0))
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    np.testing.assert_allclose(loaded.liked, [1, 0, 0])
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "bm25"])
