@@ -30,6 +30,20 @@ def test_wilcoxon_p_is_scipys_on_nonzero_differences_and_1_when_all_equal():
     assert p[1] == 1.0
 
 
+def test_wilcoxon_p_with_tied_magnitudes_is_the_exact_sign_flip_count():
+    # |d| midranks: 0.5 -> 1, the four 1s -> 3.5; T = 4 x 3.5 = 14 of at most 15; of the 32
+    # sign flips only "all four 1s positive" (with or without the 0.5) reach 14: p = 2 x 2/32
+    d = np.array([[1.0], [1.0], [1.0], [1.0], [-0.5]])
+    assert wilcoxon_p(d)[0] == 0.125
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 13, 14])
+def test_wilcoxon_p_equals_scipys_exact_permutation_p_on_ties(n: int):
+    # scipy answers n <= 13 tied differences with all 2**n sign flips; wilcoxon_p counts them
+    d = np.random.default_rng(n).choice([-1.0, -0.5, -1 / 3, 0.25, 0.5, 1.0], size=n)
+    assert wilcoxon_p(d[:, None])[0] == stats.wilcoxon(d).pvalue, d
+
+
 def test_bootstrap_interval_of_a_constant_shift_is_that_shift():
     low, high = bootstrap_ci(np.full((50, 1), 0.1), n_samples=100, seed=1)
     assert low == pytest.approx([0.1])
