@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from musicrec_cli import artifacts as art
-from musicrec_cli.config import load_config
+from musicrec_cli.config_load import load_config
 from musicrec_cli.http import answers
 from musicrec_cli.http.snapshot import Snapshot, load_snapshot
 from musicrec_cli.runner import upstream_inputs

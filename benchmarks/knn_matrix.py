@@ -21,7 +21,7 @@ from pathlib import Path
 import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
-from musicrec_cli.config import load_config
+from musicrec_cli.config_load import load_config
 from musicrec_cli.runner import predict as predict_runner
 from musicrec_cli.runner.evaluate import run_evaluate
 from musicrec_cli.runner.predict import run_predict

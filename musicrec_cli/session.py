@@ -26,7 +26,8 @@ import typer
 from musicrec_cli import artifacts as art
 from musicrec_cli import console, lock, signals
 from musicrec_cli.artifacts import STAGES, ArtifactError, ResourceError
-from musicrec_cli.config import DEFAULT_CONFIG, Config, ConfigError, load_config
+from musicrec_cli.config import DEFAULT_CONFIG, Config, ConfigError
+from musicrec_cli.config_load import load_config
 from musicrec_cli.sources import InputError, resolve_raw
 from stages.models import MemoryPlanError
 from stages.schema import SchemaError

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from musicrec_cli.config import (
-    Config,
-    ConfigError,
-    engine_of,
-    load_config,
-    parse_override,
-    table_dict,
-)
+from musicrec_cli.config import Config, ConfigError, engine_of, table_dict
+from musicrec_cli.config_load import load_config, parse_override
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -4,7 +4,8 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from musicrec_cli.config import Config, load_config
+from musicrec_cli.config import Config
+from musicrec_cli.config_load import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,8 @@ import typer
 from musicrec_cli import console
 from musicrec_cli.artifacts import STAGES
 from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.config import ENGINES, SPARK_STAGES, SPLIT_STRATEGIES, table_dict, tuned_overrides
+from musicrec_cli.config import ENGINES, SPARK_STAGES, SPLIT_STRATEGIES, table_dict
+from musicrec_cli.config_load import tuned_overrides
 from musicrec_cli.report import tables as report
 from musicrec_cli.runner import evaluate as evaluate_run
 from musicrec_cli.runner import features as features_run

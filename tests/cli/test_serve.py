@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from musicrec_cli.app import app
 from musicrec_cli.artifacts import load_matrix
-from musicrec_cli.config import ConfigError, load_config
+from musicrec_cli.config import ConfigError, TrainConfig
+from musicrec_cli.config_load import load_config
 from musicrec_cli.runner.train import load_models
 from stages.interactions import build_matrix
+from stages.models import registry
 from stages.models.knn import fit_knn
 
 N_TRACKS = 12
@@ -228,16 +230,8 @@ def test_recommend_needs_exactly_one_of_user_and_liked(project: Path):
 def test_train_saves_every_model_and_loads_them_back(project: Path):
     root = project / "artifacts"
     specs = json.loads((root / "04_train" / "models.json").read_text())
-    assert set(specs) == {
-        "popularity",
-        "trending",
-        "als",
-        "bpr",
-        "knn",
-        "rp3beta",
-        "content",
-        "hybrid",
-    }
+    # the default [train].models: every registered model but the dense EASE
+    assert set(specs) == set(TrainConfig().models) == set(registry.names()) - {"ease"}
     assert specs["hybrid"]["params"]["warm"] == [0.6, 0.3, 0.1]
     assert specs["knn"]["params"] == {"similarity": "cosine", "neighbours": 10}
     models = load_models(root)

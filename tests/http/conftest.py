@@ -19,7 +19,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app as cli
-from musicrec_cli.config import load_config
+from musicrec_cli.config_load import load_config
 from musicrec_cli.http.app import create_app
 from musicrec_cli.http.snapshot import load_snapshot
 from tests.cli.test_serve import _write_data, write_band_config

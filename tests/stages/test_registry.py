@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from musicrec_cli.artifacts import load_arrays
-from musicrec_cli.config import ConfigError, TrainConfig, load_config
+from musicrec_cli.config import ConfigError, TrainConfig
+from musicrec_cli.config_load import load_config
 from stages.models import (
     Explains,
     Factorised,

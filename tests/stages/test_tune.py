@@ -41,7 +41,8 @@ def test_trials_frame_tracks_the_best_so_far():
 
 @pytest.mark.parametrize("model", sorted(SPACES))
 def test_every_space_names_train_settings(model):
-    from musicrec_cli.config import TrainConfig, load_config
+    from musicrec_cli.config import TrainConfig
+    from musicrec_cli.config_load import load_config
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     settings = suggest(model, study.ask())
