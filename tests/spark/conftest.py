@@ -15,8 +15,8 @@ import pytest
 
 from musicrec_cli.config import SparkConfig
 
-# this module imports pyspark at the top: without pyspark it cannot even be collected, so it
-# is left out here (the header says why); under CI the import error fails the run instead
+# these modules import pyspark at the top: without pyspark they cannot even be collected, so
+# they are left out here (the header says why); under CI the import error fails the run instead
 collect_ignore = (
     ["test_spark_stages.py", "test_spark_preprocess.py"]
     if importlib.util.find_spec("pyspark") is None and os.environ.get("CI") != "true"
