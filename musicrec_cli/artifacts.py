@@ -2,10 +2,14 @@
 
 A stage writes into `artifacts/.NN_<stage>.partial/`, manifest last, then every file is
 fsynced and the folder is swapped into place (final -> .old, partial -> final, .old deleted),
-with SIGINT/SIGTERM deferred during the swap. A folder whose manifest is missing, or whose files
-no longer match the sizes and sha256 fingerprints in it, counts as absent. `recover` (run under
-the lock before any stage) finishes a swap that a SIGKILL interrupted and deletes stale
-partial folders.
+with SIGINT/SIGTERM deferred during the swap (the mechanics: musicrec_cli.atomic). A folder
+whose manifest is missing, or whose files no longer match the sizes and sha256 fingerprints in
+it, counts as absent. `recover` (run under the lock before any stage) finishes a swap that a
+SIGKILL interrupted and deletes stale partial folders.
+
+Over 300 lines on purpose: the file names, the writer and the manifest check it writes for are
+one contract (what `commit_stage` records is exactly what `read_manifest` verifies), and every
+runner reaches all of it through the one name `art`.
 """
 
 from __future__ import annotations
@@ -18,9 +22,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,8 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
-from musicrec_cli import __version__
-from musicrec_cli.codehash import source_fingerprint
+from musicrec_cli import __version__, atomic
+from musicrec_cli.codehash import git_revision, source_fingerprint
 
 STAGES = ("preprocess", "split", "features", "train", "predict", "evaluate")
 MANIFEST = "manifest.json"
@@ -70,10 +71,6 @@ log = logging.getLogger(__name__)
 RESOURCE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 )
-# partial folders this process is writing; a signal watchdog deletes them before a hard exit
-ACTIVE_PARTIALS: set[Path] = set()
-# held while a stage folder is being swapped into place, so nothing deletes it half-way
-COMMIT_LOCK = threading.Lock()
 
 
 def out_of_resources(exc: BaseException) -> str | None:
@@ -182,16 +179,6 @@ def require_stage(root: Path, stage: str) -> dict[str, Any]:
     return manifest
 
 
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 @dataclass(slots=True)
 class StageWriter:
     """Collects a stage's outputs in a partial folder; `commit_stage` renames it into place."""
@@ -293,61 +280,14 @@ def open_stage(root: Path, stage: str) -> Iterator[StageWriter]:
         )
         raise ResourceError(msg) from exc
     writer = StageWriter(root=root, stage=stage, partial=partial)
-    ACTIVE_PARTIALS.add(partial)
+    atomic.ACTIVE_PARTIALS.add(partial)
     try:
         yield writer
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
-        ACTIVE_PARTIALS.discard(partial)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _Swap:
-    """Whether a folder swap is under way, and the signals that arrived meanwhile."""
-
-    active = False
-    pending: list[int] = []  # noqa: RUF012
-
-
-SWAP = _Swap()
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back until the swap is done, then deliver the first one again.
-
-    musicrec's handlers (musicrec_cli.signals) record a signal in SWAP.pending while
-    SWAP.active instead of raising. Blocking with pthread_sigmask would not do: Polars' worker
-    threads would still take the signal and Python would run the handler in the main thread.
-    """
-    SWAP.active = True
-    try:
-        yield
-    finally:
-        SWAP.active = False
-        pending, SWAP.pending = SWAP.pending, []
-        if pending:
-            signal.raise_signal(pending[0])
-
-
-def _swap_into_place(partial: Path, final: Path, old: Path) -> None:
-    """Rename final to old and partial to final, delete old; fsync the directory entry."""
-    with COMMIT_LOCK, _signals_deferred():
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.replace(old)
-        partial.replace(final)
-        _fsync(final.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        atomic.ACTIVE_PARTIALS.discard(partial)
 
 
 def commit_stage(writer: StageWriter, manifest: dict[str, Any]) -> Path:
@@ -358,18 +298,18 @@ def commit_stage(writer: StageWriter, manifest: dict[str, Any]) -> Path:
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "musicrec_version": __version__,
         "source_sha256": source_fingerprint(writer.stage),
-        "git_revision": _git_revision(),
+        "git_revision": git_revision(),
         **manifest,
         "outputs": writer.outputs,
     }
     with writer.writing(MANIFEST):
         for name in writer.outputs:
-            _fsync(writer.path(name))
+            atomic.fsync(writer.path(name))
         text = json.dumps(full, indent=2, sort_keys=True, default=str)
         (writer.partial / MANIFEST).write_text(text, encoding="utf-8")
-        _fsync(writer.partial / MANIFEST)
-        _fsync(writer.partial)
-        _swap_into_place(writer.partial, final, _old(writer.root, writer.stage))
+        atomic.fsync(writer.partial / MANIFEST)
+        atomic.fsync(writer.partial)
+        atomic.swap_into_place(writer.partial, final, _old(writer.root, writer.stage))
     return final
 
 

@@ -19,8 +19,7 @@ import sys
 import threading
 from types import FrameType
 
-from musicrec_cli import artifacts as art
-from musicrec_cli import lock
+from musicrec_cli import atomic, lock
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
@@ -59,8 +58,8 @@ def message(exc: KeyboardInterrupt) -> str:
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated; deferred during a folder swap."""
     del frame
-    if art.SWAP.active:
-        art.SWAP.pending.append(signum)
+    if atomic.SWAP.active:
+        atomic.SWAP.pending.append(signum)
         return
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
@@ -72,8 +71,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def _hard_exit(signum: int) -> None:
     """Delete the partial folders and exit without waiting for the main thread."""
-    with art.COMMIT_LOCK:
-        for partial in list(art.ACTIVE_PARTIALS):
+    with atomic.COMMIT_LOCK:
+        for partial in list(atomic.ACTIVE_PARTIALS):
             shutil.rmtree(partial, ignore_errors=True)
         lock.release_all()
         text = f"error: {MESSAGES[signal.Signals(signum)]} (forced after {GRACE_SECONDS:g} s); "

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from musicrec_cli import artifacts as art
-from musicrec_cli import lock, signals
+from musicrec_cli import atomic, lock, signals
 from musicrec_cli.artifacts import ArtifactError, ResourceError
 
 FRAME = pl.DataFrame({"user_idx": [0, 1, 2], "score": [0.5, 0.25, 0.125]})
@@ -47,7 +47,7 @@ def test_commit_fsyncs_outputs_manifest_and_folders_before_and_after_the_swap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[str] = []
-    monkeypatch.setattr(art, "_fsync", lambda path: synced.append(path.name))
+    monkeypatch.setattr(atomic, "fsync", lambda path: synced.append(path.name))
     _commit(tmp_path)
     assert synced == [
         art.TRAIN,
@@ -78,7 +78,7 @@ def test_failure_inside_the_block_removes_partial_and_keeps_previous(tmp_path: P
         fail_midway()
     assert (tmp_path / "02_split" / art.TRAIN).read_bytes() == before
     assert not (tmp_path / ".02_split.partial").exists()
-    assert set() == art.ACTIVE_PARTIALS
+    assert set() == atomic.ACTIVE_PARTIALS
 
 
 @pytest.mark.parametrize(
@@ -198,14 +198,14 @@ def test_signals_during_the_swap_are_deferred_then_delivered(tmp_path: Path) -> 
     seen: list[str] = []
     previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("term"))
     try:
-        with art._signals_deferred():  # noqa: SLF001
+        with atomic.signals_deferred():
             signals._on_signal(signal.SIGTERM, None)  # noqa: SLF001  # what the handler does
             seen.append("inside")
         seen.append("after")
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == ["inside", "term", "after"]
-    assert art.SWAP.pending == []
+    assert atomic.SWAP.pending == []
 
 
 def test_sigterm_outside_a_swap_raises_terminated() -> None:
