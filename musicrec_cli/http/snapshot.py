@@ -9,7 +9,6 @@ in a new snapshot never mixes two runs inside one answer.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
+from musicrec_cli import lineage
 from musicrec_cli.artifacts import ArtifactError, require_stage, stage_dir
 from musicrec_cli.config import PredictConfig
 from musicrec_cli.http.lists import Lists, load_lists
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 # what the server reads, in pipeline order; each stage's manifest names its upstream ones
 CHAIN = ("preprocess", "split", "features", "train")
-UPSTREAM = {"split": ("preprocess",), "features": ("split",), "train": ("split", "features")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,19 +127,6 @@ class Snapshot:
         return self.weights[[user_idx]]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _built_from(manifest: dict[str, Any], upstream: str, digest: str, root: Path) -> bool:
-    """True if `manifest` records the upstream stage's manifest with this sha256."""
-    recorded = {
-        Path(path).parent.name: rec.get("sha256")
-        for path, rec in manifest.get("inputs", {}).items()
-    }
-    return recorded.get(stage_dir(root, upstream).name) == digest
-
-
 def _version(stage: str, manifest: dict[str, Any], digest: str) -> StageVersion:
     return StageVersion(
         stage=stage,
@@ -152,24 +138,14 @@ def _version(stage: str, manifest: dict[str, Any], digest: str) -> StageVersion:
 
 
 def check_chain(root: Path) -> tuple[StageVersion, ...]:
-    """The versions of CHAIN's stages after checking each was built from the others' current run.
+    """The versions of CHAIN's stages after `lineage.check_chain` found them one run.
 
     Raises:
         ArtifactError: a stage is missing or incomplete, or was built from an upstream run that
             has since been replaced (naming the command that rebuilds it).
     """
-    manifests = {stage: require_stage(root, stage) for stage in CHAIN}
-    digests = {stage: _sha256(stage_dir(root, stage) / art.MANIFEST) for stage in CHAIN}
-    for stage, upstream in UPSTREAM.items():
-        for up in upstream:
-            if not _built_from(manifests[stage], up, digests[up], root):
-                msg = (
-                    f"{stage_dir(root, stage)} was built from another run of "
-                    f"{stage_dir(root, up).name} than the one now in place; "
-                    f"run `musicrec {stage}` (and the stages after it) first."
-                )
-                raise ArtifactError(msg)
-    return tuple(_version(stage, manifests[stage], digests[stage]) for stage in CHAIN)
+    digests = lineage.check_chain(root, CHAIN)
+    return tuple(_version(stage, require_stage(root, stage), digests[stage]) for stage in CHAIN)
 
 
 def predictions_of(
@@ -180,14 +156,14 @@ def predictions_of(
     if manifest is None:
         return None
     digests = {v.stage: v.manifest_sha256 for v in versions}
-    for up in ("preprocess", "split", "train"):
-        if not _built_from(manifest, up, digests[up], root):
-            log.warning(
-                "%s was built from other artifacts than those served; answering live",
-                stage_dir(root, "predict"),
-            )
-            return None
-    digest = _sha256(stage_dir(root, "predict") / art.MANIFEST)
+    recorded = lineage.recorded_upstream(manifest)
+    if any(recorded.get(up) != digests[up] for up in ("preprocess", "split", "train")):
+        log.warning(
+            "%s was built from other artifacts than those served; answering live",
+            stage_dir(root, "predict"),
+        )
+        return None
+    digest = art.sha256_file(stage_dir(root, "predict") / art.MANIFEST)
     return _version("predict", manifest, digest), manifest
 
 

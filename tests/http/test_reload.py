@@ -100,7 +100,10 @@ def test_a_reload_onto_an_inconsistent_chain_is_refused_and_the_old_one_kept(
             response = http.post("/reload")
             time.sleep(0.3)
         assert response.status_code == 409
-        assert "04_train was built from another run of 03_features" in response.json()["detail"]
+        assert (
+            "04_train is stale: it was built from an earlier run of 03_features"
+            in response.json()["detail"]
+        )
         assert "run `musicrec train`" in response.json()["detail"]
         assert http.get("/health").json() == before
         assert set(load.seen) == {"ok"}, load.seen
