@@ -65,15 +65,14 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SplitConfig:
-    """Train/test split protocol (see stages.split)."""
+class SplitConfig(split_stage.SplitSettings):
+    """Train/test split protocol (stages.split.SplitSettings), plus two the runner reads.
+
+    `strategy` may be "auto" (resolved from the data); `plays_per_part` is how many plays are
+    split at once.
+    """
 
     strategy: str = "auto"
-    test_fraction: float = 0.2
-    test_last_n: int = 0
-    min_user_tracks: int = 5
-    held_out_share: float = 0.1
-    seed: int = 42
     plays_per_part: int = 50_000_000
 
 

@@ -21,6 +21,7 @@ temporal strategies have them). Both keep only users and tracks known in train.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
@@ -38,15 +39,27 @@ _TEST = "_test"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SplitParams:
-    """How to split; the fields of musicrec.toml's [split] table that the stage reads."""
+class SplitSettings:
+    """The settings every strategy reads; musicrec.toml's [split] table is these and more."""
 
-    strategy: Strategy = "temporal"
     test_fraction: float = 0.2
     test_last_n: int = 0
     min_user_tracks: int = 5
     held_out_share: float = 0.1
     seed: int = 42
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitParams(SplitSettings):
+    """How to split: the settings and the strategy that runs (see `resolve_strategy`)."""
+
+    strategy: Strategy = "temporal"
+
+    @classmethod
+    def of(cls, settings: SplitSettings, strategy: Strategy) -> SplitParams:
+        """The SplitSettings fields of `settings` (any subclass) with `strategy`."""
+        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(SplitSettings)}
+        return cls(strategy=strategy, **fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -50,19 +50,6 @@ def user_ranges(users: pl.DataFrame, *, plays_per_part: int) -> list[tuple[int, 
     return list(zip(parts["first"].to_list(), parts["last"].to_list(), strict=True))
 
 
-def split_params(cfg: Config, strategy: split.Strategy) -> split.SplitParams:
-    """The stage's parameters from [split], with the resolved strategy."""
-    c = cfg.split
-    return split.SplitParams(
-        strategy=strategy,
-        test_fraction=c.test_fraction,
-        test_last_n=c.test_last_n,
-        min_user_tracks=c.min_user_tracks,
-        held_out_share=c.held_out_share,
-        seed=c.seed,
-    )
-
-
 def _split_polars(
     out: art.StageWriter,
     plays: pl.LazyFrame,
@@ -148,7 +135,7 @@ def run_split(cfg: Config) -> str:
     strategy = split.resolve_strategy(
         cfg.split.strategy, has_timestamps=lo is not None, source=str(source)
     )
-    params = split_params(cfg, strategy)
+    params = split.SplitParams.of(cfg.split, strategy)
     cutoff = (
         split.temporal_cutoff((lo, hi), test_fraction=params.test_fraction)
         if strategy == "temporal"

@@ -29,7 +29,6 @@ from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, scan, stage_dir
 from musicrec_cli.config import Config, ConfigError, toml_value
 from musicrec_cli.console import progress
-from musicrec_cli.runner.split import split_params
 from musicrec_cli.runner.train import load_train_data
 from stages import features, predict, songs, split, tune
 from stages.interactions import build_matrix
@@ -70,7 +69,7 @@ def load_validation(cfg: Config) -> Validation:
         cutoff=None,
     )
     plays = split.train_plays(scan(root, "preprocess", art.PLAYS), outer)
-    inner = split.split_plays(plays, params=split_params(cfg, summary["strategy"]))
+    inner = split.split_plays(plays, params=split.SplitParams.of(cfg.split, summary["strategy"]))
     train, valid = inner.train.collect(), inner.test.collect()
     if valid.height == 0:
         msg = (
