@@ -98,21 +98,22 @@ def first_per_song(
     return out_idx, out_scores
 
 
-def one_per_song(
+def plain_lists(
     fetch: Fetch,
     n_rows: int,
     group: npt.NDArray[np.int64],
     *,
     n: int,
     heard: sp.csr_matrix | None,
-    first_k: int | None = None,
+    depth: int | None = None,
+    one_per_group: bool = True,
 ) -> Candidates:
-    """Lists of `n` tracks with one version per song, fetching deeper for rows that came short.
+    """A block's top-n lists: one version per song unless `one_per_group` is off.
 
-    Rows are first fetched with `first_k` (default 2n) candidates; a row left with fewer than n
-    songs whose candidates were all real tracks (so more exist) is fetched again with twice as
-    many, until it is full or the catalogue is exhausted: the result equals deduplicating the
-    full ranking.
+    With one version per song, rows are first fetched `depth` deep; a row left with fewer than
+    n songs whose candidates were all real tracks (so more exist) is fetched again twice as deep,
+    until it is full or the catalogue is exhausted: the result equals deduplicating the full
+    ranking.
 
     Args:
         fetch: (row positions, k) -> their candidates, best first (any scorer).
@@ -120,13 +121,20 @@ def one_per_song(
         group: (n_items,) int64 group codes.
         n: Tracks per list.
         heard: (n_rows, n_groups) bool CSR of heard groups to leave out, or None to allow them.
-        first_k: Depth of the first fetch (at least n).
+        depth: Depth of the first fetch (default 2n; HNSW recalls better from a deeper search).
+        one_per_group: At most one track per group; off: the first n unheard-song tracks.
     """
+    depth = 2 * n if depth is None else depth
+    if not one_per_group:
+        idx, best = fetch(np.arange(n_rows, dtype=np.int64), depth)
+        if heard is not None:
+            idx, best = drop_heard_songs(idx, best, group, heard)
+        return first_per_song(idx, best, np.arange(len(group)), n=n)
     n_items = group.size
     idx = np.full((n_rows, n), -1, dtype=np.int64)
     best = np.full((n_rows, n), -np.inf, dtype=np.float32)
     rows = np.arange(n_rows, dtype=np.int64)
-    k = min(max(first_k or 2 * n, n), n_items)
+    k = min(max(depth, n), n_items)
     while rows.size:
         cand_idx, cand_scores = fetch(rows, k)
         full = (cand_idx >= 0).all(axis=1) & (k < n_items)
@@ -137,33 +145,3 @@ def one_per_song(
         rows = rows[full & (got_idx < 0).any(axis=1)]
         k = min(2 * k, n_items)
     return idx, best
-
-
-def plain_lists(
-    fetch: Fetch,
-    n_rows: int,
-    group: npt.NDArray[np.int64],
-    *,
-    n: int,
-    heard: sp.csr_matrix | None,
-    depth: int,
-    one_per_group: bool,
-) -> Candidates:
-    """A block's top-n lists: one version per song unless `one_per_group` is off.
-
-    Args:
-        fetch: (row positions, k) -> their candidates, best first (any scorer).
-        n_rows: Rows in the block.
-        group: (n_items,) int64 group codes.
-        n: Tracks per list.
-        heard: (n_rows, n_groups) bool CSR of heard groups to leave out, or None.
-        depth: Depth of the first fetch (HNSW recalls better from a deeper search);
-            `one_per_song` fetches deeper for rows whose list is still short.
-        one_per_group: At most one track per group; off: the first n unheard-song tracks.
-    """
-    if not one_per_group:
-        idx, best = fetch(np.arange(n_rows, dtype=np.int64), depth)
-        if heard is not None:
-            idx, best = drop_heard_songs(idx, best, group, heard)
-        return first_per_song(idx, best, np.arange(len(group)), n=n)
-    return one_per_song(fetch, n_rows, group, n=n, heard=heard, first_k=depth)

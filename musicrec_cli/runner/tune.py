@@ -116,7 +116,7 @@ def score_lists(model: Recommender, v: Validation) -> float:
         def fetch(rows: npt.NDArray[np.int64], k: int) -> songs.Candidates:
             return rank(block[rows], heard[rows], k)  # noqa: B023 (used within the iteration)
 
-        idx, _ = songs.one_per_song(
+        idx, _ = songs.plain_lists(
             fetch, len(block), v.group, n=K, heard=songs.heard_groups(heard, v.group)
         )
         parts.append(idx)

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from stages.predict import top_n
-from stages.songs import first_per_song, heard_groups, one_per_song
+from stages.songs import first_per_song, heard_groups, plain_lists
 
 
 def test_first_per_song_keeps_the_best_version_and_compacts():
@@ -40,7 +40,7 @@ def _reference(scores, user_items, group, n, *, allow_heard):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("allow_heard", [False, True])
-def test_one_per_song_equals_deduplicating_the_full_ranking(seed, allow_heard):
+def test_plain_lists_equals_deduplicating_the_full_ranking(seed, allow_heard):
     rng = np.random.default_rng(seed)
     n_items, n_users, n = 60, 12, 8
     group = rng.integers(0, 12, size=n_items)  # ~5 versions per song
@@ -57,7 +57,7 @@ def test_one_per_song_equals_deduplicating_the_full_ranking(seed, allow_heard):
         return top_n(scores[rows].copy(), user_items[rows], n=k)
 
     heard = None if allow_heard else heard_groups(user_items, group)
-    idx, best = one_per_song(fetch, n_users, group, n=n, heard=heard)
+    idx, best = plain_lists(fetch, n_users, group, n=n, heard=heard)
     assert idx.tolist() == _reference(scores, user_items, group, n, allow_heard=allow_heard)
     valid = idx >= 0
     np.testing.assert_array_equal(best[valid], scores[np.nonzero(valid)[0], idx[valid]])
