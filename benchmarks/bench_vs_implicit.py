@@ -42,7 +42,7 @@ from musicrec_cli.runner.tune import Validation, load_validation, score_lists
 from stages import split, tune
 from stages.interactions import build_matrix
 from stages.models import Recommender, registry
-from stages.models.registry import TrainingData
+from stages.models.training import TrainingData
 from stages.schema import LAST_TS, PLAY_COUNT, PLAYED_AT, TRACK_IDX, USER_IDX, WEIGHT
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,6 +27,7 @@ from stages import features, split
 from stages.evaluate import coldstart, compare, ranking
 from stages.interactions import build_matrix
 from stages.models import registry
+from stages.models.training import TrainingData
 from stages.schema import MODEL, PLAY_COUNT, PLAYED_AT, PLAYS, TRACK_IDX, USER_IDX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +63,7 @@ def run(plays: pl.DataFrame, n_users: int, n_tracks: int, strategy: str) -> dict
     weighted = features.confidence_weights(
         parts.train, cutoff=None, half_life_days=90.0, recency_floor=0.5
     ).collect()
-    data = registry.TrainingData.build(
-        weighted, np.empty((n_tracks, 0)), n_users=n_users, n_tracks=n_tracks
-    )
+    data = TrainingData.build(weighted, np.empty((n_tracks, 0)), n_users=n_users, n_tracks=n_tracks)
     counts = build_matrix(weighted, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
     test = parts.test.collect()
     users = test[USER_IDX].unique().sort().to_numpy().astype(np.int64)

@@ -20,7 +20,8 @@ from musicrec_cli.config import Config, TrainConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.models import Recommender, registry
-from stages.models.registry import AlsParams, Record, TrainingData
+from stages.models.fitting import AlsParams, Record, als_matrix
+from stages.models.training import TrainingData
 from stages.schema import AUDIO_FEATURES, LAST_TS, PLAY_COUNT, TRACK_IDX, USER_IDX, WEIGHT
 
 Fitted = tuple[Recommender, Record]
@@ -82,7 +83,7 @@ def _spark_fits(cfg: Config, spark: Any) -> SparkFits:
     def fit_als(data: TrainingData, p: AlsParams, _: Mapping[str, Recommender]) -> Recommender:
         n_users, n_items = data.weights.shape
         return spark_als.fit_als(
-            spark_als.ratings_frame(spark, registry.als_matrix(data, p)),
+            spark_als.ratings_frame(spark, als_matrix(data, p)),
             n_users=n_users,
             n_items=n_items,
             factors=p.factors,

@@ -33,7 +33,7 @@ from musicrec_cli.runner.train import load_train_data
 from stages import features, predict, songs, split, tune
 from stages.interactions import build_matrix
 from stages.models import Recommender, registry
-from stages.models.registry import TrainingData
+from stages.models.training import TrainingData
 from stages.schema import LAST_TS, TRACK_GROUP_ID, TRACK_ID, TRACK_IDX, USER_IDX, WEIGHT
 
 log = logging.getLogger(__name__)

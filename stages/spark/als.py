@@ -2,7 +2,7 @@
 
 Spark and implicit solve the same model with two differences (../shared/SPARK.md):
 - confidence: Spark uses 1 + alpha * r, implicit alpha * r; the rating passed is the same
-  confidence matrix (`registry.als_matrix`: by default log1p(plays) with recency), so the two
+  confidence matrix (`fitting.als_matrix`: by default log1p(plays) with recency), so the two
   differ by 1.
 - regularization: Spark scales regParam by each user's (item's) number of ratings (ALS-WR);
   implicit does not. `spark_reg_param` divides by the mean number of ratings per user, so a

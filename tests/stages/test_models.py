@@ -26,7 +26,7 @@ from stages.models.hybrid import (
 )
 from stages.models.knn import fit_knn
 from stages.models.popularity import PopularityModel, fit_popularity, fit_trending
-from stages.models.registry import TrainingData
+from stages.models.training import TrainingData
 
 N_USERS, N_ITEMS, HALF = 60, 24, 12  # users 0-29 and tracks 0-11 are cluster A, the rest B
 WEIGHTS = {"cold": (0.0, 0.7, 0.3), "few": (0.0, 0.5, 0.5), "warm": (0.6, 0.3, 0.1)}

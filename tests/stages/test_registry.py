@@ -18,9 +18,10 @@ from stages.models import (
     NotScorableError,
     SimilarTracks,
     UserHistory,
+    fitting,
     registry,
 )
-from stages.models.registry import TrainingData
+from stages.models.training import TrainingData
 from tests.stages.test_models import HALF, N_ITEMS, N_USERS, _audio, _clusters
 
 PROTOCOLS = {"similar": SimilarTracks, "fold_in": FoldIn, "explain": Explains}
@@ -152,7 +153,7 @@ def test_config_validates_model_names_against_the_registry(monkeypatch):
 @pytest.mark.parametrize("confidence", ["log", "bm25", "binary", "raw"])
 def test_als_confidence_picks_the_matrix_it_fits_19(confidence, data):
     params = registry.spec("als").params_from(dataclasses.replace(SETTINGS, confidence=confidence))
-    got = registry.als_matrix(data, params)
+    got = fitting.als_matrix(data, params)
     assert (got.indices == data.weights.indices).all()
     expected = {
         "log": data.weights.data,
