@@ -1,7 +1,8 @@
 """The `musicrec` command group: builds the per-run Session and registers the commands.
 
-The commands live in `musicrec_cli/commands/` (pipeline, query, report) and take the Session
-from Typer's context; the exit codes and the error guard are in `musicrec_cli/session.py`.
+The commands live in `musicrec_cli/commands/` (generate, pipeline: one a stage, whole: all and
+stamp-config, query, report, serve, tune) and take the Session from Typer's context; the exit
+codes and the error guard are in `musicrec_cli/session.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 
 from musicrec_cli import console, lock, signals
-from musicrec_cli.commands import pipeline, query, serve, tune
+from musicrec_cli.commands import generate, pipeline, query, serve, tune, whole
 from musicrec_cli.commands.report import report_cmd
 from musicrec_cli.session import Session
 
@@ -66,7 +67,7 @@ def main(
     ctx.call_on_close(lock.release_all)
 
 
-app.command()(pipeline.generate)
+app.command()(generate.generate)
 app.command()(pipeline.preprocess)
 app.command()(pipeline.split)
 app.command()(pipeline.features)
@@ -79,5 +80,5 @@ app.command()(query.similar)
 app.command()(query.explain)
 app.command()(serve.serve)
 app.command("report")(report_cmd)
-app.command("stamp-config", hidden=True)(pipeline.stamp_config)
-app.command("all")(pipeline.all_stages)
+app.command("stamp-config", hidden=True)(whole.stamp_config)
+app.command("all")(whole.all_stages)

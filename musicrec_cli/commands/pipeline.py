@@ -1,34 +1,28 @@
-"""The pipeline commands: `generate`, one command per stage, `all` and the Makefile's stamps.
+"""The stage commands: `preprocess` ... `evaluate`, each options -> session -> `runs.run_<stage>`.
 
-Each stage command is a thin wrapper over `run_<stage>(session, ...)`, which `all` calls too
-(with keyword defaults), so a stage runs the same way alone and inside `all`.
+Options that change settings become config overrides blamed on the option (`Session.with_option`),
+so a bad value names what the user typed; `--engine` and `--spark-master` are shared.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from musicrec_cli import console
-from musicrec_cli.artifacts import STAGES
-from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.config import ENGINES, SPARK_STAGES, SPLIT_STRATEGIES, table_dict
+from musicrec_cli.commands.runs import (
+    run_evaluate,
+    run_features,
+    run_predict,
+    run_preprocess,
+    run_split,
+    run_train,
+)
+from musicrec_cli.config import ENGINES, SPARK_STAGES, SPLIT_STRATEGIES
 from musicrec_cli.config_load import tuned_overrides
-from musicrec_cli.report import tables as report
-from musicrec_cli.runner import evaluate as evaluate_run
-from musicrec_cli.runner import features as features_run
-from musicrec_cli.runner import generate as generate_run
-from musicrec_cli.runner import is_up_to_date
-from musicrec_cli.runner import predict as predict_run
-from musicrec_cli.runner import preprocess as preprocess_run
-from musicrec_cli.runner import split as split_run
-from musicrec_cli.runner import train as train_run
 from musicrec_cli.session import Session, session
-from musicrec_cli.sources import GENERATED, resolve_raw
 from stages.preprocess.detect import AUTO
 from stages.preprocess.formats import KNOWN_FORMATS
 
@@ -59,96 +53,6 @@ def with_engine(s: Session, engine: str | None, master: str | None) -> Session:
     extra = [f'engine="{engine}"'] * (engine is not None)
     extra += [f'spark.master="{master}"'] * (master is not None)
     return s.with_overrides(*extra)
-
-
-def generate(
-    ctx: typer.Context,
-    out: Annotated[
-        Path,
-        typer.Option(
-            help="Folder for listens/ and tracks.parquet: new, or one generate wrote before. "
-            "preprocess reads it when [paths].raw is the default and data/raw/listens is empty."
-        ),
-    ] = GENERATED,
-    events: Annotated[
-        int | None, typer.Option(help="Number of plays (default [generate].events).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default [generate].seed).")] = None,
-) -> None:
-    """Generate the built-in synthetic dataset: writes OUT/listens/*.parquet, OUT/tracks.parquet.
-
-    OUT belongs to generate (a marker file says so); a folder with other files is refused.
-    Zipf-like users and tracks, genre tastes, a year of plays with skips, messy names.
-    Deterministic for a seed; written in chunks, so --events 800000000 runs in bounded memory.
-    """
-    s = session(ctx)
-    if events is not None:
-        s = s.with_option(f"generate.events={events}", f"--events {events}")
-    if seed is not None:
-        s = s.with_option(f"generate.seed={seed}", f"--seed {seed}")
-    console.summary("generate", s.guard(lambda: generate_run.run_generate(s.config(), out=out)))
-
-
-def run_preprocess(s: Session) -> None:
-    """Run the preprocess stage and print its summary."""
-    console.summary("preprocess", s.guard(lambda: preprocess_run.run_preprocess(s.config())))
-
-
-def run_split(s: Session) -> None:
-    """Run the split stage and print its summary."""
-    console.summary("split", s.guard(lambda: split_run.run_split(s.config())))
-
-
-def run_features(s: Session) -> None:
-    """Run the features stage and print its summary."""
-    console.summary("features", s.guard(lambda: features_run.run_features(s.config())))
-
-
-def run_train(s: Session) -> None:
-    """Run the train stage and print its summary."""
-    console.summary("train", s.guard(lambda: train_run.run_train(s.config())))
-
-
-def run_predict(s: Session, *, users: Path | None = None) -> None:
-    """Run the predict stage (for every user, or those in `users`) and print its summary."""
-    text = s.guard(lambda: predict_run.run_predict(s.config(), users_file=users))
-    console.summary("predict", text)
-
-
-def run_evaluate(s: Session, *, as_json: bool = False, k: int | None = None) -> None:
-    """Run the evaluate stage, print the metrics table (and JSON) and the summary."""
-    cfg = s.guard(s.config)
-    ks = sorted(set(cfg.evaluate.k))
-    if k is not None and k not in ks:
-        msg = f"{k} is not one of the cut-offs {ks} (evaluate.k in the config)."
-        raise typer.BadParameter(msg, param_hint="--k")
-    text, _, content = s.guard(lambda: evaluate_run.run_evaluate(cfg))
-    # the tables are the result, unless --json is: then stdout holds the JSON alone (`| jq`)
-    _print_metrics(content, k, to_stderr=as_json)
-    if as_json:
-        console.print_json(json.dumps(content, indent=2, sort_keys=True))
-    console.summary("evaluate", text)
-
-
-def _print_metrics(content: dict[str, Any], k: int | None, *, to_stderr: bool) -> None:
-    """Models x metrics at one K: a ranking table and a beyond-accuracy table."""
-    tables = report.terminal_tables(content, k=k) + report.variant_tables(content, k=k)
-    for title, columns, rows, bold in tables:
-        console.table(title, columns, rows, bold=bold, to_stderr=to_stderr)
-    console.note(
-        report.LEGEND + (f" Grey: lift over {content['baseline']}." if content["baseline"] else "")
-    )
-
-
-# what `all` runs, in order; each takes only the session (every option at its default)
-STAGE_RUNS: dict[str, Callable[[Session], None]] = {
-    "preprocess": run_preprocess,
-    "split": run_split,
-    "features": run_features,
-    "train": run_train,
-    "predict": run_predict,
-    "evaluate": run_evaluate,
-}
 
 
 def preprocess(
@@ -331,44 +235,3 @@ def evaluate(
     if metric_variants:
         s = s.with_overrides("evaluate.metric_variants=true")
     run_evaluate(s, as_json=as_json, k=k)
-
-
-def all_stages(
-    ctx: typer.Context,
-    force: Annotated[
-        bool, typer.Option("--force", help="Rerun stages that are up to date.")
-    ] = False,
-    engine: Engine = None,
-    spark_master: SparkMaster = None,
-) -> None:
-    """Run the six stages in order, skipping those whose inputs, settings and code are unchanged."""
-    s = with_engine(session(ctx), engine, spark_master)
-    cfg = s.guard(s.config)
-    for stage, run in STAGE_RUNS.items():
-        if not force and is_up_to_date(cfg, stage):
-            console.note(f"{stage}: up to date, skipped")
-            continue
-        run(s)
-
-
-def stamp_config(
-    ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(help="Where to write <stage>.json stamps.")],
-) -> None:
-    """Write each stage's settings and code fingerprint to FOLDER/<stage>.json, where changed.
-
-    The Makefile makes each stage depend on its stamp, so editing one table of musicrec.toml,
-    or the code of one stage, reruns that stage and what follows it, and nothing before it.
-    """
-    s = session(ctx)
-    cfg = s.guard(s.config)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stage in ("generate", *STAGES):
-        settings = table_dict(getattr(cfg, stage))
-        if stage == "preprocess":
-            settings |= {"paths": table_dict(resolve_raw(cfg.paths))}
-        stamp = {"config": settings, "source_sha256": source_fingerprint(stage)}
-        text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
-        path = folder / f"{stage}.json"
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
