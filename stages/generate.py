@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from stages import generate_names as wording
 from stages.schema import (
     ARTIST_NAME,
     AUDIO_FEATURES,
@@ -26,116 +27,6 @@ from stages.schema import (
     TRACK_URI,
     USER_ID,
 )
-
-_FIRST = [
-    "Nova",
-    "Black",
-    "Silver",
-    "Velvet",
-    "Electric",
-    "Lunar",
-    "Golden",
-    "Neon",
-    "Crimson",
-    "Hollow",
-    "Wild",
-    "Static",
-    "Paper",
-    "Glass",
-    "Iron",
-    "Echo",
-    "Midnight",
-    "Royal",
-    "Björk",
-    "Señor",
-    "Café",
-    "Zoë",
-    "Motörhead",
-    "Ámbar",
-    "Blue",
-    "Little",
-    "Young",
-    "Dead",
-    "Lost",
-    "Broken",
-    "Cosmic",
-    "Sonic",
-]
-_SECOND = [
-    "Kites",
-    "Tigers",
-    "Rivers",
-    "Machines",
-    "Hearts",
-    "Wolves",
-    "Ghosts",
-    "Lights",
-    "Sparrows",
-    "Engines",
-    "Dreams",
-    "Shadows",
-    "Saints",
-    "Pilots",
-    "Waves",
-    "Roses",
-    "Foxes",
-    "Mirrors",
-    "Bandits",
-    "Canyons",
-    "Orchids",
-    "Comets",
-    "Daughters",
-    "Kings",
-]
-_WORDS = [
-    "Love",
-    "Night",
-    "Fire",
-    "Rain",
-    "Summer",
-    "Heart",
-    "Dance",
-    "City",
-    "Gold",
-    "Road",
-    "Dream",
-    "Light",
-    "Time",
-    "Home",
-    "River",
-    "Sky",
-    "Stone",
-    "Ocean",
-    "Shadow",
-    "Song",
-    "Morning",
-    "Storm",
-    "Paradise",
-    "Echoes",
-    "Velvet",
-    "Runaway",
-    "Sugar",
-    "Thunder",
-    "Wonder",
-    "Midnight",
-    "Mercy",
-    "Silence",
-    "Diamonds",
-    "Fever",
-    "Gravity",
-    "Halo",
-]
-_VERSIONS = [
-    " - Remastered 2011",
-    " (Live)",
-    " - Radio Edit",
-    " (Remix)",
-    " - Mono Version",
-    " - 2009 Remaster",
-    " (Acoustic)",
-    " (Live at Wembley)",
-]
-_ACCENTS = {"ö": "o", "é": "e", "ë": "e", "ñ": "n", "Á": "A", "á": "a"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,9 +41,9 @@ class World:
         user_cdf: (n_users,) float64 cumulative activity share of each user.
         user_genres: (n_users, 2) int64 primary and secondary genre of each user.
         duration_ms: (n_tracks,) int64 track length.
-        artist_spellings: (n_tracks * len(ARTIST_NOISE),) spellings of each track's artist,
-            track t's variant v at t * len(ARTIST_NOISE) + v.
-        title_spellings: (n_tracks * len(TITLE_NOISE),) spellings of each track's title.
+        artist_spellings: (n_tracks * len(wording.ARTIST_NOISE),) spellings of each track's artist,
+            track t's variant v at t * len(wording.ARTIST_NOISE) + v.
+        title_spellings: (n_tracks * len(wording.TITLE_NOISE),) spellings of each track's title.
         user_ids: (n_users,) the users' external ids.
     """
 
@@ -164,20 +55,6 @@ class World:
     artist_spellings: pl.Series
     title_spellings: pl.Series
     user_ids: pl.Series
-
-
-def _names(words_a: list[str], words_b: list[str], idx: npt.NDArray[np.int64]) -> pl.Series:
-    """Unique names built from the digits of `idx` in base len(words)."""
-    na, nb = len(words_a), len(words_b)
-    a = pl.Series(words_a).gather(idx % na)
-    b = pl.Series(words_b).gather((idx // na) % nb)
-    suffix = pl.Series(np.where(idx >= na * nb, idx // (na * nb), 0)).cast(pl.String)
-    out = pl.DataFrame({"a": a, "b": b, "s": suffix}).select(
-        pl.when(pl.col("s") == "0")
-        .then(pl.concat_str("a", pl.lit(" "), "b"))
-        .otherwise(pl.concat_str("a", pl.lit(" "), "b", pl.lit(" "), "s"))
-    )
-    return out.to_series()
 
 
 def _ids(prefix: str, values: npt.NDArray[np.int64], width: int) -> pl.Series:
@@ -199,13 +76,19 @@ def make_world(*, n_users: int, n_tracks: int, n_genres: int, seed: int) -> Worl
     artist_genre = rng.integers(0, n_genres, n_artists)
     n_versions = n_tracks - n_songs
     track_song = np.concatenate([np.arange(n_songs), rng.integers(0, n_songs, n_versions)])
-    version = np.concatenate([np.full(n_songs, -1), rng.integers(0, len(_VERSIONS), n_versions)])
+    version = np.concatenate(
+        [np.full(n_songs, -1), rng.integers(0, len(wording.VERSIONS), n_versions)]
+    )
     artist = song_artist[track_song]
     genre = artist_genre[artist]
 
-    artist_names = _names(_FIRST, _SECOND, np.arange(n_artists)).gather(artist)
-    titles = _names(_WORDS, _WORDS, rng.permutation(max(n_songs, 1))[track_song] + 7)
-    suffix = pl.Series(_VERSIONS + [""]).gather(np.where(version < 0, len(_VERSIONS), version))
+    artist_names = wording.names(wording.FIRST, wording.SECOND, np.arange(n_artists)).gather(artist)
+    titles = wording.names(
+        wording.WORDS, wording.WORDS, rng.permutation(max(n_songs, 1))[track_song] + 7
+    )
+    suffix = pl.Series(wording.VERSIONS + [""]).gather(
+        np.where(version < 0, len(wording.VERSIONS), version)
+    )
 
     centres = rng.uniform(0.1, 0.9, (n_genres, len(AUDIO_FEATURES)))
     audio = np.clip(centres[genre] + rng.normal(0, 0.08, (n_tracks, len(AUDIO_FEATURES))), 0, 1)
@@ -243,8 +126,12 @@ def make_world(*, n_users: int, n_tracks: int, n_genres: int, seed: int) -> Worl
         user_cdf=np.cumsum(activity) / activity.sum(),
         user_genres=user_genres,
         duration_ms=duration[order],
-        artist_spellings=names.select(pl.concat_list(_artist_spellings())).to_series().explode(),
-        title_spellings=names.select(pl.concat_list(_title_spellings())).to_series().explode(),
+        artist_spellings=names.select(pl.concat_list(wording.artist_spellings()))
+        .to_series()
+        .explode(),
+        title_spellings=names.select(pl.concat_list(wording.title_spellings()))
+        .to_series()
+        .explode(),
         user_ids=_ids("user_", np.arange(n_users), 7),
     )
 
@@ -272,12 +159,12 @@ def make_events(world: World, *, n_events: int, seed: int, year: int = 2024) -> 
     start = np.datetime64(f"{year}-01-01T00:00:00", "us").astype(np.int64)
     played_at = start + rng.integers(0, 365 * 86_400, n_events) * 1_000_000  # whole seconds
 
-    n_artist, n_title = len(ARTIST_NOISE), len(TITLE_NOISE)
+    n_artist, n_title = len(wording.ARTIST_NOISE), len(wording.TITLE_NOISE)
     artist_variant = np.searchsorted(
-        np.cumsum(ARTIST_NOISE), rng.random(n_events) * 100, side="right"
+        np.cumsum(wording.ARTIST_NOISE), rng.random(n_events) * 100, side="right"
     )
     title_variant = np.searchsorted(
-        np.cumsum(TITLE_NOISE), rng.random(n_events) * 100, side="right"
+        np.cumsum(wording.TITLE_NOISE), rng.random(n_events) * 100, side="right"
     )
     return pl.DataFrame(
         [
@@ -290,33 +177,3 @@ def make_events(world: World, *, n_events: int, seed: int, year: int = 2024) -> 
             pl.Series(SKIPPED, skipped),
         ]
     )
-
-
-# percent of plays showing each spelling, in the order of _artist_spellings/_title_spellings
-ARTIST_NOISE = (80, 5, 3, 3, 4, 2, 3)
-TITLE_NOISE = (88, 5, 3, 4)
-
-
-def _artist_spellings() -> list[pl.Expr]:
-    """Spellings of the artist: as is, lower, upper, spaced, accents dropped, "The ", feat."""
-    name = pl.col(ARTIST_NAME)
-    return [
-        name,
-        name.str.to_lowercase(),
-        name.str.to_uppercase(),
-        pl.concat_str(pl.lit(" "), name.str.replace(" ", "  "), pl.lit(" ")),
-        name.str.replace_many(list(_ACCENTS), list(_ACCENTS.values())),
-        pl.concat_str(pl.lit("The "), name),
-        pl.concat_str(name, pl.lit(" feat. "), pl.col("featured")),
-    ]
-
-
-def _title_spellings() -> list[pl.Expr]:
-    """Spellings of the title: as is, lower, with a (feat. ...) credit, in curly quotes."""
-    title = pl.col(TRACK_NAME)
-    return [
-        title,
-        title.str.to_lowercase(),
-        pl.concat_str(title, pl.lit(" (feat. "), pl.col("featured"), pl.lit(")")),
-        pl.concat_str(pl.lit("\u201c"), title, pl.lit("\u201d")),
-    ]
