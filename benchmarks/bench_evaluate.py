@@ -30,9 +30,9 @@ import numpy as np
 import polars as pl
 
 from musicrec_cli.config import EvaluateConfig
-from musicrec_cli.runner.evaluate import compute
 from stages.evaluate import beyond as evaluate
 from stages.evaluate import ranking as metrics
+from stages.evaluate.results import compute
 from stages.schema import AUDIO_FEATURES, MODEL, RANK, TRACK_IDX, USER_IDX
 
 KS = (5, 10, 20)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stages import split as split_stage
+from stages.evaluate.results import EvaluateSettings
 
 DEFAULT_CONFIG = Path("musicrec.toml")
 
@@ -147,16 +148,8 @@ class PredictConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EvaluateConfig:
-    """Cut-offs of the metrics and the model the others are compared with."""
-
-    k: tuple[int, ...] = (5, 10, 20)
-    baseline: str = "popularity"
-    alpha: float = 0.05
-    bootstrap_samples: int = 1000
-    seed: int = 42
-    metric_variants: bool = False
-    segments: tuple[int, ...] = (1, 5, 20)
+class EvaluateConfig(EvaluateSettings):
+    """[evaluate]: exactly the stage's settings (stages.evaluate.results.EvaluateSettings)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

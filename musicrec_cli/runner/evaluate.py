@@ -12,17 +12,16 @@ import polars as pl
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, scan, stage_dir
-from musicrec_cli.config import Config, ConfigError, EvaluateConfig, table_dict
+from musicrec_cli.config import Config, ConfigError, table_dict
 from musicrec_cli.runner import Measure, upstream_inputs
 from stages.evaluate import beyond as evaluate
-from stages.evaluate import coldstart, compare, variants, views
-from stages.evaluate import ranking as metrics
+from stages.evaluate import coldstart, results
+from stages.evaluate.results import EvaluateSettings
 from stages.interactions import build_matrix, count_users
 from stages.schema import (
     ARTIST_ID,
     AUDIO_FEATURES,
     MODEL,
-    POPULARITY,
     PREDICTIONS,
     RANK,
     TRACK_IDX,
@@ -32,13 +31,6 @@ from stages.schema import (
 )
 
 log = logging.getLogger(__name__)
-LOWER_IS_BETTER = frozenset({POPULARITY})
-SIGNIFICANCE_METHOD = (
-    "per metric, every model vs the baseline and vs the best model on the same users: "
-    "two-sided Wilcoxon signed-rank p-value, Holm-adjusted over the comparisons of the metric "
-    "(p_holm < alpha = significant), and a seeded paired-bootstrap 95% interval of the mean "
-    "difference (model - reference); docs/evaluation.md"
-)
 
 
 def _check_inputs(root: Path, recs: pl.LazyFrame, test: pl.LazyFrame) -> None:
@@ -46,136 +38,6 @@ def _check_inputs(root: Path, recs: pl.LazyFrame, test: pl.LazyFrame) -> None:
     check_schema(recs.collect_schema(), need, source=str(stage_dir(root, "predict")))
     need = {k: PREDICTIONS[k] for k in (USER_IDX, TRACK_IDX)}
     check_schema(test.collect_schema(), need, source=str(stage_dir(root, "split") / art.TEST))
-
-
-def compute(
-    recs: pl.LazyFrame,
-    test: pl.LazyFrame,
-    tracks: pl.DataFrame,
-    *,
-    e: EvaluateConfig,
-    n_tracks: int,
-    train: pl.LazyFrame | None = None,
-    replay: pl.LazyFrame | None = None,
-    timings: dict[str, float] | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """Per-user metrics, the per-model summary and metrics.json's content (no file I/O).
-
-    With `train`, also the activity segments and the new-artist view; with `replay` (the test
-    period with re-listens), the replay view. `timings`, when given, receives the seconds the
-    significance tests took.
-    """
-    ks = tuple(sorted(set(e.k)))
-    users = test.select(USER_IDX).unique()
-    beyond = evaluate.per_user_beyond(recs, tracks, users, ks=ks)
-    per_user = (
-        metrics.per_user_metrics(recs, test, ks=ks)
-        .join(beyond.lazy(), on=(MODEL, USER_IDX), how="left")
-        .with_columns(pl.col(evaluate.N_RECOMMENDED).fill_null(0))
-        .sort(MODEL, USER_IDX)
-        .collect(engine="streaming")
-    )
-    extra: dict[str, Any] = {}
-    if train is not None:
-        segments = views.activity_segments(train, users, edges=e.segments).collect()
-        per_user = per_user.join(segments, on=USER_IDX, how="left")
-        extra["segments"] = _segments_json(per_user, segments, edges=e.segments)
-    extra["views"] = _views_json(recs, test, tracks, train=train, replay=replay, ks=ks)
-    cover = evaluate.coverage(recs, users, ks=ks, n_items=n_tracks)
-    summary = evaluate.summarise(per_user.lazy(), cover).collect()
-    n_evaluated = test.select(pl.col(USER_IDX).n_unique()).collect().item()
-    n_without_test = (
-        (recs.select(USER_IDX).unique().join(users, on=USER_IDX, how="anti").select(pl.len()))
-        .collect()
-        .item()
-    )
-    lift = evaluate.lift_over(summary, baseline=e.baseline)
-    if lift is None:
-        log.warning(
-            "[evaluate].baseline %r is not one of the models (%s): no lift, tests vs best only",
-            e.baseline,
-            ", ".join(summary[MODEL]),
-        )
-    start = time.perf_counter()
-    comparisons = compare.compare_models(
-        per_user,
-        metrics=[c for c in per_user.columns if "@" in c],
-        baseline=e.baseline if lift is not None else None,
-        lower_is_better=LOWER_IS_BETTER,
-        n_samples=e.bootstrap_samples,
-        seed=e.seed,
-        alpha=e.alpha,
-    )
-    seconds = time.perf_counter() - start
-    log.info("significance: %d paired comparisons in %.1f s", comparisons.height, seconds)
-    if timings is not None:
-        timings["significance_seconds"] = round(seconds, 3)
-    content = {
-        "k": list(ks),
-        "n_users_evaluated": n_evaluated,
-        "n_users_without_test": n_without_test,
-        "n_tracks": n_tracks,
-        "baseline": e.baseline if lift is not None else None,
-        "models": {row.pop(MODEL): row for row in summary.to_dicts()},
-        "lift_over_baseline": {}
-        if lift is None
-        else {row.pop(MODEL): row for row in lift.to_dicts()},
-        **extra,
-        **(
-            {"metric_variants": variants.as_json(variants.metric_variants(recs, test, ks=ks))}
-            if e.metric_variants
-            else {}
-        ),
-        "significance": {
-            "method": SIGNIFICANCE_METHOD,
-            "alpha": e.alpha,
-            "bootstrap_samples": e.bootstrap_samples,
-            "seed": e.seed,
-            **compare.as_json(comparisons),
-        },
-    }
-    return per_user, summary, content
-
-
-def _segments_json(
-    per_user: pl.DataFrame, segments: pl.DataFrame, *, edges: tuple[int, ...]
-) -> dict[str, Any]:
-    """metrics.json `segments`: edges, labels and {model: {segment: {n_users, metric@k...}}}."""
-    means = views.by_segment(per_user.drop(views.SEGMENT), segments, edges=edges)
-    by_model: dict[str, dict[str, Any]] = {}
-    for row in means.to_dicts():
-        by_model.setdefault(row.pop(MODEL), {})[row.pop(views.SEGMENT)] = row
-    return {"edges": list(edges), "labels": views.segment_labels(edges), "by_model": by_model}
-
-
-def _views_json(
-    recs: pl.LazyFrame,
-    test: pl.LazyFrame,
-    tracks: pl.DataFrame,
-    *,
-    train: pl.LazyFrame | None,
-    replay: pl.LazyFrame | None,
-    ks: tuple[int, ...],
-) -> dict[str, Any]:
-    """metrics.json `views`: discovery, replay and new_artists, {view: {model: {...}}}."""
-
-    def rows(frame: pl.DataFrame) -> dict[str, Any]:
-        return {row.pop(MODEL): row for row in frame.to_dicts()}
-
-    out = {"discovery": rows(views.view_means(recs, test, ks=ks))}
-    if replay is not None:
-        out["replay"] = rows(views.view_means(recs, replay, ks=ks))
-    if train is not None and evaluate.ARTIST in tracks.columns:
-        artists = tracks.lazy()
-        found = views.view_means(
-            views.artist_lists(recs, artists), views.new_artists(test, train, artists), ks=ks
-        ).join(
-            views.artist_coverage(recs, test.select(USER_IDX), artists, ks=ks),
-            on=MODEL,
-            how="left",
-        )
-        out["new_artists"] = rows(found)
-    return out
 
 
 def cold_start(root: Path, test: pl.LazyFrame, *, ks: tuple[int, ...], seed: int) -> dict[str, Any]:
@@ -219,7 +81,7 @@ def load_tracks(root: Path, train: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _check_list_length(e: EvaluateConfig, predict_manifest: dict[str, Any]) -> None:
+def _check_list_length(e: EvaluateSettings, predict_manifest: dict[str, Any]) -> None:
     """A cut-off above the predicted list length would be computed on shorter lists: refuse."""
     n = predict_manifest.get("config", {}).get("n")
     if isinstance(n, int) and max(e.k) > n:
@@ -272,7 +134,7 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     tracks = load_tracks(root, scan(root, "split", art.TRAIN)).collect()
     timings: dict[str, float] = {}
     replay_path = stage_dir(root, "split") / art.TEST_REPLAY
-    per_user, summary, content = compute(
+    per_user, summary, content = results.compute(
         recs,
         test,
         tracks,
@@ -281,6 +143,18 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
         train=scan(root, "split", art.TRAIN),
         replay=scan(root, "split", art.TEST_REPLAY) if replay_path.is_file() else None,
         timings=timings,
+        clock=time.perf_counter,
+    )
+    if content["baseline"] is None:
+        log.warning(
+            "[evaluate].baseline %r is not one of the models (%s): no lift, tests vs best only",
+            e.baseline,
+            ", ".join(summary[MODEL]),
+        )
+    tests = content["significance"]
+    n_tests = sum(len(m) for role in ("vs_baseline", "vs_best") for m in tests[role].values())
+    log.info(
+        "significance: %d paired comparisons in %.1f s", n_tests, timings["significance_seconds"]
     )
     if held_out:
         start = time.perf_counter()

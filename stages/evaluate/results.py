@@ -1,0 +1,170 @@
+"""metrics.json from predictions and test: every metric, view, segment and significance test.
+
+`compute` is what the evaluate stage calculates; musicrec_cli.runner.evaluate loads its inputs
+and writes what it returns. `EvaluateSettings` are the fields of musicrec.toml's [evaluate].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from stages.evaluate import beyond as evaluate
+from stages.evaluate import compare, variants, views
+from stages.evaluate import ranking as metrics
+from stages.schema import MODEL, POPULARITY, USER_IDX
+
+LOWER_IS_BETTER = frozenset({POPULARITY})
+SIGNIFICANCE_METHOD = (
+    "per metric, every model vs the baseline and vs the best model on the same users: "
+    "two-sided Wilcoxon signed-rank p-value, Holm-adjusted over the comparisons of the metric "
+    "(p_holm < alpha = significant), and a seeded paired-bootstrap 95% interval of the mean "
+    "difference (model - reference); docs/evaluation.md"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluateSettings:
+    """Cut-offs of the metrics, the model the others are compared with and the tests' settings.
+
+    k: cut-offs; baseline: the model of the lifts and tests (or "<name>+rerank"); alpha: the
+    significance level; bootstrap_samples: resamples of the intervals (0 = none); seed: of the
+    bootstrap; metric_variants: also each metric as other libraries define it; segments: the
+    edges of the activity segments.
+    """
+
+    k: tuple[int, ...] = (5, 10, 20)
+    baseline: str = "popularity"
+    alpha: float = 0.05
+    bootstrap_samples: int = 1000
+    seed: int = 42
+    metric_variants: bool = False
+    segments: tuple[int, ...] = (1, 5, 20)
+
+
+def compute(
+    recs: pl.LazyFrame,
+    test: pl.LazyFrame,
+    tracks: pl.DataFrame,
+    *,
+    e: EvaluateSettings,
+    n_tracks: int,
+    train: pl.LazyFrame | None = None,
+    replay: pl.LazyFrame | None = None,
+    timings: dict[str, float] | None = None,
+    clock: Callable[[], float] = lambda: 0.0,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Per-user metrics, the per-model summary and metrics.json's content.
+
+    With `train`, also the activity segments and the new-artist view; with `replay` (the test
+    period with re-listens), the replay view. `timings`, when given, receives the seconds the
+    significance tests took by `clock` (the caller's, e.g. time.perf_counter).
+    A `baseline` that is none of the models gives no lifts (metrics.json baseline is null)
+    and tests against the best model only.
+    """
+    ks = tuple(sorted(set(e.k)))
+    users = test.select(USER_IDX).unique()
+    beyond = evaluate.per_user_beyond(recs, tracks, users, ks=ks)
+    per_user = (
+        metrics.per_user_metrics(recs, test, ks=ks)
+        .join(beyond.lazy(), on=(MODEL, USER_IDX), how="left")
+        .with_columns(pl.col(evaluate.N_RECOMMENDED).fill_null(0))
+        .sort(MODEL, USER_IDX)
+        .collect(engine="streaming")
+    )
+    extra: dict[str, Any] = {}
+    if train is not None:
+        segments = views.activity_segments(train, users, edges=e.segments).collect()
+        per_user = per_user.join(segments, on=USER_IDX, how="left")
+        extra["segments"] = _segments_json(per_user, segments, edges=e.segments)
+    extra["views"] = _views_json(recs, test, tracks, train=train, replay=replay, ks=ks)
+    cover = evaluate.coverage(recs, users, ks=ks, n_items=n_tracks)
+    summary = evaluate.summarise(per_user.lazy(), cover).collect()
+    n_evaluated = test.select(pl.col(USER_IDX).n_unique()).collect().item()
+    n_without_test = (
+        (recs.select(USER_IDX).unique().join(users, on=USER_IDX, how="anti").select(pl.len()))
+        .collect()
+        .item()
+    )
+    lift = evaluate.lift_over(summary, baseline=e.baseline)
+    start = clock()
+    comparisons = compare.compare_models(
+        per_user,
+        metrics=[c for c in per_user.columns if "@" in c],
+        baseline=e.baseline if lift is not None else None,
+        lower_is_better=LOWER_IS_BETTER,
+        n_samples=e.bootstrap_samples,
+        seed=e.seed,
+        alpha=e.alpha,
+    )
+    if timings is not None:
+        timings["significance_seconds"] = round(clock() - start, 3)
+    content = {
+        "k": list(ks),
+        "n_users_evaluated": n_evaluated,
+        "n_users_without_test": n_without_test,
+        "n_tracks": n_tracks,
+        "baseline": e.baseline if lift is not None else None,
+        "models": {row.pop(MODEL): row for row in summary.to_dicts()},
+        "lift_over_baseline": {}
+        if lift is None
+        else {row.pop(MODEL): row for row in lift.to_dicts()},
+        **extra,
+        **(
+            {"metric_variants": variants.as_json(variants.metric_variants(recs, test, ks=ks))}
+            if e.metric_variants
+            else {}
+        ),
+        "significance": {
+            "method": SIGNIFICANCE_METHOD,
+            "alpha": e.alpha,
+            "bootstrap_samples": e.bootstrap_samples,
+            "seed": e.seed,
+            **compare.as_json(comparisons),
+        },
+    }
+    return per_user, summary, content
+
+
+def _segments_json(
+    per_user: pl.DataFrame, segments: pl.DataFrame, *, edges: tuple[int, ...]
+) -> dict[str, Any]:
+    """metrics.json `segments`: edges, labels and {model: {segment: {n_users, metric@k...}}}."""
+    means = views.by_segment(per_user.drop(views.SEGMENT), segments, edges=edges)
+    by_model: dict[str, dict[str, Any]] = {}
+    for row in means.to_dicts():
+        by_model.setdefault(row.pop(MODEL), {})[row.pop(views.SEGMENT)] = row
+    return {"edges": list(edges), "labels": views.segment_labels(edges), "by_model": by_model}
+
+
+def _views_json(
+    recs: pl.LazyFrame,
+    test: pl.LazyFrame,
+    tracks: pl.DataFrame,
+    *,
+    train: pl.LazyFrame | None,
+    replay: pl.LazyFrame | None,
+    ks: tuple[int, ...],
+) -> dict[str, Any]:
+    """metrics.json `views`: discovery, replay and new_artists, {view: {model: {...}}}."""
+
+    def rows(frame: pl.DataFrame) -> dict[str, Any]:
+        return {row.pop(MODEL): row for row in frame.to_dicts()}
+
+    out = {"discovery": rows(views.view_means(recs, test, ks=ks))}
+    if replay is not None:
+        out["replay"] = rows(views.view_means(recs, replay, ks=ks))
+    if train is not None and evaluate.ARTIST in tracks.columns:
+        artists = tracks.lazy()
+        found = views.view_means(
+            views.artist_lists(recs, artists), views.new_artists(test, train, artists), ks=ks
+        ).join(
+            views.artist_coverage(recs, test.select(USER_IDX), artists, ks=ks),
+            on=MODEL,
+            how="left",
+        )
+        out["new_artists"] = rows(found)
+    return out
