@@ -11,9 +11,8 @@ import json
 import numpy as np
 import polars as pl
 
-from musicrec_cli.config import EvaluateConfig
-from musicrec_cli.runner.evaluate import compute
 from stages.evaluate import beyond
+from stages.evaluate.results import EvaluateSettings, compute
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
 
 N_USERS, N_TRACKS, LIST = 400, 300, 20
@@ -70,7 +69,7 @@ def _evaluate(
         recs.lazy(),
         test.lazy(),
         tracks,
-        e=EvaluateConfig(k=(5, 10, 20), metric_variants=True, bootstrap_samples=200),
+        e=EvaluateSettings(k=(5, 10, 20), metric_variants=True, bootstrap_samples=200),
         n_tracks=N_TRACKS,
         train=train.lazy(),
         replay=test.lazy(),
