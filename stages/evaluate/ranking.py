@@ -158,11 +158,7 @@ def per_user_metrics(
 ) -> pl.LazyFrame:
     """Every ranking metric at every K for every (model, test user).
 
-    Args:
-        recommendations: Columns model (String), user_idx, rank (1 = best, unique per model
-            and user), track_idx; one row per recommended (model, user, track).
-        test: Columns user_idx, track_idx; one row per relevant pair (duplicates ignored).
-        ks: Cut-offs, each > 0.
+    Args: `recommendations`, `test` and `ks` as in `per_user_sums`.
 
     Returns:
         One row per (model, user_idx) for every model in `recommendations` and every user in
