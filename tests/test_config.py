@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from musicrec_cli.config import Config, ConfigError, engine_of, table_dict
+from musicrec_cli.config import Config, ConfigError, SplitConfig, engine_of, table_dict
 from musicrec_cli.config_load import load_config, parse_override
+from stages.split import SplitParams
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -128,3 +129,23 @@ def test_unknown_engine_and_bad_spark_conf_name_the_key(tmp_path: Path) -> None:
         load_config(_write(tmp_path, 'engine = "flink"\n'))
     with pytest.raises(ConfigError, match=r"\[spark\]\.conf = \['spark.executor.cores'\]"):
         load_config(None, ['spark.conf=["spark.executor.cores"]'])
+
+
+def test_split_params_take_every_split_setting_and_the_resolved_strategy() -> None:
+    cfg = SplitConfig(
+        strategy="auto",
+        test_fraction=0.3,
+        test_last_n=4,
+        min_user_tracks=7,
+        held_out_share=0.25,
+        seed=9,
+        plays_per_part=10,
+    )
+    assert SplitParams.of(cfg, "user-random") == SplitParams(
+        strategy="user-random",
+        test_fraction=0.3,
+        test_last_n=4,
+        min_user_tracks=7,
+        held_out_share=0.25,
+        seed=9,
+    )
