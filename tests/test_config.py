@@ -149,3 +149,24 @@ def test_split_params_take_every_split_setting_and_the_resolved_strategy() -> No
         held_out_share=0.25,
         seed=9,
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("generate.users=0", "expected a positive integer."),
+        ("train.alpha=0", "expected a positive number."),
+        ("train.regularization=-0.1", "expected a number >= 0."),
+        ("preprocess.kcore_rounds=0", "expected an integer >= 1."),
+        ("features.recency_floor=1.5", "expected a number between 0 and 1."),
+        ("split.test_fraction=1", "expected a number between 0 and 1 (exclusive)."),
+        ("train.hybrid_warm=[0, 0, 0]", "expected 3 weights >= 0 for [als, content, popularity]"),
+    ],
+)
+def test_each_shared_range_refuses_its_boundary(
+    override: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no musicrec.toml: the defaults
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [override])
+    assert expected in str(caught.value)
