@@ -81,6 +81,36 @@ def tiny_project(tmp_path: Path) -> Path:
     return config
 
 
+# paths relative to the working directory: a copied project is a complete, up-to-date pipeline
+# (manifests record the paths the config gives; absolute ones would make every stage stale)
+RELATIVE_PATHS = {"raw": "raw/listens", "catalog": "raw/tracks.parquet", "artifacts": "artifacts"}
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_project's data through `musicrec all`, once per session; never change it in a test."""
+    folder = tmp_path_factory.mktemp("tiny_pipeline")
+    config = write_config(folder, paths=RELATIVE_PATHS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for args in (["generate", "--out", "raw"], ["all"]):
+            result = CliRunner().invoke(app, ["--config", str(config), *args])
+            assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture
+def tiny_pipeline(
+    tiny_pipeline_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A private copy of the session's tiny pipeline (every stage done) as the working
+    directory; returns its config. Same settings and data as `tiny_project` + `all`."""
+    for name in ("raw", "artifacts"):
+        faultkit.copy_tree(tiny_pipeline_source / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return write_config(tmp_path, paths=RELATIVE_PATHS)
+
+
 def _spark_missing() -> str | None:
     """Why the Spark tests cannot run here (None if pyspark and Java are present)."""
     import importlib.util
@@ -99,6 +129,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"spark tests: SKIPPED, {missing}" if missing else "spark tests: run (local[2])"
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import os
 
@@ -107,13 +138,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "tests/spark/" not in item.nodeid:
             continue
         item.add_marker(pytest.mark.spark)
+        # a JVM start and Spark jobs of seconds each: `pytest -m slow` (CI) runs them
+        item.add_marker(pytest.mark.slow)
         # under CI they run anyway, and fail on the missing runtime: CI must install it
         if missing and os.environ.get("CI") != "true":
             item.add_marker(pytest.mark.skip(reason=f"spark tests skipped: {missing}"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """faultkit's tiny world (30 users) through `musicrec all`, once per session; tests use
+    `small_project` (a copy) and never change this one."""
     folder = tmp_path_factory.mktemp("lineage")
     raw = faultkit.write_csv(faultkit.raw_events(), folder / "raw" / "listens.csv")
     outcome = faultkit.invoke(faultkit.write_config(folder, raw=raw, art=folder / "art"), "all")

@@ -3,6 +3,9 @@
 `faultkit.start_hanging` runs the real CLI in a subprocess and parks it right after the stage
 under test has written its first output file into the partial folder, so "mid-run" is a fact
 checked by the test (the partial folder exists, without a manifest), not a guess about timing.
+Each test starts a Python process that imports musicrec (seconds of CPU on 2 cores), so the
+module is slow: `pytest -m slow` (CI) and `make test-all` run it; `make test` keeps one real
+SIGKILL (tests/cli/test_predict_cli.py) and the in-process rows of tests/test_faults.py.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from tests.faultkit import (
     write_config,
     write_csv,
 )
+
+pytestmark = pytest.mark.slow
 
 # predict has its own test below (the old predictions.parquet byte-identical)
 FOLDERS = {"preprocess": "01_preprocess", "train": "04_train"}
@@ -171,7 +176,6 @@ def test_two_concurrent_runs_of_all(world: tuple[Path, Path], tmp_path: Path) ->
     assert finals(art).keys() == before.keys()
 
 
-@pytest.mark.slow
 def test_real_predict_killed_by_timing_on_a_bigger_dataset(tmp_path: Path) -> None:
     """No hook: `python -m musicrec_cli predict` on 3,000 users, SIGKILLed once its Parquet
     file exists in the partial folder (about 20 s in all; `make test-all`)."""

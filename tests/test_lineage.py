@@ -1,6 +1,7 @@
 """Issue 16: no stage or query combines two runs; predict --users never poses as the full run.
 
-One small pipeline is built per module and copied per test (faultkit's tiny world, 30 users).
+One small pipeline is built per session and copied per test (faultkit's tiny world, 30 users;
+conftest.py: small_pipeline, small_project).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Issue 16: messages and output. Results on stdout, names never markup, errors that say where.
 
-Uses the small pipeline of tests/test_lineage.py (a module-scoped run, copied per test).
+Uses the small pipeline of tests/conftest.py (built once per session, copied per test).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Issue 16: files musicrec did not create are never deleted (report --out, generate, raw data).
 
-The data-loss cases run the real CLI in a subprocess, in a project folder laid out as the README
-says, and compare every byte of the user's files before and after.
+The data-loss cases run the CLI in a project folder laid out as the README says, and compare
+every byte of the user's files before and after: in this process (CliRunner, the working
+directory changed), and once more as a real `python -m musicrec_cli` process (slow: each start
+imports musicrec).
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ def musicrec(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# in this process, or as a real process (what `make all` and a user's shell start)
+HOW = [
+    pytest.param(False, id="in-process"),
+    pytest.param(True, id="process", marks=pytest.mark.slow),
+]
+
+
+def run_in(cwd: Path, *args: str, real: bool) -> tuple[int, str]:
+    """Exit code and stderr of `musicrec ARGS` run in `cwd`."""
+    if real:
+        done = musicrec(cwd, *args)
+        return done.returncode, done.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stderr
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project: musicrec.toml, the user's raw log in data/raw/listens, evaluated artifacts."""
@@ -54,15 +75,18 @@ def user_files(project: Path) -> dict[str, bytes]:
     return {k: v for k, v in snapshot(project).items() if not k.startswith("artifacts/")}
 
 
+@pytest.mark.parametrize("real", HOW)
 @pytest.mark.parametrize("out", ["data/raw", "data/raw/listens", ".", "{cwd}", "musicrec.toml"])
-def test_report_out_never_replaces_what_musicrec_did_not_write_16(project: Path, out: str):
+def test_report_out_never_replaces_what_musicrec_did_not_write_16(
+    project: Path, out: str, real: bool
+):
     before = user_files(project)
-    result = musicrec(project, "report", "--out", out.format(cwd=project))
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    code, stderr = run_in(project, "report", "--out", out.format(cwd=project), real=real)
+    assert code == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in stderr
     assert user_files(project) == before
     assert not list(project.rglob("*.partial"))
 
@@ -89,7 +113,8 @@ def test_report_out_into_an_empty_folder_is_fine_16(project: Path):
     assert (project / "empty" / "index.html").is_file()
 
 
-def test_generate_never_touches_the_default_raw_folder_16(tmp_path: Path):
+@pytest.mark.parametrize("real", HOW)
+def test_generate_never_touches_the_default_raw_folder_16(tmp_path: Path, real: bool):
     """`make all` runs generate: a user's export in data/raw/listens must survive and be used."""
     listens = tmp_path / "data" / "raw" / "listens"
     listens.mkdir(parents=True)
@@ -99,13 +124,13 @@ def test_generate_never_touches_the_default_raw_folder_16(tmp_path: Path):
         "[preprocess]\nmin_user_tracks = 3\nmin_track_users = 2\n"
     )
     before = user_files(tmp_path)
-    gen = musicrec(tmp_path, "generate")
-    assert gen.returncode == 0, gen.stderr
+    code, stderr = run_in(tmp_path, "generate", real=real)
+    assert code == 0, stderr
     assert owned.owner_of(tmp_path / "data" / "generated") == "generate"
     assert user_files(tmp_path) == {**before, **user_files(tmp_path)}
     assert all(user_files(tmp_path)[k] == v for k, v in before.items())
-    pre = musicrec(tmp_path, "preprocess")
-    assert pre.returncode == 0, pre.stderr
+    code, stderr = run_in(tmp_path, "preprocess", real=real)
+    assert code == 0, stderr
     quality = (tmp_path / "artifacts" / "01_preprocess" / "quality_report.json").read_text()
     assert "mine.parquet" in quality
     assert "generated" not in quality

@@ -25,10 +25,8 @@ def manifest(config: Path, folder: str) -> dict:
 
 
 @pytest.fixture
-def pipeline(tiny_project: Path) -> Path:
-    result = run(tiny_project, "all")
-    assert result.exit_code == 0, result.output
-    return tiny_project
+def pipeline(tiny_pipeline: Path) -> Path:
+    return tiny_pipeline
 
 
 def test_all_writes_every_stage_with_consistent_counts(pipeline: Path):

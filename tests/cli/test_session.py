@@ -68,10 +68,8 @@ def test_editing_a_module_changes_the_fingerprint_of_the_stages_using_it(
 
 
 @pytest.fixture
-def pipeline(tiny_project: Path) -> Path:
-    result = run(tiny_project, "all")
-    assert result.exit_code == 0, result.output
-    return tiny_project
+def pipeline(tiny_pipeline: Path) -> Path:
+    return tiny_pipeline
 
 
 def test_all_reruns_a_stage_whose_code_changed_and_what_follows(

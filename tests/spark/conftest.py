@@ -1,6 +1,7 @@
 """One local[2] SparkSession for every Spark test (JVM start-up takes seconds).
 
-Tests here are marked `spark` (tests/conftest.py) and skipped, with the reason in the report
+Tests here are marked `spark` and `slow` (tests/conftest.py): `make test` leaves them out,
+`pytest -m slow` (CI, `make test-all`) runs them. They are skipped, with the reason in the report
 header, where pyspark or Java is missing; under CI (CI=true) a missing runtime fails instead.
 """
 
