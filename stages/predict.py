@@ -329,7 +329,9 @@ def unit_rows(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return unit
 
 
-def similar_block(cosine: FactorTopK, track_idx: npt.NDArray[np.int64], *, k: int) -> pl.DataFrame:
+def similar_block(
+    cosine: FactorTopK, track_idx: npt.NDArray[np.int64], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """The `k` nearest tracks by cosine for a block of tracks, the track itself excluded.
 
     Args:
@@ -338,15 +340,15 @@ def similar_block(cosine: FactorTopK, track_idx: npt.NDArray[np.int64], *, k: in
         k: Neighbours per track.
 
     Returns:
-        One row per (track_idx, rank): track_idx UInt32, rank UInt16 (1 = most similar),
-        similar_track_idx UInt32, similarity Float32 (cosine).
+        (b, k) int64 neighbours and float32 cosines, most similar first; -1 / -inf padding
+        (`similar_frame` turns them into rows; `stages.songs.similar_lists` keeps one version
+        per song).
     """
     self_rows = sp.csr_matrix(
         (np.ones(len(track_idx), dtype=np.float32), track_idx, np.arange(len(track_idx) + 1)),
         shape=(len(track_idx), cosine.items.shape[0]),
     )
-    idx, best = cosine(cosine.items[track_idx], self_rows, k)
-    return similar_frame(track_idx, idx, best)
+    return cosine(cosine.items[track_idx], self_rows, k)
 
 
 def similar_frame(

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
+from stages import songs
 from stages.models import (
     Explains,
     Explanation,
@@ -159,19 +160,48 @@ def explainers(trained: Sequence[str]) -> tuple[str, ...]:
 
 
 def explain(
-    models: Mapping[str, Recommender], user: UserHistory, track_idx: int, *, n: int
+    models: Mapping[str, Recommender],
+    user: UserHistory,
+    track_idx: int,
+    *,
+    n: int,
+    groups: npt.NDArray[np.int64] | None = None,
 ) -> Explanation:
-    """The explanations of `models` (see `explainers`), merged, contributions in registry order."""
+    """The explanations of `models` (see `explainers`), merged, contributions in registry order.
+
+    Args:
+        models: The explainers, by name.
+        user: The listener's training history.
+        track_idx: The track to explain.
+        n: Heard tracks listed per model.
+        groups: (n_items,) group codes: a model's list keeps the largest contribution of each
+            song (as every list musicrec prints); None: every track is its own song.
+    """
     contributions: dict[str, list[tuple[int, float]]] = {}
     shares = []
+    deep = n if groups is None else max(n, int(user.counts.nnz))
     for model in models.values():
         if isinstance(model, Explains):
-            found = model.explain(user, track_idx, n=n)
-            contributions |= found.contributions
+            found = model.explain(user, track_idx, n=deep)
+            contributions |= {
+                name: _one_per_song(pairs, groups, n=n)
+                for name, pairs in found.contributions.items()
+            }
             shares += found.shares
     order = {m: i for i, m in enumerate(registry.names())}
     ranked = dict(sorted(contributions.items(), key=lambda kv: order.get(kv[0], len(order))))
     return Explanation(contributions=ranked, shares=shares)
+
+
+def _one_per_song(
+    pairs: list[tuple[int, float]], groups: npt.NDArray[np.int64] | None, *, n: int
+) -> list[tuple[int, float]]:
+    """The first (largest) pair of each song, in order, the first `n` of them."""
+    if groups is None or not pairs:
+        return pairs[:n]
+    tracks = np.fromiter((t for t, _ in pairs), dtype=np.int64, count=len(pairs))
+    _, first = np.unique(groups[tracks], return_index=True)
+    return [pairs[j] for j in np.sort(first)[:n]]
 
 
 def rank_tracks(
@@ -180,26 +210,31 @@ def rank_tracks(
     exclude: npt.NDArray[np.integer[Any]],
     n: int,
     groups: npt.NDArray[np.int64] | None = None,
+    drop_excluded_songs: bool = True,
+    one_per_group: bool = True,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """The best `n` tracks by score, leaving out `exclude`, -inf scores and repeated versions.
 
-    Ties go to the lower track index. Only the best few tracks are sorted (argpartition, then a
-    wider cut if repeated versions thin them out), so one call is O(n_items), not a full sort.
+    The rules `predict` applies to its lists (`stages.songs`), for one row of scores. Ties go
+    to the lower track index. Only the best few tracks are sorted (argpartition, then a wider
+    cut if repeated versions thin them out), so one call is O(n_items), not a full sort.
 
     Args:
         scores: (n_items,) float32.
         exclude: Track indexes never returned (heard tracks, the seed track).
         n: How many to return (fewer if fewer are left).
-        groups: (n_items,) track group per track; only the best-scored track of a group is
-            kept, and groups of excluded tracks are left out (so a seed's versions never
-            come back as "similar"). None: every track is its own group.
+        groups: (n_items,) track group per track; None: every track is its own group.
+        drop_excluded_songs: Leave out every version of an excluded track's song too (a
+            seed's versions are never "similar"; a heard song's versions are left out unless
+            [predict].allow_heard_songs).
+        one_per_group: Keep only the best-scored track of each group ([predict].one_per_group).
 
     Returns:
         (m,) track indexes and (m,) scores, best first, m <= n.
     """
     masked = np.asarray(scores, dtype=np.float32).copy()
     masked[exclude] = -np.inf
-    if groups is not None and len(exclude):
+    if groups is not None and drop_excluded_songs and len(exclude):
         banned = np.zeros(int(groups.max()) + 1, dtype=bool)
         banned[groups[exclude]] = True
         masked[banned[groups]] = -np.inf
@@ -207,7 +242,7 @@ def rank_tracks(
     width = min(n_finite, 4 * n + 16)
     while True:
         order = _best_first(masked, width)
-        if groups is not None:
+        if groups is not None and one_per_group:
             _, first = np.unique(groups[order], return_index=True)
             order = order[np.sort(first)]
         if len(order) >= n or width >= n_finite:
@@ -243,6 +278,7 @@ def because(
     heard: npt.NDArray[np.integer[Any]],
     *,
     k: int,
+    groups: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """For each of `tracks`, the `k` heard tracks most like it: the reasons shown beside it.
 
@@ -251,16 +287,23 @@ def because(
         tracks: (m,) recommended track indexes.
         heard: (h,) tracks the listener played or picked.
         k: Reasons per track (fewer if fewer were heard).
+        groups: (n_items,) group codes: one heard version of a song per row (the most
+            similar); None: every track is its own song.
 
     Returns:
-        (m, min(k, h)) heard track indexes and their cosine similarity, most similar first.
+        (m, min(k, h)) heard track indexes and their cosine similarity, most similar first;
+        with `groups`, -1 and -inf pad rows that heard fewer than k songs.
     """
     unique = np.unique(np.asarray(heard, dtype=np.int64))
     if len(unique) == 0 or len(tracks) == 0:
         return np.zeros((len(tracks), 0), dtype=np.int64), np.zeros((len(tracks), 0), np.float32)
     sims = vectors[tracks] @ vectors[unique].T
-    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return unique[top], np.take_along_axis(sims, top, axis=1).astype(np.float32)
+    order = np.argsort(-sims, axis=1, kind="stable")
+    if groups is None:
+        top = order[:, :k]
+        return unique[top], np.take_along_axis(sims, top, axis=1).astype(np.float32)
+    ranked = np.take_along_axis(sims, order, axis=1).astype(np.float32)
+    return songs.first_per_song(unique[order], ranked, groups, n=min(k, len(unique)))
 
 
 def search_tracks(

@@ -110,10 +110,10 @@ def plain_lists(
 ) -> Candidates:
     """A block's top-n lists: one version per song unless `one_per_group` is off.
 
-    With one version per song, rows are first fetched `depth` deep; a row left with fewer than
-    n songs whose candidates were all real tracks (so more exist) is fetched again twice as deep,
-    until it is full or the catalogue is exhausted: the result equals deduplicating the full
-    ranking.
+    Rows are first fetched `depth` deep; a row left with fewer than n tracks (after dropping
+    heard songs and repeated versions) whose candidates were all real tracks (so more exist) is
+    fetched again twice as deep, until it is full or the catalogue is exhausted: the result
+    equals deduplicating the full ranking.
 
     Args:
         fetch: (row positions, k) -> their candidates, best first (any scorer).
@@ -125,12 +125,9 @@ def plain_lists(
         one_per_group: At most one track per group; off: the first n unheard-song tracks.
     """
     depth = 2 * n if depth is None else depth
-    if not one_per_group:
-        idx, best = fetch(np.arange(n_rows, dtype=np.int64), depth)
-        if heard is not None:
-            idx, best = drop_heard_songs(idx, best, group, heard)
-        return first_per_song(idx, best, np.arange(len(group)), n=n)
     n_items = group.size
+    # off: several versions of a song may stay, but heard songs still go (and are refilled)
+    keep_by = group if one_per_group else np.arange(n_items, dtype=np.int64)
     idx = np.full((n_rows, n), -1, dtype=np.int64)
     best = np.full((n_rows, n), -np.inf, dtype=np.float32)
     rows = np.arange(n_rows, dtype=np.int64)
@@ -140,8 +137,51 @@ def plain_lists(
         full = (cand_idx >= 0).all(axis=1) & (k < n_items)
         if heard is not None:
             cand_idx, cand_scores = drop_heard_songs(cand_idx, cand_scores, group, heard[rows])
-        got_idx, got_scores = first_per_song(cand_idx, cand_scores, group, n=n)
+        got_idx, got_scores = first_per_song(cand_idx, cand_scores, keep_by, n=n)
         idx[rows], best[rows] = got_idx, got_scores
         rows = rows[full & (got_idx < 0).any(axis=1)]
         k = min(2 * k, n_items)
     return idx, best
+
+
+def own_groups(track_idx: npt.NDArray[np.int64], group: npt.NDArray[np.int64]) -> sp.csr_matrix:
+    """(b, n_groups) bool CSR marking each track's own group: what a similar list leaves out.
+
+    Args:
+        track_idx: (b,) query tracks.
+        group: (n_items,) int64 group codes.
+    """
+    n_groups = int(group.max(initial=-1)) + 1
+    b = len(track_idx)
+    return sp.csr_matrix(
+        (np.ones(b, dtype=bool), group[track_idx], np.arange(b + 1)), shape=(b, n_groups)
+    )
+
+
+def similar_lists(
+    fetch: Fetch,
+    track_idx: npt.NDArray[np.int64],
+    group: npt.NDArray[np.int64],
+    *,
+    n: int,
+    depth: int,
+    one_per_group: bool,
+) -> Candidates:
+    """The `n` tracks most similar to each of `track_idx`: never a version of the query's song.
+
+    The query's own group plays the part of a heard song (left out always: another version of
+    the query is not a recommendation), and, as in `plain_lists`, one version per song.
+
+    Args:
+        fetch: (row positions, k) -> candidates of those queries, best first, the query itself
+            already left out.
+        track_idx: (b,) query tracks.
+        group: (n_items,) int64 group codes.
+        n: Tracks per list.
+        depth: Depth of the first fetch.
+        one_per_group: At most one track per group; off: only the query's song left out.
+    """
+    own = own_groups(track_idx, group)
+    return plain_lists(
+        fetch, len(track_idx), group, n=n, heard=own, depth=depth, one_per_group=one_per_group
+    )

@@ -123,7 +123,8 @@ def recommend(
     """Recommend unheard tracks to USER, or to a new listener from --liked tracks.
 
     Reads 01_preprocess, 02_split and 04_train. With --liked, ALS folds the listener in from
-    the liked tracks and the hybrid blends that with content ([train].hybrid_liked).
+    the liked tracks and the hybrid blends that with content ([train].hybrid_liked). One
+    version per song, none of a song heard or liked unless [predict].allow_heard_songs.
     """
     if (user is None) == (not liked):
         msg = "give either USER or at least one --liked track, not both"
@@ -141,7 +142,15 @@ def recommend(
             liked_idx = serve.find_tracks(liked or [], data.items)
             row = serve.liked_row(liked_idx, n_items=chosen.n_items)
             scores = serve.liked_scores(chosen, row, name=model)
-        idx, best = serve.rank_tracks(scores, exclude=row.indices, n=n, groups=groups)
+        p = s.config().predict
+        idx, best = serve.rank_tracks(
+            scores,
+            exclude=row.indices,
+            n=n,
+            groups=groups,
+            drop_excluded_songs=not p.allow_heard_songs,
+            one_per_group=p.one_per_group,
+        )
         rows = data.describe(idx, best)
         return {"user": user, "liked": liked or [], "model": model, "tracks": rows}, rows
 
@@ -181,7 +190,11 @@ def similar(
         seed = serve.find_tracks([track], data.items)[0]
         scores = serve.similar_scores(chosen, seed, name=model)
         idx, best = serve.rank_tracks(
-            scores, exclude=np.asarray([seed]), n=n, groups=serve.group_codes(data.items)
+            scores,
+            exclude=np.asarray([seed]),
+            n=n,
+            groups=serve.group_codes(data.items),
+            one_per_group=s.config().predict.one_per_group,
         )
         rows = data.describe(idx, best)
         seed_id = data.items[TRACK_ID][seed]
@@ -208,12 +221,15 @@ def _weights_row(root: Path, user_idx: int, n_items: int) -> sp.csr_matrix:
     )
 
 
-def _explain(data: _Served, user: str, track: str, n: int) -> dict[str, Any]:
+def _explain(
+    data: _Served, user: str, track: str, n: int, *, one_per_group: bool
+) -> dict[str, Any]:
     u, row = data.user_row(user)
     t = serve.find_tracks([track], data.items)[0]
     loaded = load_models(data.root, serve.explainers(list(data.specs)))
     history = UserHistory(user_idx=u, counts=row, weights=_weights_row(data.root, u, row.shape[1]))
-    found = serve.explain(loaded, history, t, n=n)
+    groups = serve.group_codes(data.items) if one_per_group else None
+    found = serve.explain(loaded, history, t, n=n, groups=groups)
     contributions = {
         name: [
             {k: v for k, v in d.items() if k != "score"} | {"value": round(value, 6)}
@@ -243,10 +259,14 @@ def explain(
 
     Reads 01_preprocess, 02_split, 03_features and 04_train. Lists the heard tracks that
     contributed most under ALS (implicit's explain), item kNN (plays x similarity) and content
-    (weight x audio-feature cosine), and each model's share of the hybrid score.
+    (weight x audio-feature cosine), one version per song, and each model's share of the
+    hybrid score.
     """
     s = session(ctx)
-    payload = _run(s, lambda: _explain(_load(s), user, track, n))
+    payload = _run(
+        s,
+        lambda: _explain(_load(s), user, track, n, one_per_group=s.config().predict.one_per_group),
+    )
     if as_json:
         console.print_json(json.dumps(payload, ensure_ascii=False))
         return

@@ -40,7 +40,8 @@ def _scored(
     why_idx = np.zeros((len(idx), 0), dtype=np.int64)
     why_sim = np.zeros((len(idx), 0), dtype=np.float32)
     if snap.vectors is not None:
-        why_idx, why_sim = serve.because(snap.vectors, idx, heard, k=REASONS)
+        groups = snap.groups if snap.rerank_params.one_per_group else None
+        why_idx, why_sim = serve.because(snap.vectors, idx, heard, k=REASONS, groups=groups)
     named = tracks(snap, [*idx.tolist(), *why_idx.ravel().tolist()])
     reasons = named[len(idx) :]
     width = why_idx.shape[1]
@@ -52,6 +53,7 @@ def _scored(
             because=[
                 schemas.Reason(**reasons[r * width + j].model_dump(), similarity=float(sim))
                 for j, sim in enumerate(why_sim[r])
+                if why_idx[r, j] >= 0  # padding: fewer heard songs than REASONS
             ],
         )
         for r in range(len(idx))
@@ -67,12 +69,31 @@ def _rank(
     n: int,
     use_rerank: bool,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Top n unheard tracks, or n re-ranked from n x candidates (as `musicrec predict` does)."""
+    """Top n unheard tracks, or n re-ranked from n x candidates (as `musicrec predict` does).
+
+    One version per song and none of a heard song unless [predict].allow_heard_songs; the
+    re-ranked candidates leave heard songs out, and re-ranking keeps one version per song.
+    """
     heard = row.indices.astype(np.int64)
+    drop = not snap.allow_heard_songs
     if not use_rerank:
-        return serve.rank_tracks(scores, exclude=heard, n=n, groups=snap.groups)
+        return serve.rank_tracks(
+            scores,
+            exclude=heard,
+            n=n,
+            groups=snap.groups,
+            drop_excluded_songs=drop,
+            one_per_group=snap.rerank_params.one_per_group,
+        )
     attrs = snap.rerank_attrs[name]
-    idx, best = serve.rank_tracks(scores, exclude=heard, n=n * snap.candidates)
+    idx, best = serve.rank_tracks(
+        scores,
+        exclude=heard,
+        n=n * snap.candidates,
+        groups=snap.groups,
+        drop_excluded_songs=drop,
+        one_per_group=False,
+    )
     params = dataclasses.replace(snap.rerank_params, n=n)
     r_idx, r_best = rerank.rerank(idx[None, :], best[None, :], attrs, params)
     keep = r_idx[0] >= 0
@@ -157,7 +178,13 @@ def similar(snap: Snapshot, track: str, *, n: int, model: str) -> schemas.Simila
     seed = snap.track_idx([track])[0]
     scores = serve.similar_scores(chosen, seed, name=model)
     seed_arr = np.asarray([seed], dtype=np.int64)
-    idx, best = serve.rank_tracks(scores, exclude=seed_arr, n=n, groups=snap.groups)
+    idx, best = serve.rank_tracks(
+        scores,
+        exclude=seed_arr,
+        n=n,
+        groups=snap.groups,
+        one_per_group=snap.rerank_params.one_per_group,
+    )
     return schemas.Similar(
         track=str(snap.items[TRACK_ID][seed]),
         model=model,
@@ -172,7 +199,8 @@ def explain(snap: Snapshot, user_id: str, track: str, *, n: int) -> schemas.Expl
     row = snap.user_items[[u]]
     history = UserHistory(user_idx=u, counts=row, weights=snap.weights[[u]])
     explainers = {name: snap.models[name] for name in serve.explainers(list(snap.models))}
-    found = serve.explain(explainers, history, t, n=n)
+    groups = snap.groups if snap.rerank_params.one_per_group else None
+    found = serve.explain(explainers, history, t, n=n, groups=groups)
     return schemas.Explanation(
         user=user_id,
         track=str(snap.items[TRACK_ID][t]),

@@ -89,6 +89,7 @@ class Snapshot:
     rerank_attrs: dict[str, rerank.ItemAttributes] = field(default_factory=dict)
     rerank_params: rerank.RerankParams = field(default_factory=lambda: rerank.RerankParams(n=10))
     candidates: int = 3
+    allow_heard_songs: bool = False
 
     def model(self, name: str | None) -> tuple[str, Recommender]:
         """The trained model `name` (default: the hybrid, else the first trained one).
@@ -293,5 +294,6 @@ def load_snapshot(root: Path, predict_cfg: PredictConfig) -> Snapshot:
             one_per_group=p.one_per_group,
         ),
         candidates=p.candidates,
+        allow_heard_songs=p.allow_heard_songs,
         lists=None if predicted is None else load_lists(root, predicted[1], user_items.shape[0]),
     )

@@ -309,7 +309,10 @@ def _stream(
 def _similar_frames(
     models: dict[str, Recommender], catalog: _Catalog, p: PredictConfig
 ) -> Iterator[tuple[int, pl.DataFrame]]:
-    """similar_tracks rows from the first factor model (none if no model has factors)."""
+    """similar_tracks rows from the first factor model (none if no model has factors).
+
+    One version per song, never one of the query's own song (`songs.similar_lists`).
+    """
     factor_models = [(m, f) for m, f in models.items() if predict.is_factorised(f)]
     if not factor_models or p.similar_k == 0:
         return
@@ -318,15 +321,26 @@ def _similar_frames(
     tracks = np.arange(unit.shape[0], dtype=np.int64)
     index = _hnsw(unit, name, p) if p.search == "hnsw" else None
     cosine = predict.FactorTopK(unit) if index is None else None
+    group = _codes(catalog.group_ids)
+
+    def fetch(
+        block: npt.NDArray[np.int64], rows: npt.NDArray[np.int64], k: int
+    ) -> songs.Candidates:
+        if cosine is not None:
+            return predict.similar_block(cosine, block[rows], k)
+        return ann.similar_tracks(index, unit, block[rows], k=k, ef_search=p.hnsw_ef_search)
+
     for start in range(0, len(tracks), p.block_size):
         block = tracks[start : start + p.block_size]
-        if cosine is not None:
-            frame = predict.similar_block(cosine, block, k=p.similar_k)
-        else:
-            idx, best = ann.similar_tracks(
-                index, unit, block, k=p.similar_k, ef_search=p.hnsw_ef_search
-            )
-            frame = predict.similar_frame(block, idx, best)
+        idx, best = songs.similar_lists(
+            functools.partial(fetch, block),
+            block,
+            group,
+            n=p.similar_k,
+            depth=2 * p.similar_k,
+            one_per_group=p.one_per_group,
+        )
+        frame = predict.similar_frame(block, idx, best)
         yield (
             0,
             frame.with_columns(

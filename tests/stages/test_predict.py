@@ -159,7 +159,8 @@ def test_factor_top_k_equals_brute_force_for_1500_users(
 
 def test_similar_block_excludes_self_and_orders_by_cosine() -> None:
     unit = predict.unit_rows(ITEMS)
-    frame = predict.similar_block(predict.FactorTopK(unit), np.array([0, 3]), k=2)
+    seeds = np.array([0, 3])
+    frame = predict.similar_frame(seeds, *predict.similar_block(predict.FactorTopK(unit), seeds, 2))
     assert frame.to_dict(as_series=False) | {"similarity": None} == {
         "track_idx": [0, 0, 3, 3],
         "rank": [1, 2, 1, 2],

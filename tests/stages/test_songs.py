@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from stages.predict import top_n
-from stages.songs import first_per_song, heard_groups, plain_lists
+from stages.songs import first_per_song, heard_groups, plain_lists, similar_lists
 
 
 def test_first_per_song_keeps_the_best_version_and_compacts():
@@ -72,3 +72,36 @@ def test_heard_groups_marks_every_group_of_a_heard_track():
         [False, True, False],
         [True, False, True],
     ]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("one_per_group", [True, False])
+def test_similar_lists_never_hold_the_query_song_and_one_version_of_each(seed, one_per_group):
+    rng = np.random.default_rng(seed)
+    n_items, n = 80, 6
+    group = rng.integers(0, 10, size=n_items)  # ~8 versions per song
+    group[:20] = 0  # song 0: 20 versions, all most similar to each other
+    sims = rng.random((n_items, n_items)).astype(np.float32)
+    sims[:20, :20] += 1.0
+    queries = np.array([0, 5, 19, 40, 79])
+
+    def fetch(rows, k):
+        self_rows = sp.csr_matrix(
+            (np.ones(rows.size), queries[rows], np.arange(rows.size + 1)),
+            shape=(rows.size, n_items),
+        )
+        return top_n(sims[queries[rows]].copy(), self_rows, n=k)
+
+    idx, best = similar_lists(fetch, queries, group, n=n, depth=n, one_per_group=one_per_group)
+    for row, q in enumerate(queries):
+        want, seen = [], set()
+        for t in np.lexsort((np.arange(n_items), -sims[q])):
+            if t == q or group[t] == group[q] or (one_per_group and group[t] in seen):
+                continue
+            seen.add(group[t])
+            want.append(int(t))
+        assert idx[row].tolist() == want[:n]
+        np.testing.assert_array_equal(best[row], sims[q, idx[row]])
+        assert group[q] not in group[idx[row]].tolist()
+        if one_per_group:
+            assert len(set(group[idx[row]].tolist())) == n
