@@ -9,6 +9,7 @@ search (Optuna TPE on a validation split carved from train, never the test set) 
 on train with the best settings.
 
     python benchmarks/bench_vs_implicit.py default --artifacts artifacts
+    python benchmarks/bench_vs_implicit.py default-user-random --seeds 0 1
     python benchmarks/bench_vs_implicit.py msd-taste --seeds 0 1
 
 Results go to benchmarks/results/vs_implicit_<data>.json.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import time
 import warnings
@@ -36,19 +38,28 @@ from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
 from musicrec_cli import artifacts as art
-from musicrec_cli.config import Config, PathsConfig, TrainConfig
+from musicrec_cli.config import Config, FeaturesConfig, PathsConfig, TrainConfig
 from musicrec_cli.runner.train import load_train_data
 from musicrec_cli.runner.tune import Validation, load_validation, score_lists
-from stages import split, tune
+from stages import features, split, tune
 from stages.interactions import build_matrix
 from stages.models import Recommender, registry
 from stages.models.training import TrainingData
-from stages.schema import LAST_TS, PLAY_COUNT, PLAYED_AT, TRACK_IDX, USER_IDX, WEIGHT
+from stages.schema import (
+    LAST_TS,
+    PLAY_COUNT,
+    PLAYED_AT,
+    TRACK_GROUP_ID,
+    TRACK_IDX,
+    USER_IDX,
+    WEIGHT,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MSD = ROOT.parent / "shared" / "real-formats" / "msd-taste" / "10000.txt"
 K = 10
-TUNED = {"rp3beta": 40, "ease": 20, "als": 25}  # trials per model (the tuning budget)
+# trials per model (the tuning budget); the blend's components keep their tuned settings
+TUNED = {"rp3beta": 40, "ease": 20, "als": 25, "blend": 20}
 
 
 @dataclasses.dataclass
@@ -123,28 +134,44 @@ def score_musicrec(data: Data, settings: TrainConfig) -> dict[str, float]:
     return results
 
 
+def _search(
+    model: str, v: Validation, settings: TrainConfig, fitted: dict[str, Recommender], seed: int
+) -> tuple[dict[str, Any], optuna.Study]:
+    """`musicrec tune`'s search of `model` on the validation carve (components in `fitted`)."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+
+    def objective(trial: optuna.Trial) -> float:
+        tried = dataclasses.replace(settings, **tune.suggest(model, trial))
+        return score_lists(registry.fit(model, v.data, tried, fitted)[0], v)
+
+    study.optimize(objective, n_trials=TUNED[model])
+    return tune.suggest(model, optuna.trial.FixedTrial(study.best_trial.params)), study
+
+
 def tune_and_score(data: Data, settings: TrainConfig, seed: int) -> dict[str, Any]:
-    """Search each model of TUNED on the validation carve, refit the best on train, score."""
+    """Search each model of TUNED on the validation carve, refit the best on train, score.
+
+    The blend's weights are searched last, over its components fitted with their tuned
+    settings (as a user would: tune each, then `tune --model blend` with those settings).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = {}
     v = data.validation
-    for model, trials in TUNED.items():
+    tuned = settings
+    for model in TUNED:
         start = time.perf_counter()
-        study = optuna.create_study(
-            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
-        )
-
-        def objective(trial: optuna.Trial, name: str = model) -> float:
-            tried = dataclasses.replace(settings, **tune.suggest(name, trial))
-            return score_lists(registry.fit(name, v.data, tried, {})[0], v)
-
-        study.optimize(objective, n_trials=trials)
-        best = tune.suggest(model, optuna.trial.FixedTrial(study.best_trial.params))
-        refit = registry.fit(model, data.train, dataclasses.replace(settings, **best), {})[0]
+        fitted: dict[str, Recommender] = {}
+        for name in registry.fit_order(registry.spec(model).needs):
+            fitted[name] = registry.fit(name, v.data, tuned, fitted)[0]
+        best, study = _search(model, v, tuned, fitted, seed)
+        tuned = dataclasses.replace(tuned, **best)
+        on_train: dict[str, Recommender] = {}
+        for name in registry.fit_order((model,)):
+            on_train[name] = registry.fit(name, data.train, tuned, on_train)[0]
         out[f"musicrec {model} tuned"] = {
-            "ndcg@10": _lists_score(refit, data),
+            "ndcg@10": _lists_score(on_train[model], data),
             "validation_ndcg@10": study.best_value,
-            "trials": trials,
+            "trials": TUNED[model],
             "minutes": round((time.perf_counter() - start) / 60, 2),
             "settings": {k: list(x) if isinstance(x, tuple) else x for k, x in best.items()},
         }
@@ -158,6 +185,45 @@ def default_data(root: Path) -> Data:
     train = load_train_data(root)
     test = pl.read_parquet(art.stage_dir(root, "split") / art.TEST, columns=[USER_IDX, TRACK_IDX])
     return _assemble(train, test, load_validation(cfg))
+
+
+def default_user_random(root: Path, seed: int) -> Data:
+    """`make all`'s plays (01_preprocess) split user-random with `seed`, weighted as 03_features.
+
+    Validation carved from train the same way; groups from items.parquet (one song per group).
+    """
+    plays = pl.scan_parquet(art.stage_dir(root, "preprocess") / art.PLAYS)
+    items = pl.read_parquet(art.stage_dir(root, "preprocess") / art.ITEMS).sort(TRACK_IDX)
+    n_users = pl.scan_parquet(art.stage_dir(root, "preprocess") / art.USERS).select(pl.len())
+    shape = int(n_users.collect().item()), items.height
+    params = split.SplitParams(strategy="user-random", seed=seed)
+    outer = split.split_plays(plays, params=params)
+    inner = split.split_plays(split.train_plays(plays, outer), params=params)
+    audio = load_train_data(root).audio
+    train = _features(outer.train.collect(), audio, *shape)
+    truth, users = _truth(inner.test.collect(), shape)
+    group = items[TRACK_GROUP_ID].rank("dense").to_numpy().astype(np.int64)
+    validation = Validation(
+        data=_features(inner.train.collect(), audio, *shape),
+        truth=truth,
+        users=users,
+        group=group,
+    )
+    return _assemble(train, outer.test.collect().select(USER_IDX, TRACK_IDX), validation)
+
+
+def _features(
+    interactions: pl.DataFrame, audio: np.ndarray, n_users: int, n_tracks: int
+) -> TrainingData:
+    """03_features' confidence weights (log1p plays x recency before the newest play)."""
+    f = FeaturesConfig()
+    weighted = features.confidence_weights(
+        interactions.lazy(),
+        cutoff=interactions[LAST_TS].max(),  # type: ignore[arg-type]
+        half_life_days=f.recency_half_life_days,
+        recency_floor=f.recency_floor,
+    ).collect()
+    return TrainingData.build(weighted, audio, n_users=n_users, n_tracks=n_tracks)
 
 
 def _truth(pairs: pl.DataFrame, shape: tuple[int, int]) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -256,18 +322,25 @@ def run(data: Data, seed: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("data", choices=["default", "msd-taste"])
+    parser.add_argument("data", choices=["default", "default-user-random", "msd-taste"])
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
+    load = os.getloadavg()
     runs = {}
     if args.data == "default":
         runs["temporal split of make all"] = run(default_data(args.artifacts), seed=0)
+    elif args.data == "default-user-random":
+        for seed in args.seeds:
+            print(f"default data, user-random seed {seed}", flush=True)
+            runs[f"user-random seed {seed}"] = run(default_user_random(args.artifacts, seed), seed)
     else:
         for seed in args.seeds:
             print(f"msd-taste, user-random seed {seed}", flush=True)
             runs[f"user-random seed {seed}"] = run(msd_data(MSD, seed), seed=seed)
     report = {
+        "load_at_start": [round(x, 2) for x in load],
+        "load_at_end": [round(x, 2) for x in os.getloadavg()],
         "what": "binary NDCG@10 over the test pairs; implicit 0.7.3 at its defaults vs musicrec",
         "tuning_budget_trials": TUNED,
         "machine": f"{platform.machine()}, shared by several jobs (2 cores); one run per setting",

@@ -125,6 +125,7 @@ class TrainConfig:
     hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1)
     hybrid_liked: tuple[float, ...] = (0.7, 0.3, 0.0)
     hybrid_min_tracks: int = 5
+    blend_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -96,6 +96,10 @@ RULES: dict[str, Rule] = {
     **dict.fromkeys(
         (f"train.hybrid_{h}" for h in ("cold", "few", "warm", "liked")), HYBRID_WEIGHTS
     ),
+    "train.blend_weights": (
+        lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,
+        "3 weights >= 0 for [ease, rp3beta, als], not all 0",
+    ),
     "preprocess.format": (
         lambda v: v in (AUTO, *KNOWN_FORMATS),
         f"one of {[AUTO, *KNOWN_FORMATS]}",

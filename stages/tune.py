@@ -76,6 +76,13 @@ def _hybrid(trial: BaseTrial) -> Settings:
     return {"hybrid_warm": tuple(warm)}
 
 
+def _blend(trial: BaseTrial) -> Settings:
+    weights = [trial.suggest_float(f"blend_{m}", 0.0, 1.0) for m in ("ease", "rp3beta", "als")]
+    if sum(weights) == 0:
+        weights[0] = 1.0
+    return {"blend_weights": tuple(weights)}
+
+
 SPACES: dict[str, Callable[[BaseTrial], Settings]] = {
     "als": _als,
     "bpr": _bpr,
@@ -84,6 +91,7 @@ SPACES: dict[str, Callable[[BaseTrial], Settings]] = {
     "ease": _ease,
     "trending": _trending,
     "hybrid": _hybrid,
+    "blend": _blend,
 }
 
 

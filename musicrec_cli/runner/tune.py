@@ -106,12 +106,17 @@ def load_validation(cfg: Config) -> Validation:
 
 
 def score_lists(model: Recommender, v: Validation) -> float:
-    """Binary NDCG@10 of the model's lists (one version per song, heard songs left out)."""
+    """Binary NDCG@10 of the model's lists (one version per song, heard songs left out).
+
+    Users are scored from their play counts, as `predict` scores them (02_split's train matrix;
+    the item models were fitted on the confidence weights).
+    """
     rank = predict.scorer(model)
+    counts = v.data.counts()
     parts = []
     for start in range(0, len(v.users), BLOCK):
         block = v.users[start : start + BLOCK]
-        heard = v.data.weights[block]
+        heard = counts[block]
 
         def fetch(rows: npt.NDArray[np.int64], k: int) -> songs.Candidates:
             return rank(block[rows], heard[rows], k)  # noqa: B023 (used within the iteration)

@@ -19,6 +19,7 @@ from stages.models import (
     Arrays,
     Recommender,
     als,
+    blend,
     bpr,
     content,
     ease,
@@ -107,6 +108,13 @@ class HybridParams:
     warm: tuple[float, ...]
     min_tracks: int
     liked: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlendParams:
+    """Weights of [ease, rp3beta, als] ([train].blend_weights)."""
+
+    weights: tuple[float, ...]
 
 
 def fit_popularity(data: TrainingData, _p: NoParams, _f: Fitted) -> popularity.PopularityModel:
@@ -218,3 +226,8 @@ def load_hybrid(arrays: Arrays, record: Record) -> hybrid.HybridModel:
     liked = record.get("liked")
     default = (0.0, 0.0, 0.0)
     return hybrid.load_hybrid(arrays, liked=tuple(liked) if isinstance(liked, list) else default)
+
+
+def fit_blend(_data: TrainingData, p: BlendParams, fitted: Fitted) -> blend.BlendModel:
+    """The blend of the EASE, RP3beta and ALS models fitted before it."""
+    return blend.build_blend({n: fitted[n] for n in blend.COMPONENTS}, p.weights)

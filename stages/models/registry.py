@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from stages.models import Arrays, Recommender, fitting
 from stages.models.als import load_als
+from stages.models.blend import COMPONENTS, BlendModel, component_arrays
 from stages.models.bpr import load_bpr
 from stages.models.content import load_content
 from stages.models.ease import load_ease
@@ -129,8 +130,18 @@ MODELS: dict[str, ModelSpec[Any]] = {s.name: s for s in (
               params=fitting.HybridParams, prefix="hybrid_", needs=("als", "content", "popularity"),
               fit=fitting.fit_hybrid, load=fitting.load_hybrid,
               capabilities=frozenset({"fold_in", "explain"})),
+    ModelSpec(name="blend", summary="weighted sum of EASE, RP3beta and ALS, standardised per user",
+              params=fitting.BlendParams, prefix="blend_", needs=COMPONENTS,
+              fit=fitting.fit_blend, load=lambda arrays, _r: _load_blend(arrays),
+              capabilities=FOLD_IN),
 )}
 # fmt: on
+
+
+def _load_blend(arrays: Arrays) -> BlendModel:
+    """The blend and its components, each loaded from its prefixed arrays."""
+    parts = {name: load(name, component_arrays(arrays, name), {}) for name in COMPONENTS}
+    return BlendModel(components=parts, weights=arrays["weights"].astype("float32"))
 
 
 def names() -> tuple[str, ...]:

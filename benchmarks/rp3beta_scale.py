@@ -1,0 +1,203 @@
+"""RP3beta at scale: train time and peak memory at 10M and 100M generated events (issue 19).
+
+Events are drawn the way `musicrec generate` draws them (`stages.generate.make_world`'s
+Zipf users, genre tastes and Zipf tracks within a genre; no names, which RP3beta never reads),
+at the full-scale setting's proportions (800M events, 1.37M users, 805K tracks) divided by 80
+and 8, then counted per (user, track) and weighted log1p(plays) as 03_features does (no
+recency term). Each fit runs in a fresh process so that its peak RSS is its own:
+
+- musicrec RP3beta (`stages.models.rp3beta.fit_rp3beta`, alpha 1, beta 0.5, 100 neighbours:
+  the defaults of musicrec.toml);
+- the reference, in the same run: implicit's item kNN (`CosineRecommender`, K = 100), the
+  closest tool doing the same sparse item-item product and top-K.
+
+    python benchmarks/rp3beta_scale.py 10000000 100000000
+
+Results (median of --repeats, with the machine load) go to benchmarks/results/rp3beta_scale.json,
+plus a linear extrapolation to 800M events from the two largest sizes (time by the product's
+multiply-adds, sum over users of their distinct tracks squared; memory by pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stages.generate import make_world  # noqa: E402
+
+FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
+CHUNK = 20_000_000
+NEIGHBOURS = 100
+
+CHILD = """
+import json, resource, sys, time
+import numpy as np, scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+matrix = sp.load_npz(sys.argv[2]).tocsr()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+cpu0, t0 = time.process_time(), time.perf_counter()
+with threadpool_limits(1, "blas"):
+    if sys.argv[1] == "rp3beta":
+        from stages.models.rp3beta import fit_rp3beta
+        model = fit_rp3beta(matrix, alpha=1.0, beta=0.5, neighbours=int(sys.argv[3]))
+        nnz = model.similarity.nnz
+    else:
+        from implicit.nearest_neighbours import CosineRecommender
+        ref = CosineRecommender(K=int(sys.argv[3]), num_threads=1)
+        ref.fit(sp.csr_matrix(matrix, dtype=np.float64), show_progress=False)
+        nnz = ref.similarity.nnz
+print(json.dumps({
+    "wall_seconds": round(time.perf_counter() - t0, 2),
+    "cpu_seconds": round(time.process_time() - cpu0, 2),
+    "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    "rss_before_fit_gib": round(base / 2**20, 3),
+    "similarity_nnz": int(nnz),
+}))
+"""
+
+
+def draw_matrix(events: int, *, seed: int = 42) -> sp.csr_matrix:
+    """(users, tracks) float32 CSR of log1p(plays) for `events` plays drawn like `generate`.
+
+    Users, tracks and genres in the full-scale proportions; plays drawn in chunks as
+    `stages.generate.make_events` draws them (user by activity, genre by taste 60/25/15, track
+    by popularity within the genre); 25% skips are left out, as preprocess drops them.
+    """
+    scale = FULL["events"] / events
+    n_users, n_tracks = int(FULL["users"] / scale), int(FULL["tracks"] / scale)
+    n_genres = max(4, min(200, n_tracks // 4000))
+    world = make_world(n_users=n_users, n_tracks=n_tracks, n_genres=n_genres, seed=seed)
+    rng = np.random.default_rng(seed)
+    keys = []
+    for start in range(0, events, CHUNK):
+        m = min(CHUNK, events - start)
+        user = np.minimum(np.searchsorted(world.user_cdf, rng.random(m)), n_users - 1)
+        pick = rng.random(m)
+        genre = np.where(
+            pick < 0.6,
+            world.user_genres[user, 0],
+            np.where(pick < 0.85, world.user_genres[user, 1], rng.integers(0, n_genres, m)),
+        )
+        track = np.searchsorted(world.track_cdf, genre + rng.random(m) * 0.999999)
+        track = np.minimum(track, n_tracks - 1)
+        kept = rng.random(m) >= 0.25
+        key, count = np.unique(user[kept] * np.int64(n_tracks) + track[kept], return_counts=True)
+        keys.append((key, count))
+    key = np.concatenate([k for k, _ in keys])
+    count = np.concatenate([c for _, c in keys])
+    key, inverse = np.unique(key, return_inverse=True)
+    plays = np.bincount(inverse, weights=count)
+    rows, cols = np.divmod(key, np.int64(n_tracks))
+    weights = np.log1p(plays).astype(np.float32)
+    return sp.csr_matrix((weights, (rows, cols)), shape=(n_users, n_tracks))
+
+
+def _fit(kind: str, path: Path) -> dict[str, float]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(path), str(NEIGHBOURS)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def measure(events: int, repeats: int) -> dict[str, object]:
+    start = time.perf_counter()
+    matrix = draw_matrix(events)
+    per_user = np.diff(matrix.indptr).astype(np.float64)
+    shape = {
+        "events": events,
+        "users": matrix.shape[0],
+        "tracks": matrix.shape[1],
+        "pairs": int(matrix.nnz),
+        "product_multiply_adds": float((per_user**2).sum()),
+        "draw_seconds": round(time.perf_counter() - start, 1),
+    }
+    print(shape, flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "matrix.npz"
+        sp.save_npz(path, matrix, compressed=False)
+        del matrix
+        runs: dict[str, list[dict[str, float]]] = {"rp3beta": [], "implicit_cosine": []}
+        for _ in range(repeats):  # interleaved, so both see the same load
+            for kind in runs:
+                runs[kind].append(_fit(kind, path))
+                print(kind, runs[kind][-1], flush=True)
+    medians = {
+        kind: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+        for kind, rs in runs.items()
+    }
+    ratio = medians["rp3beta"]["wall_seconds"] / medians["implicit_cosine"]["wall_seconds"]
+    return {**shape, "median": medians, "runs": runs, "rp3beta_over_implicit_wall": ratio}
+
+
+def extrapolate(sizes: list[dict[str, object]]) -> dict[str, object]:
+    """800M events from the two largest measured sizes: time ~ multiply-adds, memory ~ pairs.
+
+    The multiply-adds and pairs at 800M are themselves extrapolated by their growth exponent
+    between the two sizes (events ** k), since drawing 800M events here would take as long.
+    """
+    a, b = sizes[-2], sizes[-1]
+    ea, eb = float(a["events"]), float(b["events"])  # type: ignore[arg-type]
+
+    def grow(key: str) -> float:
+        va, vb = float(a[key]), float(b[key])  # type: ignore[arg-type]
+        k = np.log(vb / va) / np.log(eb / ea)
+        return float(vb * (FULL["events"] / eb) ** k)
+
+    mads, pairs = grow("product_multiply_adds"), grow("pairs")
+    rp = b["median"]["rp3beta"]  # type: ignore[index]
+    seconds = rp["wall_seconds"] * mads / float(b["product_multiply_adds"])  # type: ignore[arg-type]
+    fixed = rp["rss_before_fit_gib"]
+    per_pair = (rp["peak_rss_gib"] - fixed) / float(b["pairs"])  # type: ignore[arg-type]
+    return {
+        "events": FULL["events"],
+        "pairs_estimated": round(pairs),
+        "product_multiply_adds_estimated": mads,
+        "rp3beta_wall_hours_one_core": round(seconds / 3600, 1),
+        "rp3beta_fit_peak_gib_beyond_the_matrix": round(per_pair * pairs, 1),
+        "how": "time scaled by multiply-adds, fit memory by pairs, from the largest size",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("events", type=int, nargs="+")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    load = os.getloadavg()
+    sizes = [measure(e, args.repeats) for e in sorted(args.events)]
+    report = {
+        "what": "RP3beta fit (alpha 1, beta 0.5, 100 neighbours) vs implicit CosineRecommender "
+        "(K 100), one core each, fresh process per fit; generated data",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs",
+        "load_at_start": [round(x, 2) for x in load],
+        "load_at_end": [round(x, 2) for x in os.getloadavg()],
+        "sizes": sizes,
+        "extrapolated_800m": extrapolate(sizes) if len(sizes) >= 2 else None,
+    }
+    out = ROOT / "benchmarks" / "results" / "rp3beta_scale.json"
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report["extrapolated_800m"], indent=2))
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
