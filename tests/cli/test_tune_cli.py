@@ -61,6 +61,27 @@ def test_tune_resumes_and_train_reads_the_best_settings_19(tiny_project: Path):
     assert (tuning / "journal.log").exists()  # train kept the search
 
 
+def test_the_blend_is_tuned_trained_and_predicted_like_the_others_19(tiny_project: Path):
+    for stage in ("preprocess", "split", "features"):
+        assert run(tiny_project, stage).exit_code == 0
+    tuning = tiny_project.parent / "artifacts" / "04_train" / "tuning"
+    result = run(tiny_project, "tune", "--model", "blend", "--trials", "3")
+    assert result.exit_code == 0, result.output
+    best = tomllib.loads((tuning / "blend_best.toml").read_text())["train"]
+    assert len(best["blend_weights"]) == 3
+    models = 'train.models=["popularity", "blend"]'
+    result = run(tiny_project, "--set", models, "train", "--tuned", str(tuning / "blend_best.toml"))
+    assert result.exit_code == 0, result.output
+    trained = json.loads((tuning.parent / "models.json").read_text())
+    assert trained["blend"]["params"] == {"weights": best["blend_weights"]}
+    assert run(tiny_project, "--set", models, "predict").exit_code == 0
+    preds = pl.read_parquet(tuning.parents[1] / "05_predict" / "predictions.parquet")
+    assert preds.filter(pl.col("model") == "blend").height > 0
+    users = pl.read_parquet(tuning.parents[1] / "01_preprocess" / "users.parquet")
+    got = run(tiny_project, "--set", models, "recommend", users["user_id"][0], "-m", "blend")
+    assert got.exit_code == 0, got.output
+
+
 def test_tune_refuses_a_model_without_settings(tiny_project: Path):
     result = run(tiny_project, "tune", "--model", "popularity")
     assert result.exit_code == 2
