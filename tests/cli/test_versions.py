@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from musicrec_cli.app import app
 from musicrec_cli.artifacts import load_matrix
-from musicrec_cli.config import load_config
+from musicrec_cli.config_load import load_config
 from musicrec_cli.http import answers
 from musicrec_cli.http.snapshot import load_snapshot
 
