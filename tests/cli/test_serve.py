@@ -230,8 +230,9 @@ def test_recommend_needs_exactly_one_of_user_and_liked(project: Path):
 def test_train_saves_every_model_and_loads_them_back(project: Path):
     root = project / "artifacts"
     specs = json.loads((root / "04_train" / "models.json").read_text())
-    # the default [train].models: every registered model but the dense EASE
-    assert set(specs) == set(TrainConfig().models) == set(registry.names()) - {"ease"}
+    # the default [train].models: every registered model but the dense EASE and the blend on it
+    opt_in = {"ease", "blend"}
+    assert set(specs) == set(TrainConfig().models) == set(registry.names()) - opt_in
     assert specs["hybrid"]["params"]["warm"] == [0.6, 0.3, 0.1]
     assert specs["knn"]["params"] == {"similarity": "cosine", "neighbours": 10}
     models = load_models(root)
