@@ -52,6 +52,9 @@ class PreprocessConfig:
     columns: tuple[str, ...] = ()
     user_id: str = "auto"
     catalog_columns: tuple[str, ...] = ()
+    names: str = ""
+    drop_shows: tuple[str, ...] = ()
+    show_minutes: float = 15.0
     min_ms_played: int = 30_000
     ts_min: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     ts_max: dt.datetime = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)

@@ -114,6 +114,7 @@ RULES: dict[str, Rule] = {
         f'a list of "raw=source" column mappings with raw in {list(_RAW_COLUMNS)}',
     ),
     "preprocess.min_ms_played": (lambda v: v >= 0, "an integer >= 0"),
+    "preprocess.show_minutes": (lambda v: v >= 0, "a number >= 0 (0 disables the rule)"),
     "preprocess.max_plays_per_day": (lambda v: v >= 0, "a number >= 0 (0 disables the check)"),
     "preprocess.buckets": (lambda v: v >= 0, "an integer >= 0 (0 = chosen from the input size)"),
     "split.strategy": (lambda v: v in SPLIT_STRATEGIES, f"one of {list(SPLIT_STRATEGIES)}"),

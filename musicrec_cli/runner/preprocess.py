@@ -31,6 +31,7 @@ from musicrec_cli.config import Config, PreprocessConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.inputs import choose_format, list_entries, materialise, select
 from musicrec_cli.runner import Measure, spark_groups
+from musicrec_cli.runner import preprocess_side as side
 from musicrec_cli.sources import (
     InputError,
     find_damaged,
@@ -40,7 +41,7 @@ from musicrec_cli.sources import (
     scan_table,
 )
 from stages.interactions import build_matrix
-from stages.preprocess import encode, formats, layout, names, parse, tables
+from stages.preprocess import encode, formats, layout, mapped, names, parse, shows, tables
 from stages.preprocess.columns import RAW_PLAY_COUNT, SOURCE_FILE
 from stages.preprocess.quality import (
     KEPT,
@@ -84,6 +85,8 @@ class _Input:
     shown: list[str]  # the same files as the user knows them
     ignored: list[tuple[str, str]]  # (file, reason)
     users: pl.DataFrame  # source_file, file_user
+    names: pl.LazyFrame | None = None  # track_uri, artist_name, track_name of a count table's ids
+    shows: tuple[str, ...] = ()  # artists found to be podcast shows (shows.long_play_shows)
 
 
 def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
@@ -101,7 +104,12 @@ def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFra
     if PLAYED_AT not in schema and RAW_PLAY_COUNT not in schema:
         msg = f"{files[0]}: no {PLAYED_AT!r} column after mapping format {inp.fmt!r}."
         raise SchemaError(msg)
-    return layout.assign_users(raw, inp.users, rule=p.user_id)
+    raw = layout.assign_users(raw, inp.users, rule=p.user_id)
+    if inp.names is not None:
+        raw = mapped.attach_names(raw, inp.names)
+    if p.drop_shows or inp.shows:
+        raw = shows.mark_shows(raw, listed=p.drop_shows, found=inp.shows)
+    return raw
 
 
 def _parse(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
@@ -296,6 +304,8 @@ def run_preprocess(cfg: Config) -> str:
     listing = list_entries(cfg.paths.raw)
     fmt, why = choose_format(listing, p.format)
     chosen, ignored = select(listing, formats.PRESETS[fmt])
+    chosen, names_found, names_set = side.names_entries(chosen, fmt=fmt, setting=p.names)
+    ignored = sorted([*ignored, *((e.shown, side.NAMES_REASON) for e in names_found)])
     users = layout.file_user_ids([e.rel for e in chosen], rule=p.user_id, root=listing.root)
     log.info("preprocess: format %s (%s), %d file(s)", fmt, why, len(chosen))
     catalog = _scan_catalog(cfg.paths.catalog, p.catalog_columns)
@@ -304,6 +314,7 @@ def run_preprocess(cfg: Config) -> str:
     try:
         with art.open_stage(root, "preprocess") as out, contextlib.ExitStack() as stack:
             paths = materialise(chosen, out.path("_unpacked"))
+            names_paths = names_set + materialise(names_found, out.path("_unpacked"))
             inp = _Input(
                 fmt=fmt,
                 why=why,
@@ -314,7 +325,10 @@ def run_preprocess(cfg: Config) -> str:
                     {SOURCE_FILE: [str(f) for f in paths], layout.FILE_USER: users},
                     schema={SOURCE_FILE: pl.String, layout.FILE_USER: pl.String},
                 ),
+                names=side.scan_names(names_paths),
             )
+            found = side.long_play_shows(_scan_raw(paths, p, inp), fmt=fmt, minutes=p.show_minutes)
+            inp = dataclasses.replace(inp, shows=tuple(found[ARTIST_NAME]))
             spark = None
             if engine == "spark":
                 from musicrec_cli.runner.preprocess_spark import SparkPasses
@@ -323,11 +337,17 @@ def run_preprocess(cfg: Config) -> str:
                 session = stack.enter_context(spark_session(cfg.spark, workdir=out.partial))
                 spark = SparkPasses(session, paths, functools.partial(_parse, p=p, inp=inp))
             report, summary = _build(cfg, inp, out, catalog, spark)
+            report["shows"] = _shows_report(p, report, found, fmt=fmt)
+            report["names_tables"] = {
+                "files": [str(f) for f in names_set] + [e.shown for e in names_found],
+                "ids": 0 if inp.names is None else inp.names.select(pl.len()).collect().item(),
+            }
             stack.close()  # Spark stopped and its scratch folder gone before the commit
             shutil.rmtree(out.path("_unpacked"), ignore_errors=True)
             out.write_json(report, art.QUALITY_REPORT)
-            on_disk = sorted({e.path for e in chosen})
-            inputs = on_disk + [Path(f) for f in [cfg.paths.catalog] if f and Path(f).is_file()]
+            on_disk = sorted({e.path for e in [*chosen, *names_found]})
+            inputs = on_disk + names_set
+            inputs += [Path(f) for f in [cfg.paths.catalog] if f and Path(f).is_file()]
             folder = art.commit_stage(
                 out,
                 {
@@ -356,6 +376,22 @@ def run_preprocess(cfg: Config) -> str:
         f"{summary['n_pairs']:,} pairs, {summary['n_users']:,} users x "
         f"{summary['n_tracks']:,} tracks ({summary['n_buckets']} bucket(s)) -> {folder}"
     )
+
+
+def _shows_report(
+    p: PreprocessConfig, report: dict[str, Any], found: pl.DataFrame, *, fmt: str
+) -> dict[str, Any]:
+    """quality_report.json `shows`: the podcast rules, the shows found, the rows each dropped."""
+    parse_step = report["steps"][0]["dropped"]
+    return {
+        "listed": list(p.drop_shows),
+        "long_plays": {
+            "minutes": p.show_minutes,
+            "applies": fmt == "spotify-account" and p.show_minutes > 0,
+            "found": found.to_dicts(),
+        },
+        "rows_dropped": {rule: parse_step.get(r, 0) for rule, r in shows.REASONS.items()},
+    }
 
 
 def _build(

@@ -46,6 +46,11 @@ def _fields(line: str) -> list[str]:
     return [f.strip().strip('"').strip() for f in line.split(separator)]
 
 
+def header_fields(head: str) -> list[str]:
+    """The fields of the first line of a delimited text file (tab- or comma-separated)."""
+    return _fields(_first_line(head))
+
+
 def _named(field: str) -> str:
     return re.sub(r"[^a-z0-9_]", "", field.lower().replace("-", "_"))
 

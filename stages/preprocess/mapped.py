@@ -98,3 +98,92 @@ def counts_to_raw(native: pl.LazyFrame, mapping: Mapping[str, str], source: str)
         msg = f"{source}: {exc} Set [preprocess].columns or --format."
         raise SchemaError(msg) from exc
     return generic_to_raw(native, guessed | dict(mapping), source)
+
+
+_ID_NAMES = (
+    "song_id", "songid", "track_id", "trackid", "recording_id", "recording_mbid", "track_uri",
+    "spotify_track_uri", "item_id", "itemid", "id",
+)  # fmt: skip
+
+
+def names_columns(columns: list[str]) -> dict[str, str] | None:
+    """Raw column -> source column of a names table (an id, an artist and a title), or None.
+
+    A names table gives the artist and title of the ids a play-count table lists (the Taste
+    Profile's `song_data.csv` beside `10000.txt`); found by its column names.
+    """
+    named = {_named(c): c for c in columns}
+
+    def find(options: tuple[str, ...]) -> str | None:
+        return next((named[o] for o in options if o in named), None)
+
+    found = {TRACK_URI: find(_ID_NAMES), ARTIST_NAME: find(_ARTIST_NAMES),
+             TRACK_NAME: find(_TITLE_NAMES)}  # fmt: skip
+    return None if None in found.values() else {k: v for k, v in found.items() if v}
+
+
+def names_table(native: pl.LazyFrame, source: str) -> pl.LazyFrame:
+    """track_uri, artist_name, track_name (String) of a names table, one row per id.
+
+    Raises:
+        SchemaError: the table has no id, artist and title columns (the message names them).
+    """
+    columns = [c for c in native.collect_schema() if c != SOURCE_FILE]
+    found = names_columns(columns)
+    if found is None:
+        msg = (
+            f"{source}: a names table needs an id, an artist and a title column (e.g. song_id, "
+            f"artist_name, title); found {', '.join(map(repr, columns))}."
+        )
+        raise SchemaError(msg)
+    return (
+        native.select(pl.col(src).cast(pl.String).alias(dst) for dst, src in found.items())
+        .with_columns(pl.col(TRACK_URI).str.strip_chars())
+        .filter(pl.col(TRACK_URI).is_not_null() & (pl.col(TRACK_URI) != ""))
+        .unique(TRACK_URI, keep="first", maintain_order=True)
+    )
+
+
+def names_files(first_lines: dict[str, list[str]]) -> list[str]:
+    """The files of a play-count input that are names tables, not plays (auto-detected).
+
+    Args:
+        first_lines: Each file's first line, split into fields (a header, or the first row).
+
+    Returns:
+        The files whose header names an id, an artist and a title, when some other file is
+        not one (the id table they name); else none: a lone count table with names is plays.
+    """
+    found = [f for f, fields in first_lines.items() if names_columns(fields) is not None]
+    return found if len(found) < len(first_lines) else []
+
+
+def attach_names(raw: pl.LazyFrame, names: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows that name only an id (artist UNKNOWN_ARTIST) get its artist and title from `names`.
+
+    The id stays in track_uri, so two ids with the same names are one track only by the name
+    rules. Rows whose id is not in `names`, and rows that had names, are unchanged.
+
+    Args:
+        raw: Raw columns of a count table (`counts_to_raw` output).
+        names: `names_table` output (one row per id).
+    """
+    if TRACK_URI not in raw.collect_schema():
+        return raw
+    found = names.select(
+        TRACK_URI, pl.col(ARTIST_NAME).alias("_artist"), pl.col(TRACK_NAME).alias("_title")
+    )
+    named = (pl.col(ARTIST_NAME) == UNKNOWN_ARTIST) & pl.col("_artist").is_not_null()
+    named = named & pl.col("_title").is_not_null()
+    return (
+        raw.with_columns(pl.col(TRACK_URI).cast(pl.String))
+        .join(found, on=TRACK_URI, how="left", maintain_order="left")
+        .with_columns(
+            pl.when(named)
+            .then(pl.col("_artist"))
+            .otherwise(pl.col(ARTIST_NAME))
+            .alias(ARTIST_NAME),
+            pl.when(named).then(pl.col("_title")).otherwise(pl.col(TRACK_NAME)).alias(TRACK_NAME),
+        )
+        .drop("_artist", "_title")
+    )

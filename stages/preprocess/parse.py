@@ -14,7 +14,7 @@ import datetime as dt
 
 import polars as pl
 
-from stages.preprocess import names
+from stages.preprocess import names, shows
 from stages.preprocess.columns import (
     ALBUM_NAME,
     ARTIST_MBID,
@@ -158,6 +158,7 @@ def _typed(raw: pl.LazyFrame) -> pl.LazyFrame:
         pl.lit(RAW_PLAY_COUNT in schema).alias("_counted"),
         flags[0].fill_null(value=False).alias(INVALID_LINE),
         flags[1].fill_null(value=False).alias(NON_MUSIC),
+        text(shows.SHOW).alias(shows.SHOW),
     )
 
 
@@ -178,7 +179,8 @@ def parse_raw(
         unreadable value as written, else the timestamp), display-cleaned names, artist_mbid,
         track_mbid, track_uri, album_name, ms_played (Int64), skipped (filled from
         ms_played < min), weight (Int64: the count of a count-table row, else 1) and
-        drop_reason (null = keep), the first of: invalid_line, non_music, missing_user,
+        drop_reason (null = keep), the first of: invalid_line, non_music, show_listed,
+        show_long_plays (`stages.preprocess.shows`), missing_user,
         missing_artist, missing_track, bad_play_count, no_plays, bad_timestamp,
         missing_timestamp, ts_out_of_range, bad_ms_played, bad_skipped, short_play.
     """
@@ -197,6 +199,9 @@ def parse_raw(
     reason = (
         pl.when(pl.col(INVALID_LINE)).then(pl.lit("invalid_line"))
         .when(pl.col(NON_MUSIC)).then(pl.lit("non_music"))
+        .when(pl.col(shows.SHOW) == shows.LISTED).then(pl.lit(shows.REASONS[shows.LISTED]))
+        .when(pl.col(shows.SHOW) == shows.LONG_PLAYS).then(
+            pl.lit(shows.REASONS[shows.LONG_PLAYS]))
         .when(blank(USER_ID)).then(pl.lit("missing_user"))
         .when(blank(ARTIST_NAME) | pl.col(ARTIST_NAME).is_in(_PLACEHOLDER_ARTISTS)).then(
             pl.lit("missing_artist"))
@@ -223,7 +228,13 @@ def parse_raw(
             raw_value.alias(RAW_VALUE),
             pl.col(SKIPPED).fill_null(ms < min_ms_played).fill_null(value=False),
         )
-        .drop("_has_ms", "_has_skipped", "_counted", *[c for c in columns if c.startswith("_raw_")])
+        .drop(
+            "_has_ms",
+            "_has_skipped",
+            "_counted",
+            shows.SHOW,
+            *[c for c in columns if c.startswith("_raw_")],
+        )
     )
 
 

@@ -212,7 +212,8 @@ def input_files(
         shown: The same files as the user knows them (archive members as archive/member).
 
     Returns:
-        One dict per file; `user_ids` is the file's one user, or the smallest and largest of
+        One dict per file; `rows_dropped` counts its dropped rows by drop reason (rule);
+        `user_ids` is the file's one user, or the smallest and largest of
         several (a multi-user log), with `several_users` true.
     """
     rows = file_counts.group_by(SOURCE_FILE).agg(
@@ -220,13 +221,21 @@ def input_files(
         pl.col("n").filter(pl.col(DROP_REASON).is_null()).sum().alias("kept"),
         pl.col("user_min").min(),
         pl.col("user_max").max(),
+        pl.struct(DROP_REASON, "n").filter(pl.col(DROP_REASON).is_not_null()).alias("dropped"),
     )
     found = {row[SOURCE_FILE]: row for row in rows.iter_rows(named=True)}
     out = []
     for path, name in zip(read, shown, strict=True):
         row = found.get(path, {"read": 0, "kept": 0, "user_min": None, "user_max": None})
         ids = [u for u in dict.fromkeys((row["user_min"], row["user_max"])) if u is not None]
-        entry = {"path": name, "rows_read": row["read"], "rows_kept": row["kept"], "user_ids": ids}
+        dropped = {d[DROP_REASON]: d["n"] for d in sorted(row.get("dropped") or [], key=str)}
+        entry = {
+            "path": name,
+            "rows_read": row["read"],
+            "rows_kept": row["kept"],
+            "rows_dropped": dropped,
+            "user_ids": ids,
+        }
         out.append(entry | ({"several_users": True} if len(ids) > 1 else {}))
     return out
 
