@@ -42,7 +42,8 @@ from musicrec_cli.sources import (
 )
 from stages.interactions import build_matrix
 from stages.preprocess import encode, formats, layout, mapped, names, parse, shows, tables
-from stages.preprocess.columns import RAW_PLAY_COUNT, SOURCE_FILE
+from stages.preprocess.catalog import CATALOG_KEY
+from stages.preprocess.columns import RAW_PLAY_COUNT, SOURCE_FILE, TRACK_MBID
 from stages.preprocess.quality import (
     KEPT,
     Counts,
@@ -287,9 +288,12 @@ def _scan_catalog(spec: str, mapping: tuple[str, ...]) -> pl.LazyFrame | None:
         raise SchemaError(msg)
     catalog = catalog.with_columns(pl.col(v).alias(k) for k, v in renames.items())
     schema = catalog.collect_schema()
-    if not ({ARTIST_NAME, TRACK_NAME} <= set(schema) or {TRACK_URI, "id"} & set(schema)):
+    if not (
+        {ARTIST_NAME, TRACK_NAME} <= set(schema) or {TRACK_URI, "id", TRACK_MBID} & set(schema)
+    ):
         msg = (
-            f"{spec}: the track catalog needs artist_name and track_name, or track_uri or id; "
+            f"{spec}: the track catalog needs artist_name and track_name, or track_uri, id or "
+            f"track_mbid; "
             f"found {quote_names(schema)}. Map its columns with "
             '[preprocess].catalog_columns (e.g. ["track_uri=uri", "track_name=name"]).'
         )
@@ -538,7 +542,7 @@ def _write_tables(
     users = tables.users_table(users0.lazy(), user_map=umap.lazy(), activity=survey.activity.lazy())
     id_map = tables.final_id_map(survey.id_map.lazy(), track_map=tmap.lazy())
     id_map_df = id_map.collect(engine=IN_MEMORY)
-    out.write_parquet(items, art.ITEMS)
+    out.write_parquet(items.drop(CATALOG_KEY, strict=False), art.ITEMS)
     out.write_parquet(users.collect(engine=IN_MEMORY), art.USERS)
     out.write_parquet(id_map_df, art.ID_MAP_TRACKS)
     artists = names.canonical_artists(id_map_df.lazy()).collect(engine=IN_MEMORY)

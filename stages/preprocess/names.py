@@ -24,8 +24,6 @@ import polars as pl
 from stages.schema import (
     ARTIST_ID,
     ARTIST_NAME,
-    AUDIO_FEATURES,
-    GENRE,
     TRACK_GROUP_ID,
     TRACK_ID,
     TRACK_NAME,
@@ -322,48 +320,3 @@ def canonical_artists(id_map: pl.LazyFrame) -> pl.LazyFrame:
         .agg(pl.col("n_plays").sum())
         .sort(ARTIST_NAME, "artist_mbid", ARTIST_ID, nulls_last=True)
     )
-
-
-def attach_catalog(
-    items: pl.LazyFrame, catalog: pl.LazyFrame, *, id_map: pl.LazyFrame
-) -> pl.LazyFrame:
-    """Left-join catalog columns (audio features, genre) onto canonical tracks.
-
-    Args:
-        items: One row per track_id.
-        catalog: artist_name + track_name (matched by normalised names), or else track_uri or
-            a Spotify `id` (matched through the spellings' track_uri), plus feature columns.
-        id_map: Output of names.canonicalise (spellings -> track_id).
-
-    Returns:
-        `items` with the catalog's AUDIO_FEATURES and genre columns (null where unmatched); if
-        several catalog rows match one track, the first by catalog order wins.
-    """
-    schema = catalog.collect_schema()
-    have = items.collect_schema()
-    extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in have]
-    if ARTIST_NAME in schema and TRACK_NAME in schema:
-        keys = [ARTIST_KEY, TITLE_KEY]
-        # catalogs repeat artists (ten rows each in the generated one): key each name once
-        artists = catalog.select(ARTIST_NAME).unique()
-        catalog = catalog.join(
-            artists.with_columns(artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY)),
-            on=ARTIST_NAME,
-            how="left",
-            nulls_equal=True,
-            maintain_order="left",
-        ).with_columns(title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY))
-    else:
-        keys = [TRACK_URI]
-        if TRACK_URI not in schema and "id" in schema:
-            catalog = catalog.with_columns(
-                pl.concat_str(pl.lit("spotify:track:"), pl.col("id")).alias(TRACK_URI)
-            )
-    to_track = id_map.select(*keys, TRACK_ID).unique().drop_nulls()
-    features = (
-        catalog.select(*keys, *extra)
-        .join(to_track, on=keys, maintain_order="left")
-        .unique(TRACK_ID, keep="first", maintain_order=True)
-        .drop(keys)
-    )
-    return items.join(features, on=TRACK_ID, how="left", maintain_order="left")

@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from stages.preprocess.catalog import CATALOG_KEY, matched_by
 from stages.preprocess.columns import SOURCE_FILE
 from stages.preprocess.parse import (
     DROP_REASON,
@@ -180,6 +181,7 @@ def quality_report(
             "track_reduction": round(1 - s.tracks.height / raw_tracks, 4),
         },
         "n_buckets": c.n_buckets,
+        "catalog": _catalog(items),
         "output": {
             "plays": c.plays,
             "pairs": c.events,
@@ -188,6 +190,13 @@ def quality_report(
             "tracks_with_audio_features": _with_features(items),
         },
     }
+
+
+def _catalog(items: pl.DataFrame) -> dict[str, Any] | None:
+    """Tracks the catalogue joined, by key (`catalog.matched_by`); None without a catalogue."""
+    if CATALOG_KEY not in items.columns:
+        return None
+    return {"tracks": items.height, "matched_by": matched_by(items)}
 
 
 def _with_features(items: pl.DataFrame) -> int:

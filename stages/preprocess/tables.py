@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from stages.preprocess import names
+from stages.preprocess import catalog as catalogue
 from stages.preprocess.encode import BUCKET, SPELLING_HASH, spelling_hash
 from stages.preprocess.parse import N_PLAYS, PLAYS_PER_DAY
 from stages.schema import PLAY_COUNT, TRACK_GROUP_ID, TRACK_ID, TRACK_IDX, USER_ID, USER_IDX
@@ -72,7 +72,7 @@ def items_table(
         tracks: `number_tracks` output.
         track_map: `new_index` of the kept tracks (old -> new track_idx).
         stats: `track_stats` of the final matrix.
-        catalog: Optional track catalog, joined by `names.attach_catalog`.
+        catalog: Optional track catalog, joined by `catalog.attach_catalog`.
         id_map: `number_spellings` output.
     """
     items = (
@@ -82,7 +82,7 @@ def items_table(
         .join(stats, on=TRACK_IDX)
     )
     if catalog is not None:
-        items = names.attach_catalog(items, catalog, id_map=id_map)
+        items = catalogue.attach_catalog(items, catalog, id_map=id_map)
     return items.sort(TRACK_IDX).select(TRACK_IDX, pl.exclude(TRACK_IDX))
 
 

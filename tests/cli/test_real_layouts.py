@@ -303,6 +303,11 @@ def test_catalog_in_its_own_schema_is_mapped(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     items = pl.read_parquet(tmp_path / "a1" / "01_preprocess" / "items.parquet")
     assert items["danceability"].drop_nulls().sort().to_list() == [0.1, 0.2, 0.3]
+    report = json.loads((tmp_path / "a1" / "01_preprocess" / "quality_report.json").read_text())
+    assert report["catalog"] == {
+        "tracks": items.height,
+        "matched_by": {"track_mbid": 0, "track_uri": 3, "names": 0, "unmatched": items.height - 3},
+    }
     bad = CliRunner().invoke(
         app,
         ["--set", f"paths.artifacts={tmp_path / 'a2'}", "preprocess", "--input", str(raw),

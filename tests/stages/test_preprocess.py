@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from stages.interactions import aggregate_pairs
+from stages.preprocess import catalog as catalog_join
 from stages.preprocess import encode, names, parse
 from stages.schema import PLAYED_AT, TRACK_IDX, USER_ID, USER_IDX
 
@@ -277,11 +278,12 @@ def test_attach_catalog_by_names() -> None:
     catalog = pl.LazyFrame(
         {"artist_name": ["BJÖRK"], "track_name": ["joga"], "energy": [0.5], "genre": ["pop"]}
     )
-    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    out = catalog_join.attach_catalog(items, catalog, id_map=_id_map()).collect()
     assert out.to_dict(as_series=False) == {
         "track_id": ["bjork - joga", "labrinth - forever"],
         "energy": [0.5, None],
         "genre": ["pop", None],
+        "catalog_key": ["names", None],
     }
 
 
@@ -295,12 +297,55 @@ def test_attach_catalog_first_matching_row_wins_across_artist_spellings() -> Non
             "energy": [0.1, 0.5, 0.9, 0.7, 0.3],
         }
     )
-    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    out = catalog_join.attach_catalog(items, catalog, id_map=_id_map()).collect()
     assert out["energy"].to_list() == [0.5, 0.1]
 
 
 def test_attach_catalog_by_spotify_id() -> None:
     items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever"]})
     catalog = pl.LazyFrame({"id": ["6pot", "zzz"], "name": ["Forever", "X"], "tempo": [90.0, 1.0]})
-    out = names.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    out = catalog_join.attach_catalog(items, catalog, id_map=_id_map()).collect()
     assert out["tempo"].to_list() == [None, 90.0]
+
+
+def test_catalogue_joins_ids_first_then_names_and_counts_each_key() -> None:
+    """The id match wins over a names match of another row; the report counts each key."""
+    items = pl.LazyFrame({"track_id": ["bjork - joga", "labrinth - forever", "x - y"]})
+    catalog = pl.LazyFrame(
+        {
+            "artist_name": ["Labrinth", "Björk", None],
+            "track_name": ["Forever", "Joga", None],
+            "id": [None, None, "6pot"],
+            "tempo": [1.0, 2.0, 90.0],
+        }
+    )
+    out = catalog_join.attach_catalog(items, catalog, id_map=_id_map()).collect()
+    assert out.select("track_id", "tempo", "catalog_key").rows() == [
+        ("bjork - joga", 2.0, "names"),
+        ("labrinth - forever", 90.0, "track_uri"),  # by id, not the names row (tempo 1.0)
+        ("x - y", None, None),
+    ]
+    assert catalog_join.matched_by(out) == {
+        "track_mbid": 0, "track_uri": 1, "names": 1, "unmatched": 1,
+    }  # fmt: skip
+
+
+def test_catalogue_by_recording_mbid() -> None:
+    spellings = pl.LazyFrame(
+        {
+            "artist_name": ["A", "A"],
+            "track_name": ["Song", "Other"],
+            "artist_mbid": [None, None],
+            "track_uri": [None, None],
+            "track_mbid": ["11111111-1111-1111-1111-111111111111", None],
+            "n_plays": [1, 1],
+        },
+        schema_overrides={"artist_mbid": pl.String, "track_uri": pl.String},
+    )
+    id_map = names.canonicalise(spellings)
+    catalog = pl.LazyFrame(
+        {"track_mbid": ["11111111-1111-1111-1111-111111111111"], "energy": [0.5]}
+    )
+    items = pl.LazyFrame({"track_id": ["a - other", "a - song"]})
+    out = catalog_join.attach_catalog(items, catalog, id_map=id_map).collect()
+    assert out.select("energy", "catalog_key").rows() == [(None, None), (0.5, "track_mbid")]
