@@ -229,8 +229,15 @@ def _topk_shared(
     return idx, np.where(missing, -np.inf, item_scores[top[order]]).astype(np.float32)
 
 
+def _nothing_heard(heard: sp.csr_matrix) -> sp.csr_matrix:
+    return sp.csr_matrix(heard.shape, dtype=heard.dtype)
+
+
 def scorer(
-    model: Recommender, *, factor_search: Callable[[Factorised], FactorSearch] | None = None
+    model: Recommender,
+    *,
+    factor_search: Callable[[Factorised], FactorSearch] | None = None,
+    keep_heard: bool = False,
 ) -> Scorer:
     """How to rank `model`: the one place that chooses between the three paths.
 
@@ -238,20 +245,23 @@ def scorer(
         model: A trained recommender.
         factor_search: For factorised models, builds the search over their item factors (an
             approximate index, say); None: the exact FactorTopK.
+        keep_heard: Heard tracks stay in the lists (the history still feeds the scores): for a
+            test of what a user plays again (one person's log, split test_view "replay").
 
     Returns:
         (user_idx block, its heard CSR, k) -> (b, min(k, n_items)) int64 track indexes and
         float32 scores, best first; index -1 and score -inf pad users with fewer than k
         unheard tracks.
     """
+    masked = _nothing_heard if keep_heard else (lambda heard: heard)
     if is_factorised(model):
         search = factor_search(model) if factor_search else FactorTopK(model.item_factors)
         users = model.user_factors
-        return lambda block, heard, k: search(users[block], heard, k)
+        return lambda block, heard, k: search(users[block], masked(heard), k)
     if isinstance(model, SharedScores) and model.item_scores.shape == (model.n_items,):
         shared = np.asarray(model.item_scores, dtype=np.float32)
-        return lambda _block, heard, k: _topk_shared(shared, heard, k)
-    return lambda block, heard, k: _topk_dense(model, block, heard, k)
+        return lambda _block, heard, k: _topk_shared(shared, masked(heard), k)
+    return lambda block, heard, k: _topk_dense(model, block, heard, k, exclude=masked(heard))
 
 
 def candidates(
@@ -269,14 +279,23 @@ def candidates(
 
 
 def _topk_dense(
-    model: Recommender, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix, k: int
+    model: Recommender,
+    user_idx: npt.NDArray[np.int64],
+    user_items: sp.csr_matrix,
+    k: int,
+    *,
+    exclude: sp.csr_matrix,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Dense scores then `top_n`, at most DENSE_CELLS scores (and twice that to sort) at once."""
+    """Dense scores then `top_n` without `exclude`'s tracks, DENSE_CELLS scores at a time.
+
+    `exclude` is `user_items` unless heard tracks are kept (`scorer`'s keep_heard); sorting
+    needs twice the scores' memory.
+    """
     step = max(1, DENSE_CELLS // max(model.n_items, 1))
     parts = [
         top_n(
             model.score(user_idx[i : i + step], user_items[i : i + step]),
-            user_items[i : i + step],
+            exclude[i : i + step],
             n=k,
         )
         for i in range(0, len(user_idx), step)

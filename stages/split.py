@@ -75,14 +75,21 @@ class Split:
     cutoff: dt.datetime | None
 
 
-def resolve_strategy(requested: str, *, has_timestamps: bool, source: str) -> Strategy:
+def resolve_strategy(
+    requested: str, *, has_timestamps: bool, source: str, n_users: int = 2
+) -> Strategy:
     """The strategy to run: "auto" is temporal with timestamps and user-random without.
+
+    One user's timestamped log (a person's own export) gets user-temporal: the last
+    `test_fraction` of their plays, whatever gaps the time range has.
 
     Raises:
         SchemaError: A temporal strategy was asked for plays without timestamps.
     """
     if requested == "auto":
-        return "temporal" if has_timestamps else "user-random"
+        if not has_timestamps:
+            return "user-random"
+        return "user-temporal" if n_users == 1 else "temporal"
     if requested in TEMPORAL and not has_timestamps:
         msg = (
             f"{source}: the plays have no timestamps (played_at is empty), so the {requested!r} "

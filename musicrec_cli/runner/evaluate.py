@@ -156,6 +156,7 @@ def run_evaluate(cfg: Config) -> tuple[str, pl.DataFrame, dict[str, Any]]:
     log.info(
         "significance: %d paired comparisons in %.1f s", n_tests, timings["significance_seconds"]
     )
+    content["test_view"] = split_summary.get("test_view", "discovery")
     if held_out:
         start = time.perf_counter()
         content["cold_start"] = cold_start(root, test, ks=tuple(sorted(set(e.k))), seed=e.seed)

@@ -34,6 +34,9 @@ from stages.schema import (
 )
 
 
+DISCOVERY, REPLAY = "discovery", "replay"  # what test.parquet holds (summary "test_view")
+
+
 def user_ranges(users: pl.DataFrame, *, plays_per_part: int) -> list[tuple[int, int]]:
     """Contiguous [first, last] user_idx ranges holding about `plays_per_part` plays each.
 
@@ -132,9 +135,13 @@ def run_split(cfg: Config) -> str:
     check_schema(plays.collect_schema(), PLAYS, source=str(stage_dir(root, "preprocess")))
     bounds = plays.select(pl.col(PLAYED_AT).min().alias("lo"), pl.col(PLAYED_AT).max().alias("hi"))
     lo, hi = bounds.collect(engine="streaming").row(0)
+    n_users, n_tracks = shape["n_users"], shape["n_tracks"]
     strategy = split.resolve_strategy(
-        cfg.split.strategy, has_timestamps=lo is not None, source=str(source)
+        cfg.split.strategy, has_timestamps=lo is not None, source=str(source), n_users=n_users
     )
+    # one person's log: no track new to them is known in train, so discovery cannot be
+    # measured; their test set is what they played again in the test period (the replay view)
+    view = REPLAY if n_users == 1 else DISCOVERY
     params = split.SplitParams.of(cfg.split, strategy)
     cutoff = (
         split.temporal_cutoff((lo, hi), test_fraction=params.test_fraction)
@@ -148,13 +155,14 @@ def run_split(cfg: Config) -> str:
         if strategy == "held-out-users"
         else None
     )
-    n_users, n_tracks = shape["n_users"], shape["n_tracks"]
     engine = engine_of(cfg, "split")
     with art.open_stage(root, "split") as out:
         if engine == "spark":
             n_train, n_test, n_replay = _split_spark(out, cfg, source, params, cutoff, held_out)
         else:
             n_train, n_test, n_replay = _split_polars(out, plays, ranges, params, cutoff, held_out)
+        if view == REPLAY:
+            n_test = out.sink_parquet(pl.scan_parquet(out.path(art.TEST_REPLAY)), art.TEST)
         if n_test == 0:
             raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff, n_users=n_users))
         for name, matrix_name in ((art.TRAIN, art.TRAIN_MATRIX), (art.TEST, art.TEST_MATRIX)):
@@ -171,6 +179,7 @@ def run_split(cfg: Config) -> str:
                 "inputs": inputs,
                 "summary": {
                     "strategy": strategy,
+                    "test_view": view,
                     "cutoff": None if cutoff is None else cutoff.isoformat(),
                     "n_train": n_train,
                     "n_test": n_test,
@@ -184,6 +193,11 @@ def run_split(cfg: Config) -> str:
             },
         )
     where = f"cut-off {cutoff:%Y-%m-%d}" if cutoff is not None else strategy
+    if view == REPLAY:
+        return (
+            f"{where}: {n_train:,} train pairs, {n_test:,} test pairs: one user's log, so the "
+            f"test set is the tracks played again after the cut (replay view) -> {folder}"
+        )
     return (
         f"{where}: {n_train:,} train pairs, {n_test:,} test pairs "
         f"({n_replay:,} with replays) -> {folder}"
@@ -196,10 +210,11 @@ def _empty_test_message(
     where = f"{stage_dir(root, 'split')}: the test set is empty ({strategy} split)"
     if n_users == 1:  # one person's export: a track new to them is unknown to every model
         return (
-            f"{where}: the plays are one user's, so no held-out track is known in train; "
-            "evaluation needs more users (put several exports in one folder, one sub-folder "
-            "each) or a catalogue with audio features for content-based recommendations "
-            "(--catalog)."
+            f"{where}: the plays are one user's, so the test set is the tracks they played "
+            "again after the cut, and there are none; a temporal strategy "
+            "(--strategy user-temporal) with a larger [split].test_fraction "
+            f"({cfg.split.test_fraction}) finds re-listens, and discovery needs more users "
+            "(several exports in one folder, one sub-folder each)."
         )
     if cutoff is not None:
         return (

@@ -53,7 +53,8 @@ UNPARSEABLE_WHAT = {
     "bad_play_count": f"column {RAW_PLAY_COUNT!r} (expected a whole number of plays)",
 }
 SHORT_PLAY = "short_play"
-SPELLING = (ARTIST_NAME, TRACK_NAME, ARTIST_MBID, TRACK_URI)
+# a recording MBID is part of a spelling: names never join two recordings (names._tracks_by_id)
+SPELLING = (ARTIST_NAME, TRACK_NAME, ARTIST_MBID, TRACK_URI, TRACK_MBID)
 _ISO_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.fZ",
     "%Y-%m-%dT%H:%M:%S%.f%:z",
@@ -292,15 +293,13 @@ def kept_plays(parsed: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def spellings(plays: pl.LazyFrame) -> pl.LazyFrame:
-    """Distinct (artist_name, track_name, artist_mbid, track_uri) with n_plays and an mbid."""
-    return plays.group_by(SPELLING).agg(
-        pl.col(WEIGHT).sum().alias(N_PLAYS), pl.col(TRACK_MBID).drop_nulls().min()
-    )
+    """Distinct (artist_name, track_name, artist_mbid, track_uri, track_mbid) with n_plays."""
+    return plays.group_by(SPELLING).agg(pl.col(WEIGHT).sum().alias(N_PLAYS))
 
 
 def merge_spellings(parts: pl.LazyFrame) -> pl.LazyFrame:
     """`spellings` of several batches of rows -> the spellings of all of them."""
-    return parts.group_by(SPELLING).agg(pl.col(N_PLAYS).sum(), pl.col(TRACK_MBID).min())
+    return parts.group_by(SPELLING).agg(pl.col(N_PLAYS).sum())
 
 
 def hash_partition(columns: list[str], n: int) -> pl.Expr:

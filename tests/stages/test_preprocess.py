@@ -230,6 +230,7 @@ def test_encode_plays_by_hash_equals_string_join() -> None:
         "track_name": ["T", "T", "T"],
         "artist_mbid": [None, "m", None],
         "track_uri": [None, None, "u"],
+        "track_mbid": [None, None, None],
     }
     schema = dict.fromkeys(spelling, pl.String)
     id_map = pl.LazyFrame(spelling, schema=schema).with_columns(
