@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app
+from tests.conftest import shared_folder
 
 # sample -> (format --format auto must recognise, rows in, plays, users, tracks, artists)
 EXPECTED = {
@@ -40,9 +41,10 @@ def _run(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module", params=sorted(EXPECTED))
 def chain(
-    request: pytest.FixtureRequest, real_formats: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path]:
-    """(sample, artifacts folder) after the whole chain ran on the sample."""
+    """(sample, artifacts folder) after the whole chain ran on the sample (read in place)."""
+    real_formats = shared_folder("real-formats")  # skips, naming the folder, if it is absent
     sample: str = request.param
     art = tmp_path_factory.mktemp(sample) / "art"
     base = ["--set", f"paths.artifacts={art}", "--set", "train.factors=16"]

@@ -235,3 +235,40 @@ def test_hnsw_drops_heard_tracks_and_pads() -> None:
     assert idx.tolist() == [[3, 4, -1], [-1, -1, -1]]
     assert best[0, :2].tolist() == pytest.approx([0.0, -1.0])
     assert np.isneginf(best[1]).all()
+
+
+@dataclass(frozen=True)
+class FromHistory:
+    """A dense model whose scores come from the history alone (item-kNN-like): track i scores
+    the number of heard tracks i + 1 and i - 1."""
+
+    n_items: int = 5
+
+    def score(self, user_idx: npt.NDArray[np.int64], user_items: sp.csr_matrix) -> np.ndarray:
+        heard = user_items.toarray() > 0
+        return (np.roll(heard, 1, axis=1) + np.roll(heard, -1, axis=1)).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [AlsModel(user_factors=USERS, item_factors=ITEMS), DenseOnly(AlsModel(
+        user_factors=USERS, item_factors=ITEMS)), PopularityModel(
+        item_scores=np.array([5, 4, 3, 2, 1], dtype=np.float32))],
+    ids=["factors", "dense", "shared"],
+)  # fmt: skip
+def test_keep_heard_lists_heard_tracks_too(model: object) -> None:
+    """One person's replay test: the heard track 0 is user 0's best and stays in the list."""
+    heard = _heard([[0], [3]], 5)
+    idx, _ = predict.scorer(model, keep_heard=True)(np.array([0, 1]), heard, 2)
+    assert idx[0, 0] == 0
+    unheard, _ = predict.scorer(model)(np.array([0, 1]), heard, 2)
+    assert 0 not in unheard[0]
+
+
+def test_keep_heard_still_scores_from_the_history() -> None:
+    idx, best = predict.scorer(FromHistory(), keep_heard=True)(np.array([0]), _heard([[2]], 5), 2)
+    assert sorted(idx[0].tolist()) == [1, 3]
+    assert best[0].tolist() == [1.0, 1.0]

@@ -225,6 +225,13 @@ def test_plays_without_timestamps_default_to_user_random_and_refuse_temporal():
     assert resolve_strategy("held-out-users", has_timestamps=False, source="p") == "held-out-users"
 
 
+def test_one_users_log_defaults_to_a_per_user_temporal_split():
+    """One person's export: the last fraction of their plays, whatever gaps their time range has."""
+    assert resolve_strategy("auto", has_timestamps=True, source="p", n_users=1) == "user-temporal"
+    assert resolve_strategy("auto", has_timestamps=False, source="p", n_users=1) == "user-random"
+    assert resolve_strategy("temporal", has_timestamps=True, source="p", n_users=1) == "temporal"
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_validation_carved_from_train_plays_stays_inside_train(strategy):
     plays = _random_plays(4)
