@@ -33,7 +33,6 @@ from stages.schema import (
     check_schema,
 )
 
-
 DISCOVERY, REPLAY = "discovery", "replay"  # what test.parquet holds (summary "test_view")
 
 
