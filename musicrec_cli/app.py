@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from musicrec_cli import console, lock, signals
-from musicrec_cli.commands import generate, pipeline, query, serve, tune, whole
+from musicrec_cli.commands import generate, pipeline, plan, query, serve, tune, whole
 from musicrec_cli.commands.report import report_cmd
 from musicrec_cli.session import Session
 
@@ -80,5 +80,6 @@ app.command()(query.similar)
 app.command()(query.explain)
 app.command()(serve.serve)
 app.command("report")(report_cmd)
+app.command()(plan.plan)
 app.command("stamp-config", hidden=True)(whole.stamp_config)
 app.command("all")(whole.all_stages)

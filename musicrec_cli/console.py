@@ -94,6 +94,11 @@ def error(text: str) -> None:
     console.print(_line(("error:", "bold red"), (" " + text, "")), soft_wrap=True)
 
 
+def warning(text: str) -> None:
+    """One yellow line on stderr (shown under -q too); `text` is printed as is."""
+    console.print(_line(("warning:", "bold yellow"), (" " + text, "")), soft_wrap=True)
+
+
 def _cell(value: str, *, bold: bool) -> Text:
     """A table cell: its first line as the value, further lines dim (e.g. a lift under it)."""
     first, _, rest = value.partition("\n")

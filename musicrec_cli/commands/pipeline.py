@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from musicrec_cli.commands.plan import show_plan
 from musicrec_cli.commands.runs import (
     run_evaluate,
     run_features,
@@ -32,6 +33,14 @@ Engine = Annotated[
         "--engine",
         help='"polars" (this machine) or "spark" (Apache Spark with the spark.* settings; '
         f"{', '.join(SPARK_STAGES)} only). Default: engine in the config.",
+    ),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print this stage's plan (peak memory, disk, batches, time; `musicrec plan`) "
+        "and exit without running it or writing anything.",
     ),
 ]
 SparkMaster = Annotated[
@@ -80,6 +89,7 @@ def preprocess(
     ] = None,
     engine: Engine = None,
     spark_master: SparkMaster = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Clean the raw log and encode ids: reads [paths].raw (or --input), writes 01_preprocess/.
 
@@ -103,6 +113,9 @@ def preprocess(
         extra.append(f"preprocess.format={fmt}")
     for override in extra:  # blamed on the option, not on --set
         s = s.with_option(override, f"--input/--catalog/--format ({override})")
+    if dry_run:
+        show_plan(s, ("preprocess",))
+        return
     run_preprocess(s)
 
 
@@ -118,6 +131,7 @@ def split(
     ] = None,
     engine: Engine = None,
     spark_master: SparkMaster = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Split plays into train and test by a protocol: reads 01_preprocess/, writes 02_split/.
 
@@ -133,15 +147,21 @@ def split(
             msg = f"{strategy!r} is not a strategy; expected one of {', '.join(SPLIT_STRATEGIES)}."
             raise typer.BadParameter(msg, param_hint="--strategy")
         s = s.with_option(f"split.strategy={strategy}", f"--strategy {strategy}")
+    if dry_run:
+        show_plan(s, ("split",))
+        return
     run_split(s)
 
 
-def features(ctx: typer.Context) -> None:
+def features(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Weight interactions and describe users and tracks: reads 02_split/, writes 03_features/.
 
     Outputs: features_train.parquet (with confidence weight), features_test.parquet,
     item_features.parquet, user_features.parquet.
     """
+    if dry_run:
+        show_plan(session(ctx), ("features",))
+        return
     run_features(session(ctx))
 
 
@@ -158,6 +178,7 @@ def train(
     ] = None,
     engine: Engine = None,
     spark_master: SparkMaster = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Fit the models in [train].models: reads 03_features/, writes 04_train/.
 
@@ -168,6 +189,9 @@ def train(
     if tuned is not None:
         for override in s.guard(lambda: tuned_overrides(tuned)):
             s = s.with_option(override, f"--tuned {tuned} ({override})")
+    if dry_run:
+        show_plan(s, ("train",))
+        return
     run_train(s)
 
 
@@ -186,6 +210,7 @@ def predict(
     ] = None,
     engine: Engine = None,
     spark_master: SparkMaster = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Top-N unheard tracks per user and model: reads 04_train/, writes 05_predict/.
 
@@ -194,6 +219,9 @@ def predict(
     similar_tracks.parquet (top-K neighbours per track by item-factor cosine). The folder is
     replaced only when complete, so a failed run leaves the previous predictions in place.
     """
+    if dry_run:
+        show_plan(session(ctx), ("predict",))
+        return
     run_predict(with_engine(session(ctx), engine, spark_master), users=users)
 
 
@@ -220,6 +248,7 @@ def evaluate(
             "trec_eval define it (metrics.json metric_variants; docs/evaluation.md).",
         ),
     ] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Score predictions against the test set: reads 05_predict/, 02_split/, writes 06_evaluate/.
 
@@ -234,4 +263,7 @@ def evaluate(
         s = s.with_overrides(f"evaluate.baseline={json.dumps(baseline)}")
     if metric_variants:
         s = s.with_overrides("evaluate.metric_variants=true")
+    if dry_run:
+        show_plan(s, ("evaluate",), as_json=as_json)
+        return
     run_evaluate(s, as_json=as_json, k=k)

@@ -15,7 +15,8 @@ import typer
 from musicrec_cli import console
 from musicrec_cli.artifacts import STAGES
 from musicrec_cli.codehash import source_fingerprint
-from musicrec_cli.commands.pipeline import Engine, SparkMaster, with_engine
+from musicrec_cli.commands.pipeline import DryRun, Engine, SparkMaster, with_engine
+from musicrec_cli.commands.plan import show_plan
 from musicrec_cli.commands.runs import STAGE_RUNS
 from musicrec_cli.config import table_dict
 from musicrec_cli.runner import is_up_to_date
@@ -30,9 +31,13 @@ def all_stages(
     ] = False,
     engine: Engine = None,
     spark_master: SparkMaster = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Run the six stages in order, skipping those whose inputs, settings and code are unchanged."""
     s = with_engine(session(ctx), engine, spark_master)
+    if dry_run:
+        show_plan(s)
+        return
     cfg = s.guard(s.config)
     for stage, run in STAGE_RUNS.items():
         if not force and is_up_to_date(cfg, stage):
