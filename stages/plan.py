@@ -115,13 +115,24 @@ def estimate_sizes(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanSettings:
-    """The settings that change a stage's cost (from musicrec.toml's tables)."""
+    """The settings that change a stage's cost (musicrec.toml's keys of the same names; its
+    defaults), and the threads the machine runs (FactorTopK keeps a score buffer per thread).
+    """
 
     batch_bytes: int = 1 << 30
     buckets: int = 0
     bucket_rows: int = 20_000_000
     plays_per_part: int = 50_000_000
-    models: tuple[str, ...] = ("popularity", "als")
+    models: tuple[str, ...] = (
+        "popularity",
+        "trending",
+        "als",
+        "bpr",
+        "knn",
+        "rp3beta",
+        "content",
+        "hybrid",
+    )
     factors: int = 64
     iterations: int = 15
     bpr_factors: int = 64
@@ -132,8 +143,8 @@ class PlanSettings:
     n: int = 50
     block_size: int = 1024
     candidates: int = 3
-    rerank_models: tuple[str, ...] = ()
-    similar_k: int = 0
+    rerank_models: tuple[str, ...] = ("als",)
+    similar_k: int = 20
     ks: tuple[int, ...] = (5, 10, 20)
     threads: int = 2
 

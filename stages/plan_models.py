@@ -23,7 +23,7 @@ F32 = 4
 AUDIO_DIMS = 8
 # RP3beta: entries of one block's product held at once (stages.models.rp3beta._BLOCK_ENTRIES),
 # about 16 bytes each as COO
-RP3_BLOCK_BYTES = 16 * (1 << 24)
+RP3_BLOCK_ENTRIES = 1 << 24
 FACTOR_MODELS = frozenset({"als", "bpr"})
 SHARED_MODELS = frozenset({"popularity", "trending"})
 
@@ -57,7 +57,10 @@ def model_cost(name: str, z: Sizes, s: PlanSettings) -> ModelCost:
         )
     if name in ("knn", "rp3beta"):
         k = min(s.knn_neighbours if name == "knn" else s.rp3beta_neighbours, i)
-        working = RP3_BLOCK_BYTES if name == "rp3beta" else i * 8 * s.threads
+        # RP3beta's product block: at most 2^24 entries, fewer when the whole product is
+        # smaller (about sum over users of their tracks squared, ~ t^2 / u, at most i^2)
+        entries = min(RP3_BLOCK_ENTRIES, t * t / max(u, 1), i * i)
+        working = entries * 16 if name == "rp3beta" else i * 8 * s.threads
         return ModelCost(
             arrays=i * k * c.CSR_PER_PAIR,
             fit=t * 2 * c.CSR_PER_PAIR + 1.5 * i * k * 12 + working,

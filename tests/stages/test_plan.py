@@ -1,0 +1,131 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from stages import plan
+from stages.plan_costs import BASE_BYTES
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+GIB = 2**30
+
+
+def recorded_run(name: str) -> tuple[plan.Sizes, dict]:
+    """The counts a full_scale run recorded, as the plan would read them from its manifests."""
+    run = json.loads((RESULTS / name).read_text())
+    st = run["stages"]
+    pre, spl = st["preprocess"], st["split"]["summary"]
+    sizes = plan.estimate_sizes(
+        raw_events=run["sizes"]["events"],
+        raw_bytes=st["generate"]["bytes_on_disk"],
+        known={
+            "plays": pre["summary"]["n_plays"],
+            "pairs": pre["summary"]["n_pairs"],
+            "users": pre["summary"]["n_users"],
+            "tracks": pre["summary"]["n_tracks"],
+            "spellings": pre["rows_out"]["id_map_tracks.parquet"],
+            "train_pairs": spl["n_train"],
+            "test_pairs": spl["n_test"],
+        },
+    )
+    return sizes, st
+
+
+def test_800m_estimates_are_within_1_5x_of_the_recorded_peaks():
+    # benchmarks/full_scale.py's settings: n = 100, popularity and ALS, no re-ranking or similar
+    sizes, measured = recorded_run("full_scale.json")
+    settings = plan.PlanSettings(models=("popularity", "als"), n=100, rerank_models=(), similar_k=0)
+    for p in plan.plan_run(sizes, settings):
+        peak = measured[p.stage]["peak_rss_gib"] * GIB
+        disk = measured[p.stage]["bytes_on_disk"]
+        assert 1 / 1.5 <= p.peak_bytes / peak <= 1.5, (p.stage, p.peak_bytes / GIB, peak / GIB)
+        assert 1 / 1.5 <= p.disk_bytes / disk <= 1.5, (p.stage, p.disk_bytes, disk)
+
+
+def test_10m_estimates_are_within_2x_of_the_recorded_peaks():
+    # the 1-in-80 rehearsal trained every model of its day (no RP3beta, no EASE), n = 100
+    sizes, measured = recorded_run("full_scale_1-in-80.json")
+    settings = plan.PlanSettings(
+        models=("popularity", "trending", "als", "bpr", "knn", "content", "hybrid"), n=100
+    )
+    for p in plan.plan_run(sizes, settings):
+        peak = measured[p.stage]["peak_rss_gib"] * GIB
+        assert 0.5 <= p.peak_bytes / peak <= 2, (p.stage, p.peak_bytes / GIB, peak / GIB)
+
+
+def small(**counts: int) -> plan.Sizes:
+    base = {"plays": 7000, "pairs": 4000, "users": 100, "tracks": 50, "spellings": 600}
+    base |= {"train_pairs": 3000, "test_pairs": 1000, "replay_pairs": 1500}
+    return plan.estimate_sizes(raw_events=10_000, raw_bytes=300_000, known=base | counts)
+
+
+def test_train_memory_is_the_data_the_factors_and_the_als_working_set():
+    settings = plan.PlanSettings(models=("als",), factors=10)
+    p = plan.plan_stage("train", small(), settings)
+    data = 3000 * 32  # frame (24 bytes a pair) + float32 CSR (8)
+    factors = (100 + 50) * 10 * 4
+    working = 3000 * 26
+    assert p.peak_bytes == BASE_BYTES["train"] + data + factors + working
+    assert p.disk_bytes == factors
+    assert dict(p.memory) == {
+        "train pairs: frame and CSR": data,
+        "als fit working set": working,
+        "models' arrays (als)": factors,
+    }
+
+
+def test_ease_is_refused_above_its_memory_plan_with_what_it_would_need():
+    settings = plan.PlanSettings(models=("popularity", "ease"), ease_max_gib=16)
+    p = plan.plan_stage("train", small(tracks=800_000), settings)
+    assert "800,000 tracks" in p.refused
+    assert "2.6 TB" in p.refused  # 4 bytes x 800K^2
+    fits = plan.plan_stage("train", small(tracks=10_000), settings)
+    assert fits.refused == ""
+    assert fits.disk_bytes == 4 * 10_000**2 + 4 * 10_000  # EASE's B and popularity
+
+
+def test_refused_ease_makes_no_predictions():
+    settings = plan.PlanSettings(models=("popularity", "ease"), n=10, rerank_models=())
+    p = plan.plan_stage("predict", small(tracks=800_000), settings)
+    assert p.disk_bytes == 100 * 10 * 1 * 8  # users x n x one list x 8 bytes a row
+
+
+def test_known_counts_win_and_the_rest_follow_from_the_raw_events():
+    sizes = plan.estimate_sizes(
+        raw_events=1_000_000, raw_bytes=29_000_000, tracks=2000, known={"pairs": 500_000}
+    )
+    assert sizes.pairs == 500_000
+    assert sizes.train_pairs == round(500_000 * plan.TRAIN_SHARE)
+    assert sizes.plays == round(1_000_000 * plan.PLAYS_PER_EVENT)
+    assert sizes.spellings == round(2000 * plan.SPELLINGS_PER_TRACK)
+    assert sizes.counted == {"pairs", "tracks", "raw_events", "raw_bytes"}
+
+
+def test_batches_follow_the_settings():
+    sizes = small(plays=45_000_000)
+    p = plan.plan_stage("preprocess", sizes, plan.PlanSettings(bucket_rows=10_000_000))
+    assert "5 bucket(s) of ~9.0M plays" in p.batches
+    s = plan.plan_stage("split", sizes, plan.PlanSettings(plays_per_part=20_000_000))
+    assert s.batches == ("3 user range(s) of ~15.0M plays",)
+
+
+def test_problems_name_the_stage_and_what_it_needs():
+    plans = plan.plan_run(small(), plan.PlanSettings())
+    roomy = plan.Machine(memory_bytes=64 * GIB, available_bytes=64 * GIB, disk_free_bytes=GIB)
+    assert plan.problems_for(plans, roomy) == []
+    tight = plan.Machine(memory_bytes=300 * 2**20, available_bytes=1, disk_free_bytes=1000)
+    problems = plan.problems_for(plans, tight)
+    assert any(line.startswith("train: needs about") for line in problems)
+    assert any("[train].models" in line for line in problems)
+    assert problems[-1].startswith("preprocess: the stages up to it write about")
+    low_now = plan.Machine(memory_bytes=64 * GIB, available_bytes=1, disk_free_bytes=GIB)
+    cautions = plan.cautions_for(plans, low_now)
+    assert len(cautions) == len(plans)
+    assert plan.problems_for(plans, low_now) == []
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(5e8, "477 MiB"), (3 * GIB, "3.00 GiB"), (2.6e12, "2.6 TB")]
+)
+def test_gib(n: float, text: str):
+    assert plan.gib(n) == text
