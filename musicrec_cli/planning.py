@@ -1,8 +1,9 @@
 """What `musicrec plan` and `--dry-run` read: cheap counts of the inputs, the settings, the machine.
 
 Counts are taken where they cost nothing: the stage manifests (exact), Parquet footers (row
-counts), the catalogue's footer (tracks), the generator's settings (users); a text log's rows
-are its size over the bytes per line of its first 64 KiB. Nothing is scanned, nothing written.
+counts), the catalogue's footer (tracks), [generate].users for data in a folder `musicrec
+generate` owns; a text log's rows are its size over the bytes per line of its first 64 KiB.
+Nothing is scanned, nothing written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import pyarrow.parquet as pq
 from musicrec_cli import artifacts as art
 from musicrec_cli.config import Config
 from musicrec_cli.inputs import Entry, choose_format, list_entries, select
-from musicrec_cli.sources import GENERATED, InputError, resolve_raw
+from musicrec_cli.owned import owner_of
+from musicrec_cli.sources import InputError, resolve_raw
 from stages import plan
 from stages.preprocess.formats import PRESETS
 
@@ -102,9 +104,8 @@ def sizes_of(
         raw_events = events
     else:
         known = _manifest_counts(root)
-    generated = Path(paths.raw).resolve().is_relative_to(GENERATED.resolve())
-    if users is None and events is None and generated:  # the generator's users all listen
-        users = cfg.generate.users
+    if users is None and events is None and owner_of(Path(paths.raw).parent) == "generate":
+        users = cfg.generate.users  # `musicrec generate`'s data: every user listens
     if tracks is None:
         tracks = _catalog_rows(paths.catalog)
     return plan.estimate_sizes(

@@ -115,8 +115,10 @@ def estimate_sizes(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanSettings:
-    """The settings that change a stage's cost (musicrec.toml's keys of the same names; its
-    defaults), and the threads the machine runs (FactorTopK keeps a score buffer per thread).
+    """The settings that change a stage's cost, and the machine's threads.
+
+    The keys are musicrec.toml's of the same names, with its defaults; `threads` counts
+    FactorTopK's score buffers (one per thread).
     """
 
     batch_bytes: int = 1 << 30
