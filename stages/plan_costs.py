@@ -38,16 +38,18 @@ REMEDY = {
     "evaluate": "lower [predict].n or the number of models.",
 }
 
-# preprocess (measured): a raw spelling through name normalisation (survey); its row of the
-# id map kept to the end; one clean play of an in-memory bucket, sorted; one pair while the
-# events are re-indexed and the CSR is built
-SURVEY_PER_SPELLING = 770
+# preprocess (measured): the survey holds a batch of raw events (batch_bytes of the raw files)
+# and the distinct spellings through name normalisation (fitted on the survey phase's peak at
+# 10M and 800M events: 1,531 and 8,578 MiB); the id map is kept to the end; one clean play of
+# an in-memory bucket, sorted; one pair while the events are re-indexed and the CSR is built
+SURVEY_PER_EVENT = 120
+SURVEY_PER_SPELLING = 390
 IDMAP_PER_SPELLING = 200
-BUCKET_PER_PLAY = 100
+BUCKET_PER_PLAY = 200
 MATRIX_PER_PAIR = 30
 # split (measured): one play of a user range being split; one training pair read back for the
 # matrix (the frame, the COO keys and the CSR)
-SPLIT_PER_PLAY = 85
+SPLIT_PER_PLAY = 54
 SPLIT_PER_PAIR = 48
 # features (measured): the streaming group-bys over the training pairs
 FEATURES_PER_PAIR = 15
@@ -122,14 +124,16 @@ def preprocess(z: Sizes, s: PlanSettings) -> Estimate:
     n_buckets = s.buckets or max(1, math.ceil(z.plays / s.bucket_rows))
     per_bucket = math.ceil(z.plays / n_buckets)
     idmap = z.spellings * IDMAP_PER_SPELLING
+    batch_events = z.raw_events * min(1.0, s.batch_bytes / max(z.raw_bytes, 1))
     phases = {
-        "survey: spellings and their canonical names": z.spellings * SURVEY_PER_SPELLING,
+        "survey: a batch of raw events, spellings": batch_events * SURVEY_PER_EVENT
+        + z.spellings * SURVEY_PER_SPELLING,
         "bucket of plays, sorted in memory": per_bucket * BUCKET_PER_PLAY + idmap,
         "pairs re-indexed, CSR": z.pairs * MATRIX_PER_PAIR + idmap,
     }
     peak = max(phases, key=lambda k: phases[k])
     memory = {peak: phases[peak]}
-    if peak != "survey: spellings and their canonical names":
+    if not peak.startswith("survey"):
         memory = {peak: phases[peak] - idmap, "id map of spellings": idmap}
     disk = (
         z.plays * DISK_PLAY
