@@ -28,7 +28,7 @@ from typing import Any
 
 from full_scale import _measured, _size
 
-from musicrec_cli.config import load_config
+from musicrec_cli.config_load import load_config
 from musicrec_cli.planning import settings_of
 from stages import plan
 
