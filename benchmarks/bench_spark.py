@@ -1,8 +1,8 @@
 """Polars vs Spark local[2] on the same data, stage by stage, for the stages Spark runs.
 
     python benchmarks/bench_spark.py 10000000 100000000 --stages split train predict
-    python benchmarks/bench_spark.py 100000000 --stages split preprocess --limit 2700 \
-        --lock /work/bigjob.lock
+    python benchmarks/bench_spark.py 100000000 --stages split preprocess \
+        --limit split=2400 preprocess=1800 --lock /work/bigjob.lock
 
 Data are generated as benchmarks/full_scale.py does at that size (users and tracks scaled with
 the events). Each stage runs as its own `python -m musicrec_cli` process, the Polars chain
@@ -110,14 +110,19 @@ def _measured_within(args: list[str], what: str, limit: float) -> dict[str, obje
 
 
 def run(
-    events: int, stages: list[str], work_root: Path, *, limit: float, lock: Path | None
+    events: int,
+    stages: list[str],
+    work_root: Path,
+    *,
+    limits: dict[str, float],
+    lock: Path | None,
 ) -> Iterator[dict[str, object]]:
     """Each stage of `stages` at `events` plays, on both engines; one row per stage.
 
     The chain runs on Polars up to the last stage asked for; then each stage asked for runs on
     Spark, in the order of `stages`, over the same inputs (its outputs equal the Polars ones,
-    tests/spark). A Spark preprocess replaces 01_preprocess: put it last. A Spark run past
-    `limit` seconds is stopped and recorded as a lower bound.
+    tests/spark). A Spark preprocess replaces 01_preprocess: put it last. A Spark run past its
+    stage's `limits` seconds is stopped and recorded as a lower bound.
     """
     work = work_root / str(events)
     work.mkdir(parents=True, exist_ok=True)
@@ -134,6 +139,7 @@ def run(
         with _locked(lock):
             load = _load()
             spark_args = _stage_args(config, stage, [*SETTINGS, "engine=spark"])
+            limit = limits.get(stage, 3 * 3600)
             spark = _measured_within(spark_args, f"{stage} (spark)", limit)
         spark |= {"load_average_before": load, "load_average_after": _load()}
         ratio = round(float(spark["wall_seconds"]) / polars[stage]["wall_seconds"], 2)
@@ -159,7 +165,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/musicrec-bench-spark"))
     parser.add_argument("--keep", action="store_true", help="Keep the generated data.")
     parser.add_argument(
-        "--limit", type=float, default=3 * 3600, help="Stop a Spark run after this many seconds."
+        "--limit",
+        nargs="+",
+        default=[],
+        metavar="STAGE=SECONDS",
+        help="Stop the Spark run of STAGE after SECONDS (default 3 hours).",
     )
     parser.add_argument(
         "--lock", type=Path, default=None, help="flock this file for each measured run."
