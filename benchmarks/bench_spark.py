@@ -177,9 +177,9 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
     for events in args.events:
-        for row in run(
-            events, args.stages, args.work, limit=args.limit, lock=args.lock
-        ):  # saved as each stage finishes
+        limits = {k: float(v) for k, v in (a.split("=") for a in args.limit)}
+        # saved as each stage finishes
+        for row in run(events, args.stages, args.work, limits=limits, lock=args.lock):
             results["runs"] = [
                 r for r in results["runs"] if (r["events"], r["stage"]) != (events, row["stage"])
             ] + [row]
