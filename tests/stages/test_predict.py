@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from stages import ann, predict
+from stages import ann, predict, topk
 from stages.models.als import AlsModel
 from stages.models.popularity import PopularityModel
 
@@ -126,8 +126,8 @@ def test_factor_top_k_threshold_is_exact_with_ties_and_heavy_users(
     heard = rng.random((23, 80)) < 0.2
     heard[5, :75] = True  # fewer than k unheard tracks at all
     heard[7, items[:, 0] > 0] = True  # heard most probe tracks: the argpartition fallback
-    monkeypatch.setattr(predict, "PROBE_TRACKS", probe)
-    monkeypatch.setattr(predict, "SCORE_ROWS", rows)
+    monkeypatch.setattr(topk, "PROBE_TRACKS", probe)
+    monkeypatch.setattr(topk, "SCORE_ROWS", rows)
     idx, best = predict.FactorTopK(items, threads=2)(queries, sp.csr_matrix(heard), 10)
     want = _brute_force(queries @ items.T, heard, 10)
     np.testing.assert_array_equal(idx, want)
@@ -147,7 +147,7 @@ def test_factor_top_k_equals_brute_force_for_1500_users(
     items = rng.normal(size=(n_items, 8)) * rng.lognormal(0, 0.6, size=(n_items, 1))
     queries = rng.normal(size=(n_users, 8)) + 0.5  # a shared taste direction: bounds > 0
     heard = sp.random(n_users, n_items, density=0.01, format="csr", rng=rng, dtype=np.float32)
-    monkeypatch.setattr(predict, "PROBE_TRACKS", probe)
+    monkeypatch.setattr(topk, "PROBE_TRACKS", probe)
     items, queries = items.astype(np.float32), queries.astype(np.float32)
     idx, _ = predict.FactorTopK(items, threads=2)(queries, heard, k)
     scores = queries @ items.T
