@@ -7,6 +7,7 @@ every core, choosing per block of users between two exact selections by a cost e
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import queue
@@ -25,6 +26,8 @@ from stages.interactions import entry_rows
 PROBE_TRACKS = 4096
 # users one thread scores at once, (rows, width) float32 in a reused buffer
 SCORE_ROWS = 256
+# "sampled" branch: tracks scored at once after the sample, (rows, this) float32 = 8 MiB
+TILE_TRACKS = 8192
 # FactorTopK: evenly spaced tracks (by norm) that estimate each row's candidates
 ESTIMATE_TRACKS = 1024
 # a row with more candidates than this finds its k-th best in its own scores, not a padded copy
@@ -36,6 +39,9 @@ CANDIDATE_NS, PARTITION_NS, PAD_NS = 450.0, 6.0, 80.0
 
 Branch = Literal["pruned", "sampled"]
 TopK = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+Buffers = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]
+# (row, sorted position, score) of the scores that may make a list
+Candidates = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
 
 def top_n(scores: npt.NDArray[np.float32], user_items: sp.csr_matrix, *, n: int) -> TopK:
@@ -129,27 +135,32 @@ def _kth_of_first(scores: np.ndarray, k: int, size: int) -> npt.NDArray[np.float
 
 
 def _kth_of_candidates(
-    scores: np.ndarray, row: npt.NDArray[np.int64], value: np.ndarray, k: int
+    row: npt.NDArray[np.int64], slot: npt.NDArray[np.int64], value: np.ndarray, b: int, k: int
 ) -> npt.NDArray[np.float32]:
-    """Each row's exact k-th best among its candidates (row, value); -inf if fewer than k.
+    """Each row's exact k-th best among its candidates; -inf if it has fewer than k.
 
-    Candidates are padded into a (b, most candidates) matrix for one partition; rows with more
-    than PAD_LIMIT candidates (a weak threshold) partition their own scores row instead.
+    Args:
+        row: (c,) row of each candidate.
+        slot: (c,) its position among its row's candidates (0, 1, ... per row).
+        value: (c,) its score.
+        b: Rows.
+        k: Rank wanted.
+
+    Candidates are padded into a (b, most candidates) matrix for one partition; a row with
+    more than PAD_LIMIT candidates (a weak threshold: it heard most of the sample) is
+    partitioned on its own instead, so the padding never approaches (b, n_items).
     """
-    b = len(scores)
     counts = np.bincount(row, minlength=b)
     kth = np.full(b, -np.inf, dtype=np.float32)
-    heavy = np.flatnonzero(counts > PAD_LIMIT)
-    if len(heavy):
-        kth[heavy] = np.partition(scores[heavy], scores.shape[1] - k, axis=1)[:, -k]
-    light = counts[row] <= PAD_LIMIT
-    width = int(counts[counts <= PAD_LIMIT].max(initial=0))
+    for heavy in np.flatnonzero(counts > PAD_LIMIT):  # rare: no loop over ordinary rows
+        kth[heavy] = np.partition(value[row == heavy], counts[heavy] - k)[counts[heavy] - k]
+    light = counts <= PAD_LIMIT
+    width = int(counts[light].max(initial=0))
     if width >= k:
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         pad = np.full((b, width), -np.inf, dtype=np.float32)
-        pad[row[light], (np.arange(len(row)) - starts[row])[light]] = value[light]
-        lights = np.flatnonzero(counts <= PAD_LIMIT)
-        kth[lights] = np.partition(pad[lights], width - k, axis=1)[:, width - k]
+        mine = light[row]
+        pad[row[mine], slot[mine]] = value[mine]
+        kth[light] = np.partition(pad[light], width - k, axis=1)[:, width - k]
     return kth
 
 
@@ -250,21 +261,11 @@ class FactorTopK:
             score_buffer = np.empty(SCORE_ROWS * len(self.items), dtype=np.float32)
             above_buffer = np.empty(len(score_buffer), dtype=bool)
         try:
-            b = len(queries)
-            scores = score_buffer[: b * width].reshape(b, width)
-            above = above_buffer[: b * width].reshape(b, width)
-            np.dot(queries, self.sorted_items[:width].T, out=scores)
-            self._mask_heard(scores, heard)
-            size = PROBE_TRACKS if branch == "pruned" else sample_size(width, k)
-            np.greater_equal(scores, _kth_of_first(scores, k, size)[:, None], out=above)
-            flat = np.flatnonzero(above)
-            row, col = np.divmod(flat, width)
-            value = scores.ravel()[flat]
-            if branch == "sampled":
-                keep = value >= _kth_of_candidates(scores, row, value, k)[row]
-                row, col, value = row[keep], col[keep], value[keep]
+            select = self._pruned if branch == "pruned" else self._sampled
+            row, col, value = select(queries, heard, width, k, (score_buffer, above_buffer))
         finally:
             self._buffers.put((score_buffer, above_buffer))
+        b = len(queries)
         track = self.order[col]
         order = np.lexsort((track, -value, row))
         row, track, value = row[order], track[order], value[order]
@@ -275,3 +276,51 @@ class FactorTopK:
         idx[row[keep], rank[keep]] = track[keep]
         best[row[keep], rank[keep]] = value[keep]
         return idx, best
+
+    def _pruned(
+        self, queries: np.ndarray, heard: sp.csr_matrix, width: int, k: int, buffers: Buffers
+    ) -> Candidates:
+        """(row, sorted position, score) of every score >= the probe's k-th best."""
+        b = len(queries)
+        scores = buffers[0][: b * width].reshape(b, width)
+        above = buffers[1][: b * width].reshape(b, width)
+        np.dot(queries, self.sorted_items[:width].T, out=scores)
+        self._mask_heard(scores, heard)
+        np.greater_equal(scores, _kth_of_first(scores, k, PROBE_TRACKS)[:, None], out=above)
+        flat = np.flatnonzero(above)
+        row, col = np.divmod(flat, width)
+        return row, col, scores.ravel()[flat]
+
+    def _sampled(
+        self, queries: np.ndarray, heard: sp.csr_matrix, width: int, k: int, buffers: Buffers
+    ) -> Candidates:
+        """(row, sorted position, score) of each row's k best and ties, tile by tile.
+
+        The first sample_size(width, k) tracks give the threshold; the rest are scored
+        TILE_TRACKS at a time into a slice of the buffer that stays in cache, so each score is
+        compared while still there instead of after a (b, width) matrix went through memory.
+        """
+        b, s = len(queries), sample_size(width, k)
+        rows, pos = entry_rows(heard), self.position[heard.indices]
+        by_pos = np.argsort(pos, kind="stable")
+        rows, pos = rows[by_pos], pos[by_pos]
+        edges = [0, *range(s, width, TILE_TRACKS), width]
+        filled = np.zeros(b, dtype=np.int64)
+        parts: list[tuple[np.ndarray, ...]] = []
+        bound = np.empty(0, dtype=np.float32)
+        for start, stop in itertools.pairwise(edges):
+            scores = buffers[0][: b * (stop - start)].reshape(b, stop - start)
+            np.dot(queries, self.sorted_items[start:stop].T, out=scores)
+            lo, hi = np.searchsorted(pos, [start, stop])
+            scores[rows[lo:hi], pos[lo:hi] - start] = -np.inf
+            if start == 0:
+                bound = _kth_of_first(scores, k, s)
+            flat = np.flatnonzero(scores >= bound[:, None])
+            row, col = np.divmod(flat, stop - start)
+            counts = np.bincount(row, minlength=b)
+            slot = filled[row] + np.arange(len(row)) - (np.cumsum(counts) - counts)[row]
+            filled += counts
+            parts.append((row, col + start, scores.ravel()[flat], slot))
+        row, col, value, slot = (np.concatenate(p) for p in zip(*parts, strict=True))
+        keep = value >= _kth_of_candidates(row, slot, value, b, k)[row]
+        return row[keep], col[keep], value[keep]

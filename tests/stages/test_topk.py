@@ -37,6 +37,7 @@ def test_each_branch_gives_the_float64_top_k_sets(
     heard = rng.random((n_users, n_items)) < 0.02
     heard[3, : n_items - 10] = True  # fewer than k unheard tracks
     monkeypatch.setattr(topk, "PROBE_TRACKS", 512)
+    monkeypatch.setattr(topk, "TILE_TRACKS", 700)  # the sample, then six tiles
     _force(monkeypatch, branch)
     top = topk.FactorTopK(items.astype(np.float32), threads=2)
     idx, best = top(queries.astype(np.float32), sp.csr_matrix(heard), k)
@@ -59,7 +60,8 @@ def test_sampled_branch_keeps_ties_and_order_of_the_pruned_one(
     queries = rng.integers(-2, 3, size=(50, 3)).astype(np.float32)
     heard = sp.csr_matrix(rng.random((50, 400)) < 0.1)
     monkeypatch.setattr(topk, "PROBE_TRACKS", 16)
-    monkeypatch.setattr(topk, "PAD_LIMIT", pad_limit)  # 3: every row partitions its own scores
+    monkeypatch.setattr(topk, "PAD_LIMIT", pad_limit)  # 3: every row partitioned on its own
+    monkeypatch.setattr(topk, "TILE_TRACKS", 50)
     lists = {}
     for branch in ("pruned", "sampled"):
         _force(monkeypatch, branch)
