@@ -1,12 +1,17 @@
 """Time batch top-N on synthetic factors: our block scorer against a loop over implicit's recommend.
 
 Usage:
-    nice -n 10 .venv/bin/python benchmarks/bench_predict.py \
-        --scale 100000x100000 --scale 1000000x800000 --sample 20000 --n 100
+    nice -n 10 .venv/bin/python benchmarks/bench_predict.py --scale 1000000x800000 \
+        --methods ours,implicit,similar,similar_implicit --repeats 3 --artifacts ARTIFACTS
 
-For each scale (users x tracks) and method, a child process builds seeded float32 factors (64 by
-default) and a sparse history (~31 tracks per user, skewed to popular tracks, like the 42.4M pairs
-of the 1.37M x 805K reference data) for ALL users, then times a fixed sample of users. Methods:
+For each scale (users x tracks), item distribution and method, a child process builds seeded
+float32 factors (64 by default) and a sparse history (~31 tracks per user, skewed to popular
+tracks, like the 42.4M pairs of the 1.37M x 805K reference data) for ALL users, then times a
+fixed sample of users. Item distributions (--items): "gaussian", plain N(0, 0.01) factors, whose
+norms barely differ, and "skewed", the same scaled so that the largest norm is ~27x the median
+(as popular tracks of a trained model); with --artifacts also "trained", a fitted ALS on its own
+training matrix. Each result gives the skew (max / median item norm). Methods are interleaved
+(A/B/A/B, --repeats rounds) and each figure is the median run. Methods:
 
     ours       stages.predict.FactorTopK (built once, heard tracks filtered) in
                blocks of --block users, plus building the frame and appending it to Parquet
@@ -17,6 +22,7 @@ of the 1.37M x 805K reference data) for ALL users, then times a fixed sample of 
     hnsw       faiss HNSW ([predict].search = "hnsw"): index build time, search rate, and
                recall@n against exact scoring on 2,000 of the sampled users
     similar    similar_tracks: top-K cosine neighbours for a sample of tracks
+    similar_implicit  the reference: implicit's batched `similar_items(itemids, N=K+1)`
 
 Each child reports wall seconds, users/second and its own peak RSS. The parent extrapolates every
 rate to 1,370,000 users x 805,000 tracks (cost taken as linear in users and in tracks) and writes
@@ -52,11 +58,15 @@ TARGET_USERS, TARGET_TRACKS = 1_370_000, 805_000
 RESULTS = Path(__file__).parent / "results" / "predict.json"
 
 
-def _data(users: int, tracks: int, factors: int, seed: int) -> tuple[AlsModel, sp.csr_matrix]:
+def _data(
+    users: int, tracks: int, factors: int, seed: int, items: str
+) -> tuple[AlsModel, sp.csr_matrix]:
     rng = np.random.default_rng(seed)
     uf = rng.standard_normal((users, factors), dtype=np.float32) * np.float32(0.1)
     itf = rng.standard_normal((tracks, factors), dtype=np.float32) * np.float32(0.1)
-    itf *= (1.0 / (rng.permutation(tracks) + 10.0) ** 0.3).astype(np.float32)[:, None]
+    scale = (1.0 / (rng.permutation(tracks) + 10.0) ** 0.3).astype(np.float32)
+    if items == "skewed":  # norms spread like a trained model's popular tracks, max/median ~27
+        itf *= scale[:, None]
     lengths = np.minimum(rng.geometric(1 / 31, users), tracks // 2)
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     indices = (tracks * rng.random(int(indptr[-1])) ** 3).astype(np.int32)
@@ -80,6 +90,7 @@ def _run_ours(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a: arg
             writer.write_table(table)
         if writer is not None:
             writer.close()
+    return {"branches": dict(top.branches)}
 
 
 def _run_implicit(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
@@ -115,6 +126,14 @@ def _run_similar(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
     cosine = predict.FactorTopK(predict.unit_rows(model.item_factors))
     for block in _blocks(users % cosine.items.shape[0], a.block):
         predict.similar_block(cosine, block, k=a.similar_k)
+    return {"branches": dict(cosine.branches)}
+
+
+def _run_similar_implicit(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
+    reference = model.to_implicit()
+    with threadpool_limits(1, "blas"):
+        for block in _blocks(users % model.n_items, a.block):
+            reference.similar_items(block, N=a.similar_k + 1)  # the track itself comes first
 
 
 def _run_hnsw(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a) -> dict:
@@ -160,6 +179,7 @@ METHODS = {
     "dense": _run_dense,
     "rerank": _run_rerank,
     "similar": _run_similar,
+    "similar_implicit": _run_similar_implicit,
     "hnsw": _run_hnsw,
 }
 
@@ -171,8 +191,9 @@ def _child(a: argparse.Namespace) -> None:
         model = load_als(load_arrays(a.artifacts / "04_train" / "als.npz"))
         history = load_matrix(a.artifacts, "split", "train_matrix.npz")
     else:
-        model, history = _data(users, tracks, a.factors, a.seed)
+        model, history = _data(users, tracks, a.factors, a.seed, a.items)
     build = time.perf_counter() - start
+    norms = np.linalg.norm(model.item_factors, axis=1)
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sample = np.sort(np.random.default_rng(7).choice(users, size=a.sample, replace=False))
     cpu_start, start = _cpu(), time.perf_counter()
@@ -181,6 +202,8 @@ def _child(a: argparse.Namespace) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {
         "scale": a.scale[0],
+        "items": "trained" if a.artifacts else a.items,
+        "skew_max_over_median_item_norm": round(float(norms.max() / np.median(norms)), 2),
         "method": a.method,
         "sample_users": a.sample,
         "history_nnz": int(history.nnz),
@@ -213,7 +236,7 @@ def _extrapolate(run: dict, tracks: int) -> dict:
     # cost per query is linear in the number of tracks scored (GEMM + top-k scan); similar
     # tracks has one query per track, the others one per user
     scale = TARGET_TRACKS / tracks
-    queries = TARGET_TRACKS if run["method"] == "similar" else TARGET_USERS
+    queries = TARGET_TRACKS if run["method"].startswith("similar") else TARGET_USERS
     rate = run["users_per_second"] / scale
     cpu_minutes = run["cpu_ms_per_user"] * scale * queries / 1000 / 60
     return {
@@ -280,10 +303,13 @@ def main() -> None:
     parser.add_argument("--hnsw-ef", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--method", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--items", default="gaussian,skewed", help="synthetic item factor distributions"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--tradeoff", type=Path, help="print re-ranking metrics of ARTIFACTS")
     parser.add_argument(
-        "--artifacts", type=Path, help="time ARTIFACTS/04_train/als.npz on its training matrix"
+        "--artifacts", type=Path, help="also time ARTIFACTS/04_train/als.npz on its matrix"
     )
     a = parser.parse_args()
     if a.tradeoff:
@@ -294,37 +320,48 @@ def main() -> None:
         _child(a)
         return
     scales = a.scale or ["100000x100000", "1000000x800000"]
+    distributions = a.items.split(",")
     if a.artifacts:
         shape = load_matrix(a.artifacts, "split", "train_matrix.npz").shape
-        scales = [f"{shape[0]}x{shape[1]}"]
+        distributions.append("trained")
     runs = []
-    for scale in scales:
-        for method in a.methods.split(","):
-            small = method in ("dense", "rerank", "similar")
-            timings = []
-            for _ in range(a.repeats):
+    for scale, items in [(s, d) for s in scales for d in distributions if d != "trained"] + (
+        [(f"{shape[0]}x{shape[1]}", "trained")] if a.artifacts else []
+    ):
+        timings: dict[str, list[dict]] = {m: [] for m in a.methods.split(",")}
+        for _ in range(a.repeats):  # interleaved: A/B/A/B, each run its own process
+            for method, done in timings.items():
+                small = method in ("dense", "rerank", "similar", "similar_implicit")
                 args = [sys.executable, __file__, "--method", method, "--scale", scale]
                 args += ["--sample", str(a.small_sample if small else a.sample)]
                 args += ["--n", str(a.n), "--candidates", str(a.candidates)]
                 args += ["--similar-k", str(a.similar_k), "--factors", str(a.factors)]
                 args += ["--block", str(a.block), "--seed", str(a.seed)]
                 args += ["--hnsw-m", str(a.hnsw_m), "--hnsw-ef", str(a.hnsw_ef)]
-                args += ["--artifacts", str(a.artifacts)] if a.artifacts else []
-                done = subprocess.run(args, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    sys.exit(f"{method} {scale} failed:\n{done.stderr}")
-                timings.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            best = sorted(timings, key=lambda r: r["seconds"])[len(timings) // 2]  # median run
-            best["repeats"] = a.repeats
-            best["median_seconds"] = statistics.median(r["seconds"] for r in timings)
-            best |= _extrapolate(best, int(scale.split("x")[1]))
-            print(json.dumps(best), flush=True)
-            runs.append(best)
-    by = {(r["scale"], r["method"]): r for r in runs}
+                args += ["--artifacts", str(a.artifacts)] if items == "trained" else []
+                args += ["--items", "gaussian" if items == "trained" else items]
+                run = subprocess.run(args, capture_output=True, text=True, check=False)
+                if run.returncode:
+                    sys.exit(f"{method} {scale} {items} failed:\n{run.stderr}")
+                done.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        for done in timings.values():
+            median = sorted(done, key=lambda r: r["seconds"])[len(done) // 2]  # median run
+            median |= {
+                "repeats": a.repeats,
+                "median_seconds": statistics.median(r["seconds"] for r in done),
+                "all_seconds": [r["seconds"] for r in done],
+            }
+            median |= _extrapolate(median, int(scale.split("x")[1]))
+            print(json.dumps(median), flush=True)
+            runs.append(median)
+    by = {(r["scale"], r["items"], r["method"]): r for r in runs}
     ratios = {
-        s: round(by[s, "ours"]["users_per_second"] / by[s, "implicit"]["users_per_second"], 3)
-        for s in scales
-        if (s, "ours") in by and (s, "implicit") in by
+        f"{s} {d} {ours} / {ref}": round(
+            by[s, d, ours]["users_per_second"] / by[s, d, ref]["users_per_second"], 3
+        )
+        for (s, d, m) in by
+        for ours, ref in (("ours", "implicit"), ("similar", "similar_implicit"))
+        if m == ours and (s, d, ref) in by
     }
     result = {
         "command": " ".join(sys.argv),
@@ -336,8 +373,12 @@ def main() -> None:
         "target": {"users": TARGET_USERS, "tracks": TARGET_TRACKS, "minutes": 30, "gib": 8},
         "runs": runs,
         "ours_over_implicit_users_per_second": ratios,
-        "data": f"trained ALS from {a.artifacts}" if a.artifacts else "synthetic factors",
-        "note": "extrapolated_* figures are computed from the timed sample, not measured.",
+        "data": (
+            "synthetic factors (gaussian: plain; skewed: item norms scaled as a trained model's)"
+            + (f"; trained ALS from {a.artifacts}" if a.artifacts else "")
+        ),
+        "note": "medians of interleaved runs; extrapolated_* figures are computed from the "
+        "timed sample, not measured.",
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
