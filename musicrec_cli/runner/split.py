@@ -27,7 +27,6 @@ from stages.schema import (
     PLAY_COUNT,
     PLAYED_AT,
     PLAYS,
-    TRACK_IDX,
     USER_IDX,
     SchemaError,
     check_schema,
@@ -165,9 +164,10 @@ def run_split(cfg: Config) -> str:
         if n_test == 0:
             raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff, n_users=n_users))
         for name, matrix_name in ((art.TRAIN, art.TRAIN_MATRIX), (art.TEST, art.TEST_MATRIX)):
-            frame = pl.read_parquet(out.path(name), columns=[USER_IDX, TRACK_IDX, PLAY_COUNT])
+            # a scan: build_matrix collects the keys, then the values, never all three columns
+            pairs = pl.scan_parquet(out.path(name))
             out.write_matrix(
-                build_matrix(frame, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks),
+                build_matrix(pairs, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks),
                 matrix_name,
             )
         folder = art.commit_stage(
