@@ -124,7 +124,8 @@ def score_musicrec(data: Data, settings: TrainConfig) -> dict[str, float]:
     """NDCG@10 of every registry model fitted with `settings` (components fitted once)."""
     fitted: dict[str, Recommender] = {}
     results = {}
-    timeless = data.train.frame[LAST_TS].null_count() == data.train.frame.height
+    last = data.train.frame.select(LAST_TS).collect()[LAST_TS]
+    timeless = last.null_count() == len(last)
     for name in registry.fit_order(registry.names()):
         if timeless and name == "trending":
             continue  # no play times: nothing to decay

@@ -30,11 +30,16 @@ log = logging.getLogger(__name__)
 
 
 def load_train_data(root: Path) -> TrainingData:
-    """Read 03_features (features_train, item_features) into matrices and arrays."""
+    """Read 03_features (features_train, item_features) into matrices and arrays.
+
+    features_train stays a scan: the weights CSR is built from three of its columns, and a
+    model reading other columns (play counts, last play) collects them when it is fitted, so
+    the whole table is never held for the stage (6 GB at 800M events).
+    """
     shape = require_stage(root, "split")["summary"]
     folder = stage_dir(root, "features")
-    frame = pl.read_parquet(
-        folder / art.FEATURES_TRAIN, columns=[USER_IDX, TRACK_IDX, WEIGHT, PLAY_COUNT, LAST_TS]
+    frame = pl.scan_parquet(folder / art.FEATURES_TRAIN).select(
+        USER_IDX, TRACK_IDX, WEIGHT, PLAY_COUNT, LAST_TS
     )
     items = pl.read_parquet(folder / art.ITEM_FEATURES).sort(TRACK_IDX)
     audio_cols = [c for c in AUDIO_FEATURES if c in items.columns]

@@ -27,24 +27,31 @@ class TrainingData:
 
     Attributes:
         frame: features_train: user_idx, track_idx, weight, play_count, last_ts; one row per
-            training (user, track) pair.
+            training (user, track) pair. Lazy: each model collects only the columns it reads
+            (a Parquet scan keeps the 6 GB table of 254M pairs out of memory).
         weights: (n_users, n_items) float32 CSR of `weight` (confidence).
         audio: (n_items, d) float64 audio features, NaN where unknown (d may be 0).
         on_iteration: Called after each iteration of iterative fits (a progress bar).
     """
 
-    frame: pl.DataFrame
+    frame: pl.LazyFrame
     weights: sp.csr_matrix
     audio: npt.NDArray[np.float64]
     on_iteration: IterationCallback = lambda: None
 
     @classmethod
     def build(
-        cls, frame: pl.DataFrame, audio: npt.NDArray[np.float64], *, n_users: int, n_tracks: int
+        cls,
+        frame: pl.LazyFrame | pl.DataFrame,
+        audio: npt.NDArray[np.float64],
+        *,
+        n_users: int,
+        n_tracks: int,
     ) -> TrainingData:
         """From features_train and the audio array, with the weights CSR built once."""
-        weights = build_matrix(frame, value=WEIGHT, n_users=n_users, n_tracks=n_tracks)
-        return cls(frame=frame, weights=weights, audio=audio)
+        lazy = frame.lazy()
+        weights = build_matrix(lazy, value=WEIGHT, n_users=n_users, n_tracks=n_tracks)
+        return cls(frame=lazy, weights=weights, audio=audio)
 
     def counts(self) -> sp.csr_matrix:
         """(n_users, n_items) float32 CSR of play counts, same non-zeros as `weights`."""
@@ -56,7 +63,8 @@ class TrainingData:
 
         Without timestamps (a play-count table) every age is 0: trending is then popularity.
         """
-        newest = self.frame[LAST_TS].max()
+        frame = self.frame.select(TRACK_IDX, PLAY_COUNT, LAST_TS).collect()
+        newest = frame[LAST_TS].max()
         age = (pl.lit(newest) - pl.col(LAST_TS)).dt.total_microseconds() / _DAY_US
         age = age.fill_null(0.0) if newest is not None else pl.lit(0.0)
-        return self.frame.select(TRACK_IDX, PLAY_COUNT, age.alias("age_days"))
+        return frame.select(TRACK_IDX, PLAY_COUNT, age.alias("age_days"))
