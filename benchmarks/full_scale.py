@@ -7,7 +7,8 @@ Each stage runs as its own `python -m musicrec_cli` process; we record wall time
 peak RSS of the whole process tree (sampled), rows in and out (from the manifests) and bytes on
 disk, into benchmarks/results/full_scale[_1-in-N].json. Interrupted runs resume from the last
 stage whose results were recorded and whose manifest is still intact. Each stage with a reference
-tool is timed beside it on the same data: implicit's own ALS fit on train's matrix for train, and
+tool is timed beside it on the same data: for train, musicrec's ALS and implicit's own fit of
+03_features' weights, interleaved (A/B/A/B, --als-repeats each, medians), and
 with --duckdb, DuckDB's filter + aggregation of the raw files for preprocess (at 800M events its
 single query spills more than the raw data's size to disk). `--table` prints the README table.
 """
@@ -19,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -98,49 +100,103 @@ def _measured(args: list[str], what: str) -> dict[str, float]:
     }
 
 
-# implicit's own ALS fit on the matrix `train` fitted, with the same settings: the reference
-ALS_REFERENCE = """
-import json, sys, time
+# One ALS fit on 03_features, timed in parts: as musicrec's train stage does it ("musicrec":
+# features_train -> weights CSR, the confidence matrix, the fit, saving the factors) or as a user
+# of implicit would ("implicit": read three columns, a COO -> CSR, implicit's own fit).
+ALS_TIMED = """
+import hashlib, json, sys, tempfile, time
+from pathlib import Path
+from types import SimpleNamespace
 import numpy as np, polars as pl, scipy.sparse as sp
-from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
-features, shape, factors, iterations, reg, alpha, seed, out = sys.argv[1:]
-shape = json.loads(shape)
-f = pl.read_parquet(features, columns=["user_idx", "track_idx", "weight"])
-m = sp.csr_matrix((f["weight"].to_numpy().astype(np.float32),
-                   (f["user_idx"].to_numpy(), f["track_idx"].to_numpy())), shape=tuple(shape))
-del f
-with threadpool_limits(1, "blas"):
-    model = AlternatingLeastSquares(factors=int(factors), iterations=int(iterations),
-        regularization=float(reg), alpha=float(alpha), random_state=int(seed))
+which, root, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+cfg = json.loads((root / "04_train" / "manifest.json").read_text())["config"]
+t = {}
+start = time.perf_counter()
+if which == "implicit":
+    from implicit.cpu.als import AlternatingLeastSquares
+    shape = json.loads((root / "04_train" / "metrics.json").read_text())["matrix"]["shape"]
+    f = pl.read_parquet(root / "03_features" / "features_train.parquet",
+                        columns=["user_idx", "track_idx", "weight"])
+    m = sp.csr_matrix((f["weight"].to_numpy().astype(np.float32),
+                       (f["user_idx"].to_numpy(), f["track_idx"].to_numpy())), shape=tuple(shape))
+    del f
+    t["matrix_seconds"] = time.perf_counter() - start
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(factors=cfg["factors"], iterations=cfg["iterations"],
+            regularization=cfg["regularization"], alpha=cfg["alpha"], random_state=cfg["seed"])
+        start = time.perf_counter()
+        model.fit(m, show_progress=False)
+    t["fit_seconds"] = time.perf_counter() - start
+else:
+    from musicrec_cli.runner.train import load_train_data
+    from stages.models import registry
+    from stages.models.als import fit_als
+    data = load_train_data(root)
+    t["load_weights_seconds"] = time.perf_counter() - start
+    p = registry.spec("als").params_from(SimpleNamespace(**cfg))
     start = time.perf_counter()
-    model.fit(m, show_progress=False)
-fit = {"fit_seconds": round(time.perf_counter() - start, 2), "nnz": int(m.nnz)}
-open(out, "w").write(json.dumps(fit))
+    matrix = registry.als_matrix(data, p)
+    t["confidence_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
+    model = fit_als(matrix, factors=p.factors, iterations=p.iterations,
+        regularization=p.regularization, alpha=p.alpha, seed=p.seed)
+    t["fit_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        path = Path(tmp) / "als.npz"
+        with path.open("wb") as handle:
+            np.savez(handle, **model.arrays())
+        hashlib.sha256(path.read_bytes()).hexdigest()  # as the manifest records it
+    t["save_seconds"] = time.perf_counter() - start
+nnz = int((m if which == "implicit" else matrix).nnz)
+t = {k: round(v, 3) for k, v in t.items()} | {"nnz": nnz}
+Path(out).write_text(json.dumps(t))
 """
 
 
-def _als_reference(work: Path) -> dict[str, object]:
-    """implicit's own ALS fit on 03_features' weights, beside our train stage's ALS figure."""
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 3)
+
+
+def _als_reference(work: Path, repeats: int) -> dict[str, object]:
+    """musicrec's ALS and implicit's own fit on 03_features' weights, interleaved A/B/A/B.
+
+    musicrec's ALS *is* implicit's fit under the same BLAS limit, so a single sequential pair
+    measures the machine's load more than either (0.66-1.38x between runs); the medians of
+    interleaved runs are the comparison, and the work musicrec adds around the fit (weights
+    CSR, confidence matrix, saving the factors) is timed on its own.
+    """
     arts = work / "artifacts"
-    train = json.loads((arts / "04_train" / "manifest.json").read_text())["config"]
-    shape = json.loads((arts / "04_train" / "metrics.json").read_text())
-    params = [str(train[k]) for k in ("factors", "iterations", "regularization", "alpha", "seed")]
-    out = work / "als_reference.json"
-    features = arts / "03_features" / "features_train.parquet"
-    args = [sys.executable, "-c", ALS_REFERENCE, str(features)]
-    args += [json.dumps(shape["matrix"]["shape"]), *params, str(out)]
-    measured = _measured(args, "ALS reference")
-    ours = shape["models"]["als"]["train_seconds"]
-    ref = json.loads(out.read_text())
-    return (
-        measured
-        | ref
-        | {
-            "musicrec_als_seconds": ours,
-            "ratio_musicrec_vs_implicit": round(ours / ref["fit_seconds"], 3),
-        }
-    )
+    runs: dict[str, list[dict[str, float]]] = {"musicrec": [], "implicit": []}
+    for _ in range(repeats):
+        for which, done in runs.items():
+            out = work / f"als_{which}.json"
+            args = [sys.executable, "-c", ALS_TIMED, which, str(arts), str(out)]
+            measured = _measured(args, f"ALS {which}")
+            done.append(measured | json.loads(out.read_text()))
+            out.unlink()
+    ours, ref = runs["musicrec"], runs["implicit"]
+    return {
+        "repeats": repeats,
+        "order": "musicrec, implicit, musicrec, implicit, ... (each its own process)",
+        "runs": runs,
+        "median_fit_seconds": {"musicrec": _median(ours, "fit_seconds"),
+                               "implicit": _median(ref, "fit_seconds")},
+        "median_musicrec_extra_seconds": {
+            k: _median(ours, k) for k in ("load_weights_seconds", "confidence_seconds",
+                                          "save_seconds")
+        },
+        "median_implicit_matrix_seconds": _median(ref, "matrix_seconds"),
+        "median_peak_rss_gib": {"musicrec": _median(ours, "peak_rss_gib"),
+                                "implicit": _median(ref, "peak_rss_gib")},
+        "ratio_fit_musicrec_vs_implicit": round(
+            _median(ours, "fit_seconds") / _median(ref, "fit_seconds"), 3
+        ),
+        "train_stage_als_seconds": json.loads((arts / "04_train" / "metrics.json").read_text())[
+            "models"]["als"]["train_seconds"],
+        "load_average_at_end": os.getloadavg(),
+    }  # fmt: skip
 
 
 def _duckdb_reference(work: Path, preprocess_seconds: float) -> dict[str, object]:
@@ -216,6 +272,10 @@ def main() -> None:
     parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="last stage to run")
     parser.add_argument("--table", action="store_true", help="print the results as Markdown")
     parser.add_argument(
+        "--als-repeats", type=int, default=3,
+        help="interleaved musicrec/implicit ALS fits after train (medians); 0 skips them",
+    )  # fmt: skip
+    parser.add_argument(
         "--duckdb", action="store_true",
         help="also time DuckDB's aggregation of the raw files (spills ~3x the raw size to disk)",
     )  # fmt: skip
@@ -280,10 +340,10 @@ def main() -> None:
         print(f"preprocess: musicrec / DuckDB = {ref['ratio_musicrec_vs_duckdb']}")
         results_path.write_text(json.dumps(results, indent=2) + "\n")
     trained = "train" in results["stages"] and (work / "artifacts/04_train/als.npz").is_file()
-    if trained and "als_reference" not in results:
+    if trained and "als_reference" not in results and args.als_repeats > 0:
         print("ALS reference (implicit's own fit on the same matrix) ...", flush=True)
-        ref = results["als_reference"] = _als_reference(work)
-        print(f"ALS: musicrec / implicit = {ref['ratio_musicrec_vs_implicit']}")
+        ref = results["als_reference"] = _als_reference(work, args.als_repeats)
+        print(f"ALS fit: musicrec / implicit = {ref['ratio_fit_musicrec_vs_implicit']} (medians)")
     total = sum(s["wall_seconds"] for s in results["stages"].values())
     results["total_wall_seconds"] = round(total, 1)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
