@@ -1,0 +1,88 @@
+"""Predict's exact lists of factor models on Spark ([predict].engine = "spark")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow.parquet as pq
+
+from musicrec_cli import artifacts as art
+from musicrec_cli.artifacts import stage_dir
+from musicrec_cli.config import Config
+from stages import predict
+from stages.models import Recommender
+from stages.schema import MODEL
+
+log = logging.getLogger(__name__)
+
+# tracks per broadcast block of item factors on Spark (128 MiB at 64 factors)
+SPARK_BLOCK_ITEMS = 500_000
+
+
+def read_lists(folder: Path, name: str) -> Iterator[pl.DataFrame]:
+    """Ranked lists written by Spark (stages.spark.predict.top_n), in file and row order."""
+    from stages.spark import polars_cast
+    from stages.spark.predict import LISTS
+
+    for path in sorted(folder.glob("part-*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches():
+            frame = polars_cast(pl.from_arrow(batch).lazy(), LISTS)  # type: ignore[union-attr]
+            yield frame.with_columns(pl.lit(name).alias(MODEL)).collect()
+
+
+def spark_lists(
+    cfg: Config,
+    out: art.StageWriter,
+    models: dict[str, Recommender],
+    users: npt.NDArray[np.int64],
+    group: npt.NDArray[np.int64],
+) -> dict[str, Path]:
+    """Exact lists of every factor model on Spark, each into a folder of part files in `out`.
+
+    Args:
+        cfg: The configuration ([predict] and [spark]).
+        out: The predict stage's writer; the folders are made inside it.
+        models: Trained models by name; those without item factors are left to the caller.
+        users: (b,) user_idx to score.
+        group: (n_items,) song code of every track (one version per song).
+    """
+    from musicrec_cli.spark import spark_session
+    from stages.spark import predict as spark_predict
+
+    p, root = cfg.predict, Path(cfg.paths.artifacts)
+    factor_models = {m: f for m, f in models.items() if predict.is_factorised(f)}
+    others = [m for m in models if m not in factor_models]
+    if others:
+        log.info("no item factors, scored on this machine: %s", ", ".join(others))
+    if p.search != "exact":
+        log.info('the Spark engine scores exactly ([predict].search = "%s" is not used)', p.search)
+    folders: dict[str, Path] = {}
+    if not factor_models:
+        return folders
+    settings = spark_predict.ListSettings(
+        n=p.n,
+        depth=p.n * max(p.candidates, 1),
+        one_per_group=p.one_per_group,
+        allow_heard_songs=p.allow_heard_songs,
+        block_items=SPARK_BLOCK_ITEMS,
+    )
+    with spark_session(cfg.spark, workdir=out.partial) as spark:
+        train = spark.read.parquet(str(stage_dir(root, "split") / art.TRAIN))
+        for name, model in factor_models.items():
+            rows = spark_predict.user_rows(spark, model.user_factors, users, train)
+            lists = spark_predict.top_n(
+                spark,
+                rows,
+                model.item_factors,
+                group,
+                settings,
+            )
+            folders[name] = out.path(f".{name}.spark")
+            with out.writing(art.PREDICTIONS):
+                lists.write.mode("overwrite").parquet(str(folders[name]))
+    return folders
