@@ -99,7 +99,7 @@ import polars as pl, sys
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Wall seconds and peak RSS (MiB) of one command, from /usr/bin/time -v."""
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB), from /usr/bin/time -v."""
     out = subprocess.run(
         ["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, check=False
     )
@@ -107,10 +107,15 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
         raise RuntimeError(out.stderr[-2000:])
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", out.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
-    if wall is None or rss is None:
+    cpu = [re.search(rf"{k} time \(seconds\): ([\d.]+)", out.stderr) for k in ("User", "System")]
+    if wall is None or rss is None or None in cpu:
         raise RuntimeError(out.stderr[-2000:])
     h, m, s = (float(g) if g else 0.0 for g in wall.groups())
-    return {"seconds": h * 3600 + m * 60 + s, "peak_rss_mb": int(rss.group(1)) / 1024}
+    return {
+        "seconds": h * 3600 + m * 60 + s,
+        "cpu_seconds": sum(float(c.group(1)) for c in cpu if c is not None),
+        "peak_rss_mb": int(rss.group(1)) / 1024,
+    }
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -150,12 +155,21 @@ def bench_scale(
         for name, cmd in tools.items():
             runs[name].append(timed(cmd, env))
     result = {name: median_of(r) for name, r in runs.items()}
+    for name, r in runs.items():  # every run, so the spread is on record, not only the median
+        result[name] |= {
+            "all_seconds": [x["seconds"] for x in r],
+            "cpu_us_per_event": round(result[name]["cpu_seconds"] / events * 1e6, 3),
+        }
     report = json.loads((work / "a1" / "01_preprocess" / "quality_report.json").read_text())
     ratios = {
         f"ratio_musicrec_vs_{ref}": round(result["musicrec"]["seconds"] / result[ref]["seconds"], 2)
         for ref in ("duckdb", "duckdb_canonical")
         if ref in result and "musicrec" in result
     }
+    if "duckdb_canonical" in result and "musicrec" in result:
+        ratios["cpu_ratio_musicrec_vs_duckdb_canonical"] = round(
+            result["musicrec"]["cpu_seconds"] / result["duckdb_canonical"]["cpu_seconds"], 2
+        )
     canonical = {}
     if "duckdb_canonical" in result:  # its output, to show it is the same aggregation as ours
         out = pl.scan_parquet(work / "canon.parquet")
@@ -165,6 +179,7 @@ def bench_scale(
         "events": events,
         "raw_parquet_mb": round(size / 2**20, 1),
         "repeats": repeats,
+        "load_average_at_end": os.getloadavg(),
         "median": result,
         **ratios,
         "pairs": report["output"]["pairs"],
