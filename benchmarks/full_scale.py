@@ -132,11 +132,12 @@ else:
     from musicrec_cli.runner.train import load_train_data
     from stages.models import registry
     from stages.models.als import fit_als
+    from stages.models.fitting import als_matrix
     data = load_train_data(root)
     t["load_weights_seconds"] = time.perf_counter() - start
     p = registry.spec("als").params_from(SimpleNamespace(**cfg))
     start = time.perf_counter()
-    matrix = registry.als_matrix(data, p)
+    matrix = als_matrix(data, p)
     t["confidence_seconds"] = time.perf_counter() - start
     start = time.perf_counter()
     model = fit_als(matrix, factors=p.factors, iterations=p.iterations,
