@@ -89,7 +89,7 @@ def test_cost_estimate_sorts_few_candidates_and_samples_many() -> None:
 
 def test_gaussian_factors_take_the_sampled_branch_and_skewed_ones_prune() -> None:
     rng = np.random.default_rng(3)
-    n_items = 20_000
+    n_items = 40_000  # enough tracks for the probe to pay (topk.PROBE_PAYS)
     gaussian = rng.normal(size=(n_items, 64)).astype(np.float32)
     skewed = gaussian / ((np.arange(n_items)[:, None] + 10.0) ** 0.5).astype(np.float32)
     queries = rng.normal(size=(256, 64)).astype(np.float32)
@@ -100,3 +100,18 @@ def test_gaussian_factors_take_the_sampled_branch_and_skewed_ones_prune() -> Non
     pruned(queries, heard, 100)
     assert plain.branches == {"sampled": 1}
     assert pruned.branches == {"pruned": 1}
+
+
+def test_small_catalogue_is_scored_whole_without_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under PROBE_PAYS probes' worth of tracks the probe would cost what pruning saves."""
+    rng = np.random.default_rng(9)
+    items = (rng.normal(size=(3000, 8)) / (np.arange(3000)[:, None] + 1.0)).astype(np.float32)
+    queries = rng.normal(size=(40, 8)).astype(np.float32) + 1
+    heard = sp.csr_matrix(rng.random((40, 3000)) < 0.05)
+
+    def no_probe(*_: object) -> None:
+        raise AssertionError
+
+    monkeypatch.setattr(topk.FactorTopK, "_prefix", no_probe)
+    idx, _ = topk.FactorTopK(items, threads=1)(queries, heard, 20)
+    assert [set(r) for r in idx.tolist()] == _brute_force_sets(queries, items, heard.toarray(), 20)
