@@ -175,7 +175,7 @@ def _similar_frames(
     tracks = np.arange(unit.shape[0], dtype=np.int64)
     index = _hnsw(unit, name, p) if p.search == "hnsw" else None
     cosine = predict.FactorTopK(unit) if index is None else None
-    group = _codes(catalog.group_ids)
+    group = codes(catalog.group_ids)
 
     def fetch(
         block: npt.NDArray[np.int64], rows: npt.NDArray[np.int64], k: int
