@@ -398,6 +398,49 @@ def _shows_report(
     }
 
 
+def _min_track_users(p: PreprocessConfig, n_users: int) -> int:
+    """[preprocess].min_track_users, or 1 with fewer users than that (said in the log).
+
+    The filter is for a community's log: on one or two people's exports it would drop every
+    track.
+    """
+    if n_users >= p.min_track_users:
+        return p.min_track_users
+    log.info(
+        "preprocess: %d user(s) < [preprocess].min_track_users (%d): %d listener(s) kept",
+        n_users,
+        p.min_track_users,
+        1,
+    )
+    return 1
+
+
+def _renumbering(
+    users_k: pl.DataFrame,
+    tracks_k: pl.DataFrame,
+    *,
+    spec: str,
+    p: PreprocessConfig,
+    survey: Survey,
+    n_users0: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """(user map, track map, `encode.reindex` lookups) of the k-core's users and tracks."""
+    if users_k.height == 0 or tracks_k.height == 0:
+        msg = (
+            f"{spec}: no user-track pairs left after the min-count filters; lower "
+            f"[preprocess].min_user_tracks ({p.min_user_tracks}) or min_track_users "
+            f"({p.min_track_users})."
+        )
+        raise SchemaError(msg)
+    umap = encode.new_index(users_k.lazy(), column=USER_IDX).collect(engine=IN_MEMORY)
+    tmap = encode.new_index(tracks_k.lazy(), column=TRACK_IDX).collect(engine=IN_MEMORY)
+    lookups = {
+        "users": encode.index_lookup(umap, size=n_users0),
+        "tracks": encode.index_lookup(tmap, size=survey.tracks.height),
+    }
+    return umap, tmap, lookups
+
+
 def _build(
     cfg: Config,
     inp: _Input,
@@ -422,13 +465,23 @@ def _build(
     n_buckets = _n_buckets(p, survey.kept)
     users0 = encode.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect(engine=IN_MEMORY)
     by_hash = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
+    groups = spark_groups(survey.kept) if spark is not None else 0
+    kcore = {
+        "min_user_tracks": p.min_user_tracks,
+        "min_track_users": _min_track_users(p, users0.height),
+        "max_rounds": p.kcore_rounds,
+    }
     if spark is not None:
-        scratch.mkdir(parents=True, exist_ok=True)
-        groups = spark_groups(survey.kept)
-        play_parts, pair_parts = spark.buckets(
-            survey.id_map, users0, by_hash=by_hash, counted=counted, scratch=scratch,
-            n_groups=groups,
-        )  # fmt: skip
+        plays, pairs = spark.buckets(
+            survey.id_map, users0, by_hash=by_hash, counted=counted, n_groups=groups
+        )
+        laps.lap("buckets")
+        users_k, tracks_k, rounds = spark.kcore(pairs, **kcore)
+        laps.lap("kcore")
+        umap, tmap, lookups = _renumbering(users_k, tracks_k, spec=spec, p=p, survey=survey,
+                                           n_users0=users0.height)  # fmt: skip
+        n_pairs0, n_deduped = pairs.count(), plays.count()
+        n_events, n_plays = spark.write_events(out, pairs, plays, **lookups)
     else:
         encoded = encode.encode_plays(
             parse.kept_plays(_parse(files, p, inp)),
@@ -438,51 +491,25 @@ def _build(
             counted=counted,
         )
         play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
-    laps.lap("buckets")
-    pairs0 = pl.scan_parquet(pair_parts)
-    # fewer users than min_track_users (one or two people's exports) would drop every track:
-    # the filter is for a community's log, so it is off here (said in the log)
-    min_track_users = p.min_track_users if users0.height >= p.min_track_users else 1
-    if min_track_users < p.min_track_users:
-        log.info(
-            "preprocess: %d user(s) < [preprocess].min_track_users (%d): %d listener(s) kept",
-            users0.height,
-            p.min_track_users,
-            min_track_users,
+        laps.lap("buckets")
+        pairs0 = pl.scan_parquet(pair_parts)
+        users_k, tracks_k, rounds = encode.kcore(pairs0, **kcore)
+        laps.lap("kcore")
+        umap, tmap, lookups = _renumbering(users_k, tracks_k, spec=spec, p=p, survey=survey,
+                                           n_users0=users0.height)  # fmt: skip
+        n_pairs0 = pairs0.select(pl.len()).collect().item()
+        n_deduped = pl.scan_parquet(play_parts).select(pl.len()).collect().item()
+        n_events = out.sink_parquet(
+            encode.reindex(pairs0, **lookups).select(list(INTERACTIONS)), art.EVENTS
         )
-    users_k, tracks_k, rounds = encode.kcore(
-        pairs0,
-        min_user_tracks=p.min_user_tracks,
-        min_track_users=min_track_users,
-        max_rounds=p.kcore_rounds,
-    )
-    laps.lap("kcore")
-    if users_k.height == 0 or tracks_k.height == 0:
-        msg = (
-            f"{spec}: no user-track pairs left after the min-count filters; lower "
-            f"[preprocess].min_user_tracks ({p.min_user_tracks}) or min_track_users "
-            f"({p.min_track_users})."
+        n_plays = out.sink_parquet(
+            encode.reindex(pl.scan_parquet(play_parts), **lookups).select(
+                *PLAYS,
+                *([PLAY_COUNT] if counted else []),  # a count table's counts stay counts
+            ),
+            art.PLAYS,
         )
-        raise SchemaError(msg)
-    umap = encode.new_index(users_k.lazy(), column=USER_IDX).collect(engine=IN_MEMORY)
-    tmap = encode.new_index(tracks_k.lazy(), column=TRACK_IDX).collect(engine=IN_MEMORY)
-    n_pairs0 = pairs0.select(pl.len()).collect().item()
-    n_deduped = pl.scan_parquet(play_parts).select(pl.len()).collect().item()
-    lookups = {
-        "users": encode.index_lookup(umap, size=users0.height),
-        "tracks": encode.index_lookup(tmap, size=survey.tracks.height),
-    }
-    n_events = out.sink_parquet(
-        encode.reindex(pairs0, **lookups).select(list(INTERACTIONS)), art.EVENTS
-    )
-    n_plays = out.sink_parquet(
-        encode.reindex(pl.scan_parquet(play_parts), **lookups).select(
-            *PLAYS,
-            *([PLAY_COUNT] if counted else []),  # a count table's counts stay counts
-        ),
-        art.PLAYS,
-    )
-    shutil.rmtree(scratch)
+        shutil.rmtree(scratch)
     laps.lap("events_and_plays")
     events = pl.scan_parquet(out.path(art.EVENTS))
     matrix = build_matrix(events, value=PLAY_COUNT, n_users=umap.height, n_tracks=tmap.height)

@@ -8,15 +8,19 @@ and files the Polars passes make, so everything after them is shared.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from stages.preprocess import names, parse
-from stages.schema import INTERACTIONS, PLAYS
+from musicrec_cli import artifacts as art
+from musicrec_cli.artifacts import StageWriter
+from musicrec_cli.spark import write_artifact
+from stages.preprocess import encode, names, parse
+from stages.schema import INTERACTIONS
+from stages.spark import kcore as spark_kcore
 from stages.spark import polars_cast
 from stages.spark import preprocess as spark_pp
 
@@ -64,10 +68,14 @@ class SparkPasses:
         *,
         by_hash: bool,
         counted: bool,
-        scratch: Path,
         n_groups: int,
-    ) -> tuple[list[Path], list[Path]]:
-        """De-duplicated plays and aggregated pairs, one sorted file each under `scratch`."""
+    ) -> tuple[Any, Any]:
+        """(plays, pairs): de-duplicated plays and aggregated pairs, sorted, on the executors.
+
+        Both are persisted (memory, then disk) and counted, so the parsed rows can go.
+        """
+        from pyspark import StorageLevel
+
         encoded, schema = spark_pp.encode_plays(
             self.parsed,
             schema=self.schema,
@@ -76,16 +84,36 @@ class SparkPasses:
             by_hash=by_hash,
             counted=counted,
         )
-        plays, pairs = spark_pp.dedupe_and_aggregate(encoded, schema=schema, n_groups=n_groups)
-        files = []
-        for name, frame, out_schema in (("plays", plays, PLAYS), ("pairs", pairs, INTERACTIONS)):
-            parts = scratch / f"{name}.spark"
-            frame.write.mode("overwrite").parquet(str(parts))
-            target = scratch / f"{name}.parquet"
-            found = sorted(parts.glob("part-*.parquet"))
-            scan = pl.scan_parquet(found) if found else pl.LazyFrame(schema=dict(out_schema))
-            polars_cast(scan, out_schema).sink_parquet(target, compression="lz4")
-            shutil.rmtree(parts)
-            files.append([target])
+        self.plays_schema = spark_pp.schema_of(encode.dedupe_plays, schema)
+        plays, pairs = spark_pp.dedupe_and_aggregate(
+            encoded, schema=schema, plays_schema=self.plays_schema, n_groups=n_groups
+        )
+        plays, pairs = (f.persist(StorageLevel.MEMORY_AND_DISK) for f in (plays, pairs))
+        plays.count(), pairs.count()
         self.parsed.unpersist()
-        return files[0], files[1]
+        return plays, pairs
+
+    def kcore(
+        self, pairs: Any, *, min_user_tracks: int, min_track_users: int, max_rounds: int
+    ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+        """`encode.kcore` of the pairs, run on Spark (stages.spark.kcore)."""
+        return spark_kcore.kcore(
+            pairs,
+            min_user_tracks=min_user_tracks,
+            min_track_users=min_track_users,
+            max_rounds=max_rounds,
+        )
+
+    def write_events(
+        self, out: StageWriter, pairs: Any, plays: Any, *, users: np.ndarray, tracks: np.ndarray
+    ) -> tuple[int, int]:
+        """events.parquet and plays.parquet renumbered on Spark; their row counts."""
+        counts = []
+        for frame, schema, name in (
+            (pairs, INTERACTIONS, art.EVENTS),
+            (plays, self.plays_schema, art.PLAYS),
+        ):
+            renumbered = spark_kcore.reindex(frame, schema=schema, users=users, tracks=tracks)
+            counts.append(write_artifact(out, renumbered, name, schema))
+            frame.unpersist()
+        return counts[0], counts[1]

@@ -27,7 +27,6 @@ from stages.schema import (
     INTERACTIONS,
     MS_PLAYED,
     PLAYED_AT,
-    PLAYS,
     TRACK_IDX,
     TRACK_NAME,
     USER_ID,
@@ -159,23 +158,24 @@ def encode_plays(
 
 
 def dedupe_and_aggregate(
-    encoded: DataFrame, *, schema: Schema, n_groups: int
+    encoded: DataFrame, *, schema: Schema, plays_schema: Schema, n_groups: int
 ) -> tuple[DataFrame, DataFrame]:
     """(plays, pairs): de-duplicated plays and their aggregated pairs, sorted as on Polars.
 
-    Plays come sorted by (user_idx, track_idx, played_at, ms_played), pairs by (user_idx,
+    Plays (`plays_schema`: `encode.dedupe_plays`' columns, a count table's play_count
+    included) come sorted by (user_idx, track_idx, played_at, ms_played), pairs by (user_idx,
     track_idx), with the provisional indexes of `encode_plays`.
     """
     plays = apply_by_groups(
         encoded, encode.dedupe_plays, keys=[USER_IDX], n_groups=n_groups, inputs=schema,
-        schema=PLAYS,
+        schema=plays_schema,
     ).cache()  # fmt: skip
     pairs = apply_by_groups(
         plays,
         lambda rows: encode.aggregate_sorted_plays(encode.dedupe_plays(rows)),
         keys=[USER_IDX],
         n_groups=n_groups,
-        inputs=PLAYS,
+        inputs=plays_schema,
         schema=INTERACTIONS,
     )
     return (
