@@ -5,13 +5,20 @@ a folder (`bob/my_spotify_data.zip/Spotify Account Data/StreamingHistory_music_0
 are listed without unpacking; only the members a format reads are extracted, into the stage's
 scratch folder, and deleted with it. `--format auto` is decided from the entries' names and the
 first bytes of the first data file (`stages.preprocess.detect`).
+
+A URI (hdfs://, s3a://, file://, ...) is listed and read by Spark (musicrec_cli.spark), never
+as a local path here: `local_spec` gives the Polars engine a file:// URI's path and refuses the
+others in one line.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
+import re
+import urllib.parse
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +30,7 @@ from stages.preprocess.formats import Preset
 from stages.schema import SchemaError
 
 HEAD_BYTES = 1 << 16
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 _DATA = (".parquet", ".csv", ".tsv", ".txt", ".dat", ".json", ".jsonl", ".ndjson", ".gz")
 
 
@@ -31,14 +39,16 @@ class Entry:
     """One input file, on disk or inside a zip archive.
 
     Attributes:
-        path: The file on disk, or the archive holding it.
+        path: The file on disk, or the archive holding it (for a URI input: `rel`).
         member: The member's name inside the archive, or None.
         rel: Path relative to the input root ("/"-separated), an archive counting as a folder.
+        uri: The file's URI as Spark names it, for a URI input (hdfs://, s3a://, file://).
     """
 
     path: Path
     member: str | None
     rel: str
+    uri: str | None = None
 
     @property
     def name(self) -> str:
@@ -48,6 +58,8 @@ class Entry:
     @property
     def shown(self) -> str:
         """The file as the user knows it, for messages and the quality report."""
+        if self.uri is not None:
+            return urllib.parse.unquote(self.uri)
         return f"{self.path}/{self.member}" if self.member else str(self.path)
 
     def head(self) -> bytes:
@@ -85,6 +97,30 @@ class Listing:
     entries: list[Entry]
     root: str
     named_file: bool
+
+
+def uri_scheme(spec: str) -> str | None:
+    """The scheme of a URI input ("hdfs", "s3a", "file", ...); None for a local path."""
+    found = _URI.match(spec)
+    return found.group(1).lower() if found else None
+
+
+def local_spec(spec: str) -> str:
+    """The raw input as the Polars engine reads it: a local path, a file:// URI as its path.
+
+    Raises:
+        InputError: another URI (hdfs://, s3a://, ...): only the Spark engine reads those.
+    """
+    scheme = uri_scheme(spec)
+    if scheme is None:
+        return spec
+    if scheme == "file":
+        return urllib.parse.unquote(urllib.parse.urlparse(spec).path)
+    msg = (
+        f"{spec}: {scheme}:// inputs are read by the Spark engine only (--engine spark); the "
+        "Polars engine reads local files, folders, globs and zip archives."
+    )
+    raise InputError(msg)
 
 
 def list_entries(spec: str) -> Listing:
@@ -149,7 +185,9 @@ def select(listing: Listing, preset: Preset) -> tuple[list[Entry], list[tuple[st
         elif reason is not None or entry.name.lower().endswith(_DATA):
             ignored.append((entry.shown, reason or f"not a file that format {preset.name!r} reads"))
     if not chosen:
-        where = entries[0].shown if len(entries) == 1 else f"{entries[0].path.parent}"
+        first = entries[0]
+        parent = first.shown.rpartition("/")[0] if first.uri else f"{first.path.parent}"
+        where = first.shown if len(entries) == 1 else parent
         msg = (
             f"{where}: no listening history files for format {preset.name!r} (expected "
             f"{', '.join(preset.include)}); {len(ignored)} other file(s). Check --format."
@@ -158,8 +196,21 @@ def select(listing: Listing, preset: Preset) -> tuple[list[Entry], list[tuple[st
     return chosen, ignored
 
 
-def choose_format(listing: Listing, fmt: str) -> tuple[str, str]:
-    """`fmt`, or for "auto" the detected format; with the reason shown to the user."""
+# an entry's first text and, for Parquet, its column names: how a URI input is peeked at
+Peek = Callable[[Entry], tuple[str, list[str] | None]]
+
+
+def _peek_local(entry: Entry) -> tuple[str, list[str] | None]:
+    if entry.name.lower().endswith(".parquet") and entry.member is None:
+        return "", pq.read_schema(entry.path).names
+    return entry.head().decode("utf-8", errors="replace"), None
+
+
+def choose_format(listing: Listing, fmt: str, *, peek: Peek = _peek_local) -> tuple[str, str]:
+    """`fmt`, or for "auto" the detected format; with the reason shown to the user.
+
+    `peek` reads an entry's first text or Parquet column names (Spark's, for a URI input).
+    """
     if fmt != AUTO:
         return fmt, "as set"
     entries = listing.entries
@@ -170,9 +221,8 @@ def choose_format(listing: Listing, fmt: str) -> tuple[str, str]:
     names = [e.rel for e in data]
     for entry in data[:10]:  # an export archive starts with its profile or feedback files
         try:
-            if entry.name.lower().endswith(".parquet") and entry.member is None:
-                return detect_format(names, head="", columns=pq.read_schema(entry.path).names)
-            return detect_format(names, head=entry.head().decode("utf-8", errors="replace"))
+            head, columns = peek(entry)
+            return detect_format(names, head=head, columns=columns or ())
         except SchemaError as exc:
             problem = f"{entry.shown}: {str(exc).split(': ', 1)[-1]}"
     raise InputError(problem)

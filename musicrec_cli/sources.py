@@ -118,7 +118,8 @@ def find_files(spec: str, *, what: str, preset: Preset = _ANY) -> tuple[list[Pat
     return files, ignored
 
 
-def _kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
+    """The kind of file: parquet, json, jsonl or csv (any other text), from its name."""
     name = path.name.lower().removesuffix(".gz")
     for kind in ("parquet", "json", "jsonl", "ndjson"):
         if name.endswith(f".{kind}"):
@@ -127,7 +128,9 @@ def _kind(path: Path) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _CsvOptions:
+class CsvOptions:
+    """How to read one delimited file (`csv_options`)."""
+
     has_header: bool
     separator: str
     quote_char: str | None
@@ -139,14 +142,18 @@ def _first_line(path: Path) -> str:
         return handle.readline(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff").rstrip()
 
 
-def _csv_options(path: Path, preset: Preset) -> _CsvOptions:
-    """Separator, header and quoting of one delimited file, from its first line.
+def _csv_options(path: Path, preset: Preset) -> CsvOptions:
+    return csv_options(_first_line(path), name=path.name, preset=preset)
+
+
+def csv_options(line: str, *, name: str, preset: Preset) -> CsvOptions:
+    """Separator, header and quoting of a delimited file named `name`, from its first line.
 
     A format without a header (Last.fm 1K) still gets one skipped when the first line names
     its columns; a play-count table has a header unless its first line ends in a number.
     """
-    line = _first_line(path)
-    tsv = preset.separator == "\t" or ".tsv" in path.name.lower() or "\t" in line
+    line = line.lstrip("\ufeff").rstrip()
+    tsv = preset.separator == "\t" or ".tsv" in name.lower() or "\t" in line
     separator = "\t" if tsv else preset.separator
     fields = [f.strip().strip('"').lower() for f in line.split(separator)]
     if preset.columns:
@@ -158,10 +165,10 @@ def _csv_options(path: Path, preset: Preset) -> _CsvOptions:
         header = True
     # tab-separated names hold stray quotes (Last.fm, Taste Profile): quote only comma files
     quote = preset.quote_char if separator != "\t" or line.startswith('"') else None
-    return _CsvOptions(has_header=header, separator=separator, quote_char=quote)
+    return CsvOptions(has_header=header, separator=separator, quote_char=quote)
 
 
-def _scan_csv(files: list[Path], preset: Preset, options: _CsvOptions) -> pl.LazyFrame:
+def _scan_csv(files: list[Path], preset: Preset, options: CsvOptions) -> pl.LazyFrame:
     return pl.scan_csv(
         files,
         separator=options.separator,
@@ -221,7 +228,7 @@ def scan_groups(files: list[Path], *, preset: Preset) -> list[tuple[str, pl.Lazy
     """
     by_kind: dict[str, list[Path]] = {}
     for path in files:
-        by_kind.setdefault(_kind(path), []).append(path)
+        by_kind.setdefault(file_kind(path), []).append(path)
     groups: list[tuple[str, pl.LazyFrame]] = []
     for kind, paths in sorted(by_kind.items()):
         label = _label(paths)
@@ -230,7 +237,7 @@ def scan_groups(files: list[Path], *, preset: Preset) -> list[tuple[str, pl.Lazy
                 _check_parquet(path)
             groups.append((label, pl.scan_parquet(paths, include_file_paths=SOURCE_FILE)))
         elif kind == "csv":
-            by_options: dict[_CsvOptions, list[Path]] = {}
+            by_options: dict[CsvOptions, list[Path]] = {}
             for path in paths:
                 by_options.setdefault(_csv_options(path, preset), []).append(path)
             groups += [(_label(same), _scan_csv(same, preset, o)) for o, same in by_options.items()]

@@ -4,6 +4,8 @@ The settings are the ones that made pyspark 4.3 work on a shared machine (../sha
 no web UI or console progress, UTC session time, microsecond Parquet timestamps (so Spark's
 Parquet reads back as Polars' timestamp[us, UTC]), and shuffle/spill files in a folder of the
 run's own that is deleted when the run ends (ALS on 4M pairs wrote 7.8 GB there).
+URI inputs (hdfs://, s3a://, file://) are listed here through Spark's own file systems
+(`list_uri`), so whatever a cluster's Hadoop configuration can read, musicrec can.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from musicrec_cli.artifacts import StageWriter
 from musicrec_cli.config import ConfigError, SparkConfig
+from musicrec_cli.inputs import HEAD_BYTES, Entry, Listing, Peek
+from musicrec_cli.sources import InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -126,3 +130,76 @@ def write_artifact(
     rows = out.sink_parquet(polars_cast(scan, schema), name)
     shutil.rmtree(parts)
     return rows
+
+
+def _java_error(exc: Exception) -> str:
+    """The first line of a Java exception's message, without the Java class name."""
+    text = str(getattr(exc, "java_exception", exc)).strip().splitlines()[0]
+    return text.split(": ", 1)[-1]
+
+
+def list_uri(spark: SparkSession, spec: str) -> Listing:
+    """The files of a URI input (a file, folder or glob) as Spark's file systems list them.
+
+    Nothing is read; names starting with "." or "_" (Spark's _SUCCESS, hidden files) are left
+    out below the root. Each entry's `uri` is the file's URI as Spark's readers report it in
+    `_metadata.file_path`; `rel` is its path below the root.
+
+    Raises:
+        InputError: nothing there, or the file system refuses the listing (one line).
+    """
+    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+
+    session: Any = spark  # the JVM gateway is untyped
+    jvm, conf = session._jvm, session._jsc.hadoopConfiguration()
+    try:
+        path = jvm.org.apache.hadoop.fs.Path(spec)
+        fs = path.getFileSystem(conf)
+        found = list(fs.globStatus(path) or [])
+        files = []
+        for status in found:
+            if not status.isDirectory():
+                files.append(status)
+                continue
+            walk = fs.listFiles(status.getPath(), True)
+            while walk.hasNext():
+                files.append(walk.next())
+    except Py4JJavaError as exc:
+        msg = f"{spec}: cannot list the raw listening log: {_java_error(exc)}"
+        raise InputError(msg) from exc
+    glob_like = any(ch in spec for ch in "*?[")
+    named_file = len(found) == 1 and not found[0].isDirectory() and not glob_like
+    if glob_like:
+        root = fs.makeQualified(path).toString().split("*")[0].split("?")[0].split("[")[0]
+        root = root.rpartition("/")[0]
+    elif named_file:
+        root = found[0].getPath().getParent().toString()
+    else:
+        root = found[0].getPath().toString() if found else ""
+    entries = []
+    for status in files:
+        rel = status.getPath().toString().removeprefix(root).lstrip("/")
+        if named_file or not any(part[:1] in "._" for part in rel.split("/")):
+            uri = status.getPath().toUri().toString()
+            entries.append(Entry(path=Path(rel), member=None, rel=rel, uri=uri))
+    if not entries:
+        msg = f"{spec}: no files found; expected a listening log file, folder or glob."
+        raise InputError(msg)
+    return Listing(
+        entries=sorted(entries, key=lambda e: e.rel),
+        root=root.rstrip("/").rpartition("/")[2],
+        named_file=named_file,
+    )
+
+
+def uri_peek(spark: SparkSession) -> Peek:
+    """`inputs.choose_format`'s peek for URI inputs: Spark reads the first lines or columns."""
+
+    def peek(entry: Entry) -> tuple[str, list[str] | None]:
+        uri = entry.uri or str(entry.path)
+        if entry.name.lower().endswith(".parquet"):
+            return "", spark.read.parquet(uri).columns
+        lines = spark.read.text(uri).limit(200).collect()
+        return "\n".join(row.value for row in lines)[:HEAD_BYTES], None
+
+    return peek

@@ -29,7 +29,17 @@ import polars as pl
 from musicrec_cli import artifacts as art
 from musicrec_cli.config import Config, PreprocessConfig, engine_of, table_dict
 from musicrec_cli.console import progress
-from musicrec_cli.inputs import choose_format, list_entries, materialise, select
+from musicrec_cli.inputs import (
+    Entry,
+    Listing,
+    Peek,
+    choose_format,
+    list_entries,
+    local_spec,
+    materialise,
+    select,
+    uri_scheme,
+)
 from musicrec_cli.runner import Measure, spark_groups
 from musicrec_cli.runner import preprocess_side as side
 from musicrec_cli.sources import (
@@ -82,7 +92,8 @@ class _Input:
 
     fmt: str
     why: str
-    files: list[Path]  # to read: on disk, archive members extracted
+    files: list[Path]  # to read: on disk, archive members extracted (none for a URI input)
+    read: list[str]  # each file as its reader names it in source_file
     shown: list[str]  # the same files as the user knows them
     ignored: list[tuple[str, str]]  # (file, reason)
     users: pl.DataFrame  # source_file, file_user
@@ -90,11 +101,16 @@ class _Input:
     shows: tuple[str, ...] = ()  # artists found to be podcast shows (shows.long_play_shows)
 
 
-def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
-    preset = formats.PRESETS[inp.fmt]
+def _raw(
+    natives: list[tuple[str, pl.LazyFrame]], p: PreprocessConfig, inp: _Input, *, where: str
+) -> pl.LazyFrame:
+    """Native scans (label, rows) mapped to the raw columns of the format, with each row's user.
+
+    `where` names the input in the message when no play time or count column is found.
+    """
     mapping = formats.parse_mapping(p.columns)
     frames = []
-    for label, native in scan_groups(files, preset=preset):
+    for label, native in natives:
         try:
             frames.append(formats.to_raw(native, fmt=inp.fmt, mapping=mapping, source=label))
         except pl.exceptions.PolarsError as exc:
@@ -103,7 +119,7 @@ def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFra
     raw = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     schema = raw.collect_schema()
     if PLAYED_AT not in schema and RAW_PLAY_COUNT not in schema:
-        msg = f"{files[0]}: no {PLAYED_AT!r} column after mapping format {inp.fmt!r}."
+        msg = f"{where}: no {PLAYED_AT!r} column after mapping format {inp.fmt!r}."
         raise SchemaError(msg)
     raw = layout.assign_users(raw, inp.users, rule=p.user_id)
     if inp.names is not None:
@@ -111,6 +127,18 @@ def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFra
     if p.drop_shows or inp.shows:
         raw = shows.mark_shows(raw, listed=p.drop_shows, found=inp.shows)
     return raw
+
+
+def _scan_raw(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
+    return _raw(scan_groups(files, preset=formats.PRESETS[inp.fmt]), p, inp, where=str(files[0]))
+
+
+def parse_native(
+    native: pl.LazyFrame, *, label: str, p: PreprocessConfig, inp: _Input
+) -> pl.LazyFrame:
+    """`_parse` of rows a Spark reader read from a URI input (`label` names them in errors)."""
+    raw = _raw([(label, native)], p, inp, where=label)
+    return parse.parse_raw(raw, ts_min=p.ts_min, ts_max=p.ts_max, min_ms_played=p.min_ms_played)
 
 
 def _parse(files: list[Path], p: PreprocessConfig, inp: _Input) -> pl.LazyFrame:
@@ -186,11 +214,12 @@ def _survey(p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses 
     reasons = parse.count_reasons(user_counts.lazy()).collect()
     activity = parse.user_activity(user_counts.lazy(), max_plays_per_day=p.max_plays_per_day)
     bad = reasons.filter(pl.col(parse.DROP_REASON).is_in(parse.UNPARSEABLE))["n"].sum()
-    examples = (
-        parse.bad_examples(_parse(inp.files, p, inp), n=5).collect(engine=STREAM)
-        if bad
-        else pl.DataFrame()
-    )
+    if not bad:
+        examples = pl.DataFrame()
+    elif spark is not None and not inp.files:  # a URI input: only Spark reads it
+        examples = spark.bad_examples(n=5)
+    else:
+        examples = parse.bad_examples(_parse(inp.files, p, inp), n=5).collect(engine=STREAM)
     tracks = tables.number_tracks(names.canonical_tracks(id_map.lazy())).collect(engine=IN_MEMORY)
     return Survey(
         reasons={(r or KEPT): n for r, n in reasons.iter_rows()},
@@ -302,67 +331,88 @@ def _scan_catalog(spec: str, mapping: tuple[str, ...]) -> pl.LazyFrame | None:
 
 
 def run_preprocess(cfg: Config) -> str:
-    """Clean the raw log, build canonical tracks, aggregate, encode, write 01_preprocess."""
-    cfg = dataclasses.replace(cfg, paths=resolve_raw(cfg.paths))
-    measure, p, root = Measure(), cfg.preprocess, Path(cfg.paths.artifacts)
-    listing = list_entries(cfg.paths.raw)
-    fmt, why = choose_format(listing, p.format)
-    chosen, ignored = select(listing, formats.PRESETS[fmt])
-    chosen, names_found, names_set = side.names_entries(chosen, fmt=fmt, setting=p.names)
-    ignored = sorted([*ignored, *((e.shown, side.NAMES_REASON) for e in names_found)])
-    users = layout.file_user_ids([e.rel for e in chosen], rule=p.user_id, root=listing.root)
-    log.info("preprocess: format %s (%s), %d file(s)", fmt, why, len(chosen))
-    catalog = _scan_catalog(cfg.paths.catalog, p.catalog_columns)
-    paths: list[Path] = []
+    """Clean the raw log, build canonical tracks, aggregate, encode, write 01_preprocess.
+
+    A URI input (hdfs://, s3a://, file://) is listed and read by Spark on the Spark engine;
+    the Polars engine reads a file:// URI as its path and refuses the others in one line.
+    """
     engine = engine_of(cfg, "preprocess")
+    remote = engine == "spark" and uri_scheme(cfg.paths.raw) is not None
+    paths_cfg = resolve_raw(cfg.paths)
+    if not remote:
+        paths_cfg = dataclasses.replace(paths_cfg, raw=local_spec(paths_cfg.raw))
+    cfg = dataclasses.replace(cfg, paths=paths_cfg)
+    measure, p, root = Measure(), cfg.preprocess, Path(cfg.paths.artifacts)
+    paths: list[Path] = []
     try:
-        with art.open_stage(root, "preprocess") as out, contextlib.ExitStack() as stack:
-            paths = materialise(chosen, out.path("_unpacked"))
-            names_paths = names_set + materialise(names_found, out.path("_unpacked"))
-            inp = _Input(
-                fmt=fmt,
-                why=why,
-                files=paths,
-                shown=[e.shown for e in chosen],
-                ignored=ignored,
-                users=pl.DataFrame(
-                    {SOURCE_FILE: [str(f) for f in paths], layout.FILE_USER: users},
-                    schema={SOURCE_FILE: pl.String, layout.FILE_USER: pl.String},
-                ),
-                names=side.scan_names(names_paths),
-            )
-            found = side.long_play_shows(_scan_raw(paths, p, inp), fmt=fmt, minutes=p.show_minutes)
-            inp = dataclasses.replace(inp, shows=tuple(found[ARTIST_NAME]))
-            spark = None
+        with contextlib.ExitStack() as stack:
+            session = None
             if engine == "spark":
-                from musicrec_cli.runner.preprocess_spark import SparkPasses
                 from musicrec_cli.spark import spark_session
 
-                session = stack.enter_context(spark_session(cfg.spark, workdir=out.partial))
-                spark = SparkPasses(session, paths, functools.partial(_parse, p=p, inp=inp))
-            report, summary = _build(cfg, inp, out, catalog, spark)
-            report["shows"] = _shows_report(p, report, found, fmt=fmt)
-            report["names_tables"] = {
-                "files": [str(f) for f in names_set] + [e.shown for e in names_found],
-                "ids": 0 if inp.names is None else inp.names.select(pl.len()).collect().item(),
-            }
-            stack.close()  # Spark stopped and its scratch folder gone before the commit
-            shutil.rmtree(out.path("_unpacked"), ignore_errors=True)
-            out.write_json(report, art.QUALITY_REPORT)
-            on_disk = sorted({e.path for e in [*chosen, *names_found]})
-            inputs = on_disk + names_set
-            inputs += [Path(f) for f in [cfg.paths.catalog] if f and Path(f).is_file()]
-            folder = art.commit_stage(
-                out,
-                {
-                    "config": table_dict(p),
-                    "engine": engine,
-                    "paths": table_dict(cfg.paths),
-                    "inputs": art.fingerprint_inputs(inputs),
-                    "summary": summary,
-                    **measure.record(),
-                },
+                session = stack.enter_context(spark_session(cfg.spark, workdir=root))
+            listing, fmt, why, peek = _listing(cfg.paths.raw, p.format, session if remote else None)
+            chosen, ignored = select(listing, formats.PRESETS[fmt])
+            chosen, names_found, names_set = side.names_entries(
+                chosen, fmt=fmt, setting=p.names, peek=peek
             )
+            ignored = sorted([*ignored, *((e.shown, side.NAMES_REASON) for e in names_found)])
+            users = layout.file_user_ids([e.rel for e in chosen], rule=p.user_id, root=listing.root)
+            log.info("preprocess: format %s (%s), %d file(s)", fmt, why, len(chosen))
+            catalog = _scan_catalog(cfg.paths.catalog, p.catalog_columns)
+            with art.open_stage(root, "preprocess") as out:
+                unpacked = out.path("_unpacked")
+                paths = [] if remote else materialise(chosen, unpacked)
+                read = [e.uri or "" for e in chosen] if remote else [str(f) for f in paths]
+                inp = _Input(
+                    fmt=fmt,
+                    why=why,
+                    files=paths,
+                    read=read,
+                    shown=[e.shown for e in chosen],
+                    ignored=ignored,
+                    users=pl.DataFrame(
+                        {SOURCE_FILE: read, layout.FILE_USER: users},
+                        schema={SOURCE_FILE: pl.String, layout.FILE_USER: pl.String},
+                    ),
+                    names=_names(session, names_set, names_found, remote=remote, into=unpacked),
+                )
+                found = side.long_play_shows(
+                    _scan_raw(paths, p, inp) if paths else None, fmt=fmt, minutes=p.show_minutes
+                )
+                inp = dataclasses.replace(inp, shows=tuple(found[ARTIST_NAME]))
+                spark = None
+                if session is not None:
+                    from musicrec_cli.runner import preprocess_spark as spark_run
+
+                    if remote:
+                        native = spark_run.read_uris(session, chosen, formats.PRESETS[fmt])
+                        work = functools.partial(parse_native, label=read[0], p=p, inp=inp)
+                        spark = spark_run.SparkPasses.of_native(native, work)
+                    else:
+                        work = functools.partial(_parse, p=p, inp=inp)
+                        spark = spark_run.SparkPasses.of_files(session, paths, work)
+                report, summary = _build(cfg, inp, out, catalog, spark)
+                report["shows"] = _shows_report(p, report, found, fmt=fmt)
+                report["names_tables"] = {
+                    "files": [str(f) for f in names_set] + [e.shown for e in names_found],
+                    "ids": 0 if inp.names is None else inp.names.select(pl.len()).collect().item(),
+                }
+                stack.close()  # Spark stopped and its scratch folder gone before the commit
+                shutil.rmtree(unpacked, ignore_errors=True)
+                out.write_json(report, art.QUALITY_REPORT)
+                folder = art.commit_stage(
+                    out,
+                    {
+                        "config": table_dict(p),
+                        "engine": engine,
+                        "paths": table_dict(cfg.paths),
+                        "inputs": _fingerprints([*chosen, *names_found], names_set,
+                                                cfg.paths.catalog),  # fmt: skip
+                        "summary": summary,
+                        **measure.record(),
+                    },
+                )
     except (OSError, pl.exceptions.ComputeError) as exc:
         if (what := art.out_of_resources(exc)) is not None:
             partial = root / f".{art.stage_dir(root, 'preprocess').name}.partial"
@@ -441,6 +491,42 @@ def _renumbering(
     return umap, tmap, lookups
 
 
+def _fingerprints(chosen: list[Entry], names_set: list[Path], catalog: str) -> dict[str, Any]:
+    """The inputs for the manifest: local files' fingerprints; a URI input's files by URI.
+
+    Spark's file systems give no content hash, so a URI input is always read again.
+    """
+    remote = {e.uri: {"remote": True} for e in chosen if e.uri is not None}
+    on_disk = sorted({e.path for e in chosen if e.uri is None})
+    local = on_disk + names_set + [Path(f) for f in [catalog] if f and Path(f).is_file()]
+    return art.fingerprint_inputs(local) | remote
+
+
+def _listing(spec: str, fmt: str, session: Any) -> tuple[Listing, str, str, Peek | None]:
+    """(files, format, why, peek) of the input; `session` lists and peeks at a URI input."""
+    if session is None:
+        listing = list_entries(spec)
+        return listing, *choose_format(listing, fmt), None
+    from musicrec_cli.spark import list_uri, uri_peek
+
+    listing, peek = list_uri(session, spec), uri_peek(session)
+    return listing, *choose_format(listing, fmt, peek=peek), peek
+
+
+def _names(
+    session: Any, names_set: list[Path], found: list[Entry], *, remote: bool, into: Path
+) -> pl.LazyFrame | None:
+    """The names table of a count table: local files by Polars, a URI input's by Spark."""
+    if not remote:
+        return side.scan_names(names_set + materialise(found, into))
+    from musicrec_cli.runner.preprocess_spark import read_names
+
+    tables = [t for t in (side.scan_names(names_set), read_names(session, found)) if t is not None]
+    if not tables:
+        return None
+    return pl.concat(tables).unique(TRACK_URI, keep="first", maintain_order=True)
+
+
 def _build(
     cfg: Config,
     inp: _Input,
@@ -454,7 +540,12 @@ def _build(
     """
     p, spec, files = cfg.preprocess, cfg.paths.raw, inp.files
     scratch, laps = out.path("_scratch"), _Laps()
-    counted = RAW_PLAY_COUNT in _scan_raw(files[:1], p, inp).collect_schema()
+    first = (
+        _raw([(inp.read[0], pl.LazyFrame(schema=spark.native))], p, inp, where=inp.read[0])
+        if spark is not None and spark.native is not None  # a URI input: the reader's columns
+        else _scan_raw(files[:1], p, inp)
+    )
+    counted = RAW_PLAY_COUNT in first.collect_schema()
     survey = _survey(p, inp, scratch, spark)
     laps.lap("survey")
     problem = survey_problem(survey, fmt=inp.fmt, max_bad_share=p.max_bad_share)
@@ -528,7 +619,7 @@ def _build(
     report = quality_report(
         survey, counts, fmt=inp.fmt, max_bad_share=p.max_bad_share, items=items, counted=counted
     )
-    files_report = input_files(survey.file_counts, read=[str(f) for f in files], shown=inp.shown)
+    files_report = input_files(survey.file_counts, read=inp.read, shown=inp.shown)
     report |= {
         "format_reason": inp.why,
         "files": files_report,

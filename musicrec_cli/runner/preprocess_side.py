@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from musicrec_cli.inputs import Entry
+from musicrec_cli.inputs import Entry, Peek
 from musicrec_cli.sources import InputError, find_files, scan_groups
 from stages.preprocess import mapped, shows
 from stages.preprocess.detect import header_fields
@@ -21,13 +21,14 @@ NAMES_REASON = "names of the ids in the play counts (a names table), joined to t
 
 
 def names_entries(
-    chosen: list[Entry], *, fmt: str, setting: str
+    chosen: list[Entry], *, fmt: str, setting: str, peek: Peek | None = None
 ) -> tuple[list[Entry], list[Entry], list[Path]]:
     """(play files, names tables found among `chosen`, names tables from `setting`).
 
     A count-table folder holding an id table (`10000.txt`) and tables with an id, an artist
     and a title (`song_data.csv`) reads the latter as names, not plays; `[preprocess].names`
-    names such a table anywhere (then nothing is auto-detected).
+    names such a table anywhere (then nothing is auto-detected). `peek` reads a URI input's
+    first lines (`musicrec_cli.spark.uri_peek`); local files are read directly.
     """
     if setting:
         files, _ = find_files(setting, what="names table ([preprocess].names)")
@@ -35,7 +36,9 @@ def names_entries(
     if fmt != "counts" or len(chosen) < 2:
         return chosen, [], []
     heads = {
-        e.rel: header_fields(e.head().decode("utf-8", errors="replace"))
+        e.rel: header_fields(
+            peek(e)[0] if peek is not None else e.head().decode("utf-8", errors="replace")
+        )
         for e in chosen
         if not e.name.lower().endswith(".parquet")
     }
@@ -61,8 +64,11 @@ def scan_names(files: list[Path]) -> pl.LazyFrame | None:
     return pl.concat(tables).unique(TRACK_URI, keep="first", maintain_order=True)
 
 
-def long_play_shows(raw: pl.LazyFrame, *, fmt: str, minutes: float) -> pl.DataFrame:
-    """The `long_plays` shows of a Spotify account export (none for other formats)."""
-    if fmt != "spotify-account" or minutes <= 0:
+def long_play_shows(raw: pl.LazyFrame | None, *, fmt: str, minutes: float) -> pl.DataFrame:
+    """The `long_plays` shows of a Spotify account export (none for other formats).
+
+    `raw` is None for a URI input: Spark reads no JSON exports, so there are none to find.
+    """
+    if raw is None or fmt != "spotify-account" or minutes <= 0:
         return pl.DataFrame(schema={"artist_name": pl.String, "plays": pl.UInt32})
     return shows.long_play_shows(raw, minutes=minutes).collect()

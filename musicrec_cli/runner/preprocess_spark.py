@@ -17,11 +17,15 @@ import polars as pl
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import StageWriter
+from musicrec_cli.inputs import Entry
+from musicrec_cli.sources import InputError, csv_options, file_kind
 from musicrec_cli.spark import write_artifact
-from stages.preprocess import encode, names, parse
-from stages.schema import INTERACTIONS
+from stages.preprocess import encode, mapped, names, parse
+from stages.preprocess.columns import SOURCE_FILE
+from stages.preprocess.formats import PRESETS, Preset
+from stages.schema import INTERACTIONS, TRACK_URI
 from stages.spark import kcore as spark_kcore
-from stages.spark import polars_cast
+from stages.spark import map_batches, polars_cast
 from stages.spark import preprocess as spark_pp
 
 # user and spelling counts are merged in this many hash groups (their rows are small)
@@ -33,18 +37,109 @@ def _collect(frame: Any, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     return polars_cast(pl.from_arrow(frame.toArrow()).lazy(), schema).collect()  # type: ignore[union-attr]
 
 
+def read_uris(spark: Any, chosen: list[Entry], preset: Preset) -> Any:
+    """The native rows of a URI input's files, read by Spark's own readers, with source_file.
+
+    Parquet as it is; delimited text (CSV, TSV, gzipped or not) as text columns, with the
+    separator, header and quoting `sources.csv_options` finds in the first file's first line
+    (the other files are taken to share it), and the format's column names where it has them.
+    source_file is Spark's `_metadata.file_path`, the `uri` of `musicrec_cli.spark.list_uri`.
+
+    Raises:
+        InputError: JSON files, or Parquet and text mixed (read those from a local copy).
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    uris = [e.uri or str(e.path) for e in chosen]
+    kinds = sorted({file_kind(Path(e.name)) for e in chosen})
+    if kinds not in (["parquet"], ["csv"]):
+        msg = (
+            f"{chosen[0].shown}: a URI input is read as Parquet or as delimited text (CSV/TSV), "
+            f"one kind per input; found {', '.join(kinds)} files. Read JSON exports from a "
+            "local copy."
+        )
+        raise InputError(msg)
+    if kinds == ["parquet"]:
+        frame = spark.read.parquet(*uris)
+    else:
+        first = spark.read.text(uris[0]).limit(1).collect()
+        options = csv_options(first[0].value if first else "", name=chosen[0].name, preset=preset)
+        reader = spark.read.options(
+            sep=options.separator,
+            header=str(options.has_header).lower(),
+            quote=options.quote_char or "",  # "" turns quoting off
+            escape='"',
+            mode="PERMISSIVE",
+        )
+        if preset.columns:
+            reader = reader.schema(", ".join(f"`{c}` STRING" for c in preset.columns))
+        frame = reader.csv(uris)
+    return frame.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+
+
+def read_names(spark: Any, found: list[Entry]) -> pl.LazyFrame | None:
+    """`preprocess_side.scan_names` of a URI input's names tables, read by Spark (one row per id).
+
+    A names table is small (one row per track id): it is collected to the driver.
+    """
+    tables = []
+    for entry in found:
+        native = read_uris(spark, [entry], PRESETS["counts"])
+        rows = pl.from_arrow(native.toArrow())
+        assert isinstance(rows, pl.DataFrame)
+        try:
+            tables.append(mapped.names_table(rows.lazy(), entry.shown))
+        except pl.exceptions.PolarsError as exc:
+            msg = f"{entry.shown}: cannot read as a names table: {str(exc).splitlines()[0]}"
+            raise InputError(msg) from exc
+    if not tables:
+        return None
+    return pl.concat(tables).unique(TRACK_URI, keep="first", maintain_order=True)
+
+
 class SparkPasses:
     """The raw log parsed on Spark once (kept on the executors), and both passes over it."""
 
     def __init__(
-        self, spark: Any, files: list[Path], parse_one: Callable[[list[Path]], pl.LazyFrame]
+        self,
+        parsed: Any,
+        schema: dict[str, pl.DataType],
+        *,
+        native: dict[str, pl.DataType] | None = None,
     ) -> None:
         from pyspark import StorageLevel
 
-        self.schema = dict(parse_one(files[:1]).collect_schema())
-        self.parsed = spark_pp.parse_files(spark, files, parse_one, self.schema).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
+        self.schema = schema
+        self.native = native  # the reader's columns, for a URI input
+        self.parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+
+    @classmethod
+    def of_files(
+        cls, spark: Any, files: list[Path], parse_one: Callable[[list[Path]], pl.LazyFrame]
+    ) -> SparkPasses:
+        """Local files (at the same path on every executor), parsed one per task."""
+        schema = dict(parse_one(files[:1]).collect_schema())
+        parsed = spark_pp.parse_files(spark, files, parse_one, schema)
+        return cls(parsed, schema)
+
+    @classmethod
+    def of_native(cls, native: Any, parse: Callable[[pl.LazyFrame], pl.LazyFrame]) -> SparkPasses:
+        """Rows a Spark reader read (`read_uris`), parsed batch by batch on the executors.
+
+        The format's columns are checked here, on the driver, on the readers' schema.
+        """
+        inputs = dict(pl.from_arrow(native.limit(0).toArrow()).schema)  # type: ignore[union-attr]
+        schema = spark_pp.schema_of(parse, inputs)
+        parsed = map_batches(native, parse, inputs=inputs, schema=schema)
+        return cls(parsed, schema, native=inputs)
+
+    def bad_examples(self, *, n: int) -> pl.DataFrame:
+        """`parse.bad_examples` of some unreadable rows (Spark picks which)."""
+        from pyspark.sql import functions as F  # noqa: N812
+
+        bad = self.parsed.filter(F.col(parse.DROP_REASON).isin(list(parse.UNPARSEABLE)))
+        rows = _collect(bad.limit(n), self.schema)
+        return parse.bad_examples(rows.lazy(), n=n).collect()
 
     def counts(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """(user_reason_counts, keyed spellings as `names.canonicalise` gives, file counts)."""
