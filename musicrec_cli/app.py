@@ -21,8 +21,10 @@ app = typer.Typer(
     help="Music recommendations from listening logs: six stages, each rerunnable alone.\n\n"
     "preprocess -> split -> features -> train -> predict -> evaluate, each writing "
     "artifacts/NN_<stage>/ with a manifest.json. Settings come from musicrec.toml; "
-    "--set table.key=value overrides one. --engine spark runs preprocess, split, train (ALS) "
-    "and predict on Apache Spark (pip install 'musicrec\\[spark]'; README: Scaling out).",
+    "--set table.key=value overrides one. --engine spark runs preprocess, split, features, "
+    "train (ALS) and predict (ALS lists; re-ranked lists are still scored on the driver) on "
+    "Apache Spark; evaluate, report and the queries read the same files on Polars (pip "
+    "install 'musicrec[spark]'; README: Scaling out).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

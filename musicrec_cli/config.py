@@ -193,7 +193,7 @@ class Config:
 SPLIT_STRATEGIES = ("auto", *split_stage.STRATEGIES)
 ENGINES = ("polars", "spark")
 # stages with a Spark implementation; the others always run on Polars
-SPARK_STAGES = ("preprocess", "split", "train", "predict")
+SPARK_STAGES = ("preprocess", "split", "features", "train", "predict")
 
 
 def engine_of(cfg: Config, stage: str) -> str:

@@ -153,16 +153,22 @@ def split(
     run_split(s)
 
 
-def features(ctx: typer.Context, dry_run: DryRun = False) -> None:
+def features(
+    ctx: typer.Context,
+    engine: Engine = None,
+    spark_master: SparkMaster = None,
+    dry_run: DryRun = False,
+) -> None:
     """Weight interactions and describe users and tracks: reads 02_split/, writes 03_features/.
 
     Outputs: features_train.parquet (with confidence weight), features_test.parquet,
     item_features.parquet, user_features.parquet.
     """
+    s = with_engine(session(ctx), engine, spark_master)
     if dry_run:
-        show_plan(session(ctx), ("features",))
+        show_plan(s, ("features",))
         return
-    run_features(session(ctx))
+    run_features(s)
 
 
 def train(
