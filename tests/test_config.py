@@ -117,7 +117,8 @@ def test_engine_is_a_top_level_key_overridable_with_set(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert (cfg.engine, cfg.spark.master) == ("spark", "local[2]")
     assert engine_of(cfg, "train") == "spark"
-    assert engine_of(cfg, "features") == "polars"  # no Spark implementation: always Polars
+    assert engine_of(cfg, "features") == "spark"
+    assert engine_of(cfg, "evaluate") == "polars"  # no Spark implementation: always Polars
     assert load_config(path, ["engine=polars"]).engine == "polars"
     assert load_config(None, ['engine="spark"']).engine == "spark"
 
