@@ -30,11 +30,6 @@ from musicrec_cli import artifacts as art
 from musicrec_cli.config import Config, PreprocessConfig, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.inputs import (
-    Entry,
-    Listing,
-    Peek,
-    choose_format,
-    list_entries,
     local_spec,
     materialise,
     select,
@@ -45,15 +40,13 @@ from musicrec_cli.runner import preprocess_side as side
 from musicrec_cli.sources import (
     InputError,
     find_damaged,
-    find_files,
     resolve_raw,
     scan_groups,
-    scan_table,
 )
 from stages.interactions import build_matrix
 from stages.preprocess import encode, formats, layout, mapped, names, parse, shows, tables
 from stages.preprocess.catalog import CATALOG_KEY
-from stages.preprocess.columns import RAW_PLAY_COUNT, SOURCE_FILE, TRACK_MBID
+from stages.preprocess.columns import RAW_PLAY_COUNT, SOURCE_FILE
 from stages.preprocess.quality import (
     KEPT,
     Counts,
@@ -70,12 +63,9 @@ from stages.schema import (
     PLAYED_AT,
     PLAYS,
     TRACK_IDX,
-    TRACK_NAME,
-    TRACK_URI,
     USER_ID,
     USER_IDX,
     SchemaError,
-    quote_names,
 )
 
 if TYPE_CHECKING:
@@ -300,36 +290,6 @@ def _write_buckets(
     return plays, pairs
 
 
-def _scan_catalog(spec: str, mapping: tuple[str, ...]) -> pl.LazyFrame | None:
-    """The track catalog with `[preprocess].catalog_columns` applied, or None."""
-    if not spec:
-        return None
-    files, _ = find_files(spec, what="track catalog")
-    catalog = scan_table(files)
-    schema = catalog.collect_schema()
-    renames = formats.parse_mapping(mapping)
-    missing = [f"{k}={v}" for k, v in renames.items() if v not in schema]
-    if missing:
-        msg = (
-            f"{spec}: [preprocess].catalog_columns maps {', '.join(missing)}, not in the catalog;"
-            f" found {quote_names(schema)}."
-        )
-        raise SchemaError(msg)
-    catalog = catalog.with_columns(pl.col(v).alias(k) for k, v in renames.items())
-    schema = catalog.collect_schema()
-    if not (
-        {ARTIST_NAME, TRACK_NAME} <= set(schema) or {TRACK_URI, "id", TRACK_MBID} & set(schema)
-    ):
-        msg = (
-            f"{spec}: the track catalog needs artist_name and track_name, or track_uri, id or "
-            f"track_mbid; "
-            f"found {quote_names(schema)}. Map its columns with "
-            '[preprocess].catalog_columns (e.g. ["track_uri=uri", "track_name=name"]).'
-        )
-        raise SchemaError(msg)
-    return catalog
-
-
 def run_preprocess(cfg: Config) -> str:
     """Clean the raw log, build canonical tracks, aggregate, encode, write 01_preprocess.
 
@@ -351,7 +311,9 @@ def run_preprocess(cfg: Config) -> str:
                 from musicrec_cli.spark import spark_session
 
                 session = stack.enter_context(spark_session(cfg.spark, workdir=root))
-            listing, fmt, why, peek = _listing(cfg.paths.raw, p.format, session if remote else None)
+            listing, fmt, why, peek = side.listing(
+                cfg.paths.raw, p.format, session if remote else None
+            )
             chosen, ignored = select(listing, formats.PRESETS[fmt])
             chosen, names_found, names_set = side.names_entries(
                 chosen, fmt=fmt, setting=p.names, peek=peek
@@ -359,7 +321,7 @@ def run_preprocess(cfg: Config) -> str:
             ignored = sorted([*ignored, *((e.shown, side.NAMES_REASON) for e in names_found)])
             users = layout.file_user_ids([e.rel for e in chosen], rule=p.user_id, root=listing.root)
             log.info("preprocess: format %s (%s), %d file(s)", fmt, why, len(chosen))
-            catalog = _scan_catalog(cfg.paths.catalog, p.catalog_columns)
+            catalog = side.scan_catalog(cfg.paths.catalog, p.catalog_columns)
             with art.open_stage(root, "preprocess") as out:
                 unpacked = out.path("_unpacked")
                 paths = [] if remote else materialise(chosen, unpacked)
@@ -375,7 +337,7 @@ def run_preprocess(cfg: Config) -> str:
                         {SOURCE_FILE: read, layout.FILE_USER: users},
                         schema={SOURCE_FILE: pl.String, layout.FILE_USER: pl.String},
                     ),
-                    names=_names(session, names_set, names_found, remote=remote, into=unpacked),
+                    names=side.names(session, names_set, names_found, remote=remote, into=unpacked),
                 )
                 found = side.long_play_shows(
                     _scan_raw(paths, p, inp) if paths else None, fmt=fmt, minutes=p.show_minutes
@@ -383,17 +345,15 @@ def run_preprocess(cfg: Config) -> str:
                 inp = dataclasses.replace(inp, shows=tuple(found[ARTIST_NAME]))
                 spark = None
                 if session is not None:
-                    from musicrec_cli.runner import preprocess_spark as spark_run
+                    from musicrec_cli.runner.preprocess_spark import SparkPasses
 
-                    if remote:
-                        native = spark_run.read_uris(session, chosen, formats.PRESETS[fmt])
-                        work = functools.partial(parse_native, label=read[0], p=p, inp=inp)
-                        spark = spark_run.SparkPasses.of_native(native, work)
-                    else:
-                        work = functools.partial(_parse, p=p, inp=inp)
-                        spark = spark_run.SparkPasses.of_files(session, paths, work)
+                    spark = SparkPasses.of_input(
+                        session, inp.files, chosen, formats.PRESETS[fmt],
+                        parse_files=functools.partial(_parse, p=p, inp=inp),
+                        parse_native=functools.partial(parse_native, label=read[0], p=p, inp=inp),
+                    )  # fmt: skip
                 report, summary = _build(cfg, inp, out, catalog, spark)
-                report["shows"] = _shows_report(p, report, found, fmt=fmt)
+                report["shows"] = side.shows_report(p, report, found, fmt=fmt)
                 report["names_tables"] = {
                     "files": [str(f) for f in names_set] + [e.shown for e in names_found],
                     "ids": 0 if inp.names is None else inp.names.select(pl.len()).collect().item(),
@@ -407,8 +367,9 @@ def run_preprocess(cfg: Config) -> str:
                         "config": table_dict(p),
                         "engine": engine,
                         "paths": table_dict(cfg.paths),
-                        "inputs": _fingerprints([*chosen, *names_found], names_set,
-                                                cfg.paths.catalog),  # fmt: skip
+                        "inputs": side.fingerprints(
+                            [*chosen, *names_found], names_set, cfg.paths.catalog
+                        ),  # fmt: skip
                         "summary": summary,
                         **measure.record(),
                     },
@@ -430,22 +391,6 @@ def run_preprocess(cfg: Config) -> str:
         f"{summary['n_pairs']:,} pairs, {summary['n_users']:,} users x "
         f"{summary['n_tracks']:,} tracks ({summary['n_buckets']} bucket(s)) -> {folder}"
     )
-
-
-def _shows_report(
-    p: PreprocessConfig, report: dict[str, Any], found: pl.DataFrame, *, fmt: str
-) -> dict[str, Any]:
-    """quality_report.json `shows`: the podcast rules, the shows found, the rows each dropped."""
-    parse_step = report["steps"][0]["dropped"]
-    return {
-        "listed": list(p.drop_shows),
-        "long_plays": {
-            "minutes": p.show_minutes,
-            "applies": fmt == "spotify-account" and p.show_minutes > 0,
-            "found": found.to_dicts(),
-        },
-        "rows_dropped": {rule: parse_step.get(r, 0) for rule, r in shows.REASONS.items()},
-    }
 
 
 def _min_track_users(p: PreprocessConfig, n_users: int) -> int:
@@ -491,42 +436,6 @@ def _renumbering(
     return umap, tmap, lookups
 
 
-def _fingerprints(chosen: list[Entry], names_set: list[Path], catalog: str) -> dict[str, Any]:
-    """The inputs for the manifest: local files' fingerprints; a URI input's files by URI.
-
-    Spark's file systems give no content hash, so a URI input is always read again.
-    """
-    remote = {e.uri: {"remote": True} for e in chosen if e.uri is not None}
-    on_disk = sorted({e.path for e in chosen if e.uri is None})
-    local = on_disk + names_set + [Path(f) for f in [catalog] if f and Path(f).is_file()]
-    return art.fingerprint_inputs(local) | remote
-
-
-def _listing(spec: str, fmt: str, session: Any) -> tuple[Listing, str, str, Peek | None]:
-    """(files, format, why, peek) of the input; `session` lists and peeks at a URI input."""
-    if session is None:
-        listing = list_entries(spec)
-        return listing, *choose_format(listing, fmt), None
-    from musicrec_cli.spark import list_uri, uri_peek
-
-    listing, peek = list_uri(session, spec), uri_peek(session)
-    return listing, *choose_format(listing, fmt, peek=peek), peek
-
-
-def _names(
-    session: Any, names_set: list[Path], found: list[Entry], *, remote: bool, into: Path
-) -> pl.LazyFrame | None:
-    """The names table of a count table: local files by Polars, a URI input's by Spark."""
-    if not remote:
-        return side.scan_names(names_set + materialise(found, into))
-    from musicrec_cli.runner.preprocess_spark import read_names
-
-    tables = [t for t in (side.scan_names(names_set), read_names(session, found)) if t is not None]
-    if not tables:
-        return None
-    return pl.concat(tables).unique(TRACK_URI, keep="first", maintain_order=True)
-
-
 def _build(
     cfg: Config,
     inp: _Input,
@@ -556,23 +465,19 @@ def _build(
     n_buckets = _n_buckets(p, survey.kept)
     users0 = encode.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect(engine=IN_MEMORY)
     by_hash = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
-    groups = spark_groups(survey.kept) if spark is not None else 0
     kcore = {
         "min_user_tracks": p.min_user_tracks,
         "min_track_users": _min_track_users(p, users0.height),
         "max_rounds": p.kcore_rounds,
     }
+    renumber = functools.partial(
+        _renumbering, spec=spec, p=p, survey=survey, n_users0=users0.height
+    )
     if spark is not None:
-        plays, pairs = spark.buckets(
-            survey.id_map, users0, by_hash=by_hash, counted=counted, n_groups=groups
-        )
-        laps.lap("buckets")
-        users_k, tracks_k, rounds = spark.kcore(pairs, **kcore)
-        laps.lap("kcore")
-        umap, tmap, lookups = _renumbering(users_k, tracks_k, spec=spec, p=p, survey=survey,
-                                           n_users0=users0.height)  # fmt: skip
-        n_pairs0, n_deduped = pairs.count(), plays.count()
-        n_events, n_plays = spark.write_events(out, pairs, plays, **lookups)
+        umap, tmap, (rounds, n_pairs0, n_deduped, n_events, n_plays) = spark.events(
+            out, survey.id_map, users0, by_hash=by_hash, counted=counted,
+            n_groups=spark_groups(survey.kept), kcore=kcore, renumber=renumber, lap=laps.lap,
+        )  # fmt: skip
     else:
         encoded = encode.encode_plays(
             parse.kept_plays(_parse(files, p, inp)),
@@ -586,8 +491,7 @@ def _build(
         pairs0 = pl.scan_parquet(pair_parts)
         users_k, tracks_k, rounds = encode.kcore(pairs0, **kcore)
         laps.lap("kcore")
-        umap, tmap, lookups = _renumbering(users_k, tracks_k, spec=spec, p=p, survey=survey,
-                                           n_users0=users0.height)  # fmt: skip
+        umap, tmap, lookups = renumber(users_k, tracks_k)
         n_pairs0 = pairs0.select(pl.len()).collect().item()
         n_deduped = pl.scan_parquet(play_parts).select(pl.len()).collect().item()
         n_events = out.sink_parquet(

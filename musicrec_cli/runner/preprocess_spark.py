@@ -114,6 +114,22 @@ class SparkPasses:
         self.parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
 
     @classmethod
+    def of_input(
+        cls,
+        spark: Any,
+        files: list[Path],
+        chosen: list[Entry],
+        preset: Preset,
+        *,
+        parse_files: Callable[[list[Path]], pl.LazyFrame],
+        parse_native: Callable[[pl.LazyFrame], pl.LazyFrame],
+    ) -> SparkPasses:
+        """Local `files` parsed one per task, or (none: a URI input) `chosen` read by Spark."""
+        if files:
+            return cls.of_files(spark, files, parse_files)
+        return cls.of_native(read_uris(spark, chosen, preset), parse_native)
+
+    @classmethod
     def of_files(
         cls, spark: Any, files: list[Path], parse_one: Callable[[list[Path]], pl.LazyFrame]
     ) -> SparkPasses:
@@ -188,16 +204,33 @@ class SparkPasses:
         self.parsed.unpersist()
         return plays, pairs
 
-    def kcore(
-        self, pairs: Any, *, min_user_tracks: int, min_track_users: int, max_rounds: int
-    ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-        """`encode.kcore` of the pairs, run on Spark (stages.spark.kcore)."""
-        return spark_kcore.kcore(
-            pairs,
-            min_user_tracks=min_user_tracks,
-            min_track_users=min_track_users,
-            max_rounds=max_rounds,
-        )
+    def events(
+        self,
+        out: StageWriter,
+        id_map: pl.DataFrame,
+        users: pl.DataFrame,
+        *,
+        by_hash: bool,
+        counted: bool,
+        n_groups: int,
+        kcore: dict[str, int],
+        renumber: Callable[..., tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]],
+        lap: Callable[[str], None],
+    ) -> tuple[pl.DataFrame, pl.DataFrame, tuple[int, int, int, int, int]]:
+        """The second pass on Spark: buckets, k-core (`stages.spark.kcore`), renumbered files.
+
+        `renumber` turns the k-core's users and tracks into (user map, track map, lookups).
+        Returns (user map, track map, (rounds, pairs, de-duplicated plays, events, plays)).
+        """
+        plays, pairs = self.buckets(id_map, users, by_hash=by_hash, counted=counted,
+                                    n_groups=n_groups)  # fmt: skip
+        lap("buckets")
+        users_k, tracks_k, rounds = spark_kcore.kcore(pairs, **kcore)
+        lap("kcore")
+        umap, tmap, lookups = renumber(users_k, tracks_k)
+        n_pairs0, n_deduped = pairs.count(), plays.count()
+        n_events, n_plays = self.write_events(out, pairs, plays, **lookups)
+        return umap, tmap, (rounds, n_pairs0, n_deduped, n_events, n_plays)
 
     def write_events(
         self, out: StageWriter, pairs: Any, plays: Any, *, users: np.ndarray, tracks: np.ndarray

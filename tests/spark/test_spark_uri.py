@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -65,7 +66,7 @@ def test_an_hdfs_uri_reaches_spark_unchanged_and_no_local_listing(spark, tmp_pat
 
     monkeypatch.setattr(spark_mod, "list_uri", listing)
     monkeypatch.setattr(inputs, "list_entries", local_listing)
-    monkeypatch.setattr("musicrec_cli.runner.preprocess.list_entries", local_listing)
+    monkeypatch.setattr("musicrec_cli.runner.preprocess_side.list_entries", local_listing)
     config = write_config(tmp_path)
     uri = "hdfs://namenode:8020/logs/2026/*/part-*.parquet"
     result = _invoke(config, "preprocess", "--engine", "spark", "--input", uri)
@@ -117,3 +118,23 @@ def test_a_tsv_file_uri_read_by_spark_equals_polars(spark, real_formats, tmp_pat
     result = _invoke(config, "preprocess", "--engine", "spark", "--input", source.as_uri())
     assert result.exit_code == 0, result.output
     _compare(polars_dir, art / "01_preprocess", per_file=False)
+
+
+@pytest.mark.slow
+def test_a_names_table_in_a_uri_folder_is_read_by_spark_as_on_polars(spark, tmp_path):
+    from tests.cli.test_real_layouts_side import _taste_folder
+
+    raw = tmp_path / "msd"
+    _taste_folder(raw)  # 10000.txt (ids and counts) beside song_data.csv (names)
+    config = write_config(tmp_path, preprocess={"min_user_tracks": 1, "min_track_users": 1})
+    assert _invoke(config, "preprocess", "--input", str(raw)).exit_code == 0
+    art = tmp_path / "artifacts"
+    polars_dir = shutil.copytree(art / "01_preprocess", tmp_path / "polars")
+    result = _invoke(config, "preprocess", "--engine", "spark", "--input", raw.as_uri())
+    assert result.exit_code == 0, result.output
+    _compare(polars_dir, art / "01_preprocess", per_file=False)
+    report = json.loads((art / "01_preprocess" / "quality_report.json").read_text())
+    assert report["rows_in"] == 4  # song_data.csv's rows are names, not plays
+    assert report["names_tables"] == {"files": [(raw / "song_data.csv").as_uri()], "ids": 2}
+    items = pl.read_parquet(art / "01_preprocess" / "items.parquet")
+    assert ("Björk", "Undo") in set(items.select("artist_name", "track_name").rows())
