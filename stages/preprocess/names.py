@@ -179,9 +179,11 @@ def canonicalise(spellings: pl.LazyFrame) -> pl.LazyFrame:
         artist_key, else the artist_key; track_id is "artist_id - title_key" and
         track_group_id "artist_id - song_key" (all versions of one song).
     """
-    # keys are computed once per distinct name, not once per spelling
-    artists = artist_keys(spellings.select(ARTIST_NAME).unique())
-    return keyed_spellings(spellings, artists, title_keys(spellings.select(TRACK_NAME).unique()))
+    # keys are computed once per distinct name, not once per spelling; collected, as the id
+    # rules read them six times (left lazy, planning that query took ~0.2 s even for 2 rows)
+    artists = artist_keys(spellings.select(ARTIST_NAME).unique()).collect(engine="in-memory")
+    titles = title_keys(spellings.select(TRACK_NAME).unique())
+    return keyed_spellings(spellings, artists.lazy(), titles)
 
 
 def artist_keys(artists: pl.LazyFrame) -> pl.LazyFrame:
