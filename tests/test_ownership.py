@@ -162,7 +162,17 @@ def test_generate_out_refuses_a_folder_it_did_not_write_16(tmp_path: Path):
     assert sorted(p.name for p in mine.iterdir()) == ["cat.jpg"]
 
 
-def test_second_generate_in_one_process_uses_its_own_catalogue_16(tmp_path: Path):
+@pytest.mark.parametrize(
+    "chunk_events",
+    [
+        pytest.param(5_000_000, id="one-chunk"),
+        # two chunks: two spawned worker processes, each importing musicrec
+        pytest.param(300, id="two-workers", marks=pytest.mark.slow),
+    ],
+)
+def test_second_generate_in_one_process_uses_its_own_catalogue_16(
+    tmp_path: Path, chunk_events: int
+):
     """The module global of runner/generate.py once kept the first call's world."""
     runner = CliRunner()
     small = ["--set", "generate.users=20", "--set", "generate.genres=2"]
@@ -187,7 +197,7 @@ def test_second_generate_in_one_process_uses_its_own_catalogue_16(tmp_path: Path
             "--set",
             "generate.tracks=80",
             "--set",
-            "generate.chunk_events=300",
+            f"generate.chunk_events={chunk_events}",
             "generate",
             "--events",
             "600",

@@ -18,6 +18,7 @@ from musicrec_cli.session import Session
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # a fresh interpreter that imports every module
 def test_the_cli_and_the_polars_stages_import_without_pyspark():
     code = (
         "import sys, pkgutil, importlib\n"

@@ -174,6 +174,7 @@ def test_missing_model_fails_and_keeps_old_predictions(work: Path) -> None:
     assert (work / "artifacts" / "05_predict" / "predictions.parquet").read_bytes() == before
 
 
+@pytest.mark.slow  # a real predict process, killed (tests/test_faults.py: the in-process faults)
 def test_sigkill_mid_run_keeps_previous_predictions(work: Path) -> None:
     config = work / "musicrec.toml"
     assert _invoke(config, "predict").exit_code == 0

@@ -24,6 +24,7 @@ def driver():
     chrome.quit()
 
 
+@pytest.mark.slow  # a real browser: chromium and chromedriver processes (CI installs them)
 def test_a_new_listener_gets_ten_recommendations_with_reasons(
     driver, live: LiveServer, tmp_path: Path
 ):

@@ -123,6 +123,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow  # a real `musicrec serve` process; the in-process reloads above stay fast
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP is POSIX")
 def test_musicrec_serve_reloads_on_sighup_and_stops_on_sigterm(band_project: Path, tmp_path: Path):
     project = copy_project(band_project, tmp_path / "project")

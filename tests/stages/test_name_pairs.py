@@ -31,6 +31,7 @@ def test_labelled_set_is_large_and_balanced() -> None:
     assert sum(r["same"] == "0" for r in rows) >= 100  # must-not-merge pairs
 
 
+@pytest.mark.slow  # 384 canonicalise queries (~12 s CPU); CI's `pytest -m slow` runs it
 @pytest.mark.parametrize("kind", sorted(FLOORS))
 def test_name_rules_do_not_fall_below_their_measured_floors(
     scores: dict[str, tuple[float, float]], kind: str
