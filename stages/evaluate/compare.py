@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy import stats
 
 from stages.evaluate.ranking import group_reduce
 from stages.schema import MODEL, USER_IDX
@@ -66,6 +65,8 @@ def _exact_tied_p(d: npt.NDArray[np.float64]) -> float:
     flips, counted by convolution over doubled (so integer) midranks: min(P(T <= t), P(T >= t))
     times 2, capped at 1, as `stats.permutation_test` computes it from its 2**n resamples.
     """
+    from scipy import stats  # imported where used: see the note above wilcoxon_p
+
     doubled = np.rint(2 * stats.rankdata(np.abs(d))).astype(np.int64)
     counts = np.zeros(int(doubled.sum()) + 1, dtype=np.int64)
     counts[0] = 1
@@ -77,6 +78,8 @@ def _exact_tied_p(d: npt.NDArray[np.float64]) -> float:
     return float(min(min(at_most, at_least) / float(2 ** len(d)) * 2, 1.0))
 
 
+# scipy.stats is imported inside the two functions that call it: importing it costs ~1 s of
+# CPU, and every musicrec command imports this module (config's [evaluate] settings).
 def wilcoxon_p(differences: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Two-sided Wilcoxon signed-rank p-value of each column of (n_users, c) differences.
 
@@ -91,6 +94,8 @@ def wilcoxon_p(differences: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         if tied and len(d) <= _PERMUTATION_MAX_N:
             out[j] = _exact_tied_p(d)
         elif len(d) > 0:
+            from scipy import stats  # imported where used: see the note above
+
             out[j] = stats.wilcoxon(d, zero_method="wilcox").pvalue
     return out
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from implicit.cpu.als import AlternatingLeastSquares
-from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 from stages.models import Arrays, Explanation, UserHistory
 from stages.models.factors import FactorModel
+
+if TYPE_CHECKING:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+# implicit is imported where it is used (~0.2 s of CPU, and every musicrec command imports the
+# model registry, most of them never fitting a model)
 
 IterationCallback = Callable[[int, float, float], None]
 
@@ -40,6 +45,8 @@ class AlsModel(FactorModel):
 
     def to_implicit(self) -> AlternatingLeastSquares:
         """An implicit model holding these factors, for its recommend/explain/recalculate_user."""
+        from implicit.cpu.als import AlternatingLeastSquares
+
         with threadpool_limits(1, "blas"):  # implicit checks the BLAS threads on construction
             model = AlternatingLeastSquares(
                 factors=self.user_factors.shape[1],
@@ -95,6 +102,8 @@ def bm25_confidence(counts: sp.csr_matrix, *, k1: float, b: float) -> sp.csr_mat
     Tracks are the "documents" and users the "terms", as in implicit's lastfm example: a user
     who plays everything says less about each track.
     """
+    from implicit.nearest_neighbours import bm25_weight
+
     return sp.csr_matrix(bm25_weight(counts.T, K1=k1, B=b).T, dtype=np.float32)
 
 
@@ -113,6 +122,8 @@ def fit_als(
     BLAS is limited to one thread while fitting: implicit parallelises over users itself, and a
     second BLAS thread pool makes it several times slower (implicit's own warning).
     """
+    from implicit.cpu.als import AlternatingLeastSquares
+
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
             factors=factors,

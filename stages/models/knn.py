@@ -8,7 +8,6 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize
 
 from stages.models import Arrays, Explanation, UserHistory, top_contributions
 
@@ -84,6 +83,9 @@ def fit_knn(
     The weighting is that of implicit's CosineRecommender / BM25Recommender, converted to CSR
     here (implicit would convert its COO itself, with a warning).
     """
+    # imported here: ~0.2 s of CPU that every musicrec command would pay (stages/models/als.py)
+    from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize
+
     items_users = sp.csr_matrix(user_items, dtype=np.float32).T
     weighted = (
         normalize(items_users).T
