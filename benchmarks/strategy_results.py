@@ -1,125 +1,158 @@
-"""Per-strategy results of every model, with 95% intervals, on a play-count table (no timestamps).
+"""Per-strategy results of every model, with 95% intervals and Holm p vs the baseline.
 
-Usage: python benchmarks/strategy_results.py [TRIPLETS] [--out benchmarks/results/...]
+Usage: python benchmarks/strategy_results.py NAME BASE WORK [--strategies S ...] [--from STAGE]
+                                             [--lock /work/bigjob.lock] [--out RESULTS.json]
 
-TRIPLETS defaults to ../shared/real-formats/msd-taste/10000.txt (user, song, play count; tab
-separated, no header), read in place with Polars. Until preprocess reads count tables (issue 17),
-this script does what the stages would: counts are expanded to one play row each (null
-timestamps), ids are encoded, and for each strategy that runs without timestamps (user-random,
-held-out-users) it splits with `stages.split`, weights with `stages.features`, fits every model
-through the registry, takes each test user's top 50 unheard tracks, and scores them with
-`stages.evaluate` (ranking metrics, then every model vs popularity: Wilcoxon + Holm and the
-bootstrap interval of the NDCG@10 difference), timing the comparisons.
+BASE is an artifacts folder holding a finished 01_preprocess (the default data: `musicrec
+preprocess`; msd-taste: `musicrec preprocess --input ../shared/real-formats/msd-taste`). For
+each strategy (default: every one the data allows: temporal and user-temporal need timestamps)
+the script runs the stages through the `musicrec` command, as a user would, in WORK/NAME_<strategy>
+(01_preprocess copied from BASE): split --strategy S, features, train, predict, evaluate, with
+the settings of musicrec.toml (plus `--set` pairs given after `--`). `--from train` reruns only
+train, predict and evaluate (e.g. after a change of the hybrid). The evaluate stage is the
+last, run under `flock LOCK` when `--lock` is given: its manifest's `significance_seconds` (the
+paired Wilcoxon + Holm + bootstrap comparisons of every metric column) and `cold_start_seconds`
+are the time the comparisons add, so they are measured holding the big-job lock, with the load
+average before and after.
+
+The JSON keeps, per strategy: the split summary, the evaluated users, and per model NDCG@10,
+recall@10, hit rate@10, coverage@10 and the NDCG@10 / recall@10 difference from the baseline with
+its bootstrap 95% interval and Holm-adjusted Wilcoxon p (significant or not), the NDCG@10 "vs
+best" verdict, NDCG@10 by activity segment, and (held-out-users) NDCG@10 by known-track count.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
-
-import numpy as np
-import polars as pl
-
-from musicrec_cli.config import TrainConfig
-from stages import features, split
-from stages.evaluate import coldstart, compare, ranking
-from stages.interactions import build_matrix
-from stages.models import registry
-from stages.models.training import TrainingData
-from stages.schema import MODEL, PLAY_COUNT, PLAYED_AT, PLAYS, TRACK_IDX, USER_IDX
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT.parent / "shared" / "real-formats" / "msd-taste" / "10000.txt"
-MODELS = ("popularity", "als", "bpr", "knn", "ease", "rp3beta")
-K, N = 10, 50
+MUSICREC = str(Path(sys.executable).with_name("musicrec"))
+STRATEGIES = ("temporal", "user-temporal", "user-random", "held-out-users")
+STAGES = ("split", "features", "train", "predict", "evaluate")
+K = 10
 
 
-def read_triplets(path: Path) -> tuple[pl.DataFrame, int, int]:
-    """One PLAYS row per play (counts expanded, played_at null), and the vocabulary sizes."""
-    raw = pl.read_csv(path, separator="\t", has_header=False, new_columns=["user", "song", "count"])
-    users = raw.select(pl.col("user").unique().sort()).with_row_index(USER_IDX)
-    songs = raw.select(pl.col("song").unique().sort()).with_row_index(TRACK_IDX)
-    plays = (
-        raw.join(users, on="user")
-        .join(songs, on="song")
-        .select(USER_IDX, TRACK_IDX, pl.int_ranges(0, "count").alias("_n"))
-        .explode("_n")
-        .select(
-            pl.col(USER_IDX).cast(pl.UInt32),
-            pl.col(TRACK_IDX).cast(pl.UInt32),
-            pl.lit(None, PLAYS[PLAYED_AT]).alias(PLAYED_AT),
-            pl.lit(None, pl.Int64).alias("ms_played"),
-            pl.lit(value=False).alias("skipped"),
-        )
-    )
-    return plays, users.height, songs.height
-
-
-def run(plays: pl.DataFrame, n_users: int, n_tracks: int, strategy: str) -> dict[str, object]:
-    """Split, fit, recommend and evaluate one strategy; NDCG@10 per model with its interval."""
-    parts = split.split_plays(plays.lazy(), params=split.SplitParams(strategy=strategy))  # type: ignore[arg-type]
-    weighted = features.confidence_weights(
-        parts.train, cutoff=None, half_life_days=90.0, recency_floor=0.5
-    ).collect()
-    data = TrainingData.build(weighted, np.empty((n_tracks, 0)), n_users=n_users, n_tracks=n_tracks)
-    counts = build_matrix(weighted, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
-    test = parts.test.collect()
-    users = test[USER_IDX].unique().sort().to_numpy().astype(np.int64)
-    settings, fitted, lists = TrainConfig(), {}, []
+def run_stage(
+    folder: Path, stage: str, extra: list[str], options: list[str], *, lock: str | None
+) -> float:
+    """Run one `musicrec` stage on `folder` (niced; evaluate under `flock lock`); wall seconds."""
+    command = [MUSICREC, "-q", "--set", f"paths.artifacts={folder}", *extra, stage, *options]
+    command = ["flock", lock, *command] if stage == "evaluate" and lock else ["nice", *command]
     start = time.perf_counter()
-    for name in registry.fit_order(MODELS):
-        fitted[name], _ = registry.fit(name, data, settings, fitted)
-    fit_seconds = time.perf_counter() - start
-    for name in MODELS:
-        scores = fitted[name].score(users, counts[users])
-        best = coldstart.top_k(scores, counts[users], k=N)
-        lists.append(coldstart._frame(name, users, best))  # noqa: SLF001 (same frame layout)
-    per_user = ranking.per_user_metrics(pl.concat(lists).lazy(), test.lazy(), ks=(K,)).collect()
-    start = time.perf_counter()
-    tests = compare.compare_models(per_user, metrics=[f"ndcg@{K}"], baseline="popularity")
-    compare_seconds = time.perf_counter() - start
-    means = per_user.group_by(MODEL).agg(pl.col(f"ndcg@{K}", f"recall@{K}").mean())
-    out: dict[str, object] = {
-        "n_train_pairs": weighted.height,
-        "n_test_pairs": test.height,
-        "n_test_users": len(users),
-        "fit_seconds": round(fit_seconds, 1),
-        "comparison_seconds": round(compare_seconds, 3),
-    }
-    for row in means.sort(f"ndcg@{K}", descending=True).to_dicts():
-        vs = tests.filter(pl.col("model") == row[MODEL], pl.col("role") == "baseline")
-        out[row[MODEL]] = {
-            f"ndcg@{K}": row[f"ndcg@{K}"],
-            f"recall@{K}": row[f"recall@{K}"],
-            **(
-                {}
-                if vs.height == 0
-                else {
-                    "vs_popularity": vs.select(
-                        "mean_difference", "ci_low", "ci_high", "p_holm"
-                    ).row(0, named=True)
-                }
-            ),
+    subprocess.run(command, check=True, cwd=ROOT)
+    return round(time.perf_counter() - start, 2)
+
+
+def _comparison(sig: dict[str, Any], role: str, model: str, metric: str) -> dict[str, Any] | None:
+    found = sig.get(role, {}).get(model, {}).get(metric)
+    if found is None:
+        return None
+    keys = ("reference", "mean_difference", "ci_low", "ci_high", "p_holm", "significant")
+    return {k: found[k] for k in keys}
+
+
+def summarise(folder: Path) -> dict[str, Any]:
+    """The per-model table of one evaluated folder (see the module docstring)."""
+    metrics = json.loads((folder / "06_evaluate" / "metrics.json").read_text())
+    evaluated = json.loads((folder / "06_evaluate" / "manifest.json").read_text())["summary"]
+    split = json.loads((folder / "02_split" / "manifest.json").read_text())["summary"]
+    sig = metrics["significance"]
+    ndcg, recall = f"ndcg@{K}", f"recall@{K}"
+    models: dict[str, Any] = {}
+    ranked = sorted(metrics["models"].items(), key=lambda kv: -kv[1][ndcg])
+    for name, row in ranked:
+        models[name] = {
+            ndcg: row[ndcg],
+            recall: row[recall],
+            f"hit_rate@{K}": row.get(f"hit_rate@{K}"),
+            f"coverage@{K}": row.get(f"coverage@{K}"),
+            "ndcg_vs_baseline": _comparison(sig, "vs_baseline", name, ndcg),
+            "recall_vs_baseline": _comparison(sig, "vs_baseline", name, recall),
+            "ndcg_vs_best": _comparison(sig, "vs_best", name, ndcg),
         }
-    return out
+    segments = {
+        model: {seg: {"n_users": v["n_users"], ndcg: v[ndcg]} for seg, v in by.items()}
+        for model, by in metrics.get("segments", {}).get("by_model", {}).items()
+    }
+    cold = metrics.get("cold_start")
+    return {
+        "split": {k: split[k] for k in split if not isinstance(split[k], (dict, list))},
+        "n_users_evaluated": metrics["n_users_evaluated"],
+        "baseline": metrics["baseline"],
+        "significance_seconds": evaluated.get("significance_seconds"),
+        "cold_start_seconds": evaluated.get("cold_start_seconds"),
+        "n_comparisons": sum(
+            len(m) for role in ("vs_baseline", "vs_best") for m in sig[role].values()
+        ),
+        "models": models,
+        "segments": segments,
+        **(
+            {
+                "cold_start": {
+                    "n_users": cold["n_users"],
+                    "by_known": {
+                        n: {m: v[ndcg] for m, v in by.items()} for n, by in cold["by_known"].items()
+                    },
+                }
+            }
+            if cold
+            else {}
+        ),
+    }
 
 
 def main() -> None:
-    """Run both strategies and write the JSON."""
+    """Run every strategy's stages and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("triplets", type=Path, nargs="?", default=DEFAULT)
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/strategies_msd_taste.json"
-    )
+    parser.add_argument("name")
+    parser.add_argument("base", type=Path)
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES)
+    parser.add_argument("--from", dest="first", choices=STAGES, default="split")
+    parser.add_argument("--lock", help="take this lock (flock) for the timed evaluate")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("extra", nargs="*", help="after --: --set pairs for every stage")
     args = parser.parse_args()
-    plays, n_users, n_tracks = read_triplets(args.triplets)
-    result: dict[str, object] = {"source": args.triplets.name, "plays": plays.height, "k": K}
-    for strategy in ("user-random", "held-out-users"):
-        result[strategy] = run(plays, n_users, n_tracks, strategy)
-        print(strategy, json.dumps(result[strategy], indent=1))
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    preprocess = json.loads((args.base / "01_preprocess" / "manifest.json").read_text())
+    timed = preprocess["summary"]["has_timestamps"]
+    strategies = args.strategies or [s for s in STRATEGIES if timed or "temporal" not in s]
+    extra = [a for pair in args.extra for a in ("--set", pair)]
+    result: dict[str, Any] = {
+        "data": args.name,
+        "preprocess": preprocess["summary"],
+        "k": K,
+        "settings": args.extra,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip(),
+    }
+    for strategy in strategies:
+        folder = args.work / f"{args.name}_{strategy}"
+        if not (folder / "01_preprocess").is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(args.base / "01_preprocess", folder / "01_preprocess")
+        seconds: dict[str, float] = {}
+        for stage in STAGES[STAGES.index(args.first) :]:
+            options = ["--strategy", strategy] if stage == "split" else []
+            load_before = os.getloadavg()
+            seconds[stage] = run_stage(folder, stage, extra, options, lock=args.lock)
+        result[strategy] = {
+            **summarise(folder),
+            "stage_seconds": seconds,
+            "evaluate_load_before": load_before,
+            "evaluate_load_after": os.getloadavg(),
+        }
+        print(strategy, json.dumps(result[strategy]["models"], indent=1)[:2000])
+    out = args.out or ROOT / f"benchmarks/results/strategies_{args.name.replace('-', '_')}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -123,10 +123,12 @@ class TrainConfig:
     rp3beta_neighbours: int = 100
     ease_regularization: float = 500.0
     ease_max_gib: float = 16.0
-    hybrid_cold: tuple[float, ...] = (0.0, 0.7, 0.3)
-    hybrid_few: tuple[float, ...] = (0.3, 0.4, 0.3)
-    hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1)
-    hybrid_liked: tuple[float, ...] = (0.7, 0.3, 0.0)
+    hybrid_cold: tuple[float, ...] = (0.0, 0.7, 0.3, 0.0)
+    hybrid_few: tuple[float, ...] = (0.3, 0.4, 0.3, 0.0)
+    hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1, 0.0)
+    hybrid_few_no_audio: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)
+    hybrid_warm_no_audio: tuple[float, ...] = (0.8, 0.0, 0.0, 0.2)
+    hybrid_liked: tuple[float, ...] = (0.7, 0.3, 0.0, 0.0)
     hybrid_min_tracks: int = 5
     blend_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
 

@@ -26,8 +26,8 @@ AT_LEAST_ONE: Rule = (lambda v: v >= 1, "an integer >= 1")
 FRACTION: Rule = (lambda v: 0 <= v <= 1, "a number between 0 and 1")
 OPEN_FRACTION: Rule = (lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 HYBRID_WEIGHTS: Rule = (
-    lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,
-    "3 weights >= 0 for [als, content, popularity], not all 0",
+    lambda v: len(v) == 4 and min(v) >= 0 and sum(v) > 0,
+    "4 weights >= 0 for [als, content, popularity, rp3beta], not all 0",
 )
 
 _RAW_COLUMNS = (*columns.REQUIRED, *columns.OPTIONAL)
@@ -94,7 +94,11 @@ RULES: dict[str, Rule] = {
         ("split.test_fraction", "split.held_out_share", "evaluate.alpha"), OPEN_FRACTION
     ),
     **dict.fromkeys(
-        (f"train.hybrid_{h}" for h in ("cold", "few", "warm", "liked")), HYBRID_WEIGHTS
+        (
+            f"train.hybrid_{h}"
+            for h in ("cold", "few", "warm", "few_no_audio", "warm_no_audio", "liked")
+        ),
+        HYBRID_WEIGHTS,
     ),
     "train.blend_weights": (
         lambda v: len(v) == 3 and min(v) >= 0 and sum(v) > 0,

@@ -84,7 +84,7 @@ def model_cost(name: str, z: Sizes, s: PlanSettings) -> ModelCost:
         )
     if name == "content":
         return ModelCost(arrays=i * AUDIO_DIMS * F32, fit=i * AUDIO_DIMS * 8 * 3, seconds=0.1)
-    if name == "hybrid":  # refers to the fitted als, content and popularity
+    if name == "hybrid":  # refers to the fitted als, content, popularity and rp3beta
         return ModelCost(arrays=0, fit=i * 8, seconds=0.1)
     if name == "trending":
         return ModelCost(arrays=i * F32, fit=t * 16, seconds=t * 2e-8)
@@ -94,7 +94,9 @@ def model_cost(name: str, z: Sizes, s: PlanSettings) -> ModelCost:
 def _saved_bytes(name: str, z: Sizes, s: PlanSettings) -> float:
     """Bytes of `name`'s NPZ (the hybrid saves copies of its components' arrays)."""
     if name == "hybrid":
-        return sum(model_cost(m, z, s).arrays for m in ("als", "content", "popularity"))
+        return sum(
+            model_cost(m, z, s).arrays for m in ("als", "content", "popularity", "rp3beta")
+        )
     return model_cost(name, z, s).arrays
 
 

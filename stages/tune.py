@@ -70,10 +70,12 @@ def _trending(trial: BaseTrial) -> Settings:
 
 
 def _hybrid(trial: BaseTrial) -> Settings:
-    warm = [trial.suggest_float(f"hybrid_warm_{p}", 0.0, 1.0) for p in ("als", "content", "pop")]
+    parts = ("als", "content", "pop", "rp3beta")
+    warm = [trial.suggest_float(f"hybrid_warm_{p}", 0.0, 1.0) for p in parts]
     if sum(warm) == 0:
         warm[0] = 1.0
-    return {"hybrid_warm": tuple(warm)}
+    # the hybrid uses the set of its catalogue (with or without audio); tune whichever applies
+    return {"hybrid_warm": tuple(warm), "hybrid_warm_no_audio": tuple(warm)}
 
 
 def _blend(trial: BaseTrial) -> Settings:

@@ -161,7 +161,11 @@ def test_split_params_take_every_split_setting_and_the_resolved_strategy() -> No
         ("preprocess.kcore_rounds=0", "expected an integer >= 1."),
         ("features.recency_floor=1.5", "expected a number between 0 and 1."),
         ("split.test_fraction=1", "expected a number between 0 and 1 (exclusive)."),
-        ("train.hybrid_warm=[0, 0, 0]", "expected 3 weights >= 0 for [als, content, popularity]"),
+        (
+            "train.hybrid_warm=[0, 0, 0, 0]",
+            "expected 4 weights >= 0 for [als, content, popularity,",
+        ),
+        ("train.hybrid_few_no_audio=[1, 0, 0]", "expected 4 weights >= 0 for [als, content,"),
     ],
 )
 def test_each_shared_range_refuses_its_boundary(

@@ -101,11 +101,17 @@ class EaseParams:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HybridParams:
-    """Blend weights [als, content, popularity] by history, and for new listeners (`liked`)."""
+    """Blend weights [als, content, popularity, rp3beta] by history, and for new listeners.
+
+    `few`/`warm` apply to catalogues with audio features, `few_no_audio`/`warm_no_audio` to
+    those without (stages.models.hybrid.catalogue_weights); `liked` to new listeners.
+    """
 
     cold: tuple[float, ...]
     few: tuple[float, ...]
     warm: tuple[float, ...]
+    few_no_audio: tuple[float, ...]
+    warm_no_audio: tuple[float, ...]
     min_tracks: int
     liked: tuple[float, ...]
 
@@ -210,12 +216,19 @@ def _component(fitted: Fitted, name: str, kind: type[M]) -> M:
 
 
 def fit_hybrid(_data: TrainingData, p: HybridParams, fitted: Fitted) -> hybrid.HybridModel:
-    """The per-user blend of the ALS, content and popularity models fitted before it."""
+    """The per-user blend of the ALS, content, popularity and RP3beta models fitted before it."""
     return hybrid.build_hybrid(
         als=_component(fitted, "als", als.AlsModel),
         content=_component(fitted, "content", content.ContentModel),
         popularity=_component(fitted, "popularity", popularity.PopularityModel),
-        weights={"cold": p.cold, "few": p.few, "warm": p.warm},
+        rp3beta=_component(fitted, "rp3beta", knn.KnnModel),
+        weights={
+            "cold": p.cold,
+            "few": p.few,
+            "warm": p.warm,
+            "few_no_audio": p.few_no_audio,
+            "warm_no_audio": p.warm_no_audio,
+        },
         min_tracks=p.min_tracks,
         liked=p.liked,
     )
@@ -224,7 +237,7 @@ def fit_hybrid(_data: TrainingData, p: HybridParams, fitted: Fitted) -> hybrid.H
 def load_hybrid(arrays: Arrays, record: Record) -> hybrid.HybridModel:
     """The hybrid, with the new-listener weights of its record (all 0 if it has none)."""
     liked = record.get("liked")
-    default = (0.0, 0.0, 0.0)
+    default = (0.0,) * len(hybrid.COMPONENTS)
     return hybrid.load_hybrid(arrays, liked=tuple(liked) if isinstance(liked, list) else default)
 
 

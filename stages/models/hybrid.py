@@ -1,13 +1,17 @@
-"""Hybrid: a per-user weighted blend of ALS, content and popularity scores.
+"""Hybrid: a per-user weighted blend of ALS, content, popularity and RP3beta scores.
 
 Each model's scores are min-max normalised per user before blending, so that weights mean
 shares and not scales. The weights follow the user's history: users with no tracks get
 content and popularity only (cold start), users with fewer than `min_tracks` tracks a second
 set, everyone else a third (defaults in musicrec.toml, measured on held-out users:
 docs/evaluation.md). Listeners not in the data (fold-in) get a fourth set, `liked`.
-Every set is scaled to sum to 1. A catalogue without audio features (a play-count table) gives
-content nothing to score, so its share is dropped and the other two keep their proportions
-(`effective_weights`).
+The few and warm sets depend on the catalogue: one pair for catalogues with audio features,
+another (`few_no_audio`, `warm_no_audio`) for those without, chosen once when the hybrid is
+built (on the default data a popularity share helps, on msd-taste's play counts it loses to
+ALS). Every set is scaled to sum to 1, and without audio features content's share is dropped
+and the others keep their proportions (`effective_weights`): content scores nothing there.
+RP3beta is a component because on held-out users it beat every blend of the other three
+(docs/evaluation.md, cold start).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import scipy.sparse as sp
 from stages.models import Arrays, Explanation, Share, UserHistory
 from stages.models.als import AlsModel, load_als
 from stages.models.content import ContentModel, load_content
+from stages.models.knn import KnnModel, load_knn
 from stages.models.popularity import PopularityModel, load_popularity
+from stages.schema import SchemaError
 
-COMPONENTS = ("als", "content", "popularity")
+COMPONENTS = ("als", "content", "popularity", "rp3beta")
 HISTORY = ("cold", "few", "warm")
 _CONTENT, _POPULARITY = COMPONENTS.index("content"), COMPONENTS.index("popularity")
 
@@ -32,7 +38,7 @@ def effective_weights(weights: npt.ArrayLike, *, has_audio: bool) -> npt.NDArray
     """Blend weights as used: each row scaled to sum to 1, content's share dropped without audio.
 
     Args:
-        weights: (3,) or (m, 3) weights >= 0 in COMPONENTS order.
+        weights: (4,) or (m, 4) weights >= 0 in COMPONENTS order.
         has_audio: Whether any track of the catalogue has audio features. Without, content
             scores every track alike and its share would only dilute the others.
 
@@ -67,11 +73,11 @@ def history_weights(
 
     Args:
         n_tracks: (b,) distinct tracks per user.
-        weights: (3, 3) rows cold (0 tracks), few (< min_tracks), warm; columns COMPONENTS.
+        weights: (3, 4) rows cold (0 tracks), few (< min_tracks), warm; columns COMPONENTS.
         min_tracks: Users with at least this many tracks are warm.
 
     Returns:
-        (b, 3) float32, row i the weights of user i.
+        (b, 4) float32, row i the weights of user i.
     """
     level = np.where(n_tracks == 0, 0, np.where(n_tracks < min_tracks, 1, 2))
     return weights[level]
@@ -79,14 +85,16 @@ def history_weights(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HybridModel:
-    """Attributes: the three components, weights (3, 3) float32, min_tracks, liked (3,) float32.
+    """Attributes: the four components, weights (3, 4) float32, min_tracks, liked (4,) float32.
 
-    `liked` (the fold-in weights) is a setting kept in models.json, not in the NPZ.
+    `weights` are those of the catalogue (with or without audio), as used. `liked` (the
+    fold-in weights) is a setting kept in models.json, not in the NPZ.
     """
 
     als: AlsModel
     content: ContentModel
     popularity: PopularityModel
+    rp3beta: KnnModel
     weights: npt.NDArray[np.float32]
     min_tracks: int
     liked: npt.NDArray[np.float32]
@@ -116,7 +124,7 @@ class HybridModel:
             if user_factors is None:
                 return np.zeros((b, self.n_items), dtype=np.float32)
             return np.asarray(user_factors @ self.als.item_factors.T, dtype=np.float32)
-        model = self.content if name == "content" else self.popularity
+        model: ContentModel | PopularityModel | KnnModel = getattr(self, name)
         return np.asarray(model.score(np.arange(b), user_items), dtype=np.float32)
 
     def parts(
@@ -135,7 +143,7 @@ class HybridModel:
         }
 
     def user_weights(self, user_items: sp.csr_matrix) -> npt.NDArray[np.float32]:
-        """(b, 3) blend weights from each row's number of tracks."""
+        """(b, 4) blend weights from each row's number of tracks."""
         n_tracks = np.diff(user_items.indptr)
         return history_weights(n_tracks, self.weights, min_tracks=self.min_tracks)
 
@@ -180,17 +188,18 @@ class HybridModel:
         ]
 
     def explain(self, user: UserHistory, track_idx: int, *, n: int) -> Explanation:
-        """The components' shares of the score, and the ALS and content contributions."""
+        """The components' shares of the score, and the ALS, content and RP3beta contributions."""
         found = {
             **self.als.explain(user, track_idx, n=n).contributions,
             **self.content.explain(user, track_idx, n=n).contributions,
+            **self.rp3beta.explain(user, track_idx, n=n).contributions,
         }
         return Explanation(
             contributions=found, shares=self.shares(user.user_idx, user.counts, track_idx)
         )
 
     def arrays(self) -> Arrays:
-        """Component arrays prefixed 'als__', 'content__', 'popularity__', plus the weights."""
+        """Component arrays prefixed '<component>__' (COMPONENTS), plus the weights."""
         out: Arrays = {
             "weights": self.weights,
             "min_tracks": np.asarray(self.min_tracks, dtype=np.int64),
@@ -211,11 +220,27 @@ def blend(
     return total
 
 
+def catalogue_weights(
+    weights: dict[str, tuple[float, ...]], *, has_audio: bool
+) -> list[tuple[float, ...]]:
+    """The cold, few and warm sets for a catalogue with or without audio features.
+
+    Args:
+        weights: 'cold', 'few', 'warm', 'few_no_audio', 'warm_no_audio' -> 4 weights in
+            COMPONENTS order.
+        has_audio: Whether any track has audio features; without, few and warm come from the
+            '_no_audio' sets.
+    """
+    suffix = "" if has_audio else "_no_audio"
+    return [weights["cold"], weights["few" + suffix], weights["warm" + suffix]]
+
+
 def build_hybrid(
     *,
     als: AlsModel,
     content: ContentModel,
     popularity: PopularityModel,
+    rp3beta: KnnModel,
     weights: dict[str, tuple[float, ...]],
     min_tracks: int,
     liked: tuple[float, ...],
@@ -226,19 +251,22 @@ def build_hybrid(
         als: The ALS component.
         content: The content component.
         popularity: The popularity component.
-        weights: 'cold'/'few'/'warm' -> 3 weights in COMPONENTS order.
+        rp3beta: The RP3beta component (item-item, scored from the history row).
+        weights: See `catalogue_weights`.
         min_tracks: Users with at least this many tracks are warm.
-        liked: 3 weights for listeners not in the data (fold-in).
+        liked: 4 weights for listeners not in the data (fold-in).
 
-    Every set goes through `effective_weights` (sums to 1; no content share when no track
-    of `content` has audio features).
+    The sets of the catalogue go through `effective_weights` (sums to 1; no content share when
+    no track of `content` has audio features).
     """
     has_audio = bool(content.has_features.any())
+    table = catalogue_weights(weights, has_audio=has_audio)
     return HybridModel(
         als=als,
         content=content,
         popularity=popularity,
-        weights=effective_weights([weights[h] for h in HISTORY], has_audio=has_audio),
+        rp3beta=rp3beta,
+        weights=effective_weights(table, has_audio=has_audio),
         min_tracks=min_tracks,
         liked=effective_weights(liked, has_audio=has_audio),
     )
@@ -251,12 +279,20 @@ def load_hybrid(arrays: Arrays, *, liked: tuple[float, ...]) -> HybridModel:
         prefix = f"{name}__"
         return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
+    if np.shape(arrays["weights"]) != (len(HISTORY), len(COMPONENTS)):
+        msg = (
+            f"hybrid: saved weights have shape {np.shape(arrays['weights'])}, expected "
+            f"{(len(HISTORY), len(COMPONENTS))} for {list(COMPONENTS)} (a model trained before "
+            "RP3beta joined the hybrid); rerun `musicrec train`."
+        )
+        raise SchemaError(msg)
     content = load_content(part("content"))
     has_audio = bool(content.has_features.any())
     return HybridModel(
         als=load_als(part("als")),
         content=content,
         popularity=load_popularity(part("popularity")),
+        rp3beta=load_knn(part("rp3beta"), name="rp3beta"),
         weights=effective_weights(arrays["weights"], has_audio=has_audio),
         min_tracks=int(arrays["min_tracks"]),
         liked=effective_weights(liked, has_audio=has_audio),

@@ -189,9 +189,9 @@ def test_explain_lists_heard_tracks_and_hybrid_shares(project: Path):
     assert payload["track"] == track
     assert payload["heard"] is False
     shares = {s["model"]: s for s in payload["hybrid_shares"]}
-    assert [shares[m]["weight"] for m in ("als", "content", "popularity")] == pytest.approx(
-        [0.6, 0.3, 0.1]
-    )
+    # the project has audio features: the default warm set, as it sums to 1
+    parts = ("als", "content", "popularity", "rp3beta")
+    assert [shares[m]["weight"] for m in parts] == pytest.approx(list(TrainConfig().hybrid_warm))
     assert sum(s["share"] for s in shares.values()) == pytest.approx(1.0)
     total = sum(s["contribution"] for s in shares.values())
     assert total == pytest.approx(top["score"].item(), rel=1e-5)
@@ -233,13 +233,16 @@ def test_train_saves_every_model_and_loads_them_back(project: Path):
     # the default [train].models: every registered model but the dense EASE and the blend on it
     opt_in = {"ease", "blend"}
     assert set(specs) == set(TrainConfig().models) == set(registry.names()) - opt_in
-    assert specs["hybrid"]["params"]["warm"] == [0.6, 0.3, 0.1]
+    assert specs["hybrid"]["params"]["warm"] == list(TrainConfig().hybrid_warm)
     assert specs["knn"]["params"] == {"similarity": "cosine", "neighbours": 10}
     models = load_models(root)
     hybrid = models["hybrid"]
     # the hybrid reuses the very components trained beside it
     np.testing.assert_array_equal(hybrid.als.item_factors, models["als"].item_factors)
     np.testing.assert_array_equal(hybrid.content.item_vectors, models["content"].item_vectors)
+    np.testing.assert_array_equal(
+        hybrid.rp3beta.similarity.toarray(), models["rp3beta"].similarity.toarray()
+    )
     assert hybrid.content.item_vectors.shape == (2 * N_TRACKS, 3)
     assert models["knn"].similarity.shape == (2 * N_TRACKS, 2 * N_TRACKS)
 
@@ -272,7 +275,7 @@ def test_knn_is_fitted_on_confidence_weights_and_scores_play_counts(project: Pat
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.hybrid_cold=[0.5, 0.5]", "3 weights >= 0 for [als, content, popularity]"),
+        ("train.hybrid_cold=[0.5, 0.5]", "4 weights >= 0 for [als, content, popularity, rp3beta]"),
         ('train.models=["als", "svd"]', "a non-empty list of model names"),
         ('train.confidence="tfidf"', "one of 'log', 'bm25', 'binary', 'raw'"),
         ('train.knn_similarity="jaccard"', "'cosine' or 'bm25'"),

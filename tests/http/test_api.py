@@ -117,8 +117,14 @@ def test_explain_lists_heard_tracks_behind_a_recommendation(client: httpx.Client
     top = ids(client.get("/users/a3/recommendations", params={"n": 1}).json())[0]
     body = client.get(f"/users/a3/explain/{top}").json()
     assert (body["user"], body["track"], body["heard"]) == ("a3", top, False)
-    assert set(body["contributions"]) == {"als", "knn", "content"}
-    assert [s["model"] for s in body["hybrid_shares"]] == ["als", "content", "popularity"]
+    # the hybrid explains its components, RP3beta (trained for it) among them
+    assert set(body["contributions"]) == {"als", "knn", "content", "rp3beta"}
+    assert [s["model"] for s in body["hybrid_shares"]] == [
+        "als",
+        "content",
+        "popularity",
+        "rp3beta",
+    ]
     assert sum(s["share"] for s in body["hybrid_shares"]) == pytest.approx(1.0)
     heard = set(ids(client.get("/users/a3/history", params={"n": 100}).json()))
     for rows in body["contributions"].values():

@@ -1,5 +1,6 @@
 """Each model on two disjoint taste clusters: a cluster-A listener must get cluster-A tracks."""
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 from implicit.utils import ParameterWarning
 
 from musicrec_cli.artifacts import load_arrays
+from stages.evaluate.coldstart import top_k
 from stages.interactions import listener_share
 from stages.models import UserHistory, registry
 from stages.models.als import AlsModel, bm25_confidence, fit_als
@@ -18,19 +20,29 @@ from stages.models.bpr import fit_bpr
 from stages.models.content import ContentModel, fit_content
 from stages.models.hybrid import (
     HybridModel,
+    blend,
     build_hybrid,
     effective_weights,
     history_weights,
     load_hybrid,
     normalise_rows,
 )
-from stages.models.knn import fit_knn
+from stages.models.knn import KnnModel, fit_knn
 from stages.models.popularity import PopularityModel, fit_popularity, fit_trending
+from stages.models.rp3beta import fit_rp3beta
 from stages.models.training import TrainingData
+from stages.schema import SchemaError
 
 N_USERS, N_ITEMS, HALF = 60, 24, 12  # users 0-29 and tracks 0-11 are cluster A, the rest B
-WEIGHTS = {"cold": (0.0, 0.7, 0.3), "few": (0.0, 0.5, 0.5), "warm": (0.6, 0.3, 0.1)}
-LIKED = (0.7, 0.3, 0.0)
+# [als, content, popularity, rp3beta]; the no-audio sets differ so that tests see which is used
+WEIGHTS = {
+    "cold": (0.0, 0.7, 0.3, 0.0),
+    "few": (0.0, 0.5, 0.5, 0.0),
+    "warm": (0.6, 0.3, 0.1, 0.0),
+    "few_no_audio": (1.0, 0.0, 0.0, 0.0),
+    "warm_no_audio": (0.4, 0.3, 0.2, 0.4),
+}
+LIKED = (0.7, 0.3, 0.0, 0.0)
 
 
 def _clusters(seed: int = 0) -> sp.csr_matrix:
@@ -81,6 +93,7 @@ def models(user_items: sp.csr_matrix, als: AlsModel) -> dict:
             als=als,
             content=content,
             popularity=popularity,
+            rp3beta=fit_rp3beta(user_items, alpha=1.0, beta=0.5, neighbours=10),
             weights=WEIGHTS,
             min_tracks=5,
             liked=LIKED,
@@ -227,6 +240,7 @@ def test_normalise_rows_scales_each_row_to_unit_range():
 
 def test_history_weights_switch_exactly_at_the_thresholds():
     table = np.array([WEIGHTS[h] for h in ("cold", "few", "warm")], dtype=np.float32)
+    assert table.shape == (3, 4)
     got = history_weights(np.array([0, 1, 4, 5, 6]), table, min_tracks=5)
     np.testing.assert_allclose(got, [table[0], table[1], table[1], table[2], table[2]])
 
@@ -234,12 +248,13 @@ def test_history_weights_switch_exactly_at_the_thresholds():
 @pytest.mark.parametrize(
     ("weights", "has_audio", "expected"),
     [
-        ((0.0, 0.7, 0.3), True, (0.0, 0.7, 0.3)),
-        ((2.0, 1.0, 1.0), True, (0.5, 0.25, 0.25)),  # scaled to sum to 1
-        ((0.0, 0.7, 0.3), False, (0.0, 0.0, 1.0)),  # no audio: content's share is dropped
-        ((0.3, 0.4, 0.3), False, (0.5, 0.0, 0.5)),  # ... and the others keep their proportions
-        ((0.6, 0.3, 0.1), False, (6 / 7, 0.0, 1 / 7)),
-        ((0.0, 1.0, 0.0), False, (0.0, 0.0, 1.0)),  # content only: popularity ranks everyone
+        ((0.0, 0.7, 0.3, 0.0), True, (0.0, 0.7, 0.3, 0.0)),
+        ((2.0, 1.0, 1.0, 0.0), True, (0.5, 0.25, 0.25, 0.0)),  # scaled to sum to 1
+        ((1.0, 1.0, 1.0, 1.0), True, (0.25, 0.25, 0.25, 0.25)),
+        ((0.0, 0.7, 0.3, 0.0), False, (0.0, 0.0, 1.0, 0.0)),  # no audio: content's share dropped
+        ((0.3, 0.4, 0.3, 0.0), False, (0.5, 0.0, 0.5, 0.0)),  # ... the others keep proportions
+        ((0.2, 0.4, 0.2, 0.4), False, (0.25, 0.0, 0.25, 0.5)),
+        ((0.0, 1.0, 0.0, 0.0), False, (0.0, 0.0, 1.0, 0.0)),  # content only: popularity
     ],
 )
 def test_effective_weights_drop_content_without_audio_and_sum_to_one(weights, has_audio, expected):
@@ -250,10 +265,19 @@ def test_effective_weights_drop_content_without_audio_and_sum_to_one(weights, ha
     np.testing.assert_allclose(table, [expected, expected], rtol=1e-6)
 
 
+HAND_RP3BETA = KnnModel(
+    name="rp3beta",
+    similarity=sp.csr_matrix(
+        np.array([[0, 0.2, 0.8, 0.4], [0.2, 0, 0, 0], [0.8, 0, 0, 0], [0.4, 0, 0, 0]], np.float32)
+    ),
+)
+
+
 def _hand_hybrid(*, min_tracks: int) -> HybridModel:
-    """Four tracks whose normalised component scores, for a user who heard track 0, are
+    """Four tracks whose normalised component scores, for a user who heard track 0 once, are
     ALS [.5, 1, 0, .25] (scores 2, 4, 0, 1), content [1, .5, (1 + 1/sqrt 2) / 2, 0] (cosines
-    1, 0, 1/sqrt 2, -1 to the profile [1, 0]), popularity [0, .5, .25, 1] (.1, .5, .3, .9)."""
+    1, 0, 1/sqrt 2, -1 to the profile [1, 0]), popularity [0, .5, .25, 1] (.1, .5, .3, .9),
+    RP3beta [0, .25, 1, .5] (track 0's row of similarities, 0, .2, .8, .4)."""
     return build_hybrid(
         als=AlsModel(
             user_factors=np.array([[1.0, 0.0]], dtype=np.float32),
@@ -263,9 +287,10 @@ def _hand_hybrid(*, min_tracks: int) -> HybridModel:
             item_vectors=np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], dtype=np.float32)
         ),
         popularity=PopularityModel(item_scores=np.array([0.1, 0.5, 0.3, 0.9], dtype=np.float32)),
+        rp3beta=HAND_RP3BETA,
         weights=WEIGHTS,
         min_tracks=min_tracks,
-        liked=(0.0, 0.3, 0.7),
+        liked=(0.0, 0.3, 0.7, 0.0),
     )
 
 
@@ -301,38 +326,59 @@ def test_hybrid_shares_are_the_weighted_parts_of_the_score():
         ("als", pytest.approx(0.6)),
         ("content", pytest.approx(0.3)),
         ("popularity", pytest.approx(0.1)),
+        ("rp3beta", pytest.approx(0.0)),
     ]
-    assert [s.normalised_score for s in shares] == pytest.approx([1.0, 0.5, 0.5])
-    assert [s.contribution for s in shares] == pytest.approx([0.6, 0.15, 0.05])
-    assert [s.share for s in shares] == pytest.approx([0.75, 0.1875, 0.0625])
+    assert [s.normalised_score for s in shares] == pytest.approx([1.0, 0.5, 0.5, 0.25])
+    assert [s.contribution for s in shares] == pytest.approx([0.6, 0.15, 0.05, 0.0])
+    assert [s.share for s in shares] == pytest.approx([0.75, 0.1875, 0.0625, 0.0])
 
 
 def _no_audio_hybrid() -> HybridModel:
-    """`_hand_hybrid`'s ALS and popularity over a catalogue without audio features."""
+    """`_hand_hybrid`'s ALS, popularity and RP3beta over a catalogue without audio features."""
     hand = _hand_hybrid(min_tracks=1)
     return build_hybrid(
         als=hand.als,
         content=fit_content(np.zeros((4, 0))),
         popularity=hand.popularity,
+        rp3beta=hand.rp3beta,
         weights=WEIGHTS,
         min_tracks=1,
-        liked=(0.0, 0.3, 0.7),
+        liked=(0.0, 0.3, 0.7, 0.0),
     )
 
 
-def test_hybrid_without_audio_features_blends_als_and_popularity_only_18():
+HAND_ALS = np.array([0.5, 1, 0, 0.25])  # `_hand_hybrid`'s normalised parts after HEARD_0
+HAND_POP = np.array([0, 0.5, 0.25, 1])
+HAND_RP3 = np.array([0, 0.25, 1, 0.5])
+
+
+def test_hybrid_without_audio_features_uses_the_no_audio_sets_18():
     model = _no_audio_hybrid()
-    # cold [0, .7, .3] -> popularity only; few [0, .5, .5] -> popularity; warm [.6, .3, .1]
-    # -> 6/7 ALS + 1/7 popularity; liked [0, .3, .7] -> popularity
-    np.testing.assert_allclose(model.weights, [[0, 0, 1], [0, 0, 1], [6 / 7, 0, 1 / 7]], rtol=1e-6)
-    np.testing.assert_allclose(model.liked, [0, 0, 1])
+    # cold [0, .7, .3, 0] -> popularity only; few_no_audio [1, 0, 0, 0] -> ALS; warm_no_audio
+    # [.4, .3, .2, .4] -> content dropped, .4/.2/.4 of 1: .4 ALS + .2 popularity + .4 RP3beta;
+    # liked [0, .3, .7, 0] -> popularity
+    np.testing.assert_allclose(
+        model.weights, [[0, 0, 1, 0], [1, 0, 0, 0], [0.4, 0, 0.2, 0.4]], rtol=1e-6
+    )
+    np.testing.assert_allclose(model.liked, [0, 0, 1, 0])
     assert model.weights.sum(axis=1) == pytest.approx([1, 1, 1])
-    # normalised ALS [.5, 1, 0, .25] and popularity [0, .5, .25, 1] for a user who heard track 0
-    als, pop = np.array([0.5, 1, 0, 0.25]), np.array([0, 0.5, 0.25, 1])
-    got = model.score(np.array([0]), HEARD_0)[0]
-    np.testing.assert_allclose(got, 6 / 7 * als + 1 / 7 * pop, rtol=1e-6)
+    got = model.score(np.array([0]), HEARD_0)[0]  # warm: min_tracks 1
+    np.testing.assert_allclose(got, 0.4 * HAND_ALS + 0.2 * HAND_POP + 0.4 * HAND_RP3, rtol=1e-6)
     shares = model.shares(0, HEARD_0, 1)
-    assert [s.weight for s in shares] == pytest.approx([6 / 7, 0, 1 / 7])
+    assert [s.weight for s in shares] == pytest.approx([0.4, 0, 0.2, 0.4])
+
+
+def test_hybrid_rp3beta_share_is_the_hand_computed_blend_18():
+    model = dataclasses.replace(
+        _hand_hybrid(min_tracks=1),
+        weights=np.array([[0, 0.7, 0.3, 0], [0, 0.5, 0.5, 0], [0.5, 0, 0, 0.5]], np.float32),
+    )
+    got = model.score(np.array([0]), HEARD_0)[0]
+    np.testing.assert_allclose(got, 0.5 * HAND_ALS + 0.5 * HAND_RP3, rtol=1e-6)
+    contributions = model.explain(
+        UserHistory(user_idx=0, counts=HEARD_0, weights=HEARD_0), 2, n=3
+    ).contributions
+    assert set(contributions) == {"als", "content", "rp3beta"}
 
 
 def test_hybrid_with_audio_features_keeps_its_content_share_18():
@@ -340,11 +386,47 @@ def test_hybrid_with_audio_features_keeps_its_content_share_18():
     np.testing.assert_allclose(model.weights, [WEIGHTS[h] for h in ("cold", "few", "warm")])
 
 
+def test_few_tracks_without_audio_rank_exactly_as_als_fold_in_18(user_items, als):
+    """Known answer: with few_no_audio = ALS only, a listener with 2 tracks gets ALS fold-in's
+    list, whatever popularity says; the same catalogue with audio uses `few` (content and
+    popularity only), which ranks otherwise."""
+    popularity = PopularityModel(item_scores=np.linspace(1, 0, N_ITEMS, dtype=np.float32))
+    rp3 = fit_rp3beta(user_items, alpha=1.0, beta=0.5, neighbours=10)
+
+    def hybrid(audio: np.ndarray) -> HybridModel:
+        return build_hybrid(
+            als=als, content=fit_content(audio), popularity=popularity, rp3beta=rp3,
+            weights=WEIGHTS, min_tracks=5, liked=LIKED,
+        )  # fmt: skip
+
+    # a cluster-A listener of tracks 0 and 1, a cluster-B one of 12 and 13 (few: 2 < 5)
+    rows = sp.csr_matrix(([1.0, 2.0, 1.0, 3.0], ([0, 0, 1, 1], [0, 1, 12, 13])), shape=(2, N_ITEMS))
+    plain = hybrid(np.zeros((N_ITEMS, 0)))
+    got = blend(plain.parts(rows, user_factors=als.fold_in(rows)), plain.user_weights(rows))
+    want = als.score_new(rows)
+    np.testing.assert_array_equal(top_k(got, rows, k=10), top_k(want, rows, k=10))
+    # popularity alone would rank track 2 (A) first for both: the list is not popularity's
+    assert top_k(got, rows, k=1)[1, 0] >= HALF
+    with_audio = hybrid(_audio())
+    audio_weights = with_audio.user_weights(rows)
+    np.testing.assert_allclose(audio_weights, [WEIGHTS["few"]] * 2, rtol=1e-6)
+
+
 def test_loaded_hybrid_without_audio_keeps_the_effective_weights_18():
     model = _no_audio_hybrid()
-    loaded = load_hybrid(model.arrays(), liked=(0.7, 0.3, 0.0))
+    loaded = load_hybrid(model.arrays(), liked=(0.7, 0.3, 0.0, 0.0))
     np.testing.assert_array_equal(loaded.weights, model.weights)
-    np.testing.assert_allclose(loaded.liked, [1, 0, 0])
+    np.testing.assert_allclose(loaded.liked, [1, 0, 0, 0])
+    np.testing.assert_array_equal(
+        loaded.rp3beta.similarity.toarray(), HAND_RP3BETA.similarity.toarray()
+    )
+
+
+def test_hybrid_saved_before_rp3beta_is_refused_with_a_fix_18():
+    arrays = _no_audio_hybrid().arrays()
+    arrays["weights"] = arrays["weights"][:, :3]
+    with pytest.raises(SchemaError, match="rerun `musicrec train`"):
+        load_hybrid(arrays, liked=LIKED)
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "bm25"])

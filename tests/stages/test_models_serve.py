@@ -11,6 +11,7 @@ from stages.models.als import fit_als
 from stages.models.content import fit_content
 from stages.models.hybrid import build_hybrid
 from stages.models.popularity import fit_popularity
+from stages.models.rp3beta import fit_rp3beta
 from tests.stages.test_models import HALF, LIKED, N_ITEMS, WEIGHTS, _audio, _clusters
 
 ITEMS = pl.DataFrame(
@@ -72,6 +73,7 @@ def test_liked_cluster_a_tracks_give_cluster_a_recommendations():
         als=als,
         content=content,
         popularity=fit_popularity(user_items),
+        rp3beta=fit_rp3beta(user_items, alpha=1.0, beta=0.5, neighbours=10),
         weights=WEIGHTS,
         min_tracks=5,
         liked=LIKED,

@@ -72,6 +72,7 @@ def test_fit_order_puts_components_first_and_keeps_the_rest_in_order():
         "als",
         "content",
         "popularity",
+        "rp3beta",
         "hybrid",
         "bpr",
     )
@@ -139,7 +140,7 @@ def test_records_are_what_models_json_keeps(fitted):
         "seed",
         "confidence",
     ]
-    assert fitted["hybrid"][1]["liked"] == [0.7, 0.3, 0.0]
+    assert fitted["hybrid"][1]["liked"] == [0.7, 0.3, 0.0, 0.0]
 
 
 def test_config_validates_model_names_against_the_registry(monkeypatch):
