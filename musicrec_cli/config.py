@@ -124,8 +124,8 @@ class TrainConfig:
     ease_regularization: float = 500.0
     ease_max_gib: float = 16.0
     hybrid_cold: tuple[float, ...] = (0.0, 0.7, 0.3, 0.0)
-    hybrid_few: tuple[float, ...] = (0.3, 0.4, 0.3, 0.0)
-    hybrid_warm: tuple[float, ...] = (0.6, 0.3, 0.1, 0.0)
+    hybrid_few: tuple[float, ...] = (0.1, 0.2, 0.1, 0.6)
+    hybrid_warm: tuple[float, ...] = (0.1, 0.1, 0.0, 0.8)
     hybrid_few_no_audio: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)
     hybrid_warm_no_audio: tuple[float, ...] = (0.8, 0.0, 0.0, 0.2)
     hybrid_liked: tuple[float, ...] = (0.7, 0.3, 0.0, 0.0)
