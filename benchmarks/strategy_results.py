@@ -1,7 +1,7 @@
 """Per-strategy results of every model, with 95% intervals and Holm p vs the baseline.
 
 Usage: python benchmarks/strategy_results.py NAME BASE WORK [--strategies S ...] [--from STAGE]
-                                             [--lock /work/bigjob.lock] [--out RESULTS.json]
+                                             [--resume] [--lock /work/bigjob.lock] [--out JSON]
 
 BASE is an artifacts folder holding a finished 01_preprocess (the default data: `musicrec
 preprocess`; msd-taste: `musicrec preprocess --input ../shared/real-formats/msd-taste`). For
@@ -9,10 +9,12 @@ each strategy (default: every one the data allows: temporal and user-temporal ne
 the script runs the stages through the `musicrec` command, as a user would, in WORK/NAME_<strategy>
 (01_preprocess copied from BASE): split --strategy S, features, train, predict, evaluate, with
 the settings of musicrec.toml (plus `--set` pairs given after `--`). `--from train` reruns only
-train, predict and evaluate (e.g. after a change of the hybrid). The evaluate stage is the
-last, run under `flock LOCK` when `--lock` is given: its manifest's `significance_seconds` (the
-paired Wilcoxon + Holm + bootstrap comparisons of every metric column) and `cold_start_seconds`
-are the time the comparisons add, so they are measured holding the big-job lock, with the load
+train, predict and evaluate (e.g. after a change of the hybrid); `--resume` skips a stage
+whose folder is already complete. Every stage runs niced (quality runs). The evaluate manifest's
+`significance_seconds` (the paired Wilcoxon + Holm + bootstrap comparisons of every metric
+column) and `cold_start_seconds` are the time the comparisons add: to measure them, rerun with
+`--from evaluate --lock /work/bigjob.lock`, which runs evaluate alone holding the big-job lock
+(a short hold; evaluate is bit-reproducible, so the metrics are the same) and records the load
 average before and after.
 
 The JSON keeps, per strategy: the split summary, the evaluated users, and per model NDCG@10,
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("work", type=Path)
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES)
     parser.add_argument("--from", dest="first", choices=STAGES, default="split")
+    parser.add_argument("--resume", action="store_true", help="skip stages already complete")
     parser.add_argument("--lock", help="take this lock (flock) for the timed evaluate")
     parser.add_argument("--out", type=Path)
     parser.add_argument("extra", nargs="*", help="after --: --set pairs for every stage")
@@ -140,13 +143,18 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copytree(args.base / "01_preprocess", folder / "01_preprocess")
         seconds: dict[str, float] = {}
+        load_before = os.getloadavg()
         for stage in STAGES[STAGES.index(args.first) :]:
             options = ["--strategy", strategy] if stage == "split" else []
+            done = (folder / f"0{STAGES.index(stage) + 2}_{stage}" / "manifest.json").is_file()
+            if args.resume and done:
+                continue
             load_before = os.getloadavg()
             seconds[stage] = run_stage(folder, stage, extra, options, lock=args.lock)
         result[strategy] = {
             **summarise(folder),
             "stage_seconds": seconds,
+            "evaluate_under_lock": bool(args.lock),
             "evaluate_load_before": load_before,
             "evaluate_load_after": os.getloadavg(),
         }
