@@ -2,20 +2,21 @@
 
 Usage: python benchmarks/strategy_results.py NAME BASE WORK [--strategies S ...] [--from STAGE]
                                              [--resume] [--lock /work/bigjob.lock] [--out JSON]
+                                             [--set KEY=VALUE ...]
 
 BASE is an artifacts folder holding a finished 01_preprocess (the default data: `musicrec
 preprocess`; msd-taste: `musicrec preprocess --input ../shared/real-formats/msd-taste`). For
 each strategy (default: every one the data allows: temporal and user-temporal need timestamps)
-the script runs the stages through the `musicrec` command, as a user would, in WORK/NAME_<strategy>
-(01_preprocess copied from BASE): split --strategy S, features, train, predict, evaluate, with
-the settings of musicrec.toml (plus `--set` pairs given after `--`). `--from train` reruns only
-train, predict and evaluate (e.g. after a change of the hybrid); `--resume` skips a stage
-whose folder is already complete. Every stage runs niced (quality runs). The evaluate manifest's
-`significance_seconds` (the paired Wilcoxon + Holm + bootstrap comparisons of every metric
-column) and `cold_start_seconds` are the time the comparisons add: to measure them, rerun with
-`--from evaluate --lock /work/bigjob.lock`, which runs evaluate alone holding the big-job lock
-(a short hold; evaluate is bit-reproducible, so the metrics are the same) and records the load
-average before and after.
+the script runs the stages through the `musicrec` command, as a user would, in
+WORK/NAME_<strategy> (01_preprocess copied from BASE): split --strategy S, features, train,
+predict, evaluate, with the settings of musicrec.toml (plus any `--set KEY=VALUE`, given to every
+stage). `--from train` reruns only train, predict and evaluate (e.g. after a change of the
+hybrid); `--resume` skips a stage whose folder is already complete. Every stage runs niced
+(quality runs). The evaluate manifest's `significance_seconds` (the paired Wilcoxon + Holm +
+bootstrap comparisons of every metric column) and `cold_start_seconds` are the time the
+comparisons add: to measure them, rerun with `--from evaluate --lock /work/bigjob.lock`, which
+runs evaluate alone holding the big-job lock (a short hold; evaluate is bit-reproducible, so the
+metrics are the same) and records the load average before and after.
 
 The JSON keeps, per strategy: the split summary, the evaluated users, and per model NDCG@10,
 recall@10, hit rate@10, coverage@10 and the NDCG@10 / recall@10 difference from the baseline with
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="skip stages already complete")
     parser.add_argument("--lock", help="take this lock (flock) for the timed evaluate")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("extra", nargs="*", help="after --: --set pairs for every stage")
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     preprocess = json.loads((args.base / "01_preprocess" / "manifest.json").read_text())
     timed = preprocess["summary"]["has_timestamps"]
