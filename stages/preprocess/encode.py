@@ -105,14 +105,16 @@ def dedupe_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
     Of duplicates the one with the longest ms_played is kept (exports repeat rows on resync).
     One sort on the packed pair key and a comparison with the next row: cheaper than
     `unique(maintain_order=True)` or a sort on four columns. Rows without a time (a count
-    table's) are never duplicates: null is not equal to null here.
+    table's) are never duplicates: null is not equal to null here. Their count is a sort key
+    too, so that the rows of one pair (two song ids with the same names) come out in one order,
+    run after run.
     """
     keys = [PAIR_KEY, PLAYED_AT]
     count = [PLAY_COUNT] if PLAY_COUNT in plays.collect_schema() else []
     same_as_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys])
     return (
         plays.with_columns(pair_key())
-        .sort([*keys, MS_PLAYED], nulls_last=False)
+        .sort([*keys, MS_PLAYED, *count], nulls_last=False)
         .filter(~same_as_next.fill_null(value=False))
         .select(USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count)
     )

@@ -180,6 +180,27 @@ def test_dedupe_keeps_the_longest_of_repeated_plays() -> None:
     assert pairs.collect()["total_ms_played"].to_list() == [90_000, 50_000, 40_000]
 
 
+def test_dedupe_orders_a_count_tables_rows_of_one_pair_by_their_count() -> None:
+    # two song ids with the same names are one track: the pair has a row per id, no time
+    counts = [9, 2, 7, 1, 5, 3]
+    plays = pl.LazyFrame(
+        {
+            USER_IDX: [0] * 6,
+            TRACK_IDX: [4] * 6,
+            PLAYED_AT: [None] * 6,
+            "ms_played": [None] * 6,
+            "skipped": [False] * 6,
+            "play_count": counts,
+        },
+        schema_overrides={
+            USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32, PLAYED_AT: pl.Datetime("us", "UTC"),
+            "ms_played": pl.Int64, "play_count": pl.UInt32,
+        },
+    )  # fmt: skip
+    for frame in (plays, plays.reverse()):  # whatever order the rows arrive in
+        assert encode.dedupe_plays(frame).collect()["play_count"].to_list() == sorted(counts)
+
+
 def test_dedupe_and_sorted_aggregation_match_a_plain_group_by() -> None:
     rng = np.random.default_rng(7)
     n = 5_000
