@@ -151,6 +151,7 @@ def bench_scale(
     }  # fmt: skip
     tools = {k: v for k, v in tools.items() if not only or k in only}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
+    load_at_start = os.getloadavg()
     for _ in range(repeats):  # interleaved, so that machine noise hits every tool alike
         for name, cmd in tools.items():
             runs[name].append(timed(cmd, env))
@@ -179,6 +180,7 @@ def bench_scale(
         "events": events,
         "raw_parquet_mb": round(size / 2**20, 1),
         "repeats": repeats,
+        "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),
         "median": result,
         **ratios,
