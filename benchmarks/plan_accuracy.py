@@ -29,7 +29,7 @@ from typing import Any
 from full_scale import _measured, _size
 
 from musicrec_cli.config_load import load_config
-from musicrec_cli.planning import settings_of
+from musicrec_cli.planning import recorded_counts, settings_of
 from stages import plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,17 +105,9 @@ def recorded(path: Path, extra: list[str]) -> dict[str, Any]:
     st = run["stages"]
     pre, spl = st["preprocess"], st["split"]["summary"]
     raw = {"raw_events": run["sizes"]["events"], "raw_bytes": st["generate"]["bytes_on_disk"]}
-    counts = {
-        "plays": pre["summary"]["n_plays"],
-        "pairs": pre["summary"]["n_pairs"],
-        "users": pre["summary"]["n_users"],
-        "tracks": pre["summary"]["n_tracks"],
-        "spellings": pre["rows_out"]["id_map_tracks.parquet"],
-        "train_pairs": spl["n_train"],
-        "test_pairs": spl["n_test"],
-    }
-    if spl.get("n_test_replay") is not None:
-        counts["replay_pairs"] = spl["n_test_replay"]
+    counts = recorded_counts(
+        pre["summary"], spl, spellings=pre["rows_out"]["id_map_tracks.parquet"]
+    )
     # full_scale.py's config sets predict.n = 100; its --set values follow
     overrides = ["predict.n=100", *run.get("settings", []), *extra]
     settings = settings_of(load_config(None, tuple(overrides)))

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -133,25 +134,42 @@ def _recorded_raw(root: Path) -> tuple[int, int] | None:
 
 def _manifest_counts(root: Path) -> dict[str, int]:
     """Exact counts recorded by 01_preprocess and 02_split, where they exist."""
+    pre, spl = art.read_manifest(root, "preprocess"), art.read_manifest(root, "split")
+    idmap = (pre or {}).get("outputs", {}).get(art.ID_MAP_TRACKS, {})
+    return recorded_counts(
+        None if pre is None else pre["summary"],
+        None if spl is None else spl["summary"],
+        spellings=idmap.get("rows"),
+    )
+
+
+def recorded_counts(
+    preprocess: Mapping[str, Any] | None,
+    split: Mapping[str, Any] | None,
+    *,
+    spellings: int | None = None,
+) -> dict[str, int]:
+    """The plan's `known` counts from the summaries 01_preprocess and 02_split recorded.
+
+    Args:
+        preprocess: 01_preprocess's manifest summary (None where the stage has not run).
+        split: 02_split's manifest summary (None likewise).
+        spellings: Rows of id_map_tracks.parquet, where known.
+    """
     known: dict[str, int] = {}
-    pre = art.read_manifest(root, "preprocess")
-    if pre is not None:
-        s = pre["summary"]
+    if preprocess is not None:
         known |= {
-            "plays": s["n_plays"],
-            "pairs": s["n_pairs"],
-            "users": s["n_users"],
-            "tracks": s["n_tracks"],
+            "plays": preprocess["n_plays"],
+            "pairs": preprocess["n_pairs"],
+            "users": preprocess["n_users"],
+            "tracks": preprocess["n_tracks"],
         }
-        idmap = pre.get("outputs", {}).get(art.ID_MAP_TRACKS, {})
-        if "rows" in idmap:
-            known["spellings"] = idmap["rows"]
-    spl = art.read_manifest(root, "split")
-    if spl is not None:
-        s = spl["summary"]
-        known |= {"train_pairs": s["n_train"], "test_pairs": s["n_test"]}
-        if s.get("n_test_replay") is not None:
-            known["replay_pairs"] = s["n_test_replay"]
+    if spellings is not None:
+        known["spellings"] = spellings
+    if split is not None:
+        known |= {"train_pairs": split["n_train"], "test_pairs": split["n_test"]}
+        if split.get("n_test_replay") is not None:
+            known["replay_pairs"] = split["n_test_replay"]
     return known
 
 

@@ -117,38 +117,30 @@ def estimate_sizes(
 class PlanSettings:
     """The settings that change a stage's cost, and the machine's threads.
 
-    The keys are musicrec.toml's of the same names, with its defaults; `threads` counts
-    FactorTopK's score buffers (one per thread).
+    The keys are musicrec.toml's of the same names (`ks` is [evaluate].k); their defaults live
+    there and in musicrec_cli/config.py only: `musicrec_cli.planning.settings_of(cfg)` builds
+    this. `threads` counts FactorTopK's score buffers (one per thread).
     """
 
-    batch_bytes: int = 1 << 30
-    buckets: int = 0
-    bucket_rows: int = 20_000_000
-    plays_per_part: int = 50_000_000
-    models: tuple[str, ...] = (
-        "popularity",
-        "trending",
-        "als",
-        "bpr",
-        "knn",
-        "rp3beta",
-        "content",
-        "hybrid",
-    )
-    factors: int = 64
-    iterations: int = 15
-    bpr_factors: int = 64
-    bpr_iterations: int = 100
-    knn_neighbours: int = 50
-    rp3beta_neighbours: int = 100
-    ease_max_gib: float = 16.0
-    n: int = 50
-    block_size: int = 1024
-    candidates: int = 3
-    rerank_models: tuple[str, ...] = ("als",)
-    similar_k: int = 20
-    ks: tuple[int, ...] = (5, 10, 20)
-    threads: int = 2
+    batch_bytes: int
+    buckets: int
+    bucket_rows: int
+    plays_per_part: int
+    models: tuple[str, ...]
+    factors: int
+    iterations: int
+    bpr_factors: int
+    bpr_iterations: int
+    knn_neighbours: int
+    rp3beta_neighbours: int
+    ease_max_gib: float
+    n: int
+    block_size: int
+    candidates: int
+    rerank_models: tuple[str, ...]
+    similar_k: int
+    ks: tuple[int, ...]
+    threads: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,11 @@
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from musicrec_cli.config import Config
+from musicrec_cli.planning import recorded_counts, settings_of
 from stages import plan
 from stages.plan_costs import BASE_BYTES
 
@@ -14,28 +17,25 @@ def recorded_run(name: str) -> tuple[plan.Sizes, dict]:
     """The counts a full_scale run recorded, as the plan would read them from its manifests."""
     run = json.loads((RESULTS / name).read_text())
     st = run["stages"]
-    pre, spl = st["preprocess"], st["split"]["summary"]
+    pre = st["preprocess"]
+    known = recorded_counts(
+        pre["summary"], st["split"]["summary"], spellings=pre["rows_out"]["id_map_tracks.parquet"]
+    )
     sizes = plan.estimate_sizes(
-        raw_events=run["sizes"]["events"],
-        raw_bytes=st["generate"]["bytes_on_disk"],
-        known={
-            "plays": pre["summary"]["n_plays"],
-            "pairs": pre["summary"]["n_pairs"],
-            "users": pre["summary"]["n_users"],
-            "tracks": pre["summary"]["n_tracks"],
-            "spellings": pre["rows_out"]["id_map_tracks.parquet"],
-            "train_pairs": spl["n_train"],
-            "test_pairs": spl["n_test"],
-        }
-        | ({"replay_pairs": spl["n_test_replay"]} if "n_test_replay" in spl else {}),
+        raw_events=run["sizes"]["events"], raw_bytes=st["generate"]["bytes_on_disk"], known=known
     )
     return sizes, st
+
+
+def defaults(**changes: object) -> plan.PlanSettings:
+    """musicrec.toml's defaults (the one place they are kept), with `changes`, on 2 threads."""
+    return dataclasses.replace(settings_of(Config()), threads=2, **changes)
 
 
 def test_800m_estimates_are_within_1_5x_of_the_recorded_peaks():
     # benchmarks/full_scale.py's settings: n = 100, popularity and ALS, no re-ranking or similar
     sizes, measured = recorded_run("full_scale.json")
-    settings = plan.PlanSettings(models=("popularity", "als"), n=100, rerank_models=(), similar_k=0)
+    settings = defaults(models=("popularity", "als"), n=100, rerank_models=(), similar_k=0)
     for p in plan.plan_run(sizes, settings):
         peak = measured[p.stage]["peak_rss_gib"] * GIB
         disk = measured[p.stage]["bytes_on_disk"]
@@ -47,7 +47,7 @@ def test_10m_estimates_are_within_2x_of_the_recorded_peaks():
     # benchmarks/full_scale.py --scale 80 with every model, EASE included (plan_accuracy.py)
     sizes, measured = recorded_run("plan_10m_run.json")
     models = ("popularity", "trending", "als", "bpr", "knn", "rp3beta", "ease", "content")
-    settings = plan.PlanSettings(models=(*models, "hybrid"), n=100)
+    settings = defaults(models=(*models, "hybrid"), n=100)
     for p in plan.plan_run(sizes, settings):
         peak = measured[p.stage]["peak_rss_gib"] * GIB
         assert 0.5 <= p.peak_bytes / peak <= 2, (p.stage, p.peak_bytes / GIB, peak / GIB)
@@ -60,7 +60,7 @@ def small(**counts: int) -> plan.Sizes:
 
 
 def test_train_memory_is_the_data_the_factors_and_the_als_working_set():
-    settings = plan.PlanSettings(models=("als",), factors=10)
+    settings = defaults(models=("als",), factors=10)
     p = plan.plan_stage("train", small(), settings)
     data = 3000 * 32  # frame (24 bytes a pair) + float32 CSR (8)
     factors = (100 + 50) * 10 * 4
@@ -75,7 +75,7 @@ def test_train_memory_is_the_data_the_factors_and_the_als_working_set():
 
 
 def test_ease_is_refused_above_its_memory_plan_with_what_it_would_need():
-    settings = plan.PlanSettings(models=("popularity", "ease"), ease_max_gib=16)
+    settings = defaults(models=("popularity", "ease"), ease_max_gib=16)
     p = plan.plan_stage("train", small(tracks=800_000), settings)
     assert "800,000 tracks" in p.refused
     assert "2.6 TB" in p.refused  # 4 bytes x 800K^2
@@ -85,7 +85,7 @@ def test_ease_is_refused_above_its_memory_plan_with_what_it_would_need():
 
 
 def test_refused_ease_makes_no_predictions():
-    settings = plan.PlanSettings(models=("popularity", "ease"), n=10, rerank_models=())
+    settings = defaults(models=("popularity", "ease"), n=10, rerank_models=())
     p = plan.plan_stage("predict", small(tracks=800_000), settings)
     assert p.disk_bytes == 100 * 10 * 1 * 8  # users x n x one list x 8 bytes a row
 
@@ -103,14 +103,14 @@ def test_known_counts_win_and_the_rest_follow_from_the_raw_events():
 
 def test_batches_follow_the_settings():
     sizes = small(plays=45_000_000)
-    p = plan.plan_stage("preprocess", sizes, plan.PlanSettings(bucket_rows=10_000_000))
+    p = plan.plan_stage("preprocess", sizes, defaults(bucket_rows=10_000_000))
     assert "5 bucket(s) of ~9.0M plays" in p.batches
-    s = plan.plan_stage("split", sizes, plan.PlanSettings(plays_per_part=20_000_000))
+    s = plan.plan_stage("split", sizes, defaults(plays_per_part=20_000_000))
     assert s.batches == ("3 user range(s) of ~15.0M plays",)
 
 
 def test_problems_name_the_stage_and_what_it_needs():
-    plans = plan.plan_run(small(), plan.PlanSettings())
+    plans = plan.plan_run(small(), defaults())
     roomy = plan.Machine(memory_bytes=64 * GIB, available_bytes=64 * GIB, disk_free_bytes=GIB)
     assert plan.problems_for(plans, roomy) == []
     tight = plan.Machine(memory_bytes=300 * 2**20, available_bytes=1, disk_free_bytes=1000)
