@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from musicrec_cli.http import schemas
 from musicrec_cli.http.snapshot import Snapshot
-from musicrec_cli.runner.predict import RERANK_SUFFIX
+from musicrec_cli.runner.predict_lists import RERANK_SUFFIX
 from stages import rerank, serve
 from stages.models import UserHistory
 from stages.schema import TRACK_GROUP_ID, TRACK_ID
