@@ -37,7 +37,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stages.generate import make_world  # noqa: E402
+from stages.generate import draw_plays, make_world  # noqa: E402
 
 FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
 CHUNK = 20_000_000
@@ -73,9 +73,10 @@ print(json.dumps({
 def draw_matrix(events: int, *, seed: int = 42) -> sp.csr_matrix:
     """(users, tracks) float32 CSR of log1p(plays) for `events` plays drawn like `generate`.
 
-    Users, tracks and genres in the full-scale proportions; plays drawn in chunks as
-    `stages.generate.make_events` draws them (user by activity, genre by taste 60/25/15, track
-    by popularity within the genre); 25% skips are left out, as preprocess drops them.
+    Users, tracks and genres in the full-scale proportions; plays drawn in chunks by
+    `stages.generate.draw_plays` (what `make_events` draws first: user by activity, genre by
+    taste 60/25/15, track by popularity within the genre); skips (25%) are left out, as
+    preprocess drops them.
     """
     scale = FULL["events"] / events
     n_users, n_tracks = int(FULL["users"] / scale), int(FULL["tracks"] / scale)
@@ -84,17 +85,8 @@ def draw_matrix(events: int, *, seed: int = 42) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     keys = []
     for start in range(0, events, CHUNK):
-        m = min(CHUNK, events - start)
-        user = np.minimum(np.searchsorted(world.user_cdf, rng.random(m)), n_users - 1)
-        pick = rng.random(m)
-        genre = np.where(
-            pick < 0.6,
-            world.user_genres[user, 0],
-            np.where(pick < 0.85, world.user_genres[user, 1], rng.integers(0, n_genres, m)),
-        )
-        track = np.searchsorted(world.track_cdf, genre + rng.random(m) * 0.999999)
-        track = np.minimum(track, n_tracks - 1)
-        kept = rng.random(m) >= 0.25
+        user, track, skipped = draw_plays(world, min(CHUNK, events - start), rng, n_genres=n_genres)
+        kept = ~skipped
         key, count = np.unique(user[kept] * np.int64(n_tracks) + track[kept], return_counts=True)
         keys.append((key, count))
     key = np.concatenate([k for k, _ in keys])
