@@ -25,7 +25,7 @@ from stages.preprocess.columns import SOURCE_FILE
 from stages.preprocess.formats import PRESETS, Preset
 from stages.schema import INTERACTIONS, TRACK_URI
 from stages.spark import kcore as spark_kcore
-from stages.spark import map_batches, polars_cast
+from stages.spark import polars_cast
 from stages.spark import preprocess as spark_pp
 
 # user and spelling counts are merged in this many hash groups (their rows are small)
@@ -98,20 +98,14 @@ def read_names(spark: Any, found: list[Entry]) -> pl.LazyFrame | None:
 
 
 class SparkPasses:
-    """The raw log parsed on Spark once (kept on the executors), and both passes over it."""
+    """Both passes over the raw log on Spark; each parses the log's pieces again (`Source`)."""
 
     def __init__(
-        self,
-        parsed: Any,
-        schema: dict[str, pl.DataType],
-        *,
-        native: dict[str, pl.DataType] | None = None,
+        self, source: spark_pp.Source, *, native: dict[str, pl.DataType] | None = None
     ) -> None:
-        from pyspark import StorageLevel
-
-        self.schema = schema
+        self.source = source
+        self.schema = source.schema
         self.native = native  # the reader's columns, for a URI input
-        self.parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
 
     @classmethod
     def of_input(
@@ -135,33 +129,27 @@ class SparkPasses:
     ) -> SparkPasses:
         """Local files (at the same path on every executor), parsed one per task."""
         schema = dict(parse_one(files[:1]).collect_schema())
-        parsed = spark_pp.parse_files(spark, files, parse_one, schema)
-        return cls(parsed, schema)
+        return cls(spark_pp.file_source(spark, files, parse_one, schema))
 
     @classmethod
     def of_native(cls, native: Any, parse: Callable[[pl.LazyFrame], pl.LazyFrame]) -> SparkPasses:
-        """Rows a Spark reader read (`read_uris`), parsed batch by batch on the executors.
+        """Rows a Spark reader read (`read_uris`), parsed a partition at a time on the executors.
 
         The format's columns are checked here, on the driver, on the readers' schema.
         """
         inputs = dict(pl.from_arrow(native.limit(0).toArrow()).schema)  # type: ignore[union-attr]
         schema = spark_pp.schema_of(parse, inputs)
-        parsed = map_batches(native, parse, inputs=inputs, schema=schema)
-        return cls(parsed, schema, native=inputs)
+        return cls(spark_pp.native_source(native, parse, inputs=inputs, schema=schema),
+                   native=inputs)  # fmt: skip
 
     def bad_examples(self, *, n: int) -> pl.DataFrame:
         """`parse.bad_examples` of some unreadable rows (Spark picks which)."""
-        from pyspark.sql import functions as F  # noqa: N812
-
-        bad = self.parsed.filter(F.col(parse.DROP_REASON).isin(list(parse.UNPARSEABLE)))
-        rows = _collect(bad.limit(n), self.schema)
-        return parse.bad_examples(rows.lazy(), n=n).collect()
+        bad, schema = spark_pp.bad_rows(self.source, n=n)
+        return _collect(bad.limit(n), schema)
 
     def counts(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """(user_reason_counts, keyed spellings as `names.canonicalise` gives, file counts)."""
-        users, spell, per_file = spark_pp.survey_counts(
-            self.parsed, schema=self.schema, n_groups=SURVEY_GROUPS
-        )
+        users, spell, per_file = spark_pp.survey_counts(self.source, n_groups=SURVEY_GROUPS)
         spell = spell.cache()
         artists, titles = spark_pp.name_keys(spell)
         spell_schema = spark_pp.schema_of(spark_pp.kept_spellings, self.schema)
@@ -183,13 +171,13 @@ class SparkPasses:
     ) -> tuple[Any, Any]:
         """(plays, pairs): de-duplicated plays and aggregated pairs, sorted, on the executors.
 
-        Both are persisted (memory, then disk) and counted, so the parsed rows can go.
+        Both are persisted (memory, then disk) and counted: the k-core and the renumbering read
+        them several times.
         """
         from pyspark import StorageLevel
 
         encoded, schema = spark_pp.encode_plays(
-            self.parsed,
-            schema=self.schema,
+            self.source,
             id_map=id_map,
             users=users,
             by_hash=by_hash,
@@ -200,8 +188,7 @@ class SparkPasses:
             encoded, schema=schema, plays_schema=self.plays_schema, n_groups=n_groups
         )
         plays, pairs = (f.persist(StorageLevel.MEMORY_AND_DISK) for f in (plays, pairs))
-        plays.count(), pairs.count()
-        self.parsed.unpersist()
+        plays.count(), pairs.count()  # plays first: pairs are aggregated from the cached plays
         return plays, pairs
 
     def events(
