@@ -118,3 +118,23 @@ def test_spark_preprocess_equals_polars_on_a_real_lastfm_export(spark, real_form
     polars_dir = shutil.copytree(art / "01_preprocess", tmp_path / "polars")
     _run(config, "preprocess", "--engine", "spark")
     _compare(polars_dir, art / "01_preprocess")
+
+
+@pytest.mark.slow
+def test_spark_preprocess_equals_polars_on_the_real_taste_profile_counts(
+    spark, real_formats, tmp_path
+):
+    # a count table whose ids share canonical tracks: rows of one pair without a time, which
+    # both engines must write in the same order (encode.dedupe_plays' tie-breakers)
+    config = write_config(
+        tmp_path,
+        paths={"raw": str(real_formats / "msd-taste"), "catalog": ""},
+        preprocess={"format": "auto"},
+    )
+    _run(config, "preprocess")
+    art = tmp_path / "artifacts"
+    polars_dir = shutil.copytree(art / "01_preprocess", tmp_path / "polars")
+    _run(config, "preprocess", "--engine", "spark")
+    _compare(polars_dir, art / "01_preprocess")
+    plays = pl.read_parquet(art / "01_preprocess" / "plays.parquet")
+    assert plays.height > plays.select("user_idx", "track_idx").n_unique()  # the tied rows
