@@ -64,7 +64,9 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
     scope = lineage.SCOPE_USERS if users_file is not None and base is None else lineage.SCOPE_ALL
     with art.open_stage(root, "predict") as out:
         spark_lists = (
-            predict_spark.spark_lists(cfg, out, models, users, codes(catalog.group_ids))
+            predict_spark.spark_lists(
+                cfg, out, models, users, codes(catalog.group_ids), p=p, keep_heard=replay
+            )
             if engine == "spark"
             else {}
         )

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import stage_dir
-from musicrec_cli.config import Config
+from musicrec_cli.config import Config, PredictConfig
 from stages import predict
 from stages.models import Recommender
 from stages.schema import MODEL
@@ -41,20 +41,25 @@ def spark_lists(
     models: dict[str, Recommender],
     users: npt.NDArray[np.int64],
     group: npt.NDArray[np.int64],
+    *,
+    p: PredictConfig,
+    keep_heard: bool = False,
 ) -> dict[str, Path]:
     """Exact lists of every factor model on Spark, each into a folder of part files in `out`.
 
     Args:
-        cfg: The configuration ([predict] and [spark]).
+        cfg: The configuration ([spark], [paths]).
         out: The predict stage's writer; the folders are made inside it.
         models: Trained models by name; those without item factors are left to the caller.
         users: (b,) user_idx to score.
         group: (n_items,) song code of every track (one version per song).
+        p: The [predict] settings as the run applies them (a one-user log allows heard songs).
+        keep_heard: Heard tracks stay in the lists (`stages.predict.scorer`'s keep_heard).
     """
     from musicrec_cli.spark import spark_session
     from stages.spark import predict as spark_predict
 
-    p, root = cfg.predict, Path(cfg.paths.artifacts)
+    root = Path(cfg.paths.artifacts)
     factor_models = {m: f for m, f in models.items() if predict.is_factorised(f)}
     others = [m for m in models if m not in factor_models]
     if others:
@@ -70,6 +75,7 @@ def spark_lists(
         one_per_group=p.one_per_group,
         allow_heard_songs=p.allow_heard_songs,
         block_items=SPARK_BLOCK_ITEMS,
+        keep_heard=keep_heard,
     )
     with spark_session(cfg.spark, workdir=out.partial) as spark:
         train = spark.read.parquet(str(stage_dir(root, "split") / art.TRAIN))

@@ -62,7 +62,8 @@ class ListSettings:
     """What a list holds ([predict]) and the tracks per broadcast block of item factors.
 
     n tracks, the first fetch's depth, one version per song, whether songs already heard may
-    come back ([predict].allow_heard_songs).
+    come back ([predict].allow_heard_songs), and whether heard tracks stay in the lists
+    (`keep_heard`: one person's log tested on what they play again, as `predict.scorer`).
     """
 
     n: int
@@ -70,6 +71,7 @@ class ListSettings:
     one_per_group: bool
     allow_heard_songs: bool
     block_items: int
+    keep_heard: bool = False
 
 
 def _heard(batch: pa.RecordBatch, n_items: int) -> sp.csr_matrix:
@@ -113,6 +115,8 @@ def _score_block(
         factors = batch.column(FACTORS).flatten().to_numpy(zero_copy_only=False)
         queries = factors.reshape(len(users), -1).astype(np.float32)
         heard = _heard(batch, len(group))
+        if s.keep_heard:  # the history fed the factors; nothing is taken out of the lists
+            heard = sp.csr_matrix(heard.shape, dtype=heard.dtype)
         in_block = heard[:, start : start + len(items)].tocsr()
         heard_songs = None if s.allow_heard_songs else songs.heard_groups(heard, group)
         idx, best = songs.plain_lists(

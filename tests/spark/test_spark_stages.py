@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from polars.testing import assert_frame_equal
 
 from stages import predict, songs, split
+from stages.models.als import AlsModel
 from stages.schema import INTERACTIONS, PLAYS, RANK, SCORE, TRACK_IDX, USER_IDX
 from stages.spark import polars_cast, to_spark_arrow
 from stages.spark import predict as spark_predict
@@ -114,3 +115,32 @@ def test_spark_lists_over_item_blocks_equal_the_polars_lists(
     heard_pairs = pairs.cast({USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32})
     assert got.join(heard_pairs, on=[USER_IDX, TRACK_IDX]).height == 0
     assert got.filter(pl.col(USER_IDX) == 5)[RANK].to_list() == list(range(1, n + 1))
+
+
+def test_spark_lists_keep_heard_tracks_for_a_replay_test_as_polars_does(spark, rng):
+    """One person's log (split test_view "replay"): heard tracks stay in the lists on Spark too.
+
+    Each user's best track is made one they heard; the Spark lists equal the Polars scorer's
+    with keep_heard (and allowed heard songs), across two item blocks.
+    """
+    users, items, n = rng.normal(size=(12, 5)), rng.normal(size=(40, 5)), 4
+    users, items = users.astype(np.float32), items.astype(np.float32)
+    group = np.arange(40)  # every track its own song
+    best_track = np.argmax(users @ items.T, axis=1)
+    heard = sp.csr_matrix(
+        (np.ones(12, np.float32), best_track, np.arange(13)), shape=(12, 40)
+    )  # fmt: skip
+    pairs = pl.DataFrame({USER_IDX: np.arange(12), TRACK_IDX: best_track.astype(np.int64)})
+    rows = spark_predict.user_rows(
+        spark, users, np.arange(12), spark.createDataFrame(to_spark_arrow(pairs))
+    )
+    settings = spark_predict.ListSettings(n=n, depth=2 * n, one_per_group=True,
+                                          allow_heard_songs=True, block_items=25,
+                                          keep_heard=True)  # fmt: skip
+    got = _to_polars(spark_predict.top_n(spark, rows, items, group, settings), spark_predict.LISTS)
+    model = AlsModel(user_factors=users, item_factors=items)
+    idx, best = predict.scorer(model, keep_heard=True)(np.arange(12), heard, n)
+    want = predict.ranked_frame(np.arange(12), idx, best, model_name="")
+    assert_frame_equal(got.drop(SCORE), want.select(list(spark_predict.LISTS)).drop(SCORE))
+    first = got.filter(pl.col(RANK) == 1).sort(USER_IDX)[TRACK_IDX].to_numpy()
+    np.testing.assert_array_equal(first, best_track)  # the heard best track leads each list
