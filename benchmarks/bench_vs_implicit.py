@@ -12,7 +12,9 @@ on train with the best settings.
     python benchmarks/bench_vs_implicit.py default-user-random --seeds 0 1
     python benchmarks/bench_vs_implicit.py msd-taste --seeds 0 1
 
-Results go to benchmarks/results/vs_implicit_<data>.json.
+Results go to benchmarks/results/vs_implicit_<data>.json; runs of seeds not given are kept from
+the file, so seeds can be run (and re-run) one at a time. Each run records its tuning budget,
+minutes and machine load.
 """
 
 from __future__ import annotations
@@ -339,31 +341,46 @@ def main() -> None:
     )
     args = parser.parse_args()
     budget = {m: max(1, round(t * args.trials_factor)) for m, t in TUNED.items()}
-    load = os.getloadavg()
-    runs = {}
-    if args.data == "default":
-        runs["temporal split of make all"] = run(default_data(args.artifacts), 0, budget)
-    elif args.data == "default-user-random":
-        for seed in args.seeds:
-            print(f"default data, user-random seed {seed}", flush=True)
-            runs[f"user-random seed {seed}"] = run(
-                default_user_random(args.artifacts, seed), seed, budget
-            )
-    else:
-        for seed in args.seeds:
-            print(f"msd-taste, user-random seed {seed}", flush=True)
-            runs[f"user-random seed {seed}"] = run(msd_data(MSD, seed), seed, budget)
-    report = {
-        "load_at_start": [round(x, 2) for x in load],
-        "load_at_end": [round(x, 2) for x in os.getloadavg()],
-        "what": "binary NDCG@10 over the test pairs; implicit 0.7.3 at its defaults vs musicrec",
-        "tuning_budget_trials": budget,
-        "machine": f"{platform.machine()}, shared by several jobs (2 cores); one run per setting",
-        "runs": runs,
-    }
     out = ROOT / "benchmarks" / "results" / f"vs_implicit_{args.data.replace('-', '_')}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"-> {out}")
+    # runs of other seeds recorded earlier are kept; each run carries its own budget and load
+    report = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    runs = report.get("runs", {})
+    for earlier in runs.values():  # files written before each run kept its own budget and load
+        for field in ("tuning_budget_trials", "load_at_start", "load_at_end"):
+            if field in report:
+                earlier.setdefault(field, report[field])
+    for key, seed, data in _datasets(args):
+        print(f"{args.data}, {key}", flush=True)
+        load = os.getloadavg()
+        result = run(data(), seed, budget)
+        runs[key] = {
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "tuning_budget_trials": budget,
+            "load_at_start": [round(x, 2) for x in load],
+            "load_at_end": [round(x, 2) for x in os.getloadavg()],
+            **result,
+        }
+        report = {
+            "what": "binary NDCG@10 over the test pairs; implicit 0.7.3 at its defaults "
+            "vs musicrec",
+            "machine": f"{platform.machine()}, shared by several jobs (2 cores); one run per "
+            "setting; each run records its tuning budget and load",
+            "runs": dict(sorted(runs.items())),
+        }
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"-> {out}", flush=True)
+
+
+def _datasets(args: argparse.Namespace) -> list[tuple[str, int, Any]]:
+    """(run key, seed, a function building its Data) for the data and seeds asked."""
+    if args.data == "default":
+        return [("temporal split of make all", 0, lambda: default_data(args.artifacts))]
+    if args.data == "default-user-random":
+        return [
+            (f"user-random seed {s}", s, lambda s=s: default_user_random(args.artifacts, s))
+            for s in args.seeds
+        ]
+    return [(f"user-random seed {s}", s, lambda s=s: msd_data(MSD, s)) for s in args.seeds]
 
 
 if __name__ == "__main__":
