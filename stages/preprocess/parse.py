@@ -53,7 +53,7 @@ UNPARSEABLE_WHAT = {
     "bad_play_count": f"column {RAW_PLAY_COUNT!r} (expected a whole number of plays)",
 }
 SHORT_PLAY = "short_play"
-# a recording MBID is part of a spelling: names never join two recordings (names._tracks_by_id)
+# a recording MBID is part of a spelling: names never join two recordings (recordings.tracks_by_id)
 SPELLING = (ARTIST_NAME, TRACK_NAME, ARTIST_MBID, TRACK_URI, TRACK_MBID)
 _ISO_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.fZ",
