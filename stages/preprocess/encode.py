@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 
 from stages.interactions import aggregate_pairs
-from stages.preprocess.parse import N_PLAYS, SPELLING, WEIGHT
+from stages.preprocess.parse import N_PLAYS, SPELLING
+from stages.preprocess.values import WEIGHT
 from stages.schema import (
     MS_PLAYED,
     PLAY_COUNT,

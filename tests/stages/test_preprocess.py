@@ -10,7 +10,7 @@ import pytest
 
 from stages.interactions import aggregate_pairs
 from stages.preprocess import catalog as catalog_join
-from stages.preprocess import encode, names, parse
+from stages.preprocess import encode, names, parse, values
 from stages.schema import PLAYED_AT, TRACK_IDX, USER_ID, USER_IDX
 
 UTC = dt.UTC
@@ -36,7 +36,7 @@ RANGE = {
     ],
 )
 def test_parse_timestamp_strings(raw: str, expected: dt.datetime | None) -> None:
-    out = pl.select(parse.parse_timestamp(pl.lit(raw), pl.String())).item()
+    out = pl.select(values.parse_timestamp(pl.lit(raw), pl.String())).item()
     assert out == expected
 
 
@@ -44,7 +44,7 @@ def test_parse_timestamp_strings(raw: str, expected: dt.datetime | None) -> None
     "epoch", [1_709_294_400, 1_709_294_400_000, 1_709_294_400_000_000, 1_709_294_400_000_000_000]
 )
 def test_parse_timestamp_epochs_in_any_unit(epoch: int) -> None:
-    out = pl.select(parse.parse_timestamp(pl.lit(epoch, pl.Int64), pl.Int64())).item()
+    out = pl.select(values.parse_timestamp(pl.lit(epoch, pl.Int64), pl.Int64())).item()
     assert out == T0
 
 
