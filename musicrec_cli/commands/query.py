@@ -24,7 +24,7 @@ from musicrec_cli.lineage import check_chain
 from musicrec_cli.runner.train import load_models
 from musicrec_cli.session import Session, session
 from musicrec_cli.sources import InputError
-from stages import serve
+from stages import lookup, serve
 from stages.models import Recommender, UserHistory, registry
 from stages.schema import ARTIST_NAME, TRACK_ID, TRACK_IDX, TRACK_NAME, USER_IDX, WEIGHT
 
@@ -38,7 +38,7 @@ def _run(s: Session, work: Callable[[], T]) -> T:
     def checked() -> T:
         try:
             return work()
-        except serve.LookupFailedError as exc:
+        except lookup.LookupFailedError as exc:
             raise InputError(str(exc)) from exc
 
     return s.guard(checked)
@@ -65,7 +65,7 @@ class _Served:
     def user_row(self, user_id: str) -> tuple[int, sp.csr_matrix]:
         """user_idx and (1, n_items) CSR of play counts in train (02_split, as predict uses)."""
         users = pl.read_parquet(stage_dir(self.root, "preprocess") / art.USERS)
-        u = serve.find_user(user_id, users)
+        u = lookup.find_user(user_id, users)
         return u, art.load_matrix(self.root, "split", art.TRAIN_MATRIX)[[u]]
 
     def describe(
@@ -139,7 +139,7 @@ def recommend(
             u, row = data.user_row(user)
             scores = chosen.score(np.asarray([u]), row)[0]
         else:
-            liked_idx = serve.find_tracks(liked or [], data.items)
+            liked_idx = lookup.find_tracks(liked or [], data.items)
             row = serve.liked_row(liked_idx, n_items=chosen.n_items)
             scores = serve.liked_scores(chosen, row, name=model)
         p = s.config().predict
@@ -187,7 +187,7 @@ def similar(
             raise InputError(msg)
         data = _load(s)
         chosen = data.model(model)
-        seed = serve.find_tracks([track], data.items)[0]
+        seed = lookup.find_tracks([track], data.items)[0]
         scores = serve.similar_scores(chosen, seed, name=model)
         idx, best = serve.rank_tracks(
             scores,
@@ -225,7 +225,7 @@ def _explain(
     data: _Served, user: str, track: str, n: int, *, one_per_group: bool
 ) -> dict[str, Any]:
     u, row = data.user_row(user)
-    t = serve.find_tracks([track], data.items)[0]
+    t = lookup.find_tracks([track], data.items)[0]
     loaded = load_models(data.root, serve.explainers(list(data.specs)))
     history = UserHistory(user_idx=u, counts=row, weights=_weights_row(data.root, u, row.shape[1]))
     groups = serve.group_codes(data.items) if one_per_group else None

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from musicrec_cli.http import schemas
 from musicrec_cli.http.snapshot import Snapshot
 from musicrec_cli.runner.predict_lists import RERANK_SUFFIX
-from stages import rerank, serve
+from stages import lookup, rerank, serve
 from stages.models import UserHistory
 from stages.schema import TRACK_GROUP_ID, TRACK_ID
 
@@ -220,5 +220,5 @@ def explain(snap: Snapshot, user_id: str, track: str, *, n: int) -> schemas.Expl
 
 def search(snap: Snapshot, query: str, *, n: int) -> schemas.Found:
     """Tracks whose names contain every word of `query`, most listened first."""
-    idx = serve.search_tracks(snap.search_text, snap.popularity, query, n=n)
+    idx = lookup.search_tracks(snap.search_text, snap.popularity, query, n=n)
     return schemas.Found(query=query, tracks=tracks(snap, idx.tolist()))

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from musicrec_cli.artifacts import ArtifactError
 from musicrec_cli.http import answers, schemas
 from musicrec_cli.http.snapshot import Snapshot
-from stages.serve import LookupFailedError
+from stages.lookup import LookupFailedError
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.Error, "description": "Unknown user, track or model"}

@@ -25,7 +25,7 @@ from musicrec_cli.artifacts import ArtifactError, require_stage, stage_dir
 from musicrec_cli.config import PredictConfig
 from musicrec_cli.http.lists import Lists, load_lists
 from musicrec_cli.runner.train import load_models
-from stages import predict, rerank, serve
+from stages import lookup, predict, rerank, serve
 from stages.interactions import build_matrix
 from stages.models import Recommender
 from stages.models.content import ContentModel
@@ -103,7 +103,7 @@ class Snapshot:
                 f"model {name!r} is not trained in {self.root}; trained: "
                 f"{', '.join(self.models)}. Add it to [train].models and run `musicrec train`."
             )
-            raise serve.LookupFailedError(msg)
+            raise lookup.LookupFailedError(msg)
         return name, self.models[name]
 
     @property
@@ -117,11 +117,11 @@ class Snapshot:
         at = int(ids.search_sorted(user_id, side="left"))
         if at < len(ids) and ids[at] == user_id:
             return int(self.users[USER_IDX][at])
-        return serve.find_user(user_id, self.users)  # raises, naming the closest ids
+        return lookup.find_user(user_id, self.users)  # raises, naming the closest ids
 
     def track_idx(self, queries: list[str]) -> list[int]:
         """track_idx per track id or "Artist - Title"; LookupFailedError at the first unknown."""
-        return serve.find_tracks(queries, self.items)
+        return lookup.find_tracks(queries, self.items)
 
     def weights_row(self, user_idx: int) -> sp.csr_matrix:
         """The user's 03_features confidence weights (what ALS was fitted on): (1, n_items) CSR."""

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from stages import serve
+from stages import lookup, serve
 from stages.models import top_contributions
 from stages.models.als import fit_als
 from stages.models.content import fit_content
@@ -29,21 +29,21 @@ def test_find_tracks_matches_ids_and_any_spelling_preprocess_merges():
         "  Daft   Punk - ONE MORE TIME ",
         "\u201cDaft Punk\u201d - Aerodynamic",
     ]
-    assert serve.find_tracks(queries, ITEMS) == [1, 0, 2]
+    assert lookup.find_tracks(queries, ITEMS) == [1, 0, 2]
 
 
 def test_find_tracks_names_the_unknown_query_and_the_closest_tracks():
     with pytest.raises(
-        serve.LookupFailedError, match="unknown track 'Daft Pnk - One More Time'"
+        lookup.LookupFailedError, match="unknown track 'Daft Pnk - One More Time'"
     ) as e:
-        serve.find_tracks(["björk - jóga", "Daft Pnk - One More Time"], ITEMS)
+        lookup.find_tracks(["björk - jóga", "Daft Pnk - One More Time"], ITEMS)
     assert "Closest: 'daft punk - one more time'" in str(e.value)
 
 
 def test_find_user_gives_index_or_a_clear_error():
-    assert serve.find_user("bob", USERS) == 1
-    with pytest.raises(serve.LookupFailedError, match="unknown user 'bobb'.*Closest: 'bob'"):
-        serve.find_user("bobb", USERS)
+    assert lookup.find_user("bob", USERS) == 1
+    with pytest.raises(lookup.LookupFailedError, match="unknown user 'bobb'.*Closest: 'bob'"):
+        lookup.find_user("bobb", USERS)
 
 
 def test_rank_tracks_leaves_out_excluded_tracks_and_their_versions():
@@ -85,7 +85,7 @@ def test_liked_cluster_a_tracks_give_cluster_a_recommendations():
         scores = serve.liked_scores(model, row, name="a model")
         idx, _ = serve.rank_tracks(scores, exclude=row.indices, n=5)
         assert (idx < HALF).all(), type(model).__name__
-    with pytest.raises(serve.LookupFailedError, match="model 'x' cannot score new listeners"):
+    with pytest.raises(lookup.LookupFailedError, match="model 'x' cannot score new listeners"):
         serve.liked_scores(object(), row, name="x")  # type: ignore[arg-type]
 
 
@@ -99,9 +99,9 @@ def test_top_contributions_only_lists_heard_tracks_with_positive_values():
 
 
 def test_closest_names_survive_the_shortlist_of_large_vocabularies(monkeypatch):
-    monkeypatch.setattr(serve, "_SHORTLIST", 2)
-    with pytest.raises(serve.LookupFailedError, match="Closest: 'daft punk - aerodynamic'"):
-        serve.find_tracks(["daft punk - aerodinamic"], ITEMS)
+    monkeypatch.setattr(lookup, "_SHORTLIST", 2)
+    with pytest.raises(lookup.LookupFailedError, match="Closest: 'daft punk - aerodynamic'"):
+        lookup.find_tracks(["daft punk - aerodinamic"], ITEMS)
     users = pl.DataFrame({"user_idx": [0, 1, 2], "user_id": ["u_0120", "u_0121", "v_9"]})
-    with pytest.raises(serve.LookupFailedError, match=r"Closest: 'u_0121'\.$"):
-        serve.find_user("u_0121x", users)
+    with pytest.raises(lookup.LookupFailedError, match=r"Closest: 'u_0121'\.$"):
+        lookup.find_user("u_0121x", users)
