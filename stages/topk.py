@@ -3,6 +3,10 @@
 `top_n` ranks a dense (b, n_items) score block (any model); `topk_shared` ranks one score row
 shared by every user (popularity); `FactorTopK` ranks queries @ items.T for factor models, on
 every core, choosing per block of users between two exact selections by a cost estimate.
+
+Over 300 lines on purpose: FactorTopK, its two selections (`_kth_of_first`, `_kth_of_candidates`)
+and the estimate that picks one per block (`sample_size`, `choose_branch`) are one algorithm
+whose parts share its constants and invariants (docs/predict.md); apart, neither half reads alone.
 """
 
 from __future__ import annotations
