@@ -23,25 +23,14 @@ import scipy.sparse as sp
 from musicrec_cli.config import ConfigError, PredictConfig
 from musicrec_cli.runner import predict_spark
 from musicrec_cli.runner.predict_catalog import Catalog, codes, item_attributes
-from stages import ann, predict, rerank, songs
+from stages import ann, predict, rerank, schema, songs
 from stages.models import Factorised, Recommender
-from stages.schema import (
-    GENERATED_AT,
-    MODEL,
-    PREDICTIONS,
-    TIMESTAMP,
-    TRACK_GROUP_ID,
-    TRACK_ID,
-    TRACK_IDX,
-    USER_ID,
-    USER_IDX,
-)
 
 log = logging.getLogger(__name__)
 
 SIMILAR_TRACK_ID = "similar_track_id"
 RERANK_SUFFIX = "+rerank"
-PREDICTION_COLUMNS = tuple(PREDICTIONS)
+PREDICTION_COLUMNS = tuple(schema.PREDICTIONS)
 
 
 def _hnsw(vectors: npt.NDArray[np.float32], name: str, p: PredictConfig) -> Any:
@@ -139,12 +128,12 @@ def block_frames(
 
 
 def with_ids(frame: pl.DataFrame, catalog: Catalog, generated_at: dt.datetime) -> pl.DataFrame:
-    """A `block_frames` frame with user, track and song ids and the run's time: PREDICTIONS."""
+    """A `block_frames` frame with user, track and song ids and the run's time (PREDICTIONS)."""
     return frame.with_columns(
-        catalog.user_ids.gather(frame[USER_IDX]).alias(USER_ID),
-        catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
-        catalog.group_ids.gather(frame[TRACK_IDX]).alias(TRACK_GROUP_ID),
-        pl.lit(generated_at, dtype=TIMESTAMP).alias(GENERATED_AT),
+        catalog.user_ids.gather(frame[schema.USER_IDX]).alias(schema.USER_ID),
+        catalog.track_ids.gather(frame[schema.TRACK_IDX]).alias(schema.TRACK_ID),
+        catalog.group_ids.gather(frame[schema.TRACK_IDX]).alias(schema.TRACK_GROUP_ID),
+        pl.lit(generated_at, dtype=schema.TIMESTAMP).alias(schema.GENERATED_AT),
     ).select(PREDICTION_COLUMNS)
 
 
@@ -186,8 +175,8 @@ def similar_frames(
         yield (
             0,
             frame.with_columns(
-                catalog.track_ids.gather(frame[TRACK_IDX]).alias(TRACK_ID),
+                catalog.track_ids.gather(frame[schema.TRACK_IDX]).alias(schema.TRACK_ID),
                 catalog.track_ids.gather(frame[predict.SIMILAR_TRACK_IDX]).alias(SIMILAR_TRACK_ID),
-                pl.lit(name).alias(MODEL),
+                pl.lit(name).alias(schema.MODEL),
             ),
         )

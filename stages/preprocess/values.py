@@ -9,26 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from stages.preprocess import names, shows
-from stages.preprocess.columns import (
-    ALBUM_NAME,
-    ARTIST_MBID,
-    INVALID_LINE,
-    NON_MUSIC,
-    RAW_PLAY_COUNT,
-    SOURCE_FILE,
-    TRACK_MBID,
-)
-from stages.schema import (
-    ARTIST_NAME,
-    MS_PLAYED,
-    PLAYED_AT,
-    SKIPPED,
-    TIMESTAMP,
-    TRACK_NAME,
-    TRACK_URI,
-    USER_ID,
-)
+from stages import schema
+from stages.preprocess import columns, names, shows
 
 WEIGHT = "weight"  # plays a raw row stands for: 1 in a log, its count in a count table
 _ISO_FORMATS = (
@@ -66,11 +48,11 @@ def parse_timestamp(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """
     if isinstance(dtype, pl.Datetime):
         zoned = value.dt.replace_time_zone("UTC") if dtype.time_zone is None else value
-        return zoned.dt.convert_time_zone("UTC").cast(TIMESTAMP)
+        return zoned.dt.convert_time_zone("UTC").cast(schema.TIMESTAMP)
     if dtype.is_numeric():
         return _epoch(value)
     text = value.cast(pl.String).str.strip_chars()
-    parsed = [text.str.strptime(TIMESTAMP, f, strict=False) for f in _ISO_FORMATS]
+    parsed = [text.str.strptime(schema.TIMESTAMP, f, strict=False) for f in _ISO_FORMATS]
     digits = text.str.replace(r"\.\d*$", "").cast(pl.Int64, strict=False)
     return pl.coalesce(*parsed, _epoch(digits))
 
@@ -90,47 +72,54 @@ def typed_columns(raw: pl.LazyFrame) -> pl.LazyFrame:
     Also `_has_ms` / `_has_skipped` (a value was written, readable or not) and `weight`: the
     play count of a count-table row (null where unreadable), 1 for a row of a log.
     """
-    schema = raw.collect_schema()
+    dtypes = raw.collect_schema()
 
     def text(name: str) -> pl.Expr:
-        return pl.col(name).cast(pl.String) if name in schema else pl.lit(None, pl.String)
+        return pl.col(name).cast(pl.String) if name in dtypes else pl.lit(None, pl.String)
 
-    ms = pl.col(MS_PLAYED) if MS_PLAYED in schema else pl.lit(None, pl.Int64)
-    skipped = boolean(pl.col(SKIPPED), schema[SKIPPED]) if SKIPPED in schema else None
-    written = text(SKIPPED).str.strip_chars().replace("", None).is_not_null()
-    flags = [pl.col(c) if c in schema else pl.lit(value=False) for c in (INVALID_LINE, NON_MUSIC)]
+    ms = pl.col(schema.MS_PLAYED) if schema.MS_PLAYED in dtypes else pl.lit(None, pl.Int64)
+    skipped = (
+        boolean(pl.col(schema.SKIPPED), dtypes[schema.SKIPPED])
+        if schema.SKIPPED in dtypes
+        else None
+    )
+    written = text(schema.SKIPPED).str.strip_chars().replace("", None).is_not_null()
+    flags = [
+        pl.col(c) if c in dtypes else pl.lit(value=False)
+        for c in (columns.INVALID_LINE, columns.NON_MUSIC)
+    ]
     weight = pl.lit(1, pl.Int64)
-    if RAW_PLAY_COUNT in schema:  # a count table: one row per pair, the count is its weight
-        count = text(RAW_PLAY_COUNT).str.strip_chars().cast(pl.Float64, strict=False)
+    if columns.RAW_PLAY_COUNT in dtypes:  # a count table: one row per pair, the count is its weight
+        count = text(columns.RAW_PLAY_COUNT).str.strip_chars().cast(pl.Float64, strict=False)
         weight = pl.when(count == count.round(0)).then(count.cast(pl.Int64))
     played_at = (
-        parse_timestamp(pl.col(PLAYED_AT), schema[PLAYED_AT])
-        if PLAYED_AT in schema
-        else pl.lit(None, TIMESTAMP)
+        parse_timestamp(pl.col(schema.PLAYED_AT), dtypes[schema.PLAYED_AT])
+        if schema.PLAYED_AT in dtypes
+        else pl.lit(None, schema.TIMESTAMP)
     )
     raw_value = [
         (pl.col(c).cast(pl.String), c)
-        for c in (SKIPPED, MS_PLAYED, RAW_PLAY_COUNT, PLAYED_AT)
-        if c in schema
+        for c in (schema.SKIPPED, schema.MS_PLAYED, columns.RAW_PLAY_COUNT, schema.PLAYED_AT)
+        if c in dtypes
     ]
     return raw.select(
-        text(SOURCE_FILE).alias(SOURCE_FILE),
-        text(USER_ID).str.strip_chars().alias(USER_ID),
-        played_at.alias(PLAYED_AT),
+        text(columns.SOURCE_FILE).alias(columns.SOURCE_FILE),
+        text(schema.USER_ID).str.strip_chars().alias(schema.USER_ID),
+        played_at.alias(schema.PLAYED_AT),
         *[v.alias(f"_raw_{c}") for v, c in raw_value],  # as written, for examples of bad rows
-        text(ARTIST_NAME).alias(ARTIST_NAME),
-        text(TRACK_NAME).alias(TRACK_NAME),
-        names.first_mbid(text(ARTIST_MBID)).alias(ARTIST_MBID),
-        names.first_mbid(text(TRACK_MBID)).alias(TRACK_MBID),
-        text(TRACK_URI).str.strip_chars().alias(TRACK_URI),
-        text(ALBUM_NAME).alias(ALBUM_NAME),
-        ms.cast(pl.Int64, strict=False).alias(MS_PLAYED),
+        text(schema.ARTIST_NAME).alias(schema.ARTIST_NAME),
+        text(schema.TRACK_NAME).alias(schema.TRACK_NAME),
+        names.first_mbid(text(columns.ARTIST_MBID)).alias(columns.ARTIST_MBID),
+        names.first_mbid(text(columns.TRACK_MBID)).alias(columns.TRACK_MBID),
+        text(schema.TRACK_URI).str.strip_chars().alias(schema.TRACK_URI),
+        text(columns.ALBUM_NAME).alias(columns.ALBUM_NAME),
+        ms.cast(pl.Int64, strict=False).alias(schema.MS_PLAYED),
         ms.is_not_null().alias("_has_ms"),
-        (skipped if skipped is not None else pl.lit(None, pl.Boolean)).alias(SKIPPED),
+        (skipped if skipped is not None else pl.lit(None, pl.Boolean)).alias(schema.SKIPPED),
         (written if skipped is not None else pl.lit(value=False)).alias("_has_skipped"),
         weight.alias(WEIGHT),
-        pl.lit(RAW_PLAY_COUNT in schema).alias("_counted"),
-        flags[0].fill_null(value=False).alias(INVALID_LINE),
-        flags[1].fill_null(value=False).alias(NON_MUSIC),
+        pl.lit(columns.RAW_PLAY_COUNT in dtypes).alias("_counted"),
+        flags[0].fill_null(value=False).alias(columns.INVALID_LINE),
+        flags[1].fill_null(value=False).alias(columns.NON_MUSIC),
         text(shows.SHOW).alias(shows.SHOW),
     )
