@@ -13,6 +13,9 @@ recency term). Each fit runs in a fresh process so that its peak RSS is its own:
 
     python benchmarks/rp3beta_scale.py 10000000 100000000
 
+Sizes are measured in separate lock holds if need be: sizes already in the results file and
+not given again are kept.
+
 Results (median of --repeats, with the machine load) go to benchmarks/results/rp3beta_scale.json,
 plus a linear extrapolation to 800M events from the two largest sizes (time by the product's
 multiply-adds, sum over users of their distinct tracks squared; memory by pairs).
@@ -43,12 +46,18 @@ FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
 CHUNK = 20_000_000
 NEIGHBOURS = 100
 
+# Peaks are read from /proc/self/status's VmHWM (the high-water mark of this process's own
+# memory map), not ru_maxrss: Linux carries a forked parent's high-water mark into ru_maxrss
+# across exec, so ru_maxrss read the parent's (the drawing of the events) as the fit's own.
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, scipy.sparse as sp
 from threadpoolctl import threadpool_limits
+def kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith(field + ":"))
 matrix = sp.load_npz(sys.argv[2]).tocsr()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = kib("VmHWM")
 cpu0, t0 = time.process_time(), time.perf_counter()
 with threadpool_limits(1, "blas"):
     if sys.argv[1] == "rp3beta":
@@ -63,7 +72,7 @@ with threadpool_limits(1, "blas"):
 print(json.dumps({
     "wall_seconds": round(time.perf_counter() - t0, 2),
     "cpu_seconds": round(time.process_time() - cpu0, 2),
-    "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    "peak_rss_gib": round(kib("VmHWM") / 2**20, 3),
     "rss_before_fit_gib": round(base / 2**20, 3),  # after loading; the fit may stay below it
     "similarity_nnz": int(nnz),
 }))
@@ -111,6 +120,7 @@ def _fit(kind: str, path: Path) -> dict[str, float]:
 
 
 def measure(events: int, repeats: int) -> dict[str, object]:
+    load = os.getloadavg()
     start = time.perf_counter()
     matrix = draw_matrix(events)
     per_user = np.diff(matrix.indptr).astype(np.float64)
@@ -137,60 +147,88 @@ def measure(events: int, repeats: int) -> dict[str, object]:
         for kind, rs in runs.items()
     }
     ratio = medians["rp3beta"]["wall_seconds"] / medians["implicit_cosine"]["wall_seconds"]
-    return {**shape, "median": medians, "runs": runs, "rp3beta_over_implicit_wall": ratio}
+    return {
+        **shape,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_at_start": [round(x, 2) for x in load],
+        "load_at_end": [round(x, 2) for x in os.getloadavg()],
+        "median": medians,
+        "runs": runs,
+        "rp3beta_over_implicit_wall": ratio,
+    }
 
 
 def extrapolate(sizes: list[dict[str, object]]) -> dict[str, object]:
-    """800M events from the two largest measured sizes: time ~ multiply-adds, memory ~ pairs.
+    """800M events from the two largest measured sizes: time two ways, memory ~ pairs.
 
     The multiply-adds and pairs at 800M are themselves extrapolated by their growth exponent
     between the two sizes (events ** k), since drawing 800M events here would take as long.
+    CPU time is scaled two ways: by the multiply-adds (a lower bound: it holds the cost of one
+    multiply-add constant, and that cost grew from 10M to 100M), and by the measured CPU's own
+    growth exponent between the two sizes.
     """
     a, b = sizes[-2], sizes[-1]
     ea, eb = float(a["events"]), float(b["events"])  # type: ignore[arg-type]
 
-    def grow(key: str) -> float:
-        va, vb = float(a[key]), float(b[key])  # type: ignore[arg-type]
+    def grow(va: float, vb: float) -> float:
         k = np.log(vb / va) / np.log(eb / ea)
         return float(vb * (FULL["events"] / eb) ** k)
 
-    mads, pairs = grow("product_multiply_adds"), grow("pairs")
-    rp = b["median"]["rp3beta"]  # type: ignore[index]
-    cpu = rp["cpu_seconds"] * mads / float(b["product_multiply_adds"])  # type: ignore[arg-type]
+    def of(size: dict[str, object], key: str) -> float:
+        return float(size[key])  # type: ignore[arg-type]
+
+    mads = grow(of(a, "product_multiply_adds"), of(b, "product_multiply_adds"))
+    pairs = grow(of(a, "pairs"), of(b, "pairs"))
+    ra, rb = a["median"]["rp3beta"], b["median"]["rp3beta"]  # type: ignore[index]
+    by_mads = rb["cpu_seconds"] * mads / of(b, "product_multiply_adds")
+    by_growth = grow(ra["cpu_seconds"], rb["cpu_seconds"])
     # the whole process's peak (matrix loaded, imports, fit) per pair beyond the smaller size's
-    base = a["median"]["rp3beta"]["peak_rss_gib"]  # type: ignore[index]
-    per_pair = (rp["peak_rss_gib"] - base) / (float(b["pairs"]) - float(a["pairs"]))  # type: ignore[arg-type]
+    base = ra["peak_rss_gib"]
+    per_pair = (rb["peak_rss_gib"] - base) / (of(b, "pairs") - of(a, "pairs"))
     return {
         "events": FULL["events"],
+        "from_sizes": [int(ea), int(eb)],
         "pairs_estimated": round(pairs),
         "pairs_measured_in_full_scale_json": 307_000_000,
         "product_multiply_adds_estimated": mads,
-        "rp3beta_cpu_hours_one_core": round(cpu / 3600, 1),
+        "cpu_seconds_per_multiply_add": [
+            ra["cpu_seconds"] / of(a, "product_multiply_adds"),
+            rb["cpu_seconds"] / of(b, "product_multiply_adds"),
+        ],
+        "rp3beta_cpu_hours_one_core_by_multiply_adds": round(by_mads / 3600, 1),
+        "rp3beta_cpu_hours_one_core_by_measured_growth": round(by_growth / 3600, 1),
         "peak_bytes_per_pair": round(per_pair * 2**30, 1),
         "rp3beta_process_peak_gib_at_estimated_pairs": round(base + per_pair * pairs, 1),
         "rp3beta_process_peak_gib_at_307m_pairs": round(base + per_pair * 307e6, 1),
-        "how": "CPU time scaled by multiply-adds (wall is inflated by the shared machine's load), "
-        "process peak by pairs, between the two largest sizes",
+        "how": "CPU time (wall is inflated by the shared machine's load) scaled by multiply-adds "
+        "and by its own growth; process peak by pairs; between the two largest sizes",
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("events", type=int, nargs="+")
+    parser.add_argument(
+        "events", type=int, nargs="*", help="sizes to measure (none: recompute from the file)"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    load = os.getloadavg()
-    sizes = [measure(e, args.repeats) for e in sorted(args.events)]
+    out = ROOT / "benchmarks" / "results" / "rp3beta_scale.json"
+    # sizes measured in earlier runs (separate lock holds) are kept unless measured again
+    earlier = json.loads(out.read_text(encoding="utf-8"))["sizes"] if out.exists() else []
+    fresh = [measure(e, args.repeats) for e in sorted(args.events)]
+    sizes = sorted(
+        [s for s in earlier if s["events"] not in args.events] + fresh,
+        key=lambda s: int(s["events"]),
+    )
     report = {
         "what": "RP3beta fit (alpha 1, beta 0.5, 100 neighbours) vs implicit CosineRecommender "
         "(K 100), one core each, fresh process per fit; generated data",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs",
-        "load_at_start": [round(x, 2) for x in load],
-        "load_at_end": [round(x, 2) for x in os.getloadavg()],
+        "peak": "VmHWM of the fit's own process (from 2026-12-01; earlier runs read ru_maxrss, "
+        "which carried the parent's high-water mark)",
         "sizes": sizes,
         "extrapolated_800m": extrapolate(sizes) if len(sizes) >= 2 else None,
     }
-    out = ROOT / "benchmarks" / "results" / "rp3beta_scale.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report["extrapolated_800m"], indent=2))
     print(f"-> {out}")
