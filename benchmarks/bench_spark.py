@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import os
@@ -116,13 +117,15 @@ def run(
     *,
     limits: dict[str, float],
     lock: Path | None,
+    until: float | None = None,
 ) -> Iterator[dict[str, object]]:
     """Each stage of `stages` at `events` plays, on both engines; one row per stage.
 
     The chain runs on Polars up to the last stage asked for; then each stage asked for runs on
     Spark, in the order of `stages`, over the same inputs (its outputs equal the Polars ones,
     tests/spark). A Spark preprocess replaces 01_preprocess: put it last. A Spark run past its
-    stage's `limits` seconds is stopped and recorded as a lower bound.
+    stage's `limits` seconds is stopped and recorded as a lower bound, and so is one still
+    going at `until` (a time.time() deadline: the machine's shared schedule).
     """
     work = work_root / str(events)
     work.mkdir(parents=True, exist_ok=True)
@@ -140,6 +143,8 @@ def run(
             load = _load()
             spark_args = _stage_args(config, stage, [*SETTINGS, "engine=spark"])
             limit = limits.get(stage, 3 * 3600)
+            if until is not None:
+                limit = max(1.0, min(limit, until - time.time()))
             spark = _measured_within(spark_args, f"{stage} (spark)", limit)
         spark |= {"load_average_before": load, "load_average_after": _load()}
         ratio = round(float(spark["wall_seconds"]) / polars[stage]["wall_seconds"], 2)
@@ -174,12 +179,23 @@ def main() -> None:
     parser.add_argument(
         "--lock", type=Path, default=None, help="flock this file for each measured run."
     )
+    parser.add_argument(
+        "--until",
+        default=None,
+        metavar="HH:MM",
+        help="UTC time by which every Spark run stops (recorded as a lower bound if cut).",
+    )
     args = parser.parse_args()
+    until = None
+    if args.until:
+        hour, minute = (int(x) for x in args.until.split(":"))
+        now = dt.datetime.now(dt.UTC)
+        until = now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
     for events in args.events:
         limits = {k: float(v) for k, v in (a.split("=") for a in args.limit)}
         # saved as each stage finishes
-        for row in run(events, args.stages, args.work, limits=limits, lock=args.lock):
+        for row in run(events, args.stages, args.work, limits=limits, lock=args.lock, until=until):
             results["runs"] = [
                 r for r in results["runs"] if (r["events"], r["stage"]) != (events, row["stage"])
             ] + [row]
