@@ -22,7 +22,7 @@ app = typer.Typer(
     "preprocess -> split -> features -> train -> predict -> evaluate, each writing "
     "artifacts/NN_<stage>/ with a manifest.json. Settings come from musicrec.toml; "
     "--set table.key=value overrides one. --engine spark runs preprocess, split, features, "
-    "train (ALS) and predict (ALS lists; re-ranked lists are still scored on the driver) on "
+    "train (ALS) and predict (ALS lists, and the candidates the driver re-ranks) on "
     "Apache Spark; evaluate, report and the queries read the same files on Polars (pip "
     "install 'musicrec[spark]'; README: Scaling out).",
     no_args_is_help=True,

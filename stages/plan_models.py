@@ -94,9 +94,7 @@ def model_cost(name: str, z: Sizes, s: PlanSettings) -> ModelCost:
 def _saved_bytes(name: str, z: Sizes, s: PlanSettings) -> float:
     """Bytes of `name`'s NPZ (the hybrid saves copies of its components' arrays)."""
     if name == "hybrid":
-        return sum(
-            model_cost(m, z, s).arrays for m in ("als", "content", "popularity", "rp3beta")
-        )
+        return sum(model_cost(m, z, s).arrays for m in ("als", "content", "popularity", "rp3beta"))
     return model_cost(name, z, s).arrays
 
 

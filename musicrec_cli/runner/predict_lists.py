@@ -84,7 +84,8 @@ def block_frames(
     Frames have columns (user_idx, rank, track_idx, score, model). Every list has at most one
     track per song (track_group_id), and none of a song the user has heard unless
     [predict].allow_heard_songs. The exact lists of models in `spark_lists` are read from
-    Spark's output instead of scored here.
+    Spark's output instead of scored here, and so are the candidates of their re-ranked lists
+    (key `name + predict_spark.CANDIDATES`); only the song rule and the re-ranker run here.
     """
     group = codes(catalog.group_ids)
     for name, model in models.items():
@@ -93,6 +94,13 @@ def block_frames(
             yield from ((0, frame) for frame in predict_spark.read_lists(spark_lists[name], name))
             if attrs is None:
                 continue
+        k = p.n * p.candidates
+        found = spark_lists.get(name + predict_spark.CANDIDATES)
+        fetched = (
+            predict_spark.read_candidates(found, blocks, min(k, user_items.shape[1]))
+            if found is not None
+            else None
+        )
         params = rerank.RerankParams(
             n=p.n,
             mmr_lambda=p.mmr_lambda,
@@ -120,7 +128,8 @@ def block_frames(
                 )
                 yield 0, predict.ranked_frame(block, idx, best, model_name=name)
             if attrs is not None:
-                c_idx, c_best = score(block, items, p.n * p.candidates)
+                # Spark's candidates (the same k best as `score`) when it fetched them
+                c_idx, c_best = next(fetched) if fetched is not None else score(block, items, k)
                 if heard is not None:
                     c_idx, c_best = songs.drop_heard_songs(c_idx, c_best, group, heard)
                 r_idx, r_best = rerank.rerank(c_idx, c_best, attrs, params)

@@ -179,3 +179,65 @@ def top_n(
             F.col(RANK) <= settings.n
         )
     return lists.select(list(LISTS)).orderBy(USER_IDX, RANK)
+
+
+def _candidates_block(
+    batches: Iterator[pa.RecordBatch],
+    items: npt.NDArray[np.float32],
+    start: int,
+    n_items: int,
+    k: int,
+    *,
+    keep_heard: bool,
+) -> Iterator[pa.RecordBatch]:
+    """The k best tracks of one item block for each batch of users (FactorTopK, heard out)."""
+    top = predict.FactorTopK(items, threads=1)
+    for batch in batches:
+        users = batch.column(USER_IDX).to_numpy().astype(np.int64)
+        factors = batch.column(FACTORS).flatten().to_numpy(zero_copy_only=False)
+        queries = factors.reshape(len(users), -1).astype(np.float32)
+        heard = _heard(batch, n_items)
+        if keep_heard:
+            heard = sp.csr_matrix(heard.shape, dtype=heard.dtype)
+        idx, best = top(queries, heard[:, start : start + len(items)].tocsr(), k)
+        idx = np.where(idx >= 0, idx + start, -1)
+        frame = predict.ranked_frame(users, idx, best, model_name="")
+        yield from to_spark_arrow(frame.select(list(LISTS))).to_batches()
+
+
+def top_candidates(
+    spark: SparkSession,
+    users: DataFrame,
+    item_factors: npt.NDArray[np.float32],
+    *,
+    k: int,
+    block_items: int,
+    keep_heard: bool = False,
+) -> DataFrame:
+    """Each user's k best tracks by score, as `predict.scorer` fetches them for the re-ranker.
+
+    Heard tracks are left out unless `keep_heard`; no song rule is applied (the driver's
+    `songs.drop_heard_songs` and `rerank.rerank` take it from here, k per user: the lists the
+    driver re-ranks stay small). With several item blocks, each block's k best are merged per
+    user by (score, lower track_idx): the overall k best are among them.
+
+    Returns:
+        (user_idx, rank, track_idx, score), sorted by (user_idx, rank).
+    """
+    users = users.withColumn(HEARD, F.coalesce(F.col(HEARD), F.array().cast("array<long>")))
+    n_items = len(item_factors)
+    parts = []
+    for start in range(0, n_items, block_items):
+        block = spark.sparkContext.broadcast(item_factors[start : start + block_items])
+
+        def fetch(
+            batches: Iterator[pa.RecordBatch], block: Any = block, start: int = start
+        ) -> Iterator[pa.RecordBatch]:
+            return _candidates_block(batches, block.value, start, n_items, k, keep_heard=keep_heard)
+
+        parts.append(users.mapInArrow(fetch, spark_schema(LISTS)))
+    found = functools.reduce(DataFrame.unionByName, parts)
+    if len(parts) > 1:
+        per_user = Window.partitionBy(USER_IDX).orderBy(F.col(SCORE).desc(), F.col(TRACK_IDX))
+        found = found.withColumn(RANK, F.row_number().over(per_user)).filter(F.col(RANK) <= k)
+    return found.select(list(LISTS)).orderBy(USER_IDX, RANK)

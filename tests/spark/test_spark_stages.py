@@ -144,3 +144,48 @@ def test_spark_lists_keep_heard_tracks_for_a_replay_test_as_polars_does(spark, r
     assert_frame_equal(got.drop(SCORE), want.select(list(spark_predict.LISTS)).drop(SCORE))
     first = got.filter(pl.col(RANK) == 1).sort(USER_IDX)[TRACK_IDX].to_numpy()
     np.testing.assert_array_equal(first, best_track)  # the heard best track leads each list
+
+
+@pytest.mark.parametrize("keep_heard", [False, True])
+def test_spark_rerank_candidates_equal_the_drivers_and_read_back_per_block(
+    spark, rng, tmp_path, keep_heard
+):
+    """The k best tracks per user that the re-ranker starts from: Spark's (over two item
+    blocks) = `predict.scorer`'s on the driver, and `read_candidates` gives them back as the
+    driver's (b, k) arrays, block by block."""
+    from musicrec_cli.runner import predict_spark as runner_spark
+
+    n_users, n_items, k = 30, 50, 12
+    users = rng.normal(size=(n_users, 4)).astype(np.float32)
+    items = rng.normal(size=(n_items, 4)).astype(np.float32)
+    dense = (sp.random(n_users, n_items, density=0.3, random_state=5).toarray() > 0).astype(
+        np.float32
+    )
+    dense[7] = 0  # a user who heard nothing
+    heard = sp.csr_matrix(dense)
+    pairs = pl.DataFrame(
+        {
+            USER_IDX: np.repeat(np.arange(n_users), np.diff(heard.indptr)),
+            TRACK_IDX: heard.indices.astype(np.int64),
+        }
+    )
+    scored = np.arange(n_users)
+    rows = spark_predict.user_rows(
+        spark, users, scored, spark.createDataFrame(to_spark_arrow(pairs))
+    )
+    found = spark_predict.top_candidates(
+        spark, rows, items, k=k, block_items=20, keep_heard=keep_heard
+    )
+    folder = tmp_path / "candidates"
+    found.write.parquet(str(folder))
+    model = AlsModel(user_factors=users, item_factors=items)
+    score = predict.scorer(model, keep_heard=keep_heard)
+    blocks = [scored[:8], scored[8:9], scored[9:]]
+    for block, (idx, best) in zip(
+        blocks, runner_spark.read_candidates(folder, blocks, k), strict=True
+    ):
+        want_idx, want_best = score(block, heard[block], k)
+        np.testing.assert_array_equal(idx, want_idx)
+        np.testing.assert_allclose(best, want_best, rtol=1e-5)
+    if not keep_heard:  # a user who heard 30% of 50 tracks still has 12 candidates
+        assert (idx >= 0).all()
