@@ -28,6 +28,11 @@ def rp3beta_walk(
 ) -> tuple[sp.csr_matrix, sp.csr_matrix, npt.NDArray[np.float32]]:
     """The two transition matrices and the popularity penalty of RP3beta.
 
+    Built with at most one float64 array of values beside the two float32 CSRs (about 28
+    bytes a pair at the peak besides the input, 16 after): scipy's diagonal products and
+    powers would hold about seven copies of the matrix at once (66 bytes a pair measured at
+    100M events, benchmarks/rp3beta_scale.py). The values are the same, bit for bit.
+
     Args:
         user_items: (n_users, n_items) CSR of non-negative weights.
         alpha: Exponent of both transition probabilities (1 = plain random walk).
@@ -40,18 +45,23 @@ def rp3beta_walk(
     """
     weights = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
     weights.eliminate_zeros()
-    heard = weights.copy()
-    heard.data[:] = 1.0
-    pop = np.asarray(heard.sum(axis=0), dtype=np.float64).ravel()
+    weights.sort_indices()
+    pop = np.bincount(weights.indices, minlength=weights.shape[1]).astype(np.float64)
     per_user = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()
-    p_ui = sp.diags_array(_safe_inverse(per_user)) @ weights
-    p_iu = sp.diags_array(_safe_inverse(pop)) @ heard.T.tocsr()
-    penalty = np.where(pop > 0, np.power(np.maximum(pop, 1.0), -beta), 0.0)
-    return (
-        sp.csr_matrix(p_iu.power(alpha), dtype=np.float32),
-        sp.csr_matrix(p_ui.power(alpha), dtype=np.float32),
-        penalty.astype(np.float32),
+    # listener -> track: weight / the listener's total, in float64 as a diagonal product would
+    values = np.repeat(_safe_inverse(per_user), np.diff(weights.indptr))
+    values *= weights.data
+    np.power(values, alpha, out=values)
+    p_ui = sp.csr_matrix(
+        (values.astype(np.float32), weights.indices, weights.indptr), shape=weights.shape
     )
+    del values, weights
+    # track -> listener: 1 / pop(i) for each listener of i (the transpose's structure)
+    p_iu = sp.csr_matrix(p_ui.T)
+    step = np.power(_safe_inverse(pop), alpha).astype(np.float32)
+    p_iu.data = np.repeat(step, np.diff(p_iu.indptr))
+    penalty = np.where(pop > 0, np.power(np.maximum(pop, 1.0), -beta), 0.0)
+    return p_iu, p_ui, penalty.astype(np.float32)
 
 
 def _safe_inverse(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -111,8 +121,17 @@ def block_bounds(
     block).
     """
     n_items = p_ui.shape[1]
-    per_user = np.diff(p_ui.indptr).astype(np.int64)
-    bound = np.minimum(p_iu.astype(bool).astype(np.int64) @ per_user, n_items)
+    # bound[i] = sum of per_user over row i's listeners: a running sum over the entries,
+    # differenced at the row ends (no int64 copy of the matrix, as a product would make)
+    running = np.diff(p_ui.indptr).astype(np.int64)[p_iu.indices]
+    np.cumsum(running, out=running)
+    at = p_iu.indptr
+    total = (
+        np.where(at > 0, running[np.maximum(at - 1, 0)], 0)
+        if running.size
+        else np.zeros(len(at), dtype=np.int64)
+    )
+    bound = np.minimum(np.diff(total), n_items)
     ends = np.cumsum(bound)
     cuts, start = [], 0
     while start < p_iu.shape[0]:

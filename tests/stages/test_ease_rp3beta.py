@@ -68,6 +68,19 @@ def test_rp3beta_in_many_blocks_equals_the_dense_definition(seed, density):
     assert len(block_bounds(p_iu, p_ui, block_entries=40)) >= 3
 
 
+def test_block_bounds_cut_on_each_tracks_product_row_bound():
+    # listeners' track counts: u0 3, u1 1, u2 2, u3 0; track 3 has no listener. Row bounds:
+    # the sum of the listeners' counts [5, 4, 5, 0], at most the 4 tracks: [4, 4, 4, 0]
+    x = _csr([[1, 2, 1, 0], [0, 3, 0, 0], [4, 0, 1, 0], [0, 0, 0, 0]])
+    p_iu, p_ui, _ = rp3beta_walk(x, alpha=1.0, beta=0.5)
+    assert block_bounds(p_iu, p_ui, block_entries=4) == [(0, 1), (1, 2), (2, 4)]
+    assert block_bounds(p_iu, p_ui, block_entries=8) == [(0, 2), (2, 4)]
+    assert block_bounds(p_iu, p_ui, block_entries=100) == [(0, 4)]
+    halves = [[0.5, 0, 0.5, 0], [0.5, 0.5, 0, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 0]]
+    np.testing.assert_array_equal(p_iu.toarray(), halves)
+    np.testing.assert_allclose(p_ui.toarray(), x.toarray() / [[4], [3], [5], [1]], rtol=1e-7)
+
+
 def test_top_k_per_row_breaks_ties_by_column_and_drops_the_diagonal():
     cells = np.zeros((2, 64))
     cells[0, :4] = [5.0, 2.0, 2.0, 2.0]
