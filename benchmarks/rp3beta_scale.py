@@ -24,6 +24,7 @@ multiply-adds, sum over users of their distinct tracks squared; memory by pairs)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -45,6 +46,8 @@ from stages.generate import draw_plays, make_world  # noqa: E402
 FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
 CHUNK = 20_000_000
 NEIGHBOURS = 100
+# which RP3beta code a size was measured with (sizes of other code are kept, not mixed)
+CODE = ROOT / "stages" / "models" / "rp3beta.py"
 
 # Peaks are read from /proc/self/status's VmHWM (the high-water mark of this process's own
 # memory map), not ru_maxrss: Linux carries a forked parent's high-water mark into ru_maxrss
@@ -149,6 +152,7 @@ def measure(events: int, repeats: int) -> dict[str, object]:
     ratio = medians["rp3beta"]["wall_seconds"] / medians["implicit_cosine"]["wall_seconds"]
     return {
         **shape,
+        "rp3beta_code_sha256": hashlib.sha256(CODE.read_bytes()).hexdigest(),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_at_start": [round(x, 2) for x in load],
         "load_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -216,8 +220,16 @@ def main() -> None:
     # sizes measured in earlier runs (separate lock holds) are kept unless measured again
     earlier = json.loads(out.read_text(encoding="utf-8"))["sizes"] if out.exists() else []
     fresh = [measure(e, args.repeats) for e in sorted(args.events)]
+    code = hashlib.sha256(CODE.read_bytes()).hexdigest()
+    again = {(s["events"], code) for s in fresh}
     sizes = sorted(
-        [s for s in earlier if s["events"] not in args.events] + fresh,
+        [s for s in earlier if (s["events"], s.get("rp3beta_code_sha256")) not in again] + fresh,
+        key=lambda s: (int(s["events"]), str(s.get("measured_at"))),
+    )
+    # extrapolate from the code measured at the largest size (the two largest of that code)
+    largest = max(sizes, key=lambda s: int(s["events"]))
+    same = sorted(
+        (s for s in sizes if s.get("rp3beta_code_sha256") == largest.get("rp3beta_code_sha256")),
         key=lambda s: int(s["events"]),
     )
     report = {
@@ -226,8 +238,10 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs",
         "peak": "VmHWM of the fit's own process (from 2026-12-01; earlier runs read ru_maxrss, "
         "which carried the parent's high-water mark)",
+        "code": "each size's rp3beta_code_sha256 is that of stages/models/rp3beta.py when it ran; "
+        "the extrapolation uses the two largest sizes of the code measured at the largest size",
         "sizes": sizes,
-        "extrapolated_800m": extrapolate(sizes) if len(sizes) >= 2 else None,
+        "extrapolated_800m": extrapolate(same) if len(same) >= 2 else None,
     }
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report["extrapolated_800m"], indent=2))
