@@ -87,6 +87,9 @@ def file_user_ids(rels: Sequence[str], *, rule: str, root: str) -> list[str]:
     return ids
 
 
+_FROM_FILE = "_file_user"
+
+
 def assign_users(raw: pl.LazyFrame, files: pl.DataFrame, *, rule: str) -> pl.LazyFrame:
     """Fill (`auto`) or replace (any other rule) user_id from each row's file.
 
@@ -95,7 +98,15 @@ def assign_users(raw: pl.LazyFrame, files: pl.DataFrame, *, rule: str) -> pl.Laz
         files: One row per file: source_file (as the reader wrote it) and file_user.
         rule: The `[preprocess].user_id` value.
     """
-    mapping = dict(zip(files[SOURCE_FILE], files[FILE_USER], strict=True))
-    from_file = pl.col(SOURCE_FILE).replace_strict(mapping, default=None, return_dtype=pl.String)
+    # a join, not `replace_strict`: the streaming engine held every row of a scan that used
+    # replace_strict (1.16 GB against 0.5 GB for four columns of 10M events; 17.9 GB at 100M)
+    by_file = files.lazy().select(
+        pl.col(SOURCE_FILE).cast(pl.String), pl.col(FILE_USER).cast(pl.String).alias(_FROM_FILE)
+    )
+    from_file = pl.col(_FROM_FILE)
     user = pl.coalesce(pl.col(USER_ID).cast(pl.String), from_file) if rule == AUTO else from_file
-    return raw.with_columns(user.alias(USER_ID))
+    return (
+        raw.join(by_file, on=SOURCE_FILE, how="left", maintain_order="left")
+        .with_columns(user.alias(USER_ID))
+        .drop(_FROM_FILE)
+    )
