@@ -105,7 +105,7 @@ def parse_raw(
         .when(blank(TRACK_NAME)).then(pl.lit("missing_track"))
         .when(counted & pl.col(WEIGHT).is_null()).then(pl.lit("bad_play_count"))
         .when(counted & (pl.col(WEIGHT) < 1)).then(pl.lit("no_plays"))
-        .when(ts.is_null() & written(PLAYED_AT).is_not_null()).then(pl.lit("bad_timestamp"))
+        .when(ts.is_null() & pl.col("_has_ts")).then(pl.lit("bad_timestamp"))
         .when(ts.is_null() & ~counted).then(pl.lit("missing_timestamp"))
         .when(~ts.is_between(ts_min, ts_max)).then(pl.lit("ts_out_of_range"))
         .when(ms.is_null() & pl.col("_has_ms")).then(pl.lit("bad_ms_played"))
@@ -127,6 +127,7 @@ def parse_raw(
         )
         .drop(
             "_has_ms",
+            "_has_ts",
             "_has_skipped",
             "_counted",
             shows.SHOW,
