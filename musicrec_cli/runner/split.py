@@ -72,10 +72,18 @@ def _split_polars(
                 cutoff=cutoff,
                 held_out=None if held_out is None else held_out.lazy(),
             )
-            part.train.sink_parquet(tmp["train_parts"] / f"{i:05d}.parquet")
-            part.test.sink_parquet(tmp["test_parts"] / f"{i:05d}.parquet")
+            sinks = [
+                part.train.sink_parquet(tmp["train_parts"] / f"{i:05d}.parquet", lazy=True),
+                part.test.sink_parquet(tmp["test_parts"] / f"{i:05d}.parquet", lazy=True),
+            ]
             if params.strategy in split.TEMPORAL:  # else replay is test
-                part.replay.sink_parquet(tmp["replay_parts"] / f"{i:05d}.parquet")
+                sinks.append(
+                    part.replay.sink_parquet(tmp["replay_parts"] / f"{i:05d}.parquet", lazy=True)
+                )
+            # one query: test and replay are built from the range's train and later pairs,
+            # which three separate sinks aggregated again each (8.2 -> 5.8 CPU s at 10M events,
+            # same peak)
+            pl.collect_all(sinks, engine="streaming")
             step()
     train = pl.scan_parquet(sorted(tmp["train_parts"].glob("*.parquet")))
     replay_folder = tmp["replay_parts" if params.strategy in split.TEMPORAL else "test_parts"]
