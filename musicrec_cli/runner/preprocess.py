@@ -263,24 +263,34 @@ def _n_buckets(p: PreprocessConfig, rows: int) -> int:
 
 
 def _write_buckets(
-    encoded: pl.LazyFrame, scratch: Path, n_buckets: int
+    encoded: list[pl.LazyFrame], scratch: Path, n_buckets: int
 ) -> tuple[list[Path], list[Path]]:
     """De-duplicated plays and aggregated pairs of each bucket, written under `scratch`.
 
-    A bucket (about bucket_rows plays) fits in memory and is sorted there: for a frame that
-    fits, the in-memory engine sorts faster than the streaming one (docs/preprocess.md).
+    `encoded` holds the plays of each batch of input files, in file order. Each batch is sunk
+    into the bucket files on its own: Polars' streaming engine holds about 90 bytes per parsed
+    row of a query (docs/preprocess.md), so one query over every file grew with the log
+    (14.2 GB at 100M events). A bucket (about bucket_rows plays) fits in memory and is sorted
+    there: for a frame that fits, the in-memory engine sorts faster than the streaming one.
     """
     if n_buckets == 1:
-        inputs = [encoded.drop(encode.BUCKET)]
+        inputs = [pl.concat(encoded).drop(encode.BUCKET)]
     else:
-        encoded.sink_parquet(
-            pl.PartitionBy(scratch / "buckets", key=encode.BUCKET, include_key=False),
-            compression="lz4",
-            mkdir=True,
-            engine=STREAM,
-        )
-        folders = [scratch / "buckets" / f"{encode.BUCKET}={b}" for b in range(n_buckets)]
-        inputs = [pl.scan_parquet(f / "*.parquet") for f in folders if f.is_dir()]
+        for i, batch in enumerate(encoded):
+            batch.sink_parquet(
+                pl.PartitionBy(
+                    scratch / "buckets" / f"{i:05d}", key=encode.BUCKET, include_key=False
+                ),
+                compression="lz4",
+                mkdir=True,
+                engine=STREAM,
+            )
+        inputs = []
+        for b in range(n_buckets):
+            folders = [f / f"{encode.BUCKET}={b}" for f in sorted((scratch / "buckets").iterdir())]
+            scans = [pl.scan_parquet(f / "*.parquet") for f in folders if f.is_dir()]
+            if scans:
+                inputs.append(pl.concat(scans))
     (scratch / "plays").mkdir(parents=True, exist_ok=True)
     (scratch / "pairs").mkdir(parents=True, exist_ok=True)
     plays, pairs = [], []
@@ -490,13 +500,16 @@ def _build(
             n_groups=spark_groups(survey.kept), kcore=kcore, renumber=renumber, lap=laps.lap,
         )  # fmt: skip
     else:
-        encoded = encode.encode_plays(
-            parse.kept_plays(_parse(files, p, inp)),
-            id_map=survey.id_map.lazy(),
-            users=users0.lazy(),
-            by_hash=by_hash,
-            counted=counted,
-        )
+        encoded = [  # a batch of files at a time, as the survey: see _write_buckets
+            encode.encode_plays(
+                parse.kept_plays(_parse(batch, p, inp)),
+                id_map=survey.id_map.lazy(),
+                users=users0.lazy(),
+                by_hash=by_hash,
+                counted=counted,
+            )
+            for batch in file_batches(files, p.batch_bytes)
+        ]
         play_parts, pair_parts = _write_buckets(encoded, scratch, n_buckets)
         laps.lap("buckets")
         pairs0 = pl.scan_parquet(pair_parts)

@@ -142,8 +142,11 @@ def test_bucketed_batched_and_single_pass_outputs_are_identical(
     generated: Path, tmp_path: Path
 ) -> None:
     runs = {}
-    # 3 user buckets; then a survey batch per input file (partial counts merged per partition)
-    for label, extra in (("one", []), ("buckets", ["buckets=3"]), ("batches", ["batch_bytes=1"])):
+    # 3 user buckets; a survey batch per input file (partial counts merged per partition); both
+    # (each batch of files sunk into the buckets on its own)
+    both = ["batch_bytes=1", "buckets=3"]
+    runs_of = (("one", []), ("buckets", ["buckets=3"]), ("batches", ["batch_bytes=1"]))
+    for label, extra in (*runs_of, ("both", both)):
         art = tmp_path / label
         sets = [a for e in extra for a in ("--set", f"preprocess.{e}")]
         code, output = _run(generated, art, "--set", "preprocess.buckets=1", *sets)
@@ -152,7 +155,7 @@ def test_bucketed_batched_and_single_pass_outputs_are_identical(
     report = json.loads((runs["buckets"] / "quality_report.json").read_text())
     assert report["n_buckets"] == 3
     art_report = "quality_report.json"
-    for label in ("buckets", "batches"):
+    for label in ("buckets", "batches", "both"):
         for name in OUTPUTS:
             one, other = pl.read_parquet(runs["one"] / name), pl.read_parquet(runs[label] / name)
             assert one.height > 0
