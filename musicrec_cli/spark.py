@@ -148,7 +148,7 @@ def list_uri(spark: SparkSession, spec: str) -> Listing:
     Raises:
         InputError: nothing there, or the file system refuses the listing (one line).
     """
-    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+    from py4j.protocol import Py4JJavaError
 
     session: Any = spark  # the JVM gateway is untyped
     jvm, conf = session._jvm, session._jsc.hadoopConfiguration()
