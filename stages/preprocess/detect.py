@@ -13,7 +13,7 @@ import fnmatch
 import re
 from collections.abc import Sequence
 
-from stages.schema import SchemaError
+from stages.schema import AUDIO_FEATURES, SchemaError
 
 AUTO = "auto"
 _NAMES = (  # (pattern on a file's name, format, what it is)
@@ -106,4 +106,9 @@ def detect_format(
         "(spotify, spotify-account, listenbrainz, lastfm1k, counts or generic with "
         "[preprocess].columns)."
     )
+    if len(keys & set(AUDIO_FEATURES)) >= 3:  # a catalogue of tracks, not a log of plays
+        msg += (
+            " Its audio-feature columns make it look like a track catalogue, not listening "
+            "history: give it to preprocess with --catalog."
+        )
     raise SchemaError(msg)

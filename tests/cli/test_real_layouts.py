@@ -267,6 +267,23 @@ def test_unrecognised_file_names_what_to_set(tmp_path: Path) -> None:
     assert "notes.csv" in output
     assert "--format" in output
     assert not (tmp_path / "art" / "01_preprocess").exists()
+    assert "--catalog" not in output
+
+
+def test_audio_feature_catalogue_given_as_input_points_to_catalog(tmp_path: Path) -> None:
+    """A track catalogue passed as --input (real-formats/catalog's layout) names --catalog."""
+    raw = tmp_path / "tracks.csv"
+    raw.write_text(
+        "id,name,genre,url,popularity,acousticness,danceability,energy,instrumentalness\n"
+        "1,Song,rock,http://x,50,0.1,0.5,0.7,0.0\n"
+    )
+    code, output, _ = _preprocess(raw, tmp_path / "art")
+    assert code == 1
+    flat = " ".join(output.split())
+    assert "tracks.csv" in flat
+    assert "track catalogue" in flat
+    assert "--catalog" in flat
+    assert not (tmp_path / "art" / "01_preprocess").exists()
 
 
 @pytest.mark.parametrize("fmt", ["lastfm1k", "listenbrainz"])
