@@ -9,6 +9,7 @@ to every model alike.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,23 @@ from stages.interactions import entry_rows
 Candidates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 # (positions of the rows to fetch, k) -> their (len(rows), k) candidates, best first
 Fetch = Callable[[npt.NDArray[np.int64], int], Candidates]
+
+
+def block_fetch(
+    score: Callable[[npt.NDArray[Any], sp.csr_matrix, int], Candidates],
+    queries: npt.NDArray[Any],
+    heard: sp.csr_matrix,
+) -> Fetch:
+    """The Fetch of one block: `score` on the chosen rows' queries and heard tracks.
+
+    `queries` are what the scorer takes per row: user indexes (predict's scorers) or vectors
+    (FactorTopK); `heard` is the block's (b, n_items) CSR.
+    """
+
+    def fetch(rows: npt.NDArray[np.int64], k: int) -> Candidates:
+        return score(queries[rows], heard[rows], k)
+
+    return fetch
 
 
 def heard_groups(user_items: sp.csr_matrix, group: npt.NDArray[np.int64]) -> sp.csr_matrix:

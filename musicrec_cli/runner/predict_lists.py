@@ -58,17 +58,6 @@ def _hnsw_search(name: str, p: PredictConfig) -> Callable[[Factorised], predict.
     return build
 
 
-def _fetch_rows(
-    score: predict.Scorer,
-    block: npt.NDArray[np.int64],
-    items: sp.csr_matrix,
-    rows: npt.NDArray[np.int64],
-    k: int,
-) -> songs.Candidates:
-    """Candidates of some rows of a block (songs.plain_lists' fetch)."""
-    return score(block[rows], items[rows], k)
-
-
 def block_frames(
     models: dict[str, Recommender],
     blocks: list[npt.NDArray[np.int64]],
@@ -118,7 +107,7 @@ def block_frames(
             heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
             if name not in spark_lists:
                 idx, best = songs.plain_lists(
-                    functools.partial(_fetch_rows, score, block, items),
+                    songs.block_fetch(score, block, items),
                     len(block),
                     group,
                     n=p.n,

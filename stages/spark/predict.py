@@ -87,16 +87,6 @@ def _heard(batch: pa.RecordBatch, n_items: int) -> sp.csr_matrix:
     return csr
 
 
-def _fetch(
-    top: predict.FactorTopK,
-    queries: npt.NDArray[np.float32],
-    heard: sp.csr_matrix,
-    rows: npt.NDArray[np.int64],
-    k: int,
-) -> songs.Candidates:
-    return top(queries[rows], heard[rows], k)
-
-
 def _score_block(
     batches: Iterator[pa.RecordBatch],
     items: npt.NDArray[np.float32],
@@ -120,7 +110,7 @@ def _score_block(
         in_block = heard[:, start : start + len(items)].tocsr()
         heard_songs = None if s.allow_heard_songs else songs.heard_groups(heard, group)
         idx, best = songs.plain_lists(
-            functools.partial(_fetch, top, queries, in_block),
+            songs.block_fetch(top, queries, in_block),
             len(users),
             block_group,
             n=s.n,

@@ -108,9 +108,11 @@ def test_a_file_uri_read_by_spark_equals_polars_on_generated_data(spark, tmp_pat
     _compare(polars_dir, art / "01_preprocess", per_file=False)
 
 
-@pytest.mark.slow
-def test_a_tsv_file_uri_read_by_spark_equals_polars(spark, real_formats, tmp_path):
-    source = real_formats / "lastfm-1k"
+def _polars_then_spark_by_uri(source: Path, tmp_path: Path) -> Path:
+    """Preprocess `source` on Polars by path, then on Spark by its file:// URI; the same outputs.
+
+    Returns the artifacts folder (holding Spark's output).
+    """
     config = write_config(tmp_path, preprocess={"min_user_tracks": 1, "min_track_users": 1})
     assert _invoke(config, "preprocess", "--input", str(source)).exit_code == 0
     art = tmp_path / "artifacts"
@@ -118,6 +120,12 @@ def test_a_tsv_file_uri_read_by_spark_equals_polars(spark, real_formats, tmp_pat
     result = _invoke(config, "preprocess", "--engine", "spark", "--input", source.as_uri())
     assert result.exit_code == 0, result.output
     _compare(polars_dir, art / "01_preprocess", per_file=False)
+    return art
+
+
+@pytest.mark.slow
+def test_a_tsv_file_uri_read_by_spark_equals_polars(spark, real_formats, tmp_path):
+    _polars_then_spark_by_uri(real_formats / "lastfm-1k", tmp_path)
 
 
 @pytest.mark.slow
@@ -126,13 +134,7 @@ def test_a_names_table_in_a_uri_folder_is_read_by_spark_as_on_polars(spark, tmp_
 
     raw = tmp_path / "msd"
     _taste_folder(raw)  # 10000.txt (ids and counts) beside song_data.csv (names)
-    config = write_config(tmp_path, preprocess={"min_user_tracks": 1, "min_track_users": 1})
-    assert _invoke(config, "preprocess", "--input", str(raw)).exit_code == 0
-    art = tmp_path / "artifacts"
-    polars_dir = shutil.copytree(art / "01_preprocess", tmp_path / "polars")
-    result = _invoke(config, "preprocess", "--engine", "spark", "--input", raw.as_uri())
-    assert result.exit_code == 0, result.output
-    _compare(polars_dir, art / "01_preprocess", per_file=False)
+    art = _polars_then_spark_by_uri(raw, tmp_path)
     report = json.loads((art / "01_preprocess" / "quality_report.json").read_text())
     assert report["rows_in"] == 4  # song_data.csv's rows are names, not plays
     assert report["names_tables"] == {"files": [(raw / "song_data.csv").as_uri()], "ids": 2}
