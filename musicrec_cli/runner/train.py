@@ -56,6 +56,17 @@ def load_train_data(root: Path) -> TrainingData:
     )
 
 
+def weights_spare(order: tuple[str, ...]) -> tuple[bool, ...]:
+    """For each model in fit order: whether no model after it reads the weights CSR.
+
+    The model may then overwrite the weights: ALS scales them by alpha in place instead of
+    copying them (1 GB at 800M events), which is what `train.models = ["popularity", "als"]` at
+    full scale needs to stay under 10 GiB.
+    """
+    reads = [registry.spec(name).reads_weights for name in order]
+    return tuple(not any(reads[i + 1 :]) for i in range(len(order)))
+
+
 SparkFits = dict[str, Callable[[TrainingData, Any, Mapping[str, Recommender]], Recommender]]
 
 
@@ -65,18 +76,21 @@ def _fit(
     t: TrainConfig,
     fitted: dict[str, Recommender],
     spark_fits: SparkFits,
+    *,
+    weights_spare: bool,
 ) -> Fitted:
     """Fit one registered model, with a progress bar over its iterations (if it has any).
 
     A model in `spark_fits` keeps its registry spec (parameters, record, loader) with Spark's
     fit in place of the local one, so it is saved and served like the local model.
+    `weights_spare`: no model fitted after this one reads the weights (it may overwrite them).
     """
     spec = registry.spec(name)
     if name in spark_fits:
         spec = dataclasses.replace(spec, fit=spark_fits[name])
     params = spec.params_from(t)
     with progress(f"train {name}", getattr(params, "iterations", None)) as step:
-        ticking = dataclasses.replace(data, on_iteration=step)
+        ticking = dataclasses.replace(data, on_iteration=step, weights_spare=weights_spare)
         model = spec.fit(ticking, params, fitted)
     return model, spec.recorded(params, data)
 
@@ -130,9 +144,10 @@ def _train(cfg: Config, measure: Measure, engine: str, spark_fits: SparkFits) ->
     timings: dict[str, Any] = {}
     with art.open_stage(root, "train") as out:
         # each model after the models it reuses; those not asked for are fitted, not saved
-        for name in registry.fit_order(t.models):
+        order = registry.fit_order(t.models)
+        for name, spare in zip(order, weights_spare(order), strict=True):
             start = time.perf_counter()
-            model, params = _fit(name, data, t, fitted, spark_fits)
+            model, params = _fit(name, data, t, fitted, spark_fits, weights_spare=spare)
             fitted[name] = model
             if name not in t.models:
                 continue

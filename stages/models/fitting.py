@@ -158,9 +158,11 @@ def als_matrix(data: TrainingData, p: AlsParams) -> sp.csr_matrix:
 
 
 def fit_als(data: TrainingData, p: AlsParams, _f: Fitted) -> als.AlsModel:
-    """ALS (implicit's) on `als_matrix`."""
+    """ALS (implicit's) on `als_matrix`, scaled by alpha in place where nothing reads it after."""
+    matrix = als_matrix(data, p)
     return als.fit_als(
-        als_matrix(data, p),
+        matrix,
+        scale_in_place=matrix is not data.weights or data.weights_spare,
         factors=p.factors,
         iterations=p.iterations,
         regularization=p.regularization,

@@ -56,6 +56,8 @@ class ModelSpec(Generic[P]):
         shared: Parameters read without the prefix (settings shared with other models).
         needs: Models fitted first and handed to `fit` (a blend's components).
         record: What models.json keeps: (params, data) -> JSON object; default: every field.
+        reads_weights: Whether `fit` reads `data.weights` (the train runner lets the last
+            model that does overwrite them, see TrainingData.weights_spare).
     """
 
     name: str
@@ -68,6 +70,7 @@ class ModelSpec(Generic[P]):
     shared: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     record: Callable[[P, TrainingData], Record] | None = None
+    reads_weights: bool = True
 
     def config_keys(self) -> dict[str, str]:
         """Parameter field -> the `[train]` key it is read from."""
@@ -125,16 +128,16 @@ MODELS: dict[str, ModelSpec[Any]] = {s.name: s for s in (
     ModelSpec(name="content", summary="cosine of standardised audio features",
               params=fitting.NoParams, fit=fitting.fit_content,
               record=lambda _p, data: {"n_features": int(data.audio.shape[1])},
-              load=_arrays_only(load_content), capabilities=EVERYTHING),
+              load=_arrays_only(load_content), capabilities=EVERYTHING, reads_weights=False),
     ModelSpec(name="hybrid", summary="per-user blend of ALS, content, popularity and RP3beta",
               params=fitting.HybridParams, prefix="hybrid_",
               needs=("als", "content", "popularity", "rp3beta"),
               fit=fitting.fit_hybrid, load=fitting.load_hybrid,
-              capabilities=frozenset({"fold_in", "explain"})),
+              capabilities=frozenset({"fold_in", "explain"}), reads_weights=False),
     ModelSpec(name="blend", summary="weighted sum of EASE, RP3beta and ALS, standardised per user",
               params=fitting.BlendParams, prefix="blend_", needs=COMPONENTS,
               fit=fitting.fit_blend, load=lambda arrays, _r: _load_blend(arrays),
-              capabilities=FOLD_IN),
+              capabilities=FOLD_IN, reads_weights=False),
 )}
 # fmt: on
 

@@ -1,0 +1,157 @@
+"""Train's memory savings change no number: the streamed weights CSR and ALS's alpha scaling.
+
+`stream_matrix` fills the CSR from scan batches (the same matrix as `build_matrix`, which it
+falls back to for unsorted pairs); `fit_als` scales by alpha itself, in place when allowed, and
+must give implicit's own factors bit for bit.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from musicrec_cli.runner.train import weights_spare
+from stages.interactions import build_matrix
+from stages.models import fitting, registry
+from stages.models.als import fit_als
+from stages.models.training import TrainingData, stream_matrix
+from tests.stages.test_models import N_ITEMS, N_USERS, _clusters
+
+ALS = {"factors": 2, "iterations": 15, "regularization": 0.05, "seed": 1}
+
+
+def _pairs(matrix: sp.csr_matrix) -> pl.DataFrame:
+    coo = matrix.tocoo()
+    return pl.DataFrame(
+        {
+            "user_idx": pl.Series(coo.row, dtype=pl.UInt32),
+            "track_idx": pl.Series(coo.col, dtype=pl.UInt32),
+            "weight": pl.Series(coo.data, dtype=pl.Float32),
+            "play_count": pl.Series(np.arange(coo.nnz) % 7 + 1, dtype=pl.UInt32),
+        }
+    )
+
+
+def _scan(frame: pl.DataFrame, path: Path) -> pl.LazyFrame:
+    """`frame` as a Parquet scan of row groups of 50 rows (one batch each, several batches)."""
+    pq.write_table(frame.to_arrow(), path, row_group_size=50)
+    return pl.scan_parquet(path)
+
+
+def _assert_same(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    assert a.shape == b.shape
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+@pytest.mark.parametrize("value", ["weight", "play_count"])
+def test_streamed_matrix_of_sorted_batches_equals_build_matrix(value, tmp_path: Path):
+    scan = _scan(_pairs(_clusters()), tmp_path / "pairs.parquet")
+    assert pq.ParquetFile(tmp_path / "pairs.parquet").metadata.num_row_groups == 8
+    shape = {"n_users": N_USERS + 3, "n_tracks": N_ITEMS}  # users without pairs at the end
+    streamed = stream_matrix(scan, value=value, **shape)
+    _assert_same(streamed, build_matrix(scan, value=value, **shape))
+    assert streamed.indices.dtype == np.int32
+
+
+def test_batches_out_of_order_fall_back_to_build_matrix(tmp_path: Path):
+    frame = _pairs(_clusters())
+    # each row group sorted, but the second starts before the first ends
+    swapped = pl.concat([frame[50:100], frame[:50], frame[100:]])
+    shape = {"n_users": N_USERS, "n_tracks": N_ITEMS}
+    streamed = stream_matrix(_scan(swapped, tmp_path / "p.parquet"), value="weight", **shape)
+    _assert_same(streamed, _clusters())
+
+
+def test_a_pair_repeated_across_batches_is_summed_once(tmp_path: Path):
+    frame = _pairs(_clusters())
+    twice = pl.concat([frame[:50], frame[49:]])  # row 49 ends one row group and starts the next
+    shape = {"n_users": N_USERS, "n_tracks": N_ITEMS}
+    streamed = stream_matrix(_scan(twice, tmp_path / "p.parquet"), value="weight", **shape)
+    expected = _clusters()
+    user, track = int(frame["user_idx"][49]), int(frame["track_idx"][49])
+    expected[user, track] *= 2
+    _assert_same(streamed, expected)
+
+
+def test_empty_pairs_give_an_empty_matrix():
+    empty = _pairs(_clusters())[:0].lazy()
+    matrix = stream_matrix(empty, value="weight", n_users=3, n_tracks=2)
+    assert matrix.shape == (3, 2)
+    assert matrix.nnz == 0
+
+
+def _implicit_fit(user_items: sp.csr_matrix, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=2, iterations=15, regularization=0.05, alpha=alpha, random_state=1
+        )
+        model.fit(user_items.copy(), show_progress=False)
+    return model.user_factors, model.item_factors
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("alpha", [1.0, 10.0, 0.3])
+def test_als_scaled_by_us_equals_implicits_own_fit_bit_for_bit(in_place, alpha):
+    user_items = _clusters()
+    before = user_items.data.copy()
+    users, items = _implicit_fit(user_items, alpha)
+    ours = fit_als(user_items, alpha=alpha, scale_in_place=in_place, **ALS)
+    np.testing.assert_array_equal(ours.user_factors, users)
+    np.testing.assert_array_equal(ours.item_factors, items)
+    assert ours.alpha == alpha
+    scaled = before * np.float32(alpha) if in_place else before
+    np.testing.assert_array_equal(user_items.data, scaled)
+
+
+def _data() -> TrainingData:
+    return TrainingData.build(
+        _pairs(_clusters()).lazy(), np.zeros((N_ITEMS, 0)), n_users=N_USERS, n_tracks=N_ITEMS
+    )
+
+
+@pytest.mark.parametrize("spare", [False, True])
+def test_als_overwrites_the_weights_only_when_they_are_spare(spare):
+    data = _data()
+    before = data.weights.data.copy()
+    params = fitting.AlsParams(**ALS, alpha=10.0, confidence="log", bm25_k1=1.0, bm25_b=0.5)
+    model = fitting.fit_als(TrainingData(**{**_fields(data), "weights_spare": spare}), params, {})
+    np.testing.assert_array_equal(data.weights.data, before * np.float32(10.0) if spare else before)
+    users, _ = _implicit_fit(sp.csr_matrix((before, data.weights.indices, data.weights.indptr)), 10)
+    np.testing.assert_array_equal(model.user_factors, users)
+
+
+def _fields(data: TrainingData) -> dict:
+    return {"frame": data.frame, "weights": data.weights, "audio": data.audio}
+
+
+def test_weights_are_spare_after_the_last_model_that_reads_them():
+    assert weights_spare(("popularity", "als")) == (False, True)
+    assert weights_spare(("als", "bpr")) == (False, True)
+    order = registry.fit_order(("hybrid", "blend"))
+    spare = dict(zip(order, weights_spare(order), strict=True))
+    assert order[-3:] == ("hybrid", "ease", "blend")
+    assert not spare["als"]
+    assert not spare["rp3beta"]
+    assert spare["ease"]
+    assert spare["content"] is False  # ease comes after it
+    assert spare["hybrid"] is False
+    assert spare["blend"] is True
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 24])
+def test_listeners_counted_in_blocks_equal_the_csc_column_lengths(block):
+    from stages.models.popularity import _column_counts
+
+    matrix = _clusters()
+    expected = np.diff(matrix.tocsc().indptr)
+    np.testing.assert_array_equal(_column_counts(matrix, block=block), expected)
+    assert expected.sum() == matrix.nnz
