@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 F32 = 4
 AUDIO_DIMS = 8
 # RP3beta: entries of one block's product held at once (stages.models.rp3beta._BLOCK_ENTRIES),
-# about 16 bytes each as COO
+# about 16 bytes each as COO; and (measured) its working bytes per training pair besides the
+# block: fitted on benchmarks/results/rp3beta_scale.json's fits at 10M and 100M events (0.47
+# and 2.37 GiB over the input; 2 x 8, the code's two CSRs, was 2.4x under at 100M). The 100M
+# fit ran the code before rp3beta_walk's rewrite; at 10M both codes peaked alike (0.52, 0.55)
 RP3_BLOCK_ENTRIES = 1 << 24
+RP3_PER_PAIR = 52
 FACTOR_MODELS = frozenset({"als", "bpr"})
 SHARED_MODELS = frozenset({"popularity", "trending"})
 
@@ -60,10 +64,13 @@ def model_cost(name: str, z: Sizes, s: PlanSettings) -> ModelCost:
         # RP3beta's product block: at most 2^24 entries, fewer when the whole product is
         # smaller (about sum over users of their tracks squared, ~ t^2 / u, at most i^2)
         entries = min(RP3_BLOCK_ENTRIES, t * t / max(u, 1), i * i)
-        working = entries * 16 if name == "rp3beta" else i * 8 * s.threads
+        if name == "rp3beta":
+            working = t * RP3_PER_PAIR + entries * 16
+        else:
+            working = t * 2 * c.CSR_PER_PAIR + i * 8 * s.threads
         return ModelCost(
             arrays=i * k * c.CSR_PER_PAIR,
-            fit=t * 2 * c.CSR_PER_PAIR + 1.5 * i * k * 12 + working,
+            fit=working + 1.5 * i * k * 12,
             seconds=t * sec[f"{name}_pair"],
         )
     if name == "ease":

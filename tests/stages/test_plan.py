@@ -129,3 +129,23 @@ def test_problems_name_the_stage_and_what_it_needs():
 )
 def test_gib(n: float, text: str):
     assert plan.gib(n) == text
+
+
+def test_rp3beta_fit_memory_is_within_1_25x_of_the_measured_fits():
+    # benchmarks/rp3beta_scale.py: the fit's own process, peak minus the RSS before the fit
+    from stages.plan_models import model_cost
+
+    runs = json.loads((RESULTS / "rp3beta_scale.json").read_text())["sizes"]
+    settings = defaults(models=("rp3beta",), rp3beta_neighbours=100)
+    checked = 0
+    for run in (r for r in runs if r["events"] >= 10_000_000):
+        known = {"users": run["users"], "tracks": run["tracks"], "train_pairs": run["pairs"]}
+        sizes = plan.estimate_sizes(raw_events=run["events"], raw_bytes=1, known=known)
+        measured = (
+            run["median"]["rp3beta"]["peak_rss_gib"]
+            - run["median"]["rp3beta"]["rss_before_fit_gib"]
+        )
+        ratio = model_cost("rp3beta", sizes, settings).fit / (measured * GIB)
+        assert 1 / 1.25 <= ratio <= 1.25, (run["events"], ratio)
+        checked += 1
+    assert checked >= 2
