@@ -39,6 +39,20 @@ def block_fetch(
     return fetch
 
 
+def reuse_first(fetch: Fetch, n_rows: int, k: int, got: Candidates) -> Fetch:
+    """`fetch`, except that all `n_rows` rows at depth `k` answer `got` (already scored).
+
+    Predict scores a block's re-ranking candidates once and hands them to `plain_lists` as its
+    first fetch; deeper fetches (and any other depth) still call `fetch`. The arrays are only
+    read, never modified.
+    """
+
+    def reused(rows: npt.NDArray[np.int64], depth: int) -> Candidates:
+        return got if depth == k and rows.size == n_rows else fetch(rows, depth)
+
+    return reused
+
+
 def heard_groups(user_items: sp.csr_matrix, group: npt.NDArray[np.int64]) -> sp.csr_matrix:
     """(b, n_groups) bool CSR: the groups of the tracks each row has heard.
 
@@ -73,7 +87,10 @@ def drop_heard_songs(
     n_groups = heard.shape[1]
     valid = idx >= 0
     cand = np.arange(idx.shape[0])[:, None] * n_groups + group[np.where(valid, idx, 0)]
-    drop = valid & np.isin(cand, entry_rows(heard) * n_groups + heard.indices)
+    # each candidate looked up in the sorted heard keys (np.isin would sort the candidates
+    # too), the last key a sentinel past every candidate
+    keys = np.append(np.sort(entry_rows(heard) * n_groups + heard.indices), cand.size * n_groups)
+    drop = valid & (keys[np.searchsorted(keys, cand)] == cand)
     return np.where(drop, -1, idx), np.where(drop, -np.inf, scores).astype(np.float32)
 
 
@@ -98,14 +115,20 @@ def first_per_song(
     b, k = idx.shape
     valid = idx >= 0
     g = np.where(valid, group[np.where(valid, idx, 0)], -1)
-    row = np.repeat(np.arange(b), k)
-    order = np.lexsort((np.tile(np.arange(k), b), g.ravel(), row))  # by row, group, position
-    first_sorted = np.ones(b * k, dtype=bool)
-    same = (row[order][1:] == row[order][:-1]) & (g.ravel()[order][1:] == g.ravel()[order][:-1])
-    first_sorted[1:] = ~same
-    keep = np.empty(b * k, dtype=bool)
-    keep[order] = first_sorted
-    keep = keep.reshape(b, k) & valid
+    keep = valid.copy()
+    # only rows holding two versions of one song need the first of each: a per-row sort of
+    # the (b, k) groups finds them, and only they are ordered by (row, group, position)
+    ordered = np.sort(g, axis=1)
+    repeats = np.flatnonzero(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(1))
+    if repeats.size:
+        sub = g[repeats].ravel()
+        row = np.repeat(np.arange(repeats.size), k)
+        order = np.lexsort((np.tile(np.arange(k), repeats.size), sub, row))
+        first_sorted = np.ones(sub.size, dtype=bool)
+        first_sorted[1:] = (row[order][1:] != row[order][:-1]) | (sub[order][1:] != sub[order][:-1])
+        first = np.empty(sub.size, dtype=bool)
+        first[order] = first_sorted
+        keep[repeats] &= first.reshape(repeats.size, k)
     slot = np.cumsum(keep, axis=1) - 1
     take = keep & (slot < n)
     out_idx = np.full((b, n), -1, dtype=np.int64)

@@ -314,9 +314,10 @@ class FactorTopK:
         compared while still there instead of after a (b, width) matrix went through memory.
         """
         b, s = len(queries), sample_size(width, k)
-        rows, pos = entry_rows(heard), self.position[heard.indices]
-        by_pos = np.argsort(pos, kind="stable")
-        rows, pos = rows[by_pos], pos[by_pos]
+        # heard (row, position) pairs by position, for each tile's slice: one sort of a key
+        # (the order among equal positions does not matter for masking)
+        key = np.sort(self.position[heard.indices] * b + entry_rows(heard))
+        pos, rows = np.divmod(key, b)
         edges = [0, *range(s, width, TILE_TRACKS), width]
         filled = np.zeros(b, dtype=np.int64)
         parts: list[tuple[np.ndarray, ...]] = []

@@ -105,9 +105,18 @@ def block_frames(
         for block in blocks:
             items = user_items[block]
             heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
+            # the re-ranker's candidates: Spark's (the same k best as `score`) when it fetched
+            # them; scored here, they are also the plain list's first fetch (same block, same
+            # k when candidates >= 1), so each block is scored once for both lists
+            cands = None
+            if attrs is not None:
+                cands = next(fetched) if fetched is not None else score(block, items, k)
             if name not in spark_lists:
+                fetch = songs.block_fetch(score, block, items)
+                if cands is not None and fetched is None:
+                    fetch = songs.reuse_first(fetch, len(block), k, cands)
                 idx, best = songs.plain_lists(
-                    songs.block_fetch(score, block, items),
+                    fetch,
                     len(block),
                     group,
                     n=p.n,
@@ -116,9 +125,8 @@ def block_frames(
                     one_per_group=p.one_per_group,
                 )
                 yield 0, predict.ranked_frame(block, idx, best, model_name=name)
-            if attrs is not None:
-                # Spark's candidates (the same k best as `score`) when it fetched them
-                c_idx, c_best = next(fetched) if fetched is not None else score(block, items, k)
+            if cands is not None:
+                c_idx, c_best = cands
                 if heard is not None:
                     c_idx, c_best = songs.drop_heard_songs(c_idx, c_best, group, heard)
                 r_idx, r_best = rerank.rerank(c_idx, c_best, attrs, params)
