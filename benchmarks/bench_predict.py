@@ -15,8 +15,10 @@ training matrix. Each result gives the skew (max / median item norm). Methods ar
 
     ours       stages.predict.FactorTopK (built once, heard tracks filtered) in
                blocks of --block users, plus building the frame and appending it to Parquet
+               as predict does (ranked_frame, predict_output.parquet_writer)
     implicit   the reference: implicit's batched `recommend(userids, user_items[userids], N)` in
-               blocks of --block users, BLAS limited to one thread
+               blocks of --block users, BLAS limited to one thread, its lists written to the
+               same table the same way (scoring and writing timed apart in both)
     dense      the generic path for non-factor models: dense scores + argpartition (smaller sample)
     rerank     `ours` with n * candidates tracks, then stages.rerank (caps + MMR + novelty)
     hnsw       faiss HNSW ([predict].search = "hnsw"): index build time, search rate, and
@@ -44,18 +46,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicrec_cli.artifacts import load_arrays, load_matrix  # noqa: E402
+from musicrec_cli.runner import predict_output  # noqa: E402
 from stages import ann, predict, rerank  # noqa: E402
 from stages.models.als import AlsModel, load_als  # noqa: E402
 
 TARGET_USERS, TARGET_TRACKS = 1_370_000, 805_000
 RESULTS = Path(__file__).parent / "results" / "predict.json"
+TIMED = [
+    f"{part}{unit}" for part in ("", "score_", "output_") for unit in ("seconds", "cpu_seconds")
+]
 
 
 def _data(
@@ -79,25 +84,71 @@ def _blocks(ids: np.ndarray, size: int) -> list[np.ndarray]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def _run_ours(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a: argparse.Namespace):
-    top = predict.FactorTopK(model.item_factors)  # once per model, as the predict stage does
+class _Parts:
+    """Wall and CPU seconds of the run's scoring and of writing its lists, kept apart."""
+
+    def __init__(self) -> None:
+        self.seconds = {"score": 0.0, "output": 0.0}
+        self.cpu = {"score": 0.0, "output": 0.0}
+        self._part, self._wall, self._cpu = "", 0.0, 0.0
+
+    def __call__(self, part: str) -> _Parts:
+        self._part = part
+        return self
+
+    def __enter__(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), _cpu()
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds[self._part] += time.perf_counter() - self._wall
+        self.cpu[self._part] += _cpu() - self._cpu
+
+    def record(self) -> dict:
+        return {
+            **{f"{p}_seconds": round(v, 3) for p, v in self.seconds.items()},
+            **{f"{p}_cpu_seconds": round(v, 3) for p, v in self.cpu.items()},
+        }
+
+
+def _scored_and_written(users: np.ndarray, a: argparse.Namespace, score) -> dict:
+    """`score(block) -> (idx, best)` for each block, and its rows written as predict writes
+    them (`ranked_frame` + predict_output.parquet_writer): the output is the same table for
+    musicrec and implicit, so the headline ratio compares equal work."""
+    parts = _Parts()
     with tempfile.TemporaryDirectory() as tmp:
         writer = None
         for block in _blocks(users, a.block):
-            idx, best = top(model.user_factors[block], history[block], a.n)
-            table = predict.ranked_frame(block, idx, best, model_name="als").to_arrow()
-            writer = writer or pq.ParquetWriter(Path(tmp) / "p.parquet", table.schema)
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
-    return {"branches": dict(top.branches)}
+            with parts("score"):
+                idx, best = score(block)
+            with parts("output"):
+                table = predict.ranked_frame(block, idx, best, model_name="als").to_arrow()
+                writer = writer or predict_output.parquet_writer(Path(tmp) / "p", table.schema)
+                writer.write_table(table)
+        with parts("output"):
+            if writer is not None:
+                writer.close()
+    return parts.record()
+
+
+def _run_ours(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a: argparse.Namespace):
+    top = predict.FactorTopK(model.item_factors)  # once per model, as the predict stage does
+    done = _scored_and_written(
+        users, a, lambda block: top(model.user_factors[block], history[block], a.n)
+    )
+    return {"branches": dict(top.branches), **done}
 
 
 def _run_implicit(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
     reference = model.to_implicit()
+
+    def score(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids, scores = reference.recommend(
+            block, history[block], N=a.n, filter_already_liked_items=True
+        )
+        return ids.astype(np.int64), scores
+
     with threadpool_limits(1, "blas"):
-        for block in _blocks(users, a.block):
-            reference.recommend(block, history[block], N=a.n, filter_already_liked_items=True)
+        return _scored_and_written(users, a, score)
 
 
 def _run_dense(model: AlsModel, history: sp.csr_matrix, users: np.ndarray, a):
@@ -319,6 +370,7 @@ def main() -> None:
     if a.method:
         _child(a)
         return
+    load_at_start = os.getloadavg()
     scales = a.scale or ["100000x100000", "1000000x800000"]
     distributions = a.items.split(",")
     if a.artifacts:
@@ -348,23 +400,27 @@ def main() -> None:
             median = sorted(done, key=lambda r: r["seconds"])[len(done) // 2]  # median run
             median |= {
                 "repeats": a.repeats,
-                "median_seconds": statistics.median(r["seconds"] for r in done),
+                **{  # each figure's median over the runs, not only the median run's
+                    f"median_{key}": statistics.median(r[key] for r in done)
+                    for key in TIMED
+                    if key in median
+                },
                 "all_seconds": [r["seconds"] for r in done],
+                "all_cpu_seconds": [r["cpu_seconds"] for r in done],
             }
             median |= _extrapolate(median, int(scale.split("x")[1]))
             print(json.dumps(median), flush=True)
             runs.append(median)
     by = {(r["scale"], r["items"], r["method"]): r for r in runs}
     ratios = {
-        f"{s} {d} {ours} / {ref}": round(
-            by[s, d, ours]["users_per_second"] / by[s, d, ref]["users_per_second"], 3
-        )
+        f"{s} {d} {ours} / {ref}": _ratios(by[s, d, ours], by[s, d, ref])
         for (s, d, m) in by
         for ours, ref in (("ours", "implicit"), ("similar", "similar_implicit"))
         if m == ours and (s, d, ref) in by
     }
     result = {
         "command": " ".join(sys.argv),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "n": a.n,
@@ -383,6 +439,22 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {a.out}")
+
+
+def _ratios(ours: dict, ref: dict) -> dict:
+    """How many times faster `ours` is than `ref` (> 1: faster), from medians over the runs: the
+    headline pair (wall, CPU) covers the whole timed work, both sides writing the same table
+    where they write one (ours/implicit); score_* is the scoring alone."""
+    out = {
+        "wall": round(ref["median_seconds"] / ours["median_seconds"], 3),
+        "cpu": round(ref["median_cpu_seconds"] / ours["median_cpu_seconds"], 3),
+    }
+    if "median_score_seconds" in ours and "median_score_seconds" in ref:
+        out["score_wall"] = round(ref["median_score_seconds"] / ours["median_score_seconds"], 3)
+        out["score_cpu"] = round(
+            ref["median_score_cpu_seconds"] / ours["median_score_cpu_seconds"], 3
+        )
+    return out
 
 
 def _cpus() -> int:

@@ -171,6 +171,24 @@ def _kth_of_candidates(
     return kth
 
 
+def _by_row_score_track(
+    row: npt.NDArray[np.int64], track: npt.NDArray[np.int64], value: np.ndarray
+) -> npt.NDArray[np.int64]:
+    """The order of candidates by (row, score descending, track), as np.lexsort gives it.
+
+    One argsort of an int64 (row, score) key, the float's bits mapped to an int of the same
+    order (-0.0 as 0.0), is exact when no two of a row's candidates score the same; if some
+    do, the track breaks the tie by lexsort (3x slower: 5.7 against 1.7 ms for 256 rows).
+    """
+    bits = (value + np.float32(0)).view(np.int32).astype(np.int64)
+    key = (row << 32) - np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    order: npt.NDArray[np.int64] = np.argsort(key)
+    ordered = key[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        order = np.lexsort((track, -value, row))
+    return order
+
+
 class FactorTopK:
     """Exact top-k of queries @ items.T without heard tracks, on every core.
 
@@ -280,7 +298,7 @@ class FactorTopK:
             self._buffers.put((score_buffer, above_buffer))
         b = len(queries)
         track = self.order[col]
-        order = np.lexsort((track, -value, row))
+        order = _by_row_score_track(row, track, value)
         row, track, value = row[order], track[order], value[order]
         rank = np.arange(len(row)) - np.searchsorted(row, row)
         keep = rank < k
