@@ -372,7 +372,7 @@ def main() -> None:
         return
     load_at_start = os.getloadavg()
     scales = a.scale or ["100000x100000", "1000000x800000"]
-    distributions = a.items.split(",")
+    distributions = [d for d in a.items.split(",") if d]  # --items "": only --artifacts
     if a.artifacts:
         shape = load_matrix(a.artifacts, "split", "train_matrix.npz").shape
         distributions.append("trained")
