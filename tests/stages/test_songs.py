@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from stages import songs
 from stages.predict import top_n
 from stages.songs import first_per_song, heard_groups, plain_lists, similar_lists
 
@@ -105,3 +106,26 @@ def test_similar_lists_never_hold_the_query_song_and_one_version_of_each(seed, o
         assert group[q] not in group[idx[row]].tolist()
         if one_per_group:
             assert len(set(group[idx[row]].tolist())) == n
+
+
+@pytest.mark.parametrize("dense_cells", [0, 1 << 24])
+def test_drop_heard_songs_by_table_and_by_sorted_keys(monkeypatch, dense_cells):
+    """Both lookups (a dense table for small blocks, sorted keys above DENSE_HEARD) drop
+    exactly the candidates of a heard song, padding untouched."""
+    monkeypatch.setattr(songs, "DENSE_HEARD", dense_cells)
+    rng = np.random.default_rng(3)
+    n_items, b, k = 200, 30, 25
+    group = rng.integers(1, 40, size=n_items)
+    user_items = sp.csr_matrix((rng.random((b, n_items)) < 0.05).astype(np.float32))
+    idx = rng.integers(-1, n_items, size=(b, k))
+    scores = rng.random((b, k)).astype(np.float32)
+    got_idx, got_scores = songs.drop_heard_songs(
+        idx, scores, group, heard_groups(user_items, group)
+    )
+    for u in range(b):
+        heard = {group[t] for t in user_items[u].indices}
+        want = [-1 if t < 0 or group[t] in heard else t for t in idx[u]]
+        assert got_idx[u].tolist() == want
+        kept = np.array(want) >= 0
+        np.testing.assert_array_equal(got_scores[u][kept], scores[u][kept])
+        assert np.isneginf(got_scores[u][~kept & (idx[u] >= 0)]).all()
