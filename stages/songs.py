@@ -43,16 +43,16 @@ def block_fetch(
     return fetch
 
 
-def reuse_first(fetch: Fetch, n_rows: int, k: int, got: Candidates) -> Fetch:
-    """`fetch`, except that all `n_rows` rows at depth `k` answer `got` (already scored).
+def reuse_first(fetch: Fetch, k: int, got: Candidates) -> Fetch:
+    """`fetch`, except that depth `k` answers `got`, the block's candidates already scored.
 
     Predict scores a block's re-ranking candidates once and hands them to `plain_lists` as its
-    first fetch; deeper fetches (and any other depth) still call `fetch`. The arrays are only
-    read, never modified.
+    first fetch (every row, depth k); its deeper fetches (2k, 4k, ...) still call `fetch`. The
+    arrays are only read, never modified.
     """
 
     def reused(rows: npt.NDArray[np.int64], depth: int) -> Candidates:
-        return got if depth == k and rows.size == n_rows else fetch(rows, depth)
+        return got if depth == k else fetch(rows, depth)
 
     return reused
 

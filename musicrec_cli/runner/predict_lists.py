@@ -114,7 +114,7 @@ def block_frames(
             if name not in spark_lists:
                 fetch = songs.block_fetch(score, block, items)
                 if cands is not None and fetched is None:
-                    fetch = songs.reuse_first(fetch, len(block), k, cands)
+                    fetch = songs.reuse_first(fetch, k, cands)
                 idx, best = songs.plain_lists(
                     fetch,
                     len(block),
@@ -125,7 +125,7 @@ def block_frames(
                     one_per_group=p.one_per_group,
                 )
                 yield 0, predict.ranked_frame(block, idx, best, model_name=name)
-            if cands is not None:
+            if attrs is not None and cands is not None:
                 c_idx, c_best = cands
                 if heard is not None:
                     c_idx, c_best = songs.drop_heard_songs(c_idx, c_best, group, heard)

@@ -129,3 +129,29 @@ def test_drop_heard_songs_by_table_and_by_sorted_keys(monkeypatch, dense_cells):
         kept = np.array(want) >= 0
         np.testing.assert_array_equal(got_scores[u][kept], scores[u][kept])
         assert np.isneginf(got_scores[u][~kept & (idx[u] >= 0)]).all()
+
+
+def test_plain_lists_on_reused_candidates_equal_fetching_them():
+    """predict hands the re-ranker's candidates to plain_lists as its first fetch
+    (songs.reuse_first): the lists are the same, and only deeper fetches call the scorer."""
+    rng = np.random.default_rng(5)
+    n_items, n_users, n = 60, 12, 8
+    group = rng.integers(0, 12, size=n_items)
+    scores = rng.random((n_users, n_items)).astype(np.float32)
+    user_items = sp.csr_matrix((rng.random((n_users, n_items)) < 0.1).astype(np.float32))
+    calls = []
+
+    def fetch(rows, k):
+        calls.append((rows.size, k))
+        return top_n(scores[rows].copy(), user_items[rows], n=k)
+
+    heard = heard_groups(user_items, group)
+    want = plain_lists(fetch, n_users, group, n=n, heard=heard, depth=2 * n)
+    first = fetch(np.arange(n_users), 2 * n)
+    calls.clear()
+    reused = songs.reuse_first(fetch, 2 * n, first)
+    got = plain_lists(reused, n_users, group, n=n, heard=heard, depth=2 * n)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert calls  # some rows needed a deeper fetch
+    assert all(size < n_users or k > 2 * n for size, k in calls)
