@@ -1,10 +1,12 @@
-"""build_matrix: the direct CSR path for sorted pairs equals the COO path."""
+"""build_matrix: the batch-by-batch CSR path for sorted pairs equals the COO path."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
+from stages import interactions
 from stages.interactions import build_matrix, pairs_are_sorted
 
 
@@ -61,3 +63,37 @@ def test_parquet_scan_gives_the_same_matrix_as_the_frame(tmp_path) -> None:
     direct = build_matrix(pairs, value="play_count", n_users=3, n_tracks=4)
     assert (scanned != direct).nnz == 0
     assert scanned.toarray()[0].tolist() == [0.0, 5.0, 0.0, 1.0]
+
+
+def _random_pairs(seed: int, n_users: int = 30, n_tracks: int = 12) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    dense = rng.integers(1, 9, size=(n_users, n_tracks)) * (rng.random((n_users, n_tracks)) < 0.3)
+    users, tracks = np.nonzero(dense)  # row-major: sorted by (user, track), no repeats
+    return pl.DataFrame(
+        {"user_idx": users, "track_idx": tracks, "play_count": dense[users, tracks]},
+        schema={"user_idx": pl.UInt32, "track_idx": pl.UInt32, "play_count": pl.UInt32},
+    )
+
+
+def test_sorted_pairs_filled_batch_by_batch_equal_the_coo_matrix(monkeypatch, tmp_path) -> None:
+    pairs = _random_pairs(0)
+    pairs.write_parquet(tmp_path / "events.parquet", row_group_size=5)
+    monkeypatch.setattr(interactions, "_BATCH_ROWS", 4)  # batches end inside a user's row
+    expected = sp.coo_matrix(
+        (pairs["play_count"].to_numpy(), (pairs["user_idx"], pairs["track_idx"])), shape=(31, 12)
+    ).toarray()
+    for source in (pairs, pl.scan_parquet(tmp_path / "events.parquet")):
+        matrix = build_matrix(source, value="play_count", n_users=31, n_tracks=12)
+        assert np.array_equal(matrix.toarray(), expected)
+        assert matrix.indices.dtype == np.int32
+        assert matrix.indptr.tolist() == np.r_[0, np.cumsum((expected > 0).sum(axis=1))].tolist()
+
+
+def test_pairs_out_of_order_across_batches_go_through_coo(monkeypatch) -> None:
+    monkeypatch.setattr(interactions, "_BATCH_ROWS", 2)  # each batch is sorted on its own
+    pairs = pl.DataFrame(
+        {"user_idx": [0, 2, 1, 3, 3, 3], "track_idx": [1, 0, 0, 1, 0, 1], "w": [1, 2, 3, 4, 5, 6]}
+    )
+    matrix = build_matrix(pairs, value="w", n_users=4, n_tracks=2)
+    # (2,0) then (1,0) across the first boundary; (3,1) repeated across the second
+    assert matrix.toarray().tolist() == [[0, 1], [3, 0], [2, 0], [5, 10]]

@@ -51,6 +51,18 @@ def test_track_stats_sums_plays_and_counts_listeners_of_played_tracks() -> None:
     )
 
 
+def test_track_stats_counted_in_blocks_equal_one_count(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 4, size=(40, 9)).astype(np.float32) * (rng.random((40, 9)) < 0.4)
+    matrix = sp.csr_matrix(dense)
+    monkeypatch.setattr(tables, "_BLOCK", 7)  # blocks end inside rows and between them
+    stats = tables.track_stats(matrix)
+    played = np.flatnonzero((dense > 0).sum(axis=0))
+    assert stats["track_idx"].to_list() == played.tolist()
+    assert stats["play_count"].to_list() == dense.sum(axis=0)[played].astype(int).tolist()
+    assert stats["n_listeners"].to_list() == (dense > 0).sum(axis=0)[played].tolist()
+
+
 def test_items_users_and_id_map_follow_the_final_indexes() -> None:
     id_map, tracks = _numbered()
     # the k-core kept tracks 0 and 2 (renumbered 0 and 1) and user "b" (provisional 1)
