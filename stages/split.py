@@ -29,13 +29,27 @@ from typing import Literal
 import polars as pl
 
 from stages.interactions import aggregate_pairs
-from stages.schema import LAST_TS, PLAYED_AT, TRACK_IDX, USER_IDX, SchemaError
+from stages.schema import (
+    FIRST_TS,
+    LAST_TS,
+    PLAY_COUNT,
+    PLAYED_AT,
+    SKIP_COUNT,
+    TOTAL_MS_PLAYED,
+    TRACK_IDX,
+    USER_IDX,
+    SchemaError,
+)
 
 PAIR = (USER_IDX, TRACK_IDX)
 Strategy = Literal["temporal", "user-temporal", "user-random", "held-out-users"]
 STRATEGIES: tuple[Strategy, ...] = ("temporal", "user-temporal", "user-random", "held-out-users")
 TEMPORAL: tuple[Strategy, ...] = ("temporal", "user-temporal")
 _TEST = "_test"
+_IN_TRAIN = "_in_train"  # a test-period row whose pair also has a train row (replay only)
+_KEY = "_key"  # user_idx * 2^33 + track_idx * 2 + period (1 = test): sorts as the triple
+_USER_UNIT = 1 << 33
+_AGGREGATES = (PLAY_COUNT, TOTAL_MS_PLAYED, FIRST_TS, LAST_TS, SKIP_COUNT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,14 +162,51 @@ def split_users(
         cutoff: The global cut-off (temporal only).
         held_out: Column user_idx of the held-out users (held-out-users only).
     """
+    pairs = period_pairs(plays, params=params, cutoff=cutoff, held_out=held_out)
+    return split_pairs(pairs, cutoff=cutoff)
+
+
+def period_pairs(
+    plays: pl.LazyFrame,
+    *,
+    params: SplitParams,
+    cutoff: dt.datetime | None = None,
+    held_out: pl.LazyFrame | None = None,
+    sorted_plays: bool = False,
+) -> pl.LazyFrame:
+    """One row per (user, track, period) of `plays`, train period first: `split_pairs`' input.
+
+    A pair played on both sides of a temporal cut has two rows: each period's plays are
+    aggregated apart, so no training row carries a play from the test period. All three keys
+    travel packed in one UInt64 (`_KEY`), which sorts as (user_idx, track_idx, period) does.
+
+    Args:
+        plays: Schema PLAYS; user_idx below 2^31.
+        params: The protocol.
+        cutoff: The global cut-off (temporal only).
+        held_out: Column user_idx of the held-out users (held-out-users only).
+        sorted_plays: The plays are sorted by (user_idx, track_idx, played_at), as
+            plays.parquet is: a temporal period is then a run of rows, aggregated where it lies
+            (no hash table, no sort); check the result with `runs_were_sorted`.
+
+    Returns:
+        Columns _KEY and the aggregates of `aggregate_pairs`, sorted by _KEY.
+    """
     if params.strategy == "temporal":
         if cutoff is None:
             msg = "split_users: the temporal strategy needs a cutoff"
             raise ValueError(msg)
-        return _cut_plays(plays.with_columns((pl.col(PLAYED_AT) >= cutoff).alias(_TEST)), cutoff)
+        marked = plays.with_columns((pl.col(PLAYED_AT) >= cutoff).alias(_TEST))
+        return _aggregate_periods(marked, sorted_plays=sorted_plays)
     if params.strategy == "user-temporal":
-        return _cut_plays(_mark_last_plays(plays, params), None)
-    pairs = aggregate_pairs(plays, keys=PAIR)
+        marked = _mark_last_plays(plays, params)
+        return _aggregate_periods(marked, sorted_plays=sorted_plays)
+    pairs = _aggregate_periods(
+        plays.with_columns(pl.lit(value=False).alias(_TEST)), sorted_plays=sorted_plays
+    )
+    pairs = pairs.with_columns(
+        (pl.col(_KEY) // _USER_UNIT).cast(pl.UInt32).alias(USER_IDX), _track()
+    )
     if params.strategy == "held-out-users":
         if held_out is None:
             msg = "split_users: the held-out-users strategy needs the held-out users"
@@ -164,24 +215,85 @@ def split_users(
             held_out.select(USER_IDX).with_columns(pl.lit(value=True).alias("_held")),
             on=USER_IDX,
             how="left",
+            maintain_order="left",
         )
-    marked = _mark_random_tracks(pairs, params).drop("_held", strict=False)
-    train = marked.filter(~pl.col(_TEST)).drop(_TEST).sort(PAIR)
-    test = _known_users(marked.filter(pl.col(_TEST)).drop(_TEST), train).sort(PAIR)
-    return Split(train=train, test=test, replay=test, cutoff=None)
+    marked = _mark_random_tracks(pairs, params)
+    # a pair has one row, in train or test: its period bit is the mark
+    return marked.select((pl.col(_KEY) + pl.col(_TEST).cast(pl.UInt64)).alias(_KEY), *_AGGREGATES)
 
 
-def _cut_plays(plays: pl.LazyFrame, cutoff: dt.datetime | None) -> Split:
-    """Aggregate plays on each side of the boolean _TEST column."""
-    train = aggregate_pairs(plays.filter(~pl.col(_TEST)), keys=PAIR).sort(PAIR)
-    later = aggregate_pairs(plays.filter(pl.col(_TEST)), keys=PAIR)
-    replay = _known_users(later, train).sort(PAIR)
-    test = replay.join(train.select(PAIR), on=PAIR, how="anti", maintain_order="left")
+def _track() -> pl.Expr:
+    return (pl.col(_KEY) // 2 % (1 << 32)).cast(pl.UInt32).alias(TRACK_IDX)
+
+
+def _aggregate_periods(marked: pl.LazyFrame, *, sorted_plays: bool) -> pl.LazyFrame:
+    """aggregate_pairs over (user, track, _TEST) packed in _KEY; sorted by _KEY."""
+    key = (
+        pl.col(USER_IDX).cast(pl.UInt64) * _USER_UNIT
+        + pl.col(TRACK_IDX).cast(pl.UInt64) * 2
+        + pl.col(_TEST).cast(pl.UInt64)
+    )
+    # a play whose time is unknown is in neither period of a temporal cut
+    keyed = (
+        marked.filter(pl.col(_TEST).is_not_null())
+        .with_columns(key.alias(_KEY))
+        .drop(USER_IDX, TRACK_IDX, _TEST)
+    )
+    if sorted_plays:
+        # within a pair the plays are in time order, so the test period (at or after a cut)
+        # follows the train period: _KEY is sorted too, and each group is one run of rows
+        return aggregate_pairs(keyed.set_sorted(_KEY), keys=(_KEY,), maintain_order=True)
+    return aggregate_pairs(keyed, keys=(_KEY,)).sort(_KEY)
+
+
+def runs_were_sorted(pairs: pl.DataFrame) -> bool:
+    """Whether `period_pairs(..., sorted_plays=True)` got sorted plays: its keys strictly rise.
+
+    Aggregated runs of unsorted plays repeat a key or fall back; strictly rising keys mean
+    every group was one run, so the result is exact.
+    """
+    keys = pairs[_KEY]
+    return bool((keys.slice(1) > keys.slice(0, max(keys.len() - 1, 0))).all())
+
+
+def split_pairs(pairs: pl.LazyFrame, *, cutoff: dt.datetime | None) -> Split:
+    """Train, test and replay (before `keep_known_tracks`) from `period_pairs`' rows."""
+    train, later = split_periods(pairs)
+    test, replay = test_views(later)
     return Split(train=train, test=test, replay=replay, cutoff=cutoff)
 
 
+def split_periods(pairs: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(train, later) from `period_pairs`' rows, both in their order.
+
+    train: the train-period pairs (schema INTERACTIONS). later: the test-period pairs of
+    users with train pairs, and _IN_TRAIN: the pair has a train row too (`test_views` splits
+    them). A pair's train row, when it has one, is the row just before its test row
+    (_KEY - 1), so the discovery view needs no join with train.
+    """
+    rows = pairs.with_columns(
+        (pl.col(_KEY) // _USER_UNIT).cast(pl.UInt32).alias(USER_IDX),
+        _track(),
+        (pl.col(_KEY) % 2 == 1).alias(_TEST),
+        ((pl.col(_KEY).shift(1) == pl.col(_KEY) - 1) & (pl.col(_KEY) % 2 == 1))
+        .fill_null(value=False)
+        .alias(_IN_TRAIN),
+    )
+    train = rows.filter(~pl.col(_TEST)).select(*PAIR, *_AGGREGATES)
+    later = _known_users(rows.filter(pl.col(_TEST)), train).select(*PAIR, *_AGGREGATES, _IN_TRAIN)
+    return train, later
+
+
+def test_views(later: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(test, replay) of `split_periods`' later rows: the pairs new to train, and all of them."""
+    test = later.filter(~pl.col(_IN_TRAIN)).drop(_IN_TRAIN)
+    return test, later.drop(_IN_TRAIN)
+
+
 def _known_users(candidates: pl.LazyFrame, train: pl.LazyFrame) -> pl.LazyFrame:
-    return candidates.join(train.select(USER_IDX).unique(), on=USER_IDX, how="semi")
+    return candidates.join(
+        train.select(USER_IDX).unique(), on=USER_IDX, how="semi", maintain_order="left"
+    )
 
 
 def _mark_last_plays(plays: pl.LazyFrame, params: SplitParams) -> pl.LazyFrame:
@@ -203,7 +315,7 @@ def _mark_last_plays(plays: pl.LazyFrame, params: SplitParams) -> pl.LazyFrame:
         .select(USER_IDX, "_cut")
     )
     return (
-        plays.join(cuts, on=USER_IDX, how="left")
+        plays.join(cuts, on=USER_IDX, how="left", maintain_order="left")
         .with_columns((pl.col(PLAYED_AT) >= pl.col("_cut")).fill_null(value=False).alias(_TEST))
         .drop("_cut")
     )

@@ -590,7 +590,7 @@ def test_a_real_bug_keeps_its_traceback(world: World, monkeypatch: pytest.Monkey
     def broken(*args: object, **kwargs: object) -> None:
         return 1 // 0  # type: ignore[return-value]
 
-    monkeypatch.setattr(stages.split, "split_users", broken)
+    monkeypatch.setattr(stages.split, "period_pairs", broken)
     outcome = invoke(world.config, "split")
     assert isinstance(outcome.exception, ZeroDivisionError)
     assert outcome.error_lines == []

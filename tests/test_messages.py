@@ -127,7 +127,7 @@ def test_polars_errors_from_our_own_code_keep_their_traceback_16(
     def misspelt(*args: object, **kwargs: object) -> None:
         pl.DataFrame({"user_idx": [1]}).select("usr_idx")
 
-    monkeypatch.setattr(stages.split, "split_users", misspelt)
+    monkeypatch.setattr(stages.split, "period_pairs", misspelt)
     outcome = invoke(small_project, "split")
     assert isinstance(outcome.exception, pl.exceptions.ColumnNotFoundError)
     assert outcome.error_lines == []
