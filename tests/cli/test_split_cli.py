@@ -94,3 +94,17 @@ def test_held_out_users_evaluate_measures_cold_start(tiny_project: Path):
         assert {"als", "content", "hybrid", "popularity"} <= set(cold["by_known"][n])
     summary = json.loads((folder / "manifest.json").read_text())["summary"]
     assert summary["cold_start_seconds"] > 0
+
+
+@pytest.mark.parametrize("strategy", ["temporal", "user-temporal", "user-random", "held-out-users"])
+def test_plays_out_of_order_are_split_as_sorted_ones(preprocessed: Path, strategy: str):
+    """plays.parquet is sorted (pairs aggregated over its runs); any other order is hashed."""
+    assert run(preprocessed, "split", "--strategy", strategy).exit_code == 0
+    sorted_run = _split(preprocessed)
+    plays = preprocessed.parent / "artifacts" / "01_preprocess" / "plays.parquet"
+    pl.read_parquet(plays).sample(fraction=1.0, shuffle=True, seed=3).write_parquet(plays)
+    _refresh_manifest(plays)
+    result = run(preprocessed, "split", "--strategy", strategy)
+    assert result.exit_code == 0, result.output
+    for before, after in zip(sorted_run[1:], _split(preprocessed)[1:], strict=True):
+        assert after.equals(before)

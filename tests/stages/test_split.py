@@ -10,7 +10,9 @@ from stages.split import (
     SplitParams,
     choose_held_out_users,
     keep_known_tracks,
+    period_pairs,
     resolve_strategy,
+    runs_were_sorted,
     split_plays,
     split_users,
     temporal_cutoff,
@@ -246,3 +248,37 @@ def test_validation_carved_from_train_plays_stays_inside_train(strategy):
     for frame in (inner.train, inner.test):
         assert frame.collect().join(outer_train, on=PAIRS, how="anti").height == 0
     assert inner.test.collect().join(outer.test.collect(), on=PAIRS, how="inner").height == 0
+
+
+def _period_pairs(plays, strategy, *, sorted_plays):
+    params = SplitParams(strategy=strategy, test_fraction=0.25, held_out_share=0.3)
+    cutoff = T0 + dt.timedelta(days=70)
+    held = choose_held_out_users(plays.select(USER_IDX).unique(), share=0.3, seed=params.seed)
+    return period_pairs(
+        plays, params=params, cutoff=cutoff, held_out=held, sorted_plays=sorted_plays
+    ).collect()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_pairs_aggregated_over_sorted_runs_equal_the_hashed_ones(strategy):
+    plays = _random_plays(5).collect().sample(fraction=1.0, shuffle=True, seed=1)
+    in_order = plays.sort(USER_IDX, TRACK_IDX, PLAYED_AT).lazy()
+    runs = _period_pairs(in_order, strategy, sorted_plays=True)
+    assert runs_were_sorted(runs)
+    assert runs.equals(_period_pairs(plays.lazy(), strategy, sorted_plays=False))
+
+
+def test_runs_of_unsorted_plays_are_caught():
+    plays = _random_plays(5).collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+    assert not runs_were_sorted(_period_pairs(plays, "temporal", sorted_plays=True))
+
+
+def test_a_pair_on_both_sides_of_the_cut_is_replay_only():
+    # day 80 is the cut: pair (0, 1) both sides (replay), (0, 2) after only (test), user 1 no train
+    rows = [(0, 0, 0), (0, 1, 10), (0, 1, 90), (0, 1, 95), (0, 2, 85), (1, 3, 90), (2, 0, 100)]
+    parts = split_users(
+        _plays(rows), params=SplitParams(strategy="temporal"), cutoff=T0 + dt.timedelta(days=80)
+    )
+    assert _pairs(parts.train) == [(0, 0, 1), (0, 1, 1)]
+    assert _pairs(parts.replay) == [(0, 1, 2), (0, 2, 1)]
+    assert _pairs(parts.test) == [(0, 2, 1)]
