@@ -13,14 +13,16 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from musicrec_cli import artifacts as art
 from musicrec_cli.artifacts import require_stage, stage_dir
 from musicrec_cli.config import Config, engine_of, table_dict
 from musicrec_cli.console import progress
 from musicrec_cli.runner import Measure, spark_groups, upstream_inputs
+from musicrec_cli.runner.split_train import TrainSink
 from stages import split
 from stages.interactions import build_matrix
 from stages.schema import (
@@ -56,12 +58,16 @@ def user_ranges(users: pl.DataFrame, *, plays_per_part: int) -> list[tuple[int, 
 def _split_polars(
     out: art.StageWriter,
     plays: pl.LazyFrame,
+    shape: tuple[int, int, int],
     ranges: list[tuple[int, int]],
     params: split.SplitParams,
     cutoff: dt.datetime | None,
     held_out: pl.DataFrame | None,
 ) -> tuple[int, int, int]:
     """Split user range by user range, then keep test tracks known in train; row counts.
+
+    `shape`: users, tracks and pairs of 01_preprocess. Writes train, test, test_replay and
+    the train matrix.
 
     Each range's pairs of both periods are aggregated once, over the sorted runs of
     plays.parquet; its train rows go straight into train.parquet, its test-period rows (with
@@ -70,60 +76,31 @@ def _split_polars(
     """
     parts = out.path("replay_parts")
     parts.mkdir()
-    known: list[pl.DataFrame] = []
-    writer = _TrainWriter(out.path(art.TRAIN))
-    with out.writing(art.TRAIN), writer, progress("split", len(ranges)) as step:
+    sink = TrainSink(out.path(art.TRAIN), n_users=shape[0], n_tracks=shape[1], capacity=shape[2])
+    with out.writing(art.TRAIN), progress("split", len(ranges)) as step:
         for i, (first, last) in enumerate(ranges):
             in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
             pairs = _range_pairs(in_range, params, cutoff, held_out)
             train, later = pl.collect_all(split.split_periods(pairs.lazy()), engine="streaming")
             del pairs
-            writer.write(train)
-            known.append(train.select(TRACK_IDX).unique())
+            sink.write(train)
             # a scratch file read once: lz4, not the artifacts' zstd
             later.write_parquet(parts / f"{i:05d}.parquet", compression="lz4")
             del train, later
             step()
-    out.add_file(art.TRAIN, rows=writer.rows)
+        sink.close()
+    out.add_file(art.TRAIN, rows=sink.rows)
+    out.write_matrix(sink.matrix(), art.TRAIN_MATRIX)
+    known = pl.DataFrame(
+        {TRACK_IDX: np.flatnonzero(sink.known_tracks)}, schema={TRACK_IDX: pl.UInt32}
+    )
     candidates = split.keep_known_tracks(
-        pl.scan_parquet(sorted(parts.glob("*.parquet"))),
-        train=pl.concat([pl.DataFrame(schema={TRACK_IDX: pl.UInt32}), *known]).lazy(),
+        pl.scan_parquet(sorted(parts.glob("*.parquet"))), train=known.lazy()
     )
     test, replay = split.test_views(candidates)
     n_test, n_replay = out.sink_parquet(test, art.TEST), out.sink_parquet(replay, art.TEST_REPLAY)
     shutil.rmtree(parts)
-    return writer.rows, n_test, n_replay
-
-
-class _TrainWriter:
-    """train.parquet written range by range (zstd, as StageWriter.sink_parquet writes).
-
-    Each range's train pairs are final when the range is split, so they are appended to the
-    artifact as row groups, not written to a part file and copied (decoded and encoded again)
-    at the end.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.rows = path, 0
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, frame: pl.DataFrame) -> None:
-        table = frame.to_arrow()
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(
-                self.path, table.schema, compression="zstd", compression_level=art.ZSTD_LEVEL
-            )
-        self._writer.write_table(table)
-        self.rows += frame.height
-
-    def __enter__(self) -> _TrainWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._writer is None:  # no users at all: an empty file with the schema
-            self.write(pl.DataFrame(schema=INTERACTIONS))
-        if self._writer is not None:
-            self._writer.close()
+    return sink.rows, n_test, n_replay
 
 
 def _range_pairs(
@@ -187,6 +164,7 @@ def run_split(cfg: Config) -> str:
     bounds = plays.select(pl.col(PLAYED_AT).min().alias("lo"), pl.col(PLAYED_AT).max().alias("hi"))
     lo, hi = bounds.collect(engine="streaming").row(0)
     n_users, n_tracks = shape["n_users"], shape["n_tracks"]
+    n_pairs = shape.get("n_pairs", 0)
     strategy = split.resolve_strategy(
         cfg.split.strategy, has_timestamps=lo is not None, source=str(source), n_users=n_users
     )
@@ -210,19 +188,16 @@ def run_split(cfg: Config) -> str:
     with art.open_stage(root, "split") as out:
         if engine == "spark":
             n_train, n_test, n_replay = _split_spark(out, cfg, source, params, cutoff, held_out)
+            out.write_matrix(_matrix(out, art.TRAIN, n_users, n_tracks), art.TRAIN_MATRIX)
         else:
-            n_train, n_test, n_replay = _split_polars(out, plays, ranges, params, cutoff, held_out)
+            n_train, n_test, n_replay = _split_polars(
+                out, plays, (n_users, n_tracks, n_pairs), ranges, params, cutoff, held_out
+            )
         if view == REPLAY:
             n_test = out.sink_parquet(pl.scan_parquet(out.path(art.TEST_REPLAY)), art.TEST)
         if n_test == 0:
             raise SchemaError(_empty_test_message(root, cfg, strategy, cutoff, n_users=n_users))
-        for name, matrix_name in ((art.TRAIN, art.TRAIN_MATRIX), (art.TEST, art.TEST_MATRIX)):
-            # a scan: build_matrix collects the keys, then the values, never all three columns
-            pairs = pl.scan_parquet(out.path(name))
-            out.write_matrix(
-                build_matrix(pairs, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks),
-                matrix_name,
-            )
+        out.write_matrix(_matrix(out, art.TEST, n_users, n_tracks), art.TEST_MATRIX)
         folder = art.commit_stage(
             out,
             {
@@ -254,6 +229,12 @@ def run_split(cfg: Config) -> str:
         f"{where}: {n_train:,} train pairs, {n_test:,} test pairs "
         f"({n_replay:,} with replays) -> {folder}"
     )
+
+
+def _matrix(out: art.StageWriter, name: str, n_users: int, n_tracks: int) -> sp.csr_matrix:
+    # a scan: build_matrix collects the keys, then the values, never all three columns
+    pairs = pl.scan_parquet(out.path(name))
+    return build_matrix(pairs, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
 
 
 def _empty_test_message(
