@@ -69,3 +69,33 @@ def test_weight_without_timestamps_is_log_plays_17():
     assert got.collect()["weight"].to_list() == pytest.approx(expected, rel=1e-6)
     users = user_features(untimed, cutoff=None).collect()
     assert users["days_since_last_play"].null_count() == 2
+
+
+def test_item_features_listeners_and_popularity_are_listener_shares():
+    """train has one row per pair: counting rows gives listener_share's distinct users."""
+    import numpy as np
+
+    from stages.interactions import count_users, listener_share
+
+    rng = np.random.default_rng(7)
+    keys = np.unique(rng.integers(0, 30 * 20, 250))
+    train = pl.LazyFrame(
+        {
+            "user_idx": keys // 20,
+            "track_idx": keys % 20,
+            "play_count": rng.integers(1, 9, len(keys)),
+            "total_ms_played": [1] * len(keys),
+            "first_ts": [CUTOFF] * len(keys),
+            "last_ts": [CUTOFF] * len(keys),
+            "skip_count": [0] * len(keys),
+        },
+        schema=INTERACTIONS,
+    )
+    n_users = count_users(train).collect().item()
+    items = pl.LazyFrame({"track_idx": pl.Series(range(25), dtype=pl.UInt32)})
+    got = item_features(train, items, n_users=n_users).collect()
+    want = listener_share(train, n_users=n_users).collect()
+    joined = got.join(want, on="track_idx", how="left").fill_null(0)
+    assert joined["train_listeners"].to_list() == joined["listeners"].to_list()
+    assert joined["popularity"].to_list() == joined["popularity_right"].to_list()
+    assert got.filter(pl.col("track_idx") >= 20)["train_listeners"].to_list() == [0] * 5
