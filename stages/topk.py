@@ -37,6 +37,9 @@ SCORE_ROWS = 256
 TILE_TRACKS = 8192
 # FactorTopK: evenly spaced tracks (by norm) that estimate each row's candidates
 ESTIMATE_TRACKS = 1024
+# _bound_of_first: scores per group whose maximum stands for them (a partition of 1/GROUP as
+# many values: 24 -> 6 us a row for the 4,096-track probe)
+GROUP = 4
 # a row with more candidates than this finds its k-th best in its own scores, not a padded copy
 PAD_LIMIT = 1 << 16
 # Cost estimate, ns per user on this machine kind (2 cores, float32, measured 2026-12-01 on
@@ -137,6 +140,27 @@ def _kth_of_first(scores: np.ndarray, k: int, size: int) -> npt.NDArray[np.float
     if size < k:
         return np.full(len(scores), np.finfo(np.float32).min, dtype=np.float32)
     bound = np.partition(scores[:, :size], size - k, axis=1)[:, size - k]
+    bound[np.isneginf(bound)] = np.finfo(np.float32).min  # heard tracks: every unheard one
+    return bound
+
+
+def _bound_of_first(scores: np.ndarray, k: int, size: int) -> npt.NDArray[np.float32]:
+    """A lower bound of each row's k-th best among its first `size` columns, cheaper.
+
+    The first columns are taken GROUP at a time and each group's maximum kept: k maxima are k
+    distinct scores, so the k-th best of the maxima bounds the k-th best score from below, and
+    it is found by partitioning a GROUP-th as many values. The k best rarely share a group, so
+    the bound is barely weaker (the candidates it lets through are still sorted exactly).
+    """
+    size = min(size, scores.shape[1])
+    groups = size // GROUP
+    if groups < k:
+        return _kth_of_first(scores, k, size)
+    end = groups * GROUP
+    maxima = scores[:, 0:end:GROUP].copy()
+    for offset in range(1, GROUP):
+        np.maximum(maxima, scores[:, offset:end:GROUP], out=maxima)
+    bound = np.partition(maxima, groups - k, axis=1)[:, groups - k]
     bound[np.isneginf(bound)] = np.finfo(np.float32).min  # heard tracks: every unheard one
     return bound
 
@@ -317,7 +341,7 @@ class FactorTopK:
         above = buffers[1][: b * width].reshape(b, width)
         np.dot(queries, self.sorted_items[:width].T, out=scores)
         self._mask_heard(scores, heard)
-        np.greater_equal(scores, _kth_of_first(scores, k, PROBE_TRACKS)[:, None], out=above)
+        np.greater_equal(scores, _bound_of_first(scores, k, PROBE_TRACKS)[:, None], out=above)
         flat = np.flatnonzero(above)
         row, col = np.divmod(flat, width)
         return row, col, scores.ravel()[flat]
@@ -346,7 +370,7 @@ class FactorTopK:
             lo, hi = np.searchsorted(pos, [start, stop])
             scores[rows[lo:hi], pos[lo:hi] - start] = -np.inf
             if start == 0:
-                bound = _kth_of_first(scores, k, s)
+                bound = _bound_of_first(scores, k, s)
             flat = np.flatnonzero(scores >= bound[:, None])
             row, col = np.divmod(flat, stop - start)
             counts = np.bincount(row, minlength=b)
