@@ -4,25 +4,23 @@ The registry hands it to each model's fit function; the fit adapters (stages.mod
 take from it the matrix their model wants (confidence weights, play counts, ages).
 
 Memory (issue 20): at 800M events features_train has 254M pairs, so every byte per pair is
-254 MB. The weights CSR is filled batch by batch from the scan (`stream_matrix`: 8 bytes per
-pair, the CSR itself) instead of collecting the key columns and copying them into CSR arrays
-(~35 bytes per pair at the peak), and `weights_spare` lets the last model that reads the
-weights overwrite them (ALS scales them by alpha in place, see stages.models.als.fit_als).
+254 MB. The weights CSR is filled batch by batch from the scan (`build_matrix`: 8 bytes per
+pair, the CSR itself), and `weights_spare` lets the last model that reads the weights
+overwrite them (ALS scales them by alpha in place, see stages.models.als.fit_als).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
-from stages.interactions import build_matrix, pairs_are_sorted
-from stages.schema import LAST_TS, PLAY_COUNT, TRACK_IDX, USER_IDX, WEIGHT
+from stages.interactions import build_matrix
+from stages.schema import LAST_TS, PLAY_COUNT, TRACK_IDX, WEIGHT
 
 IterationCallback = Callable[[], None]
 _DAY_US = 86_400_000_000
@@ -60,13 +58,13 @@ class TrainingData:
     ) -> TrainingData:
         """From features_train and the audio array, with the weights CSR built once."""
         lazy = frame.lazy()
-        weights = stream_matrix(lazy, value=WEIGHT, n_users=n_users, n_tracks=n_tracks)
+        weights = build_matrix(lazy, value=WEIGHT, n_users=n_users, n_tracks=n_tracks)
         return cls(frame=lazy, weights=weights, audio=audio)
 
     def counts(self) -> sp.csr_matrix:
         """(n_users, n_items) float32 CSR of play counts, same non-zeros as `weights`."""
         n_users, n_tracks = self.weights.shape
-        return stream_matrix(self.frame, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
+        return build_matrix(self.frame, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
 
     def ages(self) -> pl.DataFrame:
         """track_idx, play_count, age_days (last play's age before the newest play in train).
@@ -78,38 +76,3 @@ class TrainingData:
         age = (pl.lit(newest) - pl.col(LAST_TS)).dt.total_microseconds() / _DAY_US
         age = age.fill_null(0.0) if newest is not None else pl.lit(0.0)
         return frame.select(TRACK_IDX, PLAY_COUNT, age.alias("age_days"))
-
-
-def stream_matrix(pairs: pl.LazyFrame, *, value: str, n_users: int, n_tracks: int) -> sp.csr_matrix:
-    """(n_users, n_tracks) float32 CSR of `value`, filled batch by batch from `pairs`.
-
-    The same matrix as `stages.interactions.build_matrix`. Pairs sorted by (user_idx,
-    track_idx) without repeats (features_train is) are written straight into the CSR arrays,
-    so the peak is the CSR (8 bytes per pair below 2^31 pairs) plus one batch. Anything else
-    is found out in passing and goes through `build_matrix` (which sums repeats).
-    """
-    nnz = int(pairs.select(pl.len()).collect().item())  # Parquet metadata for a scan
-    index = np.int32 if nnz < 2**31 else np.int64
-    indices: npt.NDArray[np.integer[Any]] = np.empty(nnz, dtype=index)
-    data = np.empty(nnz, dtype=np.float32)
-    per_user = np.zeros(n_users, dtype=np.int64)
-    filled, last = 0, (-1, -1)
-    columns = pairs.select(USER_IDX, TRACK_IDX, pl.col(value).cast(pl.Float32))
-    for batch in columns.collect_batches():
-        if batch.height == 0:
-            continue
-        users, tracks = batch[USER_IDX].to_numpy(), batch[TRACK_IDX].to_numpy()
-        first = (int(users[0]), int(tracks[0]))
-        end = filled + batch.height
-        if first <= last or end > nnz or not pairs_are_sorted(users, tracks):
-            return build_matrix(pairs, value=value, n_users=n_users, n_tracks=n_tracks)
-        low = int(users[0])  # sorted: the batch's users are users[0] .. users[-1]
-        per_user[low : int(users[-1]) + 1] += np.bincount(users - low)
-        indices[filled:end] = tracks
-        data[filled:end] = batch[value].to_numpy()
-        filled, last = end, (int(users[-1]), int(tracks[-1]))
-    if filled != nnz:
-        return build_matrix(pairs, value=value, n_users=n_users, n_tracks=n_tracks)
-    indptr: npt.NDArray[np.integer[Any]] = np.zeros(n_users + 1, dtype=index)
-    np.cumsum(per_user, out=indptr[1:])
-    return sp.csr_matrix((data, indices, indptr), shape=(n_users, n_tracks), copy=False)

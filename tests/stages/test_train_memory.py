@@ -1,24 +1,20 @@
-"""Train's memory savings change no number: the streamed weights CSR and ALS's alpha scaling.
+"""Train's memory savings change no number: ALS's alpha scaling and popularity's counts.
 
-`stream_matrix` fills the CSR from scan batches (the same matrix as `build_matrix`, which it
-falls back to for unsorted pairs); `fit_als` scales by alpha itself, in place when allowed, and
-must give implicit's own factors bit for bit.
+`fit_als` scales by alpha itself (in place when no later model reads the weights) and must
+give implicit's own factors bit for bit. The weights CSR is build_matrix's, filled batch by
+batch (tests/stages/test_preprocess_matrix.py).
 """
-
-from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from musicrec_cli.runner.train import weights_spare
-from stages.interactions import build_matrix
 from stages.models import fitting, registry
 from stages.models.als import fit_als
-from stages.models.training import TrainingData, stream_matrix
+from stages.models.training import TrainingData
 from tests.stages.test_models import N_ITEMS, N_USERS, _clusters
 
 ALS = {"factors": 2, "iterations": 15, "regularization": 0.05, "seed": 1}
@@ -34,57 +30,6 @@ def _pairs(matrix: sp.csr_matrix) -> pl.DataFrame:
             "play_count": pl.Series(np.arange(coo.nnz) % 7 + 1, dtype=pl.UInt32),
         }
     )
-
-
-def _scan(frame: pl.DataFrame, path: Path) -> pl.LazyFrame:
-    """`frame` as a Parquet scan of row groups of 50 rows (one batch each, several batches)."""
-    pq.write_table(frame.to_arrow(), path, row_group_size=50)
-    return pl.scan_parquet(path)
-
-
-def _assert_same(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
-    assert a.shape == b.shape
-    assert a.dtype == b.dtype == np.float32
-    np.testing.assert_array_equal(a.indptr, b.indptr)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    np.testing.assert_array_equal(a.data, b.data)
-
-
-@pytest.mark.parametrize("value", ["weight", "play_count"])
-def test_streamed_matrix_of_sorted_batches_equals_build_matrix(value, tmp_path: Path):
-    scan = _scan(_pairs(_clusters()), tmp_path / "pairs.parquet")
-    assert pq.ParquetFile(tmp_path / "pairs.parquet").metadata.num_row_groups == 8
-    shape = {"n_users": N_USERS + 3, "n_tracks": N_ITEMS}  # users without pairs at the end
-    streamed = stream_matrix(scan, value=value, **shape)
-    _assert_same(streamed, build_matrix(scan, value=value, **shape))
-    assert streamed.indices.dtype == np.int32
-
-
-def test_batches_out_of_order_fall_back_to_build_matrix(tmp_path: Path):
-    frame = _pairs(_clusters())
-    # each row group sorted, but the second starts before the first ends
-    swapped = pl.concat([frame[50:100], frame[:50], frame[100:]])
-    shape = {"n_users": N_USERS, "n_tracks": N_ITEMS}
-    streamed = stream_matrix(_scan(swapped, tmp_path / "p.parquet"), value="weight", **shape)
-    _assert_same(streamed, _clusters())
-
-
-def test_a_pair_repeated_across_batches_is_summed_once(tmp_path: Path):
-    frame = _pairs(_clusters())
-    twice = pl.concat([frame[:50], frame[49:]])  # row 49 ends one row group and starts the next
-    shape = {"n_users": N_USERS, "n_tracks": N_ITEMS}
-    streamed = stream_matrix(_scan(twice, tmp_path / "p.parquet"), value="weight", **shape)
-    expected = _clusters()
-    user, track = int(frame["user_idx"][49]), int(frame["track_idx"][49])
-    expected[user, track] *= 2
-    _assert_same(streamed, expected)
-
-
-def test_empty_pairs_give_an_empty_matrix():
-    empty = _pairs(_clusters())[:0].lazy()
-    matrix = stream_matrix(empty, value="weight", n_users=3, n_tracks=2)
-    assert matrix.shape == (3, 2)
-    assert matrix.nnz == 0
 
 
 def _implicit_fit(user_items: sp.csr_matrix, alpha: float) -> tuple[np.ndarray, np.ndarray]:
