@@ -186,6 +186,9 @@ def bench_scale(
         **ratios,
         "pairs": report["output"]["pairs"],
         "plays": report["output"]["plays"],
+        # the last musicrec run's phases (quality_report.json): where its CPU goes at this size
+        "musicrec_last_run_cpu_seconds_by_phase": report.get("cpu_seconds", {}),
+        "musicrec_last_run_peak_rss_mib_by_phase": report.get("peak_rss_mib", {}),
         **canonical,
     }
 
