@@ -34,15 +34,19 @@ def artist_lists(recommendations: pl.LazyFrame, tracks: pl.LazyFrame) -> pl.Lazy
         Columns model, user_idx, rank (UInt32), track_idx holding the artist code, so that
         `ranking.per_user_metrics` scores artists.
     """
+    # one group per list: its artists in rank order, each kept at its first occurrence. A
+    # group per (list, artist) then a rank over each list (the same result) ran into Polars
+    # 2.1's spilling window node at 274M recommendations (800M events), which deadlocked
+    artists = pl.col(ARTIST).sort_by(RANK).unique(maintain_order=True)
     return (
         recommendations.join(tracks.select(TRACK_IDX, ARTIST), on=TRACK_IDX, how="inner")
         .drop_nulls(ARTIST)
-        .group_by(MODEL, USER_IDX, ARTIST)
-        .agg(pl.col(RANK).min())
+        .group_by(MODEL, USER_IDX)
+        .agg(artists.alias(TRACK_IDX))
         .with_columns(
-            pl.col(RANK).rank("ordinal").over(MODEL, USER_IDX).cast(pl.UInt32),
-            pl.col(ARTIST).alias(TRACK_IDX),
+            pl.int_ranges(1, pl.col(TRACK_IDX).list.len() + 1, dtype=pl.UInt32).alias(RANK)
         )
+        .explode(TRACK_IDX, RANK)
         .select(MODEL, USER_IDX, RANK, TRACK_IDX)
     )
 

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -39,6 +40,31 @@ def test_artist_lists_keep_each_artists_best_rank_and_renumber():
     got = artist_lists(_recs({0: [0, 1, 5, 2, 3, 4]}), TRACKS).sort(RANK).collect()
     # tracks 0 and 1 are both artist 1; track 5 has no artist: artists 1, 2, 3 at ranks 1, 2, 3
     assert got.select(RANK, TRACK_IDX).rows() == [(1, 1), (2, 2), (3, 3)]
+
+
+def test_artist_lists_equal_each_artists_best_rank_ranked_within_its_list():
+    # random lists of 2 models with many repeated artists, rows shuffled; the reference is the
+    # definition: an artist's best rank in the list, ordinal rank of those within the list
+    rng = np.random.default_rng(3)
+    n_tracks = 300
+    tracks = pl.LazyFrame(
+        {TRACK_IDX: np.arange(n_tracks), "artist": rng.integers(0, 25, n_tracks)},
+        schema={TRACK_IDX: U32, "artist": U32},
+    )
+    lists = {u: rng.choice(n_tracks, 40, replace=False).tolist() for u in range(50)}
+    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b").filter(pl.col(RANK) <= 30)])
+    recs = recs.collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+    want = (
+        recs.join(tracks, on=TRACK_IDX)
+        .group_by(MODEL, USER_IDX, "artist")
+        .agg(pl.col(RANK).min())
+        .with_columns(pl.col(RANK).rank("ordinal").over(MODEL, USER_IDX).cast(U32))
+        .select(MODEL, USER_IDX, RANK, pl.col("artist").alias(TRACK_IDX))
+    )
+    key = (MODEL, USER_IDX, RANK)
+    got = artist_lists(recs, tracks).collect().sort(key)
+    assert got.height > 0
+    assert got.equals(want.collect().sort(key))
 
 
 def test_new_artists_are_test_artists_the_user_never_played_in_train():
