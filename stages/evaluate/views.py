@@ -64,10 +64,19 @@ def new_artists(test: pl.LazyFrame, train: pl.LazyFrame, tracks: pl.LazyFrame) -
             .unique()
         )
 
-    return (
-        artists_of(test)
-        .join(artists_of(train), on=(USER_IDX, ARTIST), how="anti")
-        .select(USER_IDX, pl.col(ARTIST).alias(TRACK_IDX))
+    # train's (user, artist) pairs only where the test has them: the semi-join hashes the test
+    # side and streams train, where the unique pairs of all of train (tens of millions at 800M
+    # events) held more memory than the machine has
+    in_test = artists_of(test)
+    known = (
+        train.select(USER_IDX, TRACK_IDX)
+        .join(artist, on=TRACK_IDX, how="inner")
+        .select(USER_IDX, ARTIST)
+        .join(in_test, on=(USER_IDX, ARTIST), how="semi")
+        .unique()
+    )
+    return in_test.join(known, on=(USER_IDX, ARTIST), how="anti").select(
+        USER_IDX, pl.col(ARTIST).alias(TRACK_IDX)
     )
 
 
