@@ -47,16 +47,16 @@ SURVEY_PER_SPELLING = 390
 IDMAP_PER_SPELLING = 200
 BUCKET_PER_PLAY = 200
 MATRIX_PER_PAIR = 30
-# split (measured): one play of a user range being split; one training pair read back for the
-# matrix (the frame, the COO keys and the CSR)
+# split (measured): one play of the user range being aggregated, beside the train CSR's arrays
+# filled range by range (8 bytes a pair: CSR_PER_PAIR); 5.09 GiB at 800M events (2026-12-01)
 SPLIT_PER_PLAY = 54
-SPLIT_PER_PAIR = 48
 # features (measured): the streaming group-bys over the training pairs
 FEATURES_PER_PAIR = 15
-# train (code): features_train as a frame (u32, u32, f32, u32, datetime: 24 bytes) and the
-# float32 CSR of weights (8); (measured) ALS's confidence CSR and implicit's transposed copy
-TRAIN_DATA_PER_PAIR = 32
-ALS_PER_PAIR = 26
+# train (code): the float32 CSR of weights, filled batch by batch from the features_train scan
+# (8); (measured) ALS: implicit's transposed copy (8) and what its allocator and factor setup
+# keep (~6), alpha applied in place (5.50 GiB at 800M events, 2026-12-01)
+TRAIN_DATA_PER_PAIR = 8
+ALS_PER_PAIR = 14
 CSR_PER_PAIR = 8  # code: float32 data + int32 indices
 # predict (code): per thread, FactorTopK's (256, n_items) float32 score buffer; the generic
 # scorer's 2^24 dense scores (x3: scores, mask, argpartition); the catalogue per track and user
@@ -87,16 +87,16 @@ SCRATCH_PLAY = 12  # lz4 buckets and pairs
 # seconds (measured, on the 2-core machine, shared)
 SECONDS = {
     "start": 3.0,
-    "preprocess_event": 1.25e-6,
-    "split_play": 1.0e-6,
+    "preprocess_event": 1.5e-6,
+    "split_play": 0.2e-6,
     "features_pair": 0.4e-6,
     "train_load_pair": 0.3e-6,
-    "als_pair_factor_iter": 4.3e-9,
+    "als_pair_factor_iter": 3.6e-9,
     "bpr_pair_iter": 4.5e-7,
     "knn_pair": 2.0e-6,
     "rp3beta_pair": 1.5e-6,
     "ease_cubed": 2.0e-11,
-    "predict_user_list": 1.1e-4,
+    "predict_user_list": 2.0e-4,
     "evaluate_prediction": 0.45e-6,
 }
 
@@ -163,11 +163,10 @@ def split(z: Sizes, s: PlanSettings) -> Estimate:
     per_part = math.ceil(z.plays / n_parts)
     phases = {
         "user range being split": per_part * SPLIT_PER_PLAY,
-        "train pairs read back, CSR": z.train_pairs * SPLIT_PER_PAIR,
+        "train CSR filled so far": z.train_pairs * CSR_PER_PAIR,
     }
-    peak = max(phases, key=lambda k: phases[k])
     return Estimate(
-        memory={peak: phases[peak]},
+        memory=phases,
         disk=(z.train_pairs + z.test_pairs) * DISK_SPLIT_PAIR + z.replay_pairs * DISK_REPLAY,
         scratch=(z.train_pairs + z.test_pairs + z.replay_pairs) * DISK_REPLAY,
         seconds=SECONDS["start"] + z.plays * SECONDS["split_play"],

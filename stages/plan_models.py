@@ -112,7 +112,7 @@ def train(z: Sizes, s: PlanSettings) -> c.Estimate:
     refused = "; ".join(f.refused for f in fitted.values() if f.refused)
     biggest = max(order, key=lambda m: fitted[m].fit)
     memory = {
-        "train pairs: frame and CSR": z.train_pairs * c.TRAIN_DATA_PER_PAIR,
+        "train pairs: CSR of weights": z.train_pairs * c.TRAIN_DATA_PER_PAIR,
         "models' arrays (" + ", ".join(order) + ")": sum(f.arrays for f in fitted.values()),
         f"{biggest} fit working set": fitted[biggest].fit,
     }

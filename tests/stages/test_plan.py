@@ -36,7 +36,10 @@ def test_800m_estimates_are_within_1_5x_of_the_recorded_peaks():
     # benchmarks/full_scale.py's settings: n = 100, popularity and ALS, no re-ranking or similar
     sizes, measured = recorded_run("full_scale.json")
     settings = defaults(models=("popularity", "als"), n=100, rerank_models=(), similar_k=0)
-    for p in plan.plan_run(sizes, settings):
+    # the 2026-12-01 run has no evaluate (see its evaluate_attempts): every other stage counts
+    planned = [p for p in plan.plan_run(sizes, settings) if p.stage in measured]
+    assert len(planned) == 5
+    for p in planned:
         peak = measured[p.stage]["peak_rss_gib"] * GIB
         disk = measured[p.stage]["bytes_on_disk"]
         assert 1 / 1.5 <= p.peak_bytes / peak <= 1.5, (p.stage, p.peak_bytes / GIB, peak / GIB)
@@ -62,13 +65,13 @@ def small(**counts: int) -> plan.Sizes:
 def test_train_memory_is_the_data_the_factors_and_the_als_working_set():
     settings = defaults(models=("als",), factors=10)
     p = plan.plan_stage("train", small(), settings)
-    data = 3000 * 32  # frame (24 bytes a pair) + float32 CSR (8)
+    data = 3000 * 8  # float32 CSR
     factors = (100 + 50) * 10 * 4
-    working = 3000 * 26
+    working = 3000 * 14
     assert p.peak_bytes == BASE_BYTES["train"] + data + factors + working
     assert p.disk_bytes == factors
     assert dict(p.memory) == {
-        "train pairs: frame and CSR": data,
+        "train pairs: CSR of weights": data,
         "als fit working set": working,
         "models' arrays (als)": factors,
     }
