@@ -26,6 +26,10 @@ SIGNIFICANCE_METHOD = (
 )
 
 
+# recommendations scored at once by a view (views.view_means' user ranges)
+VIEW_ROWS = 25_000_000
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvaluateSettings:
     """Cut-offs of the metrics, the model the others are compared with and the tests' settings.
@@ -154,13 +158,19 @@ def _views_json(
     def rows(frame: pl.DataFrame) -> dict[str, Any]:
         return {row.pop(MODEL): row for row in frame.to_dicts()}
 
-    out = {"discovery": rows(views.view_means(recs, test, ks=ks))}
+    # the views score users in groups of about VIEW_ROWS recommendations (800M events: 11)
+    n_recs = recs.select(pl.len()).collect().item()
+    ranges = max(1, -(-n_recs // VIEW_ROWS))
+    out = {"discovery": rows(views.view_means(recs, test, ks=ks, user_ranges=ranges))}
     if replay is not None:
-        out["replay"] = rows(views.view_means(recs, replay, ks=ks))
+        out["replay"] = rows(views.view_means(recs, replay, ks=ks, user_ranges=ranges))
     if train is not None and evaluate.ARTIST in tracks.columns:
         artists = tracks.lazy()
         found = views.view_means(
-            views.artist_lists(recs, artists), views.new_artists(test, train, artists), ks=ks
+            views.artist_lists(recs, artists),
+            views.new_artists(test, train, artists),
+            ks=ks,
+            user_ranges=ranges,
         ).join(
             views.artist_coverage(recs, test.select(USER_IDX), artists, ks=ks),
             on=MODEL,

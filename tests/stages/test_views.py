@@ -123,3 +123,13 @@ def test_by_segment_averages_each_segment_separately():
     )
     got = by_segment(per_user, segments, edges=(1, 5))
     assert got.rows() == [("m", "0", 1, 0.0), ("m", "1-4", 2, pytest.approx(0.6))]
+
+
+def test_view_means_by_user_ranges_equal_all_users_at_once():
+    rng = np.random.default_rng(5)
+    lists = {u: rng.choice(6, 4, replace=False).tolist() for u in range(40)}
+    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b")])
+    truth = _pairs([(u, int(t)) for u in range(0, 40, 2) for t in rng.choice(6, 2, replace=False)])
+    whole = view_means(recs, truth, ks=(1, 3))
+    assert whole["n_users"].to_list() == [20, 20]
+    assert whole.equals(view_means(recs, truth, ks=(1, 3), user_ranges=3))
