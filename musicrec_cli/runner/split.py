@@ -232,7 +232,7 @@ def run_split(cfg: Config) -> str:
 
 
 def _matrix(out: art.StageWriter, name: str, n_users: int, n_tracks: int) -> sp.csr_matrix:
-    # a scan: build_matrix collects the keys, then the values, never all three columns
+    # a scan: build_matrix fills the CSR batch by batch from the sorted pairs
     pairs = pl.scan_parquet(out.path(name))
     return build_matrix(pairs, value=PLAY_COUNT, n_users=n_users, n_tracks=n_tracks)
 
