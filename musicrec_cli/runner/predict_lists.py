@@ -102,6 +102,10 @@ def block_frames(
             factor_search=_hnsw_search(name, p) if p.search == "hnsw" else None,
             keep_heard=keep_heard,
         )
+        # the first fetch's depth: k while the re-ranker's candidates are reused or HNSW
+        # searches (it recalls better deeper); for exact lists alone, learnt block by block
+        depth = p.n * max(p.candidates, 1)
+        learn = attrs is None and p.search == "exact"
         for block in blocks:
             items = user_items[block]
             heard = None if p.allow_heard_songs else songs.heard_groups(items, group)
@@ -115,15 +119,19 @@ def block_frames(
                 fetch = songs.block_fetch(score, block, items)
                 if cands is not None and fetched is None:
                     fetch = songs.reuse_first(fetch, k, cands)
+                needed = np.empty(len(block), dtype=np.int64) if learn else None
                 idx, best = songs.plain_lists(
                     fetch,
                     len(block),
                     group,
                     n=p.n,
                     heard=heard,
-                    depth=p.n * max(p.candidates, 1),
+                    depth=depth,
                     one_per_group=p.one_per_group,
+                    needed=needed,
                 )
+                if needed is not None:
+                    depth = songs.next_depth(needed, n=p.n, cap=p.n * max(p.candidates, 1))
                 yield 0, predict.ranked_frame(block, idx, best, model_name=name)
             if attrs is not None and cands is not None:
                 c_idx, c_best = cands

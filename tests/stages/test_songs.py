@@ -155,3 +155,40 @@ def test_plain_lists_on_reused_candidates_equal_fetching_them():
     np.testing.assert_array_equal(got[1], want[1])
     assert calls  # some rows needed a deeper fetch
     assert all(size < n_users or k > 2 * n for size, k in calls)
+
+
+@pytest.mark.parametrize("depth", [8, 11, 24])
+def test_needed_is_where_each_list_was_filled_whatever_the_first_depth(depth):
+    rng = np.random.default_rng(3)
+    n_items, n_users, n = 80, 16, 8
+    group = rng.integers(0, 20, size=n_items)
+    scores = rng.random((n_users, n_items)).astype(np.float32)
+    user_items = sp.csr_matrix((rng.random((n_users, n_items)) < 0.15).astype(np.float32))
+    heard = heard_groups(user_items, group)
+
+    def fetch(rows, k):
+        return top_n(scores[rows].copy(), user_items[rows], n=k)
+
+    needed = np.zeros(n_users, dtype=np.int64)
+    idx, _ = plain_lists(fetch, n_users, group, n=n, heard=heard, depth=depth, needed=needed)
+    assert idx.tolist() == _reference(scores, user_items, group, n, allow_heard=False)
+    # by hand: walk each row's full ranking of unheard tracks to its n-th kept track
+    ranking, _ = top_n(scores.copy(), user_items, n=n_items)
+    for u in range(n_users):
+        kept, seen, heard_songs = 0, set(), {group[t] for t in user_items[u].indices}
+        for position, t in enumerate(ranking[u]):
+            if t < 0 or group[t] in heard_songs or group[t] in seen:
+                continue
+            seen.add(group[t])
+            kept += 1
+            if kept == n:
+                assert needed[u] == position + 1
+                break
+
+
+def test_next_depth_covers_99_percent_of_rows_within_n_and_the_cap():
+    needed = np.r_[np.full(990, 103), np.full(10, 290)]
+    assert songs.next_depth(needed, n=100, cap=300) == 103
+    assert songs.next_depth(np.arange(100, 300), n=100, cap=300) == 297  # the 198th of 200
+    assert songs.next_depth(np.arange(100, 300), n=100, cap=250) == 250
+    assert songs.next_depth(np.full(5, 40), n=100, cap=300) == 100
