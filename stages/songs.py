@@ -253,6 +253,7 @@ def similar_lists(
     n: int,
     depth: int,
     one_per_group: bool,
+    needed: npt.NDArray[np.int64] | None = None,
 ) -> Candidates:
     """The `n` tracks most similar to each of `track_idx`: never a version of the query's song.
 
@@ -267,8 +268,16 @@ def similar_lists(
         n: Tracks per list.
         depth: Depth of the first fetch.
         one_per_group: At most one track per group; off: only the query's song left out.
+        needed: Optional (b,) out array, as for `plain_lists`.
     """
     own = own_groups(track_idx, group)
     return plain_lists(
-        fetch, len(track_idx), group, n=n, heard=own, depth=depth, one_per_group=one_per_group
+        fetch,
+        len(track_idx),
+        group,
+        n=n,
+        heard=own,
+        depth=depth,
+        one_per_group=one_per_group,
+        needed=needed,
     )

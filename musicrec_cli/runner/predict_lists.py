@@ -175,6 +175,9 @@ def similar_frames(
             return predict.similar_block(cosine, block[rows], k)
         return ann.similar_tracks(index, unit, block[rows], k=k, ef_search=p.hnsw_ef_search)
 
+    # as for users' lists: 2 x similar_k first, then learnt from the block before (exact only)
+    depth = 2 * p.similar_k
+    needed = np.empty(p.block_size, dtype=np.int64) if cosine is not None else None
     for start in range(0, len(tracks), p.block_size):
         block = tracks[start : start + p.block_size]
         idx, best = songs.similar_lists(
@@ -182,9 +185,12 @@ def similar_frames(
             block,
             group,
             n=p.similar_k,
-            depth=2 * p.similar_k,
+            depth=depth,
             one_per_group=p.one_per_group,
+            needed=None if needed is None else needed[: len(block)],
         )
+        if needed is not None:
+            depth = songs.next_depth(needed[: len(block)], n=p.similar_k, cap=2 * p.similar_k)
         frame = predict.similar_frame(block, idx, best)
         yield (
             0,

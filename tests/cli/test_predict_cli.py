@@ -118,13 +118,18 @@ def test_rerank_caps_respected(work: Path) -> None:
 
 def test_block_size_does_not_change_results(work: Path) -> None:
     config = work / "musicrec.toml"
+    similar_path = work / "artifacts" / "05_predict" / "similar_tracks.parquet"
     assert _invoke(config, "predict").exit_code == 0
     big = _predictions(work).drop("generated_at")
+    big_similar = pl.read_parquet(similar_path)
+    # small blocks: after the first, each block's first fetch depth is learnt from the last
     assert _invoke(config, "--set", "predict.block_size=7", "predict").exit_code == 0
     small = _predictions(work).drop("generated_at")
+    small_similar = pl.read_parquet(similar_path)
     # same rows in the same order; scores may differ in the last bit (BLAS blocks by batch size)
     assert big.drop("score").equals(small.drop("score"))
     assert_series_equal(big["score"], small["score"], rel_tol=1e-5, abs_tol=1e-6)
+    assert big_similar.drop("similarity").equals(small_similar.drop("similarity"))
 
 
 @pytest.mark.parametrize("kind", ["txt", "csv", "parquet"])
