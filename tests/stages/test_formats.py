@@ -206,3 +206,22 @@ def test_real_exports(
     kept = out.filter(pl.col("drop_reason").is_null())
     assert kept["played_at"].null_count() == 0
     assert kept["user_id"].null_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("file_users", "rule", "expected"),
+    [
+        (["me", "me"], "auto", ["a", "me", "b", "me"]),  # one user for every file: no join
+        (["me", "me"], "folder", ["me", "me", "me", "me"]),
+        (["x", "y"], "auto", ["a", "x", "b", "y"]),  # per file: joined on the file
+        (["x", "y"], "folder", ["x", "x", "y", "y"]),
+    ],
+)
+def test_assign_users_fills_or_replaces_from_the_file(
+    file_users: list[str], rule: str, expected: list[str]
+) -> None:
+    raw = pl.LazyFrame({"source_file": ["f1", "f1", "f2", "f2"], "user_id": ["a", None, "b", None]})
+    files = pl.DataFrame({"source_file": ["f1", "f2"], layout.FILE_USER: file_users})
+    out = layout.assign_users(raw, files, rule=rule).collect()
+    assert out["user_id"].to_list() == expected
+    assert out["source_file"].to_list() == ["f1", "f1", "f2", "f2"]

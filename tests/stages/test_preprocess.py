@@ -371,3 +371,32 @@ def test_catalogue_by_recording_mbid() -> None:
     items = pl.LazyFrame({"track_id": ["a - other", "a - song"]})
     out = catalog_join.attach_catalog(items, catalog, id_map=id_map).collect()
     assert out.select("energy", "catalog_key").rows() == [(None, None), (0.5, "track_mbid")]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values", "reasons"),
+    [
+        (pl.Boolean, [True, None], [None, None]),
+        (pl.Int64, [1, None], [None, None]),
+        (pl.String, ["yes", " "], [None, None]),
+        (pl.String, ["maybe", None], ["bad_skipped", None]),
+    ],
+)
+def test_skipped_written_or_not_in_any_dtype(
+    dtype: pl.DataType, values: list[object], reasons: list[str | None]
+) -> None:
+    # a blank or null flag is "not written" (filled from the play time), an unreadable one is
+    # bad_skipped; booleans and numbers are tested without a cast of each row to text
+    raw = _raw([("u1", "2024-03-01T12:00:00Z", "A", "T", "20000")] * 2).with_columns(
+        pl.Series("skipped", values, dtype=dtype)
+    )
+    out = parse.parse_raw(raw, min_ms_played=10_000, **RANGE).collect()
+    assert out["drop_reason"].to_list() == reasons
+    assert out["skipped"].to_list()[1] is False  # 20 s >= 10 s: not skipped
+
+
+def test_blank_user_ids_are_missing_users() -> None:
+    raw = _raw([(u, "2024-03-01T12:00:00Z", "A", "T", "200000") for u in (" u1 ", " \t", "", None)])
+    out = parse.parse_raw(raw, min_ms_played=30_000, **RANGE).collect()
+    assert out["user_id"].to_list() == ["u1", "", "", None]
+    assert out["drop_reason"].to_list() == [None, "missing_user", "missing_user", "missing_user"]
