@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -94,15 +95,18 @@ def test_a_huge_bad_header_is_quoted_as_a_short_excerpt_16(tmp_path: Path):
 def test_disk_full_in_preprocess_is_exit_4_naming_what_was_written_16(
     small_project: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    real = pl.LazyFrame.sink_parquet
+    def full_disk(real: Any) -> Any:
+        def full(self: pl.LazyFrame, path: object, *args: object, **kwargs: object) -> None:
+            if ".partial" in str(path):
+                msg = "I/O error: No space left on device (os error 28)"
+                raise pl.exceptions.ComputeError(msg)
+            real(self, path, *args, **kwargs)
 
-    def full(self: pl.LazyFrame, path: object, *args: object, **kwargs: object) -> None:
-        if ".partial" in str(path):
-            msg = "I/O error: No space left on device (os error 28)"
-            raise pl.exceptions.ComputeError(msg)
-        real(self, path, *args, **kwargs)  # type: ignore[arg-type]
+        return full
 
-    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", full)
+    # the scratch files (IPC) and the outputs (Parquet) both fail
+    for sink in ("sink_parquet", "sink_ipc"):
+        monkeypatch.setattr(pl.LazyFrame, sink, full_disk(getattr(pl.LazyFrame, sink)))
     outcome = invoke(small_project, "--set", "preprocess.min_track_users=1", "preprocess")
     assert outcome.code == 4, outcome.stderr
     assert ".01_preprocess.partial: I/O error: No space left on device" in outcome.stderr
