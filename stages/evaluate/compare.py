@@ -187,9 +187,17 @@ def compare_models(
         .sort(MODEL)
         .collect()
     )
+    # each model's values on one row per user (first-appearance order, as a pivot would give;
+    # null where the model has no row): one join per model, not one pivot per metric
+    users = per_user.select(USER_IDX).unique(maintain_order=True)
     wide = {
-        metric: per_user.pivot(on=MODEL, index=USER_IDX, values=metric, sort_columns=True)
-        for metric in metrics
+        model: users.join(
+            per_user.filter(pl.col(MODEL) == model).select(USER_IDX, *metrics),
+            on=USER_IDX,
+            how="left",
+            maintain_order="left",
+        )
+        for model in means[MODEL]
     }
     rows: list[tuple[str, str, str, str]] = []
     columns: list[npt.NDArray[np.float64]] = []
@@ -198,8 +206,8 @@ def compare_models(
         for model, reference, role in _pairs(
             means, metric, baseline=baseline, lower_is_better=lower
         ):
-            table = wide[metric]
-            diff = (table[model] - table[reference]).cast(pl.Float64).fill_null(np.nan)
+            diff = (wide[model][metric] - wide[reference][metric]).cast(pl.Float64)
+            diff = diff.fill_null(np.nan)
             rows.append((metric, model, reference, role))
             columns.append(diff.to_numpy())
     if not rows:
