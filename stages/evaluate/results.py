@@ -26,7 +26,7 @@ SIGNIFICANCE_METHOD = (
 )
 
 
-# recommendations scored at once by a view (views.view_means' user ranges)
+# recommendations scored at once by the replay and new-artist views (views.score_groups)
 VIEW_ROWS = 25_000_000
 
 
@@ -84,7 +84,7 @@ def compute(
         segments = views.activity_segments(train, users, edges=e.segments).collect()
         per_user = per_user.join(segments, on=USER_IDX, how="left")
         extra["segments"] = _segments_json(per_user, segments, edges=e.segments)
-    extra["views"] = _views_json(recs, test, tracks, train=train, replay=replay, ks=ks)
+    extra["views"] = _views_json(recs, test, tracks, per_user, train=train, replay=replay, ks=ks)
     cover = evaluate.coverage(recs, users, ks=ks, n_items=n_tracks)
     summary = evaluate.summarise(per_user.lazy(), cover).collect()
     n_evaluated = test.select(pl.col(USER_IDX).n_unique()).collect().item()
@@ -148,33 +148,42 @@ def _views_json(
     recs: pl.LazyFrame,
     test: pl.LazyFrame,
     tracks: pl.DataFrame,
+    per_user: pl.DataFrame,
     *,
     train: pl.LazyFrame | None,
     replay: pl.LazyFrame | None,
     ks: tuple[int, ...],
 ) -> dict[str, Any]:
-    """metrics.json `views`: discovery, replay and new_artists, {view: {model: {...}}}."""
+    """metrics.json `views`: discovery, replay and new_artists, {view: {model: {...}}}.
+
+    Discovery is the stage's own test set: its means come from `per_user`, not a rescan.
+    """
 
     def rows(frame: pl.DataFrame) -> dict[str, Any]:
         return {row.pop(MODEL): row for row in frame.to_dicts()}
 
-    # the views score users in groups of about VIEW_ROWS recommendations (800M events: 11)
+    out = {"discovery": rows(views.view_means(per_user.lazy(), ks=ks))}
+    with_artists = train is not None and evaluate.ARTIST in tracks.columns
+    if replay is None and not with_artists:
+        return out
+    # users in contiguous groups of about VIEW_ROWS recommendations (800M events: 11)
     n_recs = recs.select(pl.len()).collect().item()
-    ranges = max(1, -(-n_recs // VIEW_ROWS))
-    out = {"discovery": rows(views.view_means(recs, test, ks=ks, user_ranges=ranges))}
+    n_users = int(per_user.select(pl.col(USER_IDX).max().fill_null(0)).item()) + 1
+    groups = views.user_groups(n_users, groups=max(1, -(-n_recs // VIEW_ROWS)))
+    artists = tracks.lazy()
+    scored = views.score_groups(
+        recs,
+        test,
+        groups=groups,
+        ks=ks,
+        replay=replay,
+        train=train if with_artists else None,
+        tracks=artists if with_artists else None,
+    )
     if replay is not None:
-        out["replay"] = rows(views.view_means(recs, replay, ks=ks, user_ranges=ranges))
-    if train is not None and evaluate.ARTIST in tracks.columns:
-        artists = tracks.lazy()
-        found = views.view_means(
-            views.artist_lists(recs, artists),
-            views.new_artists(test, train, artists),
-            ks=ks,
-            user_ranges=ranges,
-        ).join(
-            views.artist_coverage(recs, test.select(USER_IDX), artists, ks=ks),
-            on=MODEL,
-            how="left",
-        )
-        out["new_artists"] = rows(found)
+        out["replay"] = rows(views.view_means(scored["replay"].lazy(), ks=ks))
+    if with_artists:
+        coverage = views.artist_coverage(scored["artist_ranks"].lazy(), artists, ks=ks)
+        found = views.view_means(scored["new_artists"].lazy(), ks=ks)
+        out["new_artists"] = rows(found.join(coverage, on=MODEL, how="left"))
     return out

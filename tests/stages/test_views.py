@@ -8,10 +8,14 @@ from stages.evaluate.views import (
     activity_segments,
     artist_coverage,
     artist_lists,
+    artist_ranks,
     by_segment,
     new_artists,
+    score_groups,
     segment_labels,
+    user_groups,
     view_means,
+    view_rows,
 )
 from stages.schema import MODEL, RANK, TRACK_IDX, USER_IDX
 
@@ -79,9 +83,8 @@ def test_artist_view_scores_distinct_artists():
     train = _pairs([(0, 0)])
     test = _pairs([(0, 2), (0, 3)])  # new artists 2 and 3
     recs = _recs({0: [1, 2, 4]})  # artists 1 (known), 2 (hit at artist rank 2), 3 (hit at 3)
-    got = view_means(artist_lists(recs, TRACKS), new_artists(test, train, TRACKS), ks=(2,)).row(
-        0, named=True
-    )
+    rows = view_rows(artist_lists(recs, TRACKS), new_artists(test, train, TRACKS), ks=(2,))
+    got = view_means(rows, ks=(2,)).row(0, named=True)
     assert got["recall@2"] == pytest.approx(1 / 2)
     assert got["ndcg@2"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
     assert got["n_users"] == 1
@@ -89,7 +92,8 @@ def test_artist_view_scores_distinct_artists():
 
 def test_artist_coverage_is_the_share_of_catalogue_artists_in_top_k():
     recs = _recs({0: [0, 2, 3], 1: [1, 5, 4]})
-    got = artist_coverage(recs, _pairs([(0, 0), (1, 0)]), TRACKS, ks=(1, 3))
+    ranks = artist_ranks(recs, _pairs([(0, 0), (1, 0)]), TRACKS, ks=(1, 3))
+    got = artist_coverage(ranks, TRACKS, ks=(1, 3))
     # top 1: artist 1 (tracks 0 and 1) = 1 of 3; top 3: artists 1, 2, 3 = 3 of 3
     assert got.row(0, named=True) == {
         MODEL: "m",
@@ -125,11 +129,51 @@ def test_by_segment_averages_each_segment_separately():
     assert got.rows() == [("m", "0", 1, 0.0), ("m", "1-4", 2, pytest.approx(0.6))]
 
 
-def test_view_means_by_user_ranges_equal_all_users_at_once():
+def test_user_groups_put_every_user_in_exactly_one_range():
+    users = pl.DataFrame({USER_IDX: [0, 1, 2, 3, 4, 5, 6, 7, 9, 1000]}, schema={USER_IDX: U32})
+    groups = user_groups(8, groups=3)  # edges 2 and 5; 1000 is past n_users
+    got = [users.filter(where)[USER_IDX].to_list() for where in groups]
+    assert got == [[0, 1], [2, 3, 4], [5, 6, 7, 9, 1000]]
+    assert users.filter(user_groups(8, groups=1)[0]).height == users.height
+
+
+def test_views_by_user_groups_equal_all_users_at_once():
+    # two models' shuffled lists with repeated artists; replay and new-artist truth of some
+    # users only, a replay user without lists, a test user beyond the groups' n_users
     rng = np.random.default_rng(5)
-    lists = {u: rng.choice(6, 4, replace=False).tolist() for u in range(40)}
-    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b")])
-    truth = _pairs([(u, int(t)) for u in range(0, 40, 2) for t in rng.choice(6, 2, replace=False)])
-    whole = view_means(recs, truth, ks=(1, 3))
-    assert whole["n_users"].to_list() == [20, 20]
-    assert whole.equals(view_means(recs, truth, ks=(1, 3), user_ranges=3))
+    n_tracks = 60
+    tracks = pl.LazyFrame(
+        {TRACK_IDX: np.arange(n_tracks), "artist": rng.integers(0, 12, n_tracks)},
+        schema={TRACK_IDX: U32, "artist": U32},
+    )
+    lists = {u: rng.choice(n_tracks, 15, replace=False).tolist() for u in range(45)}
+    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b").filter(pl.col(RANK) <= 9)])
+    recs = recs.collect().sample(fraction=1.0, shuffle=True, seed=2).lazy()
+
+    def pairs(users: range, n: int) -> pl.LazyFrame:
+        return _pairs([(u, int(t)) for u in users for t in rng.choice(n_tracks, n, replace=False)])
+
+    test, train = pairs(range(0, 46, 2), 4), pairs(range(46), 6)
+    replay = pl.concat([test, pairs(range(1, 50, 3), 3)])
+    ks = (1, 3, 5)
+    whole = {
+        "replay": view_rows(recs, replay, ks=ks),
+        "new_artists": view_rows(
+            artist_lists(recs, tracks), new_artists(test, train, tracks), ks=ks
+        ),
+    }
+    grouped = score_groups(
+        recs,
+        test,
+        groups=user_groups(40, groups=4),
+        ks=ks,
+        replay=replay,
+        train=train,
+        tracks=tracks,
+    )
+    for view, rows in whole.items():
+        want = view_means(rows, ks=ks)
+        assert want["n_users"].sum() > 0
+        assert view_means(grouped[view].lazy(), ks=ks).equals(want)
+    want = artist_coverage(artist_ranks(recs, test, tracks, ks=ks), tracks, ks=ks)
+    assert artist_coverage(grouped["artist_ranks"].lazy(), tracks, ks=ks).equals(want)
