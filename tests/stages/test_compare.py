@@ -50,6 +50,27 @@ def test_bootstrap_interval_of_a_constant_shift_is_that_shift():
     assert high == pytest.approx([0.1])
 
 
+def test_bootstrap_interval_is_the_percentiles_of_the_seeded_resample_means():
+    # the definition, one sample at a time: block x n draws per call of the seeded generator,
+    # each sample the mean of its drawn users' values (NaN users left out); 3 blocks, the last
+    # one short, an odd n, one column with gaps and one with no user at all
+    n, n_samples, block = 101, 150, 64
+    values = np.random.default_rng(4).normal(size=(n, 3))
+    values[::7, 1] = np.nan
+    values[:, 2] = np.nan
+    rng = np.random.default_rng(9)
+    means = []
+    for start in range(0, n_samples, block):
+        draws = rng.integers(0, n, size=(min(block, n_samples - start), n))
+        means += [np.nanmean(values[draw][:, :2], axis=0) for draw in draws]
+    want = np.percentile(np.array(means), [2.5, 97.5], axis=0)
+    low, high = bootstrap_ci(values, n_samples=n_samples, seed=9, block=block)
+    assert low[:2] == pytest.approx(want[0], rel=1e-12)
+    assert high[:2] == pytest.approx(want[1], rel=1e-12)
+    assert np.isnan(low[2])
+    assert np.isnan(high[2])
+
+
 def test_identical_models_are_never_significant(rng):
     values = rng.random(300)
     out = compare_models(
