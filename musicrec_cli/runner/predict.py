@@ -71,7 +71,7 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
             else {}
         )
         with progress("predict", len(blocks) * len(written) + n_sim) as step:
-            frames = (
+            frames = predict_output.read_ahead(
                 (part, predict_lists.with_ids(f, catalog, generated_at))
                 for part, f in predict_lists.block_frames(
                     models, blocks, user_items, catalog, p, spark_lists, keep_heard=replay
@@ -83,7 +83,7 @@ def run_predict(cfg: Config, *, users_file: Path | None = None) -> str:
             if base is not None:
                 with out.writing(art.PREDICTIONS):
                     rows = predict_output.merge_rows(root, fresh, users, out.path(art.PREDICTIONS))
-            similar = predict_lists.similar_frames(models, catalog, p)
+            similar = predict_output.read_ahead(predict_lists.similar_frames(models, catalog, p))
             with out.writing(art.SIMILAR_TRACKS):
                 sim_rows = predict_output.stream_rows(similar, out.path(art.SIMILAR_TRACKS), step)
         out.add_file(art.PREDICTIONS, rows=rows)

@@ -6,9 +6,11 @@ settings, code and upstream runs, those rows replace the users' old ones (scope 
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +28,51 @@ from stages.schema import SCORE, USER_IDX
 # near-unique floats: pyarrow builds a dictionary of them, overflows it and falls back to plain
 # for every row group (18% of the writer's CPU on the default data, and a 17% larger file)
 UNIQUE_FLOATS = (SCORE, SIMILARITY)
+T = TypeVar("T")
+_END = object()
+
+
+def read_ahead(items: Iterator[T], size: int = 2) -> Iterator[T]:
+    """`items`, made by a background thread at most `size` ahead of the caller.
+
+    Predict makes the next block (the song rule, the top-k's own probe, the ids) while this one
+    is converted and written to Parquet: NumPy, Polars and pyarrow release the GIL for their
+    work, so on two cores the writing no longer waits for the scoring or the other way round.
+    An exception in `items` is raised here, with its traceback; when the caller stops early
+    (an error, Ctrl-C), the thread stops before its next item.
+    """
+    ready: queue.Queue[tuple[BaseException | None, object]] = queue.Queue(maxsize=size)
+    stop = threading.Event()
+
+    def put(entry: tuple[BaseException | None, object]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+            put((None, _END))
+        except BaseException as exc:  # the caller raises it
+            put((exc, None))
+
+    threading.Thread(target=produce, name="musicrec-read-ahead", daemon=True).start()
+    try:
+        while True:
+            error, item = ready.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield cast(T, item)
+    finally:
+        stop.set()
 
 
 def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
