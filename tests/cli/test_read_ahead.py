@@ -26,13 +26,13 @@ def test_an_error_in_the_items_is_raised_to_the_reader_with_its_traceback():
     def items():
         yield 1
         yield 2
-        raise ValueError("bad block 3")
+        msg = "bad block 3"
+        raise ValueError(msg)
 
-    got = []
+    ahead = read_ahead(items())
+    assert [next(ahead), next(ahead)] == [1, 2]
     with pytest.raises(ValueError, match="bad block 3") as info:
-        for item in read_ahead(items()):
-            got.append(item)
-    assert got == [1, 2]
+        next(ahead)
     frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
     assert "items" in frames  # where it was raised, not only where it was read
 
