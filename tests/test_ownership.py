@@ -91,6 +91,7 @@ def test_report_out_never_replaces_what_musicrec_did_not_write_16(
     assert not list(project.rglob("*.partial"))
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_report_out_writes_a_new_folder_then_replaces_its_own_report_16(project: Path):
     folder = project / "reports" / "nightly"
     args = ["-c", str(project / "musicrec.toml"), "report", "--out", str(folder)]
@@ -104,6 +105,7 @@ def test_report_out_writes_a_new_folder_then_replaces_its_own_report_16(project:
     assert (folder / "index.html").is_file()
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_report_out_into_an_empty_folder_is_fine_16(project: Path):
     (project / "empty").mkdir()
     result = CliRunner().invoke(

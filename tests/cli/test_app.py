@@ -96,6 +96,7 @@ def test_changing_train_settings_reruns_train_and_later_stages_only(pipeline: Pa
     assert manifest(pipeline, "04_train")["config"]["factors"] == 6
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_als_beats_popularity_on_ndcg(tmp_path: Path):
     config = write_config(
         tmp_path,

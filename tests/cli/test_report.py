@@ -63,6 +63,7 @@ def test_report_renders_comparison_and_every_quality_key(built: tuple[Path, str]
         assert f"<tr><td>{key}</td><td>{value}</td></tr>" in page
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_report_has_a_home_that_a_rerun_of_evaluate_keeps_16(tmp_path: Path) -> None:
     write_upstream(tmp_path)
     assert invoke(tmp_path, "evaluate").exit_code == 0

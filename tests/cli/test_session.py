@@ -52,6 +52,7 @@ def test_stage_code_is_its_runner_and_what_it_imports():
     assert all("musicrec_cli/console.py" not in files for files in rel.values())
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_editing_a_module_changes_the_fingerprint_of_the_stages_using_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -72,6 +73,7 @@ def pipeline(tiny_pipeline: Path) -> Path:
     return tiny_pipeline
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_all_reruns_a_stage_whose_code_changed_and_what_follows(
     pipeline: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -28,6 +28,7 @@ OPERATIONS = [
 ]
 
 
+@pytest.mark.slow  # over 2 s: a whole pipeline or a live server
 def test_the_schema_documents_every_operation(live: LiveServer):
     schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
     found = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
