@@ -42,6 +42,7 @@ def track_table(
     artist: str | None,
     audio: tuple[str, ...],
     n_train_users: int,
+    listeners: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per catalogue track: artist code, popularity, self-information, audio z-scores.
 
@@ -51,6 +52,8 @@ def track_table(
         artist: Artist column of `items`, or None if unknown.
         audio: Numeric audio-feature columns of `items` (may be empty; nulls allowed).
         n_train_users: Distinct users in `train` (> 0).
+        listeners: Distinct users of each track in `train` (track_idx, listeners), counted
+            already (`counts.count_sorted_pairs`); None = `listener_share` counts them.
 
     Returns:
         track_idx, artist (UInt32 code; only if `artist` is given), popularity,
@@ -66,7 +69,11 @@ def track_table(
             pl.Series(f"z_{a}", z[:, j]).fill_nan(None).cast(pl.Float32)
             for j, a in enumerate(audio)
         )
-    shares = listener_share(train, n_users=n_train_users)
+    shares = (
+        listener_share(train, n_users=n_train_users)
+        if listeners is None
+        else listeners.with_columns((pl.col(LISTENERS) / n_train_users).alias(POPULARITY))
+    )
     listened = pl.col(LISTENERS).fill_null(0).cast(pl.Float64)
     return (
         table.join(shares, on=TRACK_IDX, how="left")

@@ -15,6 +15,7 @@ import polars as pl
 from stages.evaluate import beyond as evaluate
 from stages.evaluate import compare, variants, views
 from stages.evaluate import ranking as metrics
+from stages.evaluate.counts import TrainCounts
 from stages.schema import MODEL, POPULARITY, USER_IDX
 
 LOWER_IS_BETTER = frozenset({POPULARITY})
@@ -58,14 +59,16 @@ def compute(
     n_tracks: int,
     train: pl.LazyFrame | None = None,
     replay: pl.LazyFrame | None = None,
+    train_counts: TrainCounts | None = None,
     timings: dict[str, float] | None = None,
     clock: Callable[[], float] = lambda: 0.0,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Per-user metrics, the per-model summary and metrics.json's content.
 
     With `train`, also the activity segments and the new-artist view; with `replay` (the test
-    period with re-listens), the replay view. `timings`, when given, receives the seconds the
-    significance tests took by `clock` (the caller's, e.g. time.perf_counter).
+    period with re-listens), the replay view; `train_counts` (of `train`, when it was in
+    (user, track) order) spares the segments' group-by. `timings`, when given, receives the
+    seconds the significance tests took by `clock` (the caller's, e.g. time.perf_counter).
     A `baseline` that is none of the models gives no lifts (metrics.json baseline is null)
     and tests against the best model only.
     """
@@ -81,7 +84,10 @@ def compute(
     )
     extra: dict[str, Any] = {}
     if train is not None:
-        segments = views.activity_segments(train, users, edges=e.segments).collect()
+        per_train_user = None if train_counts is None else train_counts.per_user.lazy()
+        segments = views.activity_segments(
+            train, users, edges=e.segments, counts=per_train_user
+        ).collect()
         per_user = per_user.join(segments, on=USER_IDX, how="left")
         extra["segments"] = _segments_json(per_user, segments, edges=e.segments)
     extra["views"] = _views_json(recs, test, tracks, per_user, train=train, replay=replay, ks=ks)

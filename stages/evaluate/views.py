@@ -178,7 +178,11 @@ def segment_labels(edges: tuple[int, ...]) -> list[str]:
 
 
 def activity_segments(
-    train: pl.LazyFrame, users: pl.LazyFrame, *, edges: tuple[int, ...]
+    train: pl.LazyFrame,
+    users: pl.LazyFrame,
+    *,
+    edges: tuple[int, ...],
+    counts: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Each user's segment by distinct training tracks.
 
@@ -186,11 +190,14 @@ def activity_segments(
         train: Columns user_idx, track_idx (one row per training pair).
         users: Column user_idx: the users to label (users absent from train have 0 tracks).
         edges: Ascending segment edges > 0.
+        counts: Distinct tracks of each user in `train` (user_idx, n_train_tracks), counted
+            already (`counts.count_sorted_pairs`); None = counted here from `train`.
 
     Returns:
         Columns user_idx, n_train_tracks (UInt32), segment (String).
     """
-    counts = train.group_by(USER_IDX).agg(pl.col(TRACK_IDX).n_unique().alias("n_train_tracks"))
+    if counts is None:
+        counts = train.group_by(USER_IDX).agg(pl.col(TRACK_IDX).n_unique().alias("n_train_tracks"))
     n = pl.col("n_train_tracks")
     labels = segment_labels(edges)
     segment = pl.lit(labels[-1])
