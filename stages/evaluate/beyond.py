@@ -225,8 +225,10 @@ def coverage(
 
     Only the lists of `users` (column user_idx, the evaluated users) count. One row per model.
     """
+    # ranks past max(ks) never count: dropped before the join (a fifth of the rows at top-100)
     return (
-        recommendations.join(users.select(USER_IDX).unique(), on=USER_IDX, how="semi")
+        recommendations.filter(pl.col(RANK) <= max(ks))
+        .join(users.select(USER_IDX).unique(), on=USER_IDX, how="semi")
         .group_by(MODEL)
         .agg(
             (pl.col(TRACK_IDX).filter(pl.col(RANK) <= k).n_unique() / n_items).alias(
