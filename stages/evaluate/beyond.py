@@ -126,6 +126,27 @@ def _segment_mean(
         return total / count
 
 
+def _first_artists(artist: pl.Series, starts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """True where a known artist occurs for the first time in its list (rows in list order).
+
+    Lists of up to 64 rows (top-K lists) compare each row with the 63 before it in its list:
+    at 800M events (55M rows of top-20 lists) about 5x cheaper than hashing (list, artist).
+    """
+    lengths = np.diff(np.append(starts, len(artist)))
+    known = artist.is_not_null().to_numpy()
+    longest = int(lengths.max(initial=0))
+    if longest > 64:
+        lists = pl.Series(np.repeat(np.arange(len(starts), dtype=np.uint64), lengths))
+        first = (lists * (1 << 32) + artist.cast(pl.UInt64)).is_first_distinct().to_numpy()
+        return np.asarray(known & first, dtype=bool)
+    codes = artist.fill_null(0).to_numpy()
+    position = np.arange(len(artist)) - np.repeat(starts, lengths)
+    repeated = np.zeros(len(artist), dtype=bool)
+    for lag in range(1, longest):
+        repeated[lag:] |= (codes[lag:] == codes[:-lag]) & known[:-lag] & (position[lag:] >= lag)
+    return known & ~repeated
+
+
 def _audio_distance(
     rows: pl.DataFrame,
     z_cols: list[str],
@@ -186,10 +207,7 @@ def per_user_beyond(
     )
     if ARTIST in rows.columns:
         # distinct artists in a prefix of a list = first occurrences of an artist in that prefix
-        pair = pl.Series(np.cumsum(new_list), dtype=pl.UInt64) * (1 << 32) + rows[ARTIST].cast(
-            pl.UInt64
-        )
-        first_artist = (pair.is_first_distinct() & rows[ARTIST].is_not_null()).to_numpy()
+        first_artist = _first_artists(rows[ARTIST], starts)
     out = rows.select(MODEL, USER_IDX)[starts].with_columns(
         pl.Series(N_RECOMMENDED, np.diff(np.append(starts, rows.height)), dtype=pl.UInt32)
     )

@@ -266,3 +266,27 @@ def test_tracks_missing_from_the_catalogue_are_left_out_of_the_means() -> None:
     assert got.select("n_recommended", "novelty@2", "popularity@2", "artist_diversity@2").row(
         0
     ) == (2, 1.0, 0.5, 1.0)
+
+
+@pytest.mark.parametrize("longest", [20, 70])
+def test_first_artists_are_the_first_occurrences_within_each_list(longest: int) -> None:
+    # lists of 1..longest rows with repeated and unknown artists; 20 rows compare lags, 70
+    # rows hash (list, artist); the reference is the definition, list by list
+    rng = np.random.default_rng(longest)
+    lengths = rng.integers(1, longest + 1, 300)
+    lengths[0] = longest
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    codes = rng.integers(0, 12, int(lengths.sum()))
+    codes[[0, longest - 1]] = 99  # the longest list repeats its first artist last, only there
+    unknown = rng.random(len(codes)) < 0.1
+    unknown[[0, longest - 1]] = False
+    artist = pl.Series(codes, dtype=pl.UInt32).set(pl.Series(unknown), None)
+    want = []
+    for start, length in zip(starts, lengths, strict=True):
+        seen: set[int] = set()
+        for value in artist[int(start) : int(start + length)].to_list():
+            want.append(value is not None and value not in seen)
+            seen |= {value} if value is not None else set()
+    got = evaluate._first_artists(artist, starts)  # noqa: SLF001
+    assert got.tolist() == want
+    assert 0 < sum(want) < len(want)
