@@ -36,6 +36,20 @@ def _recs(lists: dict[int, list[int]], model: str = "m") -> pl.LazyFrame:
     )
 
 
+def _shuffled_lists(
+    rng: np.random.Generator, n_tracks: int, *, artists: int, users: int, length: int, cut: int
+) -> tuple[pl.LazyFrame, dict[int, list[int]], pl.LazyFrame]:
+    """Tracks with random artists, and two models' lists of them (model b's cut at `cut`),
+    rows shuffled."""
+    tracks = pl.LazyFrame(
+        {TRACK_IDX: np.arange(n_tracks), "artist": rng.integers(0, artists, n_tracks)},
+        schema={TRACK_IDX: U32, "artist": U32},
+    )
+    lists = {u: rng.choice(n_tracks, length, replace=False).tolist() for u in range(users)}
+    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b").filter(pl.col(RANK) <= cut)])
+    return tracks, lists, recs.collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+
+
 def _pairs(rows: list[tuple[int, int]]) -> pl.LazyFrame:
     return pl.LazyFrame(rows, schema={USER_IDX: U32, TRACK_IDX: U32}, orient="row")
 
@@ -51,13 +65,7 @@ def test_artist_lists_equal_each_artists_best_rank_ranked_within_its_list():
     # definition: an artist's best rank in the list, ordinal rank of those within the list
     rng = np.random.default_rng(3)
     n_tracks = 300
-    tracks = pl.LazyFrame(
-        {TRACK_IDX: np.arange(n_tracks), "artist": rng.integers(0, 25, n_tracks)},
-        schema={TRACK_IDX: U32, "artist": U32},
-    )
-    lists = {u: rng.choice(n_tracks, 40, replace=False).tolist() for u in range(50)}
-    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b").filter(pl.col(RANK) <= 30)])
-    recs = recs.collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+    tracks, lists, recs = _shuffled_lists(rng, n_tracks, artists=25, users=50, length=40, cut=30)
     want = (
         recs.join(tracks, on=TRACK_IDX)
         .group_by(MODEL, USER_IDX, "artist")
@@ -142,13 +150,7 @@ def test_views_by_user_groups_equal_all_users_at_once():
     # users only, a replay user without lists, a test user beyond the groups' n_users
     rng = np.random.default_rng(5)
     n_tracks = 60
-    tracks = pl.LazyFrame(
-        {TRACK_IDX: np.arange(n_tracks), "artist": rng.integers(0, 12, n_tracks)},
-        schema={TRACK_IDX: U32, "artist": U32},
-    )
-    lists = {u: rng.choice(n_tracks, 15, replace=False).tolist() for u in range(45)}
-    recs = pl.concat([_recs(lists, "a"), _recs(lists, "b").filter(pl.col(RANK) <= 9)])
-    recs = recs.collect().sample(fraction=1.0, shuffle=True, seed=2).lazy()
+    tracks, lists, recs = _shuffled_lists(rng, n_tracks, artists=12, users=45, length=15, cut=9)
 
     def pairs(users: range, n: int) -> pl.LazyFrame:
         return _pairs([(u, int(t)) for u in users for t in rng.choice(n_tracks, n, replace=False)])
