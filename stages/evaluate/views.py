@@ -118,7 +118,7 @@ def view_means(rows: pl.LazyFrame, *, ks: tuple[int, ...]) -> pl.DataFrame:
     concatenated over user groups, or the evaluate stage's per-user frame): group_reduce sorts
     each model's values, so the means do not depend on how the users were grouped.
     """
-    means = {c: pl.col(c) for k in ks for m in VIEW_METRICS for c in (f"{m}@{k}",)}
+    means = {f"{m}@{k}": pl.col(f"{m}@{k}") for k in ks for m in VIEW_METRICS}
     return (
         group_reduce(rows, (MODEL,), means=means, extra=(pl.len().alias("n_users"),))
         .sort(MODEL)
