@@ -355,6 +355,14 @@ def run_preprocess(cfg: Config) -> str:
             with art.open_stage(root, "preprocess") as out:
                 unpacked = out.path("_unpacked")
                 paths = [] if remote else materialise(chosen, unpacked)
+                # ~30 s at 800M events: hashed on the writer's thread while the passes run
+                inputs = out.background(
+                    side.fingerprints,
+                    [*chosen, *names_found],
+                    names_set,
+                    cfg.paths.catalog,
+                    stop=out.stop,
+                )
                 read = [e.uri or "" for e in chosen] if remote else [str(f) for f in paths]
                 inp = _Input(
                     fmt=fmt,
@@ -397,9 +405,7 @@ def run_preprocess(cfg: Config) -> str:
                         "config": table_dict(p),
                         "engine": engine,
                         "paths": table_dict(cfg.paths),
-                        "inputs": side.fingerprints(
-                            [*chosen, *names_found], names_set, cfg.paths.catalog
-                        ),  # fmt: skip
+                        "inputs": inputs.result(),
                         "summary": summary,
                         **measure.record(),
                     },

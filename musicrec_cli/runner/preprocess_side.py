@@ -9,6 +9,7 @@ are read, which name the ids and which artists are shows, before the passes star
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -127,15 +128,18 @@ def shows_report(
     }
 
 
-def fingerprints(chosen: list[Entry], names_set: list[Path], catalog: str) -> dict[str, Any]:
+def fingerprints(
+    chosen: list[Entry], names_set: list[Path], catalog: str, *, stop: threading.Event | None
+) -> dict[str, Any]:
     """The inputs for the manifest: local files' fingerprints; a URI input's files by URI.
 
-    Spark's file systems give no content hash, so a URI input is always read again.
+    Spark's file systems give no content hash, so a URI input is always read again. Runs on
+    the stage writer's background thread; `stop` set gives up (art.HashStopped).
     """
     remote = {e.uri: {"remote": True} for e in chosen if e.uri is not None}
     on_disk = sorted({e.path for e in chosen if e.uri is None})
     local = on_disk + names_set + [Path(f) for f in [catalog] if f and Path(f).is_file()]
-    return art.fingerprint_inputs(local) | remote
+    return art.fingerprint_inputs(local, stop) | remote
 
 
 def listing(spec: str, fmt: str, session: Any) -> tuple[Listing, str, str, Peek | None]:
