@@ -81,13 +81,17 @@ def test_manifest_sha256_is_that_of_each_written_file(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("threads")
 def test_a_file_gone_before_its_hash_raises_from_commit(tmp_path: Path) -> None:
-    gate = threading.Event()
-    with pytest.raises(FileNotFoundError) as caught, art.open_stage(tmp_path, "split") as out:
-        out.background(gate.wait)  # the hash thread is busy until the file is gone
-        out.write_parquet(FRAME, art.TRAIN)
-        out.path(art.TRAIN).unlink()
-        gate.set()
-        art.commit_stage(out, {"config": {}})
+    def commit_after_unlink() -> None:
+        gate = threading.Event()
+        with art.open_stage(tmp_path, "split") as out:
+            out.background(gate.wait)  # the hash thread is busy until the file is gone
+            out.write_parquet(FRAME, art.TRAIN)
+            out.path(art.TRAIN).unlink()
+            gate.set()
+            art.commit_stage(out, {"config": {}})
+
+    with pytest.raises(FileNotFoundError) as caught:
+        commit_after_unlink()
     assert any(entry.name == "sha256_file" for entry in caught.traceback)  # the worker's frames
     assert not (tmp_path / "02_split").exists()
     assert list(tmp_path.iterdir()) == []
@@ -101,12 +105,14 @@ def test_an_error_in_the_hash_reaches_the_caller_as_it_was(
         msg = f"cannot hash {path.name}"
         raise Boom(msg)
 
+    def commit() -> None:
+        with art.open_stage(tmp_path, "split") as out:
+            out.write_parquet(FRAME, art.TRAIN)
+            art.commit_stage(out, {"config": {}})
+
     monkeypatch.setattr(art, "sha256_file", broken)
-    with pytest.raises(Boom, match="cannot hash train.parquet"), art.open_stage(
-        tmp_path, "split"
-    ) as out:
-        out.write_parquet(FRAME, art.TRAIN)
-        art.commit_stage(out, {"config": {}})
+    with pytest.raises(Boom, match="cannot hash train.parquet"):
+        commit()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -114,23 +120,27 @@ def test_an_error_in_the_hash_reaches_the_caller_as_it_was(
 def test_a_failed_stage_stops_its_running_hash_and_cancels_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started, hashed = threading.Event(), []
+    started, started_at, hashed = threading.Event(), list[float](), list[str]()
 
     def watched(path: Path, stop: threading.Event | None = None) -> str:
+        started_at.append(time.perf_counter())
         started.set()
         hashed.append(path.name)
         return REAL_SHA256(path, stop)
 
+    def fail_while_hashing() -> None:
+        with art.open_stage(tmp_path, "split") as out:
+            out.path("big.bin").write_bytes(bytes(4 << 20))
+            out.add_file("big.bin")
+            out.write_parquet(FRAME, art.TRAIN)  # queued behind big.bin
+            assert started.wait(5)
+            _ = 1 / 0
+
     monkeypatch.setattr(art, "sha256_file", watched)
     monkeypatch.setattr(art, "HASH_CHUNK", 1)  # one byte per read: seconds for 4 MiB
-    with pytest.raises(ZeroDivisionError), art.open_stage(tmp_path, "split") as out:
-        out.path("big.bin").write_bytes(bytes(4 << 20))
-        out.add_file("big.bin")
-        out.write_parquet(FRAME, art.TRAIN)  # queued behind big.bin
-        assert started.wait(5)
-        start = time.perf_counter()
-        _ = 1 / 0
-    assert time.perf_counter() - start < 0.5  # the running hash gave up, not finished
+    with pytest.raises(ZeroDivisionError):
+        fail_while_hashing()
+    assert time.perf_counter() - started_at[0] < 0.5  # the running hash gave up, not finished
     assert hashed == ["big.bin"]  # train.parquet's hash was cancelled
     assert list(tmp_path.iterdir()) == []
 
