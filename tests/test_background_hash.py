@@ -31,6 +31,10 @@ def _hashlib(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _hash_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("musicrec-hash")]
+
+
 @pytest.fixture
 def slow_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each hash starts 50 ms late: a commit that does not wait for it writes no sha256."""
@@ -64,6 +68,7 @@ def test_manifest_sha256_is_that_of_each_written_file(tmp_path: Path) -> None:
         out.write_json({"version": 1}, art.METRICS_JSON)
         out.write_json({"version": 2}, art.METRICS_JSON)  # rewritten: the last one counts
         folder = art.commit_stage(out, {"config": {}})
+    assert not _hash_threads()  # joined when the block ended, not left to the garbage collector
     outputs = json.loads((folder / art.MANIFEST).read_text())["outputs"]
     assert sorted(outputs) == sorted(
         [art.TRAIN, art.TEST, art.TRAIN_MATRIX, "als.npz", "extra.bin", art.METRICS_JSON]
@@ -136,6 +141,7 @@ def test_a_failed_stage_stops_its_running_hash_and_cancels_the_rest(
             assert started.wait(5)
             _ = 1 / 0
 
+    assert not _hash_threads()
     monkeypatch.setattr(art, "sha256_file", watched)
     monkeypatch.setattr(art, "HASH_CHUNK", 1)  # one byte per read: seconds for 4 MiB
     with pytest.raises(ZeroDivisionError):
@@ -148,8 +154,7 @@ def test_a_failed_stage_stops_its_running_hash_and_cancels_the_rest(
 @pytest.mark.usefixtures("threads")
 def test_a_stage_that_never_records_starts_no_thread(tmp_path: Path) -> None:
     with art.open_stage(tmp_path, "split") as out:
-        assert threading.active_count() == len(threading.enumerate())
-        assert not any(t.name.startswith("musicrec-hash") for t in threading.enumerate())
+        assert not _hash_threads()
         art.commit_stage(out, {"config": {}})
     assert json.loads((tmp_path / "02_split" / art.MANIFEST).read_text())["outputs"] == {}
 
