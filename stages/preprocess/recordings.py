@@ -48,6 +48,40 @@ def _split_recordings(named: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _move_to_rep(with_id: pl.LazyFrame) -> pl.LazyFrame:
+    """track_id, _rep: each name-built track's target, the `_rep` of its most played id row.
+
+    `with_id` holds track_id, _ident, n_plays and _rep (the most played track of the _ident).
+    """
+    return with_id.group_by(TRACK_ID).agg(
+        pl.col("_rep").sort_by("n_plays", descending=True).first()
+    )
+
+
+def _rep_of_ident(with_id: pl.LazyFrame) -> pl.LazyFrame:
+    """_ident, _rep: the name-built track_id of each id's most played spelling (ties: smallest)."""
+    best = pl.col(TRACK_ID).sort_by(["n_plays", TRACK_ID], descending=[True, False]).first()
+    return with_id.group_by("_ident").agg(best.alias("_rep"))
+
+
+def _by_uri(named: pl.LazyFrame) -> pl.LazyFrame:
+    """`tracks_by_id` of spellings without a recording MBID: the track URIs join, nothing parts.
+
+    With no MBID, `_split_recordings` and the guards of `tracks_by_id` (two different known
+    MBIDs) never fire, so their joins and group-bys are skipped: the same rows, about a third
+    of the CPU (8.3 -> 5.6 s for the 5.3M spellings of 100M generated events).
+    """
+    with_id = named.select(TRACK_ID, pl.col(TRACK_URI).alias("_ident"), "n_plays").filter(
+        pl.col("_ident").is_not_null()
+    )
+    moved = _move_to_rep(with_id.join(_rep_of_ident(with_id), on="_ident"))
+    return (
+        named.join(moved, on=TRACK_ID, how="left")
+        .with_columns(pl.coalesce("_rep", TRACK_ID).alias(TRACK_ID))
+        .drop("_rep")
+    )
+
+
 def tracks_by_id(named: pl.LazyFrame) -> pl.LazyFrame:
     """Ids first: spellings that share a recording MBID or a track URI are one track.
 
@@ -63,19 +97,18 @@ def tracks_by_id(named: pl.LazyFrame) -> pl.LazyFrame:
         return named.with_columns(pl.lit(None, pl.String).alias(_MBID))
     if _MBID not in schema:  # spellings of a format without recording ids
         named = named.with_columns(pl.lit(None, pl.String).alias(_MBID))
+    # `named` is one row per spelling, collected by the caller: the check reads one column
+    if not named.select(pl.col(_MBID).is_not_null().any()).collect().item():
+        return _by_uri(named) if TRACK_URI in schema else named
     named = _split_recordings(named)
     mbid_of = _main_mbid(named, TRACK_ID)
     ident = pl.coalesce(*ids).alias("_ident")
     with_id = named.select(TRACK_ID, ident, "n_plays").filter(pl.col("_ident").is_not_null())
-    best = pl.col(TRACK_ID).sort_by(["n_plays", TRACK_ID], descending=[True, False]).first()
-    rep = with_id.group_by("_ident").agg(best.alias("_rep"), pl.col("n_plays").sum())
-    moved = (
-        with_id.join(rep.drop("n_plays"), on="_ident")
+    moved = _move_to_rep(
+        with_id.join(_rep_of_ident(with_id), on="_ident")
         .join(mbid_of.rename({"_main": "_own"}), on=TRACK_ID, how="left")
         .join(mbid_of.rename({TRACK_ID: "_rep", "_main": "_target"}), on="_rep", how="left")
         .filter(~_apart("_own", "_target"))
-        .group_by(TRACK_ID)
-        .agg(pl.col("_rep").sort_by("n_plays", descending=True).first())
     )
     merged = (
         named.join(moved, on=TRACK_ID, how="left")

@@ -95,3 +95,34 @@ def test_no_track_ever_holds_two_recording_ids(rows: list) -> None:
     canon = _canon(rows)
     per_track = canon.group_by("track_id").agg(pl.col("track_mbid").drop_nulls().n_unique())
     assert per_track["track_mbid"].max() <= 1
+
+
+_NO_MBID_URIS = st.sampled_from([None, "u1", "u2", "u3", "u4"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_ARTISTS, _TITLES, _NO_MBID_URIS, st.integers(1, 9)), min_size=1,
+                max_size=14, unique_by=lambda r: r[:3]))  # fmt: skip
+def test_spellings_without_recording_ids_take_the_uri_path_to_the_same_tracks(rows: list) -> None:
+    """No MBID anywhere skips the recording guards (recordings._by_uri): the same track ids.
+
+    One unrelated spelling with an MBID (its own artist, no URI) sends the same rows through
+    the full path, where it joins nothing; every other spelling must get the same ids.
+    """
+    spellings = [(a, t, u, None, n) for a, t, u, n in rows]
+    fast = _canon(spellings)
+    full = _canon([*spellings, ("Elsewhere", "Alone", None, M1, 1)]).filter(
+        pl.col("artist_name") != "Elsewhere"
+    )
+    key = ["artist_name", "track_name", "track_uri"]
+    assert fast.sort(key, nulls_last=True).equals(full.sort(key, nulls_last=True))
+
+
+def test_a_uri_joins_spellings_without_any_recording_id() -> None:
+    """Hand-made: "x - song" (10 plays on u) takes "x. - song remastered" (u) and nothing else."""
+    canon = _canon([
+        ("X", "Song", "u", None, 10), ("X.", "Song (Remastered)", "u", None, 2),
+        ("X.", "Song (Remastered)", "v", None, 1), ("W", "Other", None, None, 4),
+    ])  # fmt: skip
+    tracks = dict(canon.select("track_uri", "track_id").rows())
+    assert tracks == {"u": "x - song", "v": "x - song", None: "w - other"}
