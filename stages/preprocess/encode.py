@@ -1,7 +1,7 @@
 """Encode plays: user buckets, provisional indexes, de-duplication, aggregation and the k-core.
 
 The indexes `encode_plays` writes are provisional (users sorted by user_id, tracks by
-track_id); `kcore_round` runs on the aggregated pairs until stable and `reindex` maps both to
+track_id); `kcore` runs on the aggregated pairs until stable and `reindex` maps both to
 the final contiguous ones. Both maps are monotonic, so sorted buckets concatenate to sorted
 files.
 """
@@ -136,46 +136,69 @@ def aggregate_sorted_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def kcore_round(
-    pairs: pl.LazyFrame, *, min_user_tracks: int, min_track_users: int
-) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Users with >= min_user_tracks tracks and tracks with >= min_track_users users in `pairs`.
-
-    Returns:
-        (user_idx frame, track_idx frame), each one column, sorted; one round of the k-core.
-    """
-    users = pairs.group_by(USER_IDX).len().filter(pl.col("len") >= min_user_tracks)
-    tracks = pairs.group_by(TRACK_IDX).len().filter(pl.col("len") >= min_track_users)
-    return users.select(USER_IDX).sort(USER_IDX), tracks.select(TRACK_IDX).sort(TRACK_IDX)
-
-
 def kcore(
     pairs: pl.LazyFrame, *, min_user_tracks: int, min_track_users: int, max_rounds: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Users and tracks left after up to `max_rounds` rounds of `kcore_round`, or until stable.
+    """Users with >= min_user_tracks tracks and tracks with >= min_track_users users, in rounds.
 
-    Each round collects two small frames (one row per user or track) with the streaming engine.
+    A round counts each user's tracks and each track's users among the pairs whose user and
+    track both survived the round before (the first round: every pair), and keeps those at
+    the minimums; it runs until a round keeps as many users and tracks as it was given, or
+    `max_rounds` rounds. The counts are numpy bincounts over batches of the two index
+    columns, with the surviving sets as boolean arrays indexed by user_idx and track_idx
+    (9 bytes per user and per track with the counts): at 100M events (51M pairs, 3 rounds)
+    3.5 CPU s against 17.8 for Polars semi-joins and group-bys per round (docs/preprocess.md).
+    The first round's counts are the ones that found the users and tracks, so it reads no
+    pairs of its own.
 
     Returns:
-        (user_idx frame, track_idx frame, rounds run); the frames as `kcore_round` gives them.
+        (user_idx frame, track_idx frame, rounds run): each one sorted UInt32 column.
     """
-    users, tracks = pl.collect_all(
-        [pairs.select(USER_IDX).unique(), pairs.select(TRACK_IDX).unique()], engine="streaming"
-    )
+    keys = pairs.select(USER_IDX, TRACK_IDX)
+    user_n, track_n = _degrees(keys, None)
+    users, tracks = user_n > 0, track_n > 0  # every user and track of a pair
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007
-        current = pairs.join(users.lazy(), on=USER_IDX, how="semi").join(
-            tracks.lazy(), on=TRACK_IDX, how="semi"
-        )
-        u, t = kcore_round(
-            current, min_user_tracks=min_user_tracks, min_track_users=min_track_users
-        )
-        new_users, new_tracks = pl.collect_all([u, t], engine="streaming")
-        stable = new_users.height == users.height and new_tracks.height == tracks.height
+        if rounds > 1:
+            user_n, track_n = _degrees(keys, (users, tracks))
+        new_users = (user_n > 0) & (user_n >= min_user_tracks)
+        new_tracks = (track_n > 0) & (track_n >= min_track_users)
+        stable = new_users.sum() == users.sum() and new_tracks.sum() == tracks.sum()
         users, tracks = new_users, new_tracks
         if stable:
             break
-    return users, tracks, rounds
+    return _kept(users, USER_IDX), _kept(tracks, TRACK_IDX), rounds
+
+
+def _degrees(
+    keys: pl.LazyFrame, alive: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs per user_idx and per track_idx among the `keys` rows whose both ends are `alive`.
+
+    Without `alive`, of every row; the arrays then have max index + 1 entries (the sizes that
+    the later calls' `alive` arrays keep).
+    """
+    if alive is None:
+        tops = keys.select(pl.all().max()).collect()
+        sizes = [0 if v is None else int(v) + 1 for v in tops.row(0)]
+    else:
+        sizes = [len(alive[0]), len(alive[1])]
+    user_n, track_n = np.zeros(sizes[0], np.int64), np.zeros(sizes[1], np.int64)
+    for batch in keys.collect_batches(chunk_size=_KCORE_BATCH):
+        users, tracks = batch[USER_IDX].to_numpy(), batch[TRACK_IDX].to_numpy()
+        if alive is not None:
+            both = alive[0][users] & alive[1][tracks]
+            users, tracks = users[both], tracks[both]
+        user_n += np.bincount(users, minlength=sizes[0])
+        track_n += np.bincount(tracks, minlength=sizes[1])
+    return user_n, track_n
+
+
+_KCORE_BATCH = 1 << 22  # pairs counted at once: two bincounts' copies, ~64 MiB
+
+
+def _kept(alive: np.ndarray, column: str) -> pl.DataFrame:
+    return pl.DataFrame({column: np.flatnonzero(alive).astype(np.uint32)})
 
 
 def new_index(kept: pl.LazyFrame, *, column: str) -> pl.LazyFrame:

@@ -33,7 +33,7 @@ def _kept(frame: DataFrame, column: str, minimum: int) -> DataFrame:
 
 
 def _collect(frame: DataFrame, column: str) -> pl.DataFrame:
-    """One index column on the driver, sorted, in the project's dtype (as `kcore_round` gives)."""
+    """One index column on the driver, sorted, in the project's dtype (as `encode.kcore` gives)."""
     table = pl.from_arrow(frame.toArrow())
     return polars_cast(table.lazy(), {column: _INDEX[column]}).sort(column).collect()  # type: ignore[union-attr]
 

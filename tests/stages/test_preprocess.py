@@ -225,14 +225,77 @@ def test_dedupe_and_sorted_aggregation_match_a_plain_group_by() -> None:
     assert pairs[TRACK_IDX].max() == big
 
 
-def test_kcore_round_and_reindex() -> None:
+@pytest.mark.parametrize(
+    ("max_rounds", "users", "tracks", "rounds"),
+    [
+        (10, [0, 1], [0, 1], 4),  # user 6 goes, then track 2, then user 2; round 4 is stable
+        (2, [0, 1, 2], [0, 1], 2),
+        (0, [0, 1, 2, 6], [0, 1, 2], 0),
+    ],
+)
+def test_kcore_removes_in_rounds_until_stable(
+    max_rounds: int, users: list[int], tracks: list[int], rounds: int
+) -> None:
     pairs = pl.LazyFrame(
-        {USER_IDX: [0, 0, 1, 1, 2], TRACK_IDX: [0, 1, 0, 1, 2]},
+        {USER_IDX: [0, 0, 1, 1, 2, 2, 6], TRACK_IDX: [0, 1, 0, 1, 1, 2, 2]},
         schema={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
     )
-    users, tracks = encode.kcore_round(pairs, min_user_tracks=2, min_track_users=2)
-    assert users.collect()[USER_IDX].to_list() == [0, 1]
-    assert tracks.collect()[TRACK_IDX].to_list() == [0, 1]
+    got_users, got_tracks, got_rounds = encode.kcore(
+        pairs, min_user_tracks=2, min_track_users=2, max_rounds=max_rounds
+    )
+    assert got_users.schema == pl.Schema({USER_IDX: pl.UInt32})
+    assert got_tracks.schema == pl.Schema({TRACK_IDX: pl.UInt32})
+    assert (got_users[USER_IDX].to_list(), got_tracks[TRACK_IDX].to_list()) == (users, tracks)
+    assert got_rounds == rounds
+
+
+def _kcore_by_joins(
+    pairs: pl.LazyFrame, *, min_user_tracks: int, min_track_users: int, max_rounds: int
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The k-core as Polars semi-joins and group-bys (the implementation before the numpy one)."""
+    users = pairs.select(USER_IDX).unique().sort(USER_IDX).collect()
+    tracks = pairs.select(TRACK_IDX).unique().sort(TRACK_IDX).collect()
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):  # noqa: B007
+        current = pairs.join(users.lazy(), on=USER_IDX, how="semi").join(
+            tracks.lazy(), on=TRACK_IDX, how="semi"
+        )
+        new_users = current.group_by(USER_IDX).len().filter(pl.col("len") >= min_user_tracks)
+        new_tracks = current.group_by(TRACK_IDX).len().filter(pl.col("len") >= min_track_users)
+        new = (
+            new_users.select(USER_IDX).sort(USER_IDX),
+            new_tracks.select(TRACK_IDX).sort(TRACK_IDX),
+        )
+        new_u, new_t = pl.collect_all(new)
+        stable = new_u.height == users.height and new_t.height == tracks.height
+        users, tracks = new_u, new_t
+        if stable:
+            break
+    return users, tracks, rounds
+
+
+@pytest.mark.parametrize(("min_user_tracks", "min_track_users"), [(3, 3), (5, 2), (0, 0), (1, 40)])
+def test_kcore_equals_the_join_rounds_on_random_pairs(
+    min_user_tracks: int, min_track_users: int
+) -> None:
+    rng = np.random.default_rng(11)
+    keys = pl.DataFrame(
+        {USER_IDX: rng.integers(0, 300, 3000), TRACK_IDX: rng.zipf(1.3, 3000) % 500},
+        schema={USER_IDX: pl.UInt32, TRACK_IDX: pl.UInt32},
+    ).unique()
+    settings = {
+        "min_user_tracks": min_user_tracks, "min_track_users": min_track_users, "max_rounds": 10
+    }  # fmt: skip
+    got = encode.kcore(keys.lazy(), **settings)
+    want = _kcore_by_joins(keys.lazy(), **settings)
+    assert got[0].equals(want[0])
+    assert got[1].equals(want[1])
+    assert got[2] == want[2]
+    if min_user_tracks:  # the cases are not trivial: removals in several rounds
+        assert got[2] >= 3
+
+
+def test_reindex() -> None:
     umap = encode.new_index(pl.LazyFrame({USER_IDX: [4, 1]}), column=USER_IDX).collect()
     tmap = encode.new_index(pl.LazyFrame({TRACK_IDX: [0, 1]}), column=TRACK_IDX).collect()
     users, tracks = encode.index_lookup(umap, size=5), encode.index_lookup(tmap, size=3)
