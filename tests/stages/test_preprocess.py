@@ -225,6 +225,40 @@ def test_dedupe_and_sorted_aggregation_match_a_plain_group_by() -> None:
     assert pairs[TRACK_IDX].max() == big
 
 
+@pytest.mark.parametrize("counted", [False, True])
+def test_sorted_aggregation_with_missing_values_matches_a_plain_group_by(counted: bool) -> None:
+    rng = np.random.default_rng(5)
+    n = 4_000
+    times = [T0 + dt.timedelta(seconds=int(s)) for s in rng.integers(0, 50, n)]
+    users = rng.integers(0, 30, n)
+    plays = pl.DataFrame(
+        {
+            USER_IDX: users.astype(np.uint32),
+            TRACK_IDX: rng.integers(0, 20, n).astype(np.uint32),
+            # user 0's times all missing, others' now and then: first_ts skips the nulls
+            PLAYED_AT: [
+                None if u == 0 or r < 0.2 else t
+                for u, r, t in zip(users, rng.random(n), times, strict=True)
+            ],
+            "ms_played": [
+                None if r < 0.1 else int(m)
+                for r, m in zip(rng.random(n), rng.integers(0, 9, n), strict=True)
+            ],
+            "skipped": [None if r < 0.1 else bool(r < 0.5) for r in rng.random(n)],
+            **({"play_count": rng.integers(1, 4, n).astype(np.uint32)} if counted else {}),
+        },
+        schema_overrides={PLAYED_AT: pl.Datetime("us", "UTC")},
+    ).lazy()
+    deduped = encode.dedupe_plays(plays).collect()
+    pairs = encode.aggregate_sorted_plays(deduped.lazy()).collect()
+    reference = aggregate_pairs(deduped.lazy(), keys=(USER_IDX, TRACK_IDX))
+    assert pairs.equals(reference.sort(USER_IDX, TRACK_IDX).collect())
+    assert pairs.filter(pl.col(USER_IDX) == 0)["first_ts"].null_count() == 20
+    missing = deduped.group_by(USER_IDX, TRACK_IDX).agg(pl.col(PLAYED_AT).null_count(), pl.len())
+    mixed = missing.filter((pl.col(PLAYED_AT) > 0) & (pl.col(PLAYED_AT) < pl.col("len")))
+    assert mixed.height > 300  # most pairs have a null time before the first one that is not
+
+
 @pytest.mark.parametrize(
     ("max_rounds", "users", "tracks", "rounds"),
     [
