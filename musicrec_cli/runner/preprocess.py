@@ -501,6 +501,10 @@ def _build(
     n_buckets = _n_buckets(p, survey.kept)
     users0 = encode.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect(engine=IN_MEMORY)
     by_hash = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
+    # every user of the log (bots too): a bot's id hashed like a human's would take their idx
+    users_by_hash = survey.activity.select(encode.user_hash().n_unique()).item() == (
+        survey.activity.height
+    )
     kcore = {
         "min_user_tracks": p.min_user_tracks,
         "min_track_users": _min_track_users(p, users0.height),
@@ -521,6 +525,7 @@ def _build(
                 id_map=survey.id_map.lazy(),
                 users=users0.lazy(),
                 by_hash=by_hash,
+                users_by_hash=users_by_hash,
                 counted=counted,
             )
             for batch in file_batches(files, p.batch_bytes)
