@@ -197,3 +197,38 @@ def test_track_group_follows_the_most_played_spelling_of_a_track() -> None:
     assert tracks.select("track_id", "track_group_id", "track_name").rows() == [
         ("a - love night live", "a - love night live", "Love Night Live")
     ]
+
+
+_ASCII_OR_NOT = st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=30) | _TEXT
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ASCII_OR_NOT, min_size=1, max_size=20, unique=True))
+def test_batch_keys_of_ascii_and_other_names_equal_the_key_functions(values: list[str]) -> None:
+    """artist_keys/title_keys key ASCII names without the Unicode passes: the same keys."""
+    artists = names.artist_keys(pl.LazyFrame({"artist_name": values})).collect()
+    expected = pl.DataFrame({"artist_name": values}).with_columns(
+        names.artist_key(pl.col("artist_name")).alias("artist_key")
+    )
+    assert dict(artists.select("artist_name", "artist_key").rows()) == dict(expected.rows())
+    titles = names.title_keys(pl.LazyFrame({"track_name": values})).collect()
+    expected = pl.DataFrame({"track_name": values}).with_columns(
+        names.title_key(pl.col("track_name")).alias("title_key"),
+        names.song_key(pl.col("track_name")).alias("_song"),
+    )
+    got = titles.select("track_name", "title_key", "_song").rows()
+    assert sorted(got) == sorted(expected.rows())
+
+
+def test_ascii_and_accented_spellings_share_keys() -> None:
+    """Hand-made: the ASCII path and the Unicode one meet ("Bjork" = "Björk" = "ＢＪＯＲＫ")."""
+    artists = names.artist_keys(
+        pl.LazyFrame({"artist_name": ["Bjork", "Björk", "ＢＪＯＲＫ", "The\x00 Beatles"]})
+    ).collect()
+    assert dict(artists.select("artist_name", "artist_key").rows()) == {
+        "Bjork": "bjork", "Björk": "bjork", "ＢＪＯＲＫ": "bjork", "The\x00 Beatles": "beatles",
+    }  # fmt: skip
+    titles = names.title_keys(pl.LazyFrame({"track_name": ["Café (Live)", "Cafe - Live"]}))
+    assert sorted(titles.collect().select("track_name", "title_key", "_song").rows()) == [
+        ("Cafe - Live", "cafe live", "cafe"), ("Café (Live)", "cafe live", "cafe")
+    ]  # fmt: skip
