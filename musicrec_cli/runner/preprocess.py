@@ -282,8 +282,11 @@ def _write_buckets(
     Every scratch file is Arrow IPC (LZ4): as small as LZ4 Parquet, and about 40% less CPU to
     write (no dictionary or page encoding), which counts for the bucket files, every play.
     """
+    # (a bucket's plays, its scratch folders: deleted once read, so the bucket files and the
+    # de-duplicated plays are never both whole on disk; at 800M each is several GB)
+    inputs: list[tuple[pl.LazyFrame, list[Path]]]
     if n_buckets == 1:
-        inputs = [pl.concat(encoded).drop(encode.BUCKET)]
+        inputs = [(pl.concat(encoded).drop(encode.BUCKET), [])]
     else:
         for i, batch in enumerate(encoded):
             batch.sink_ipc(
@@ -297,26 +300,28 @@ def _write_buckets(
         inputs = []
         for b in range(n_buckets):
             folders = [f / f"{encode.BUCKET}={b}" for f in sorted((scratch / "buckets").iterdir())]
-            scans = [pl.scan_ipc(f / "*.ipc") for f in folders if f.is_dir()]
-            if scans:
-                inputs.append(pl.concat(scans))
+            folders = [f for f in folders if f.is_dir()]
+            if folders:
+                inputs.append((pl.concat([pl.scan_ipc(f / "*.ipc") for f in folders]), folders))
     (scratch / "plays").mkdir(parents=True, exist_ok=True)
     (scratch / "pairs").mkdir(parents=True, exist_ok=True)
     plays, pairs = [], []
     with progress("preprocess: buckets", len(inputs)) as step:
-        for b, bucket in enumerate(inputs):
+        for b, (bucket, folders) in enumerate(inputs):
             plays.append(scratch / "plays" / f"{b:05d}.ipc")
             pairs.append(scratch / "pairs" / f"{b:05d}.ipc")
-            deduped = encode.dedupe_plays(bucket.collect(engine=STREAM).lazy()).collect(
-                engine=IN_MEMORY
-            )
+            collected = bucket.collect(engine=STREAM)
+            for folder in folders:
+                shutil.rmtree(folder)
+            deduped = encode.dedupe_plays(collected.lazy()).collect(engine=IN_MEMORY)
+            del collected
             deduped.write_ipc(plays[-1], compression="lz4")
             encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY).write_ipc(
                 pairs[-1], compression="lz4"
             )
             del deduped
             step()
-    shutil.rmtree(scratch / "buckets", ignore_errors=True)  # as large as the raw plays
+    shutil.rmtree(scratch / "buckets", ignore_errors=True)
     return plays, pairs
 
 
@@ -541,6 +546,7 @@ def _build(
         n_events = out.sink_parquet(
             encode.reindex(pairs0, **lookups).select(list(INTERACTIONS)), art.EVENTS
         )
+        shutil.rmtree(scratch / "pairs")  # read no more: its disk is free for plays.parquet
         n_plays = out.sink_parquet(
             encode.reindex(pl.scan_ipc(play_parts), **lookups).select(
                 *PLAYS,

@@ -258,3 +258,39 @@ def test_spotify_export_through_the_cli(real_formats: Path, tmp_path: Path) -> N
     assert report["format"] == "spotify"
     users = pl.read_parquet(tmp_path / "art" / "01_preprocess" / "users.parquet")
     assert users["user_id"].to_list() == ["spotify-extended"]
+
+
+def test_scratch_files_are_deleted_once_read(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket's scratch files are gone before it is de-duplicated, the pairs before plays."""
+    from musicrec_cli import artifacts
+    from stages.preprocess import encode
+
+    art = tmp_path / "art"
+    scratch = art / ".01_preprocess.partial" / "_scratch"
+    left: list[list[str]] = []  # bucket folders on disk at each bucket's de-duplication
+    dedupe, sink = encode.dedupe_plays, artifacts.StageWriter.sink_parquet
+    pairs_when: dict[str, bool] = {}
+
+    def recording_dedupe(plays: pl.LazyFrame) -> pl.LazyFrame:
+        left.append(sorted(p.name for p in scratch.glob("buckets/*/bucket=*")))
+        return dedupe(plays)
+
+    def recording_sink(self: artifacts.StageWriter, frame: pl.LazyFrame, name: str) -> int:
+        pairs_when[name] = (scratch / "pairs").exists()
+        return sink(self, frame, name)
+
+    monkeypatch.setattr(encode, "dedupe_plays", recording_dedupe)
+    monkeypatch.setattr(artifacts.StageWriter, "sink_parquet", recording_sink)
+    sets = ["--set", "preprocess.buckets=3", "--set", "preprocess.batch_bytes=1"]
+    code, output = _run(generated, art, *sets)
+    assert code == 0, output
+    # 2 input files -> 2 batches, each with a folder per bucket; bucket b's are read and gone
+    assert left == [
+        ["bucket=1", "bucket=1", "bucket=2", "bucket=2"],
+        ["bucket=2", "bucket=2"],
+        [],
+    ]
+    assert pairs_when == {"events.parquet": True, "plays.parquet": False}
+    assert not scratch.exists()
