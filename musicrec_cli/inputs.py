@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import pyarrow.parquet as pq
+import polars as pl
 
 from musicrec_cli.sources import InputError, refuse_broken_links
 from stages.preprocess.detect import AUTO, detect_format
@@ -202,7 +202,7 @@ Peek = Callable[[Entry], tuple[str, list[str] | None]]
 
 def _peek_local(entry: Entry) -> tuple[str, list[str] | None]:
     if entry.name.lower().endswith(".parquet") and entry.member is None:
-        return "", pq.read_schema(entry.path).names
+        return "", list(pl.read_parquet_schema(entry.path))  # not pyarrow: ~0.08 s to import
     return entry.head().decode("utf-8", errors="replace"), None
 
 

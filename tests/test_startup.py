@@ -10,7 +10,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # CPU seconds each would add to every command (measured with `python -X importtime`)
-LAZY = ("scipy.stats", "scipy.linalg", "implicit", "matplotlib", "optuna", "fastapi")
+LAZY = (
+    "scipy.stats",
+    "scipy.linalg",
+    "implicit",
+    "matplotlib",
+    "optuna",
+    "fastapi",
+    "pyarrow",  # planning, split, predict: not preprocess (issue 20)
+    "psutil",  # planning
+    "musicrec_cli.runner.preprocess",  # each stage's runner: imported by the command that runs it
+    "musicrec_cli.runner.predict",
+)
 
 
 @pytest.mark.slow  # a fresh interpreter

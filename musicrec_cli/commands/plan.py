@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from musicrec_cli import console, planning
+from musicrec_cli import console
 from musicrec_cli.session import EXIT_RESOURCE, Session, session
 from stages import plan as stage_plan
 
@@ -31,6 +31,10 @@ def show_plan(
     tracks: int | None = None,
 ) -> None:
     """Print the plan of `stages`; with `strict`, exit 4 when a stage would not fit or run."""
+    # here, not at the top: planning imports pyarrow and psutil (~0.1 s), which every stage
+    # command would pay for its --dry-run option
+    from musicrec_cli import planning
+
     probe = dataclasses.replace(s, command="plan")  # a plan writes nothing: no lock
     cfg = probe.guard(probe.config)
     sizes = probe.guard(lambda: planning.sizes_of(cfg, events=events, users=users, tracks=tracks))
