@@ -58,6 +58,36 @@ def test_commit_fsyncs_outputs_manifest_and_folders_before_and_after_the_swap(
     ]
 
 
+def test_each_output_is_fsynced_after_its_hash_on_the_hash_thread_before_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str, str]] = []  # (what, file, thread)
+    real_sha256 = art.sha256_file
+
+    def hashed(path: Path, stop: threading.Event | None = None) -> str:
+        events.append(("hash", path.name, threading.current_thread().name))
+        return real_sha256(path, stop)
+
+    def synced(path: Path) -> None:
+        events.append(("fsync", path.name, threading.current_thread().name))
+
+    monkeypatch.setattr(art, "sha256_file", hashed)
+    monkeypatch.setattr(atomic, "fsync", synced)
+    _commit(tmp_path)
+    worker = events[0][2]
+    assert worker.startswith("musicrec-hash")
+    main = threading.current_thread().name
+    assert events == [
+        ("hash", art.TRAIN, worker),
+        ("fsync", art.TRAIN, worker),
+        ("hash", art.METRICS_JSON, worker),
+        ("fsync", art.METRICS_JSON, worker),
+        ("fsync", "manifest.json", main),
+        ("fsync", ".02_split.partial", main),
+        ("fsync", tmp_path.name, main),
+    ]
+
+
 def test_second_commit_replaces_the_first(tmp_path: Path) -> None:
     _commit(tmp_path, rows=3)
     _commit(tmp_path, rows=2)
