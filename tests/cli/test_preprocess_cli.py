@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -294,3 +295,32 @@ def test_scratch_files_are_deleted_once_read(
     ]
     assert pairs_when == {"events.parquet": True, "plays.parquet": False}
     assert not scratch.exists()
+
+
+def test_one_bucket_stays_in_memory(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one bucket its plays and pairs go to memory, never to scratch files."""
+    targets: list[object] = []
+    write = pl.DataFrame.write_ipc
+
+    def recording(self: pl.DataFrame, file: object, **kwargs: object) -> None:
+        targets.append(file)
+        write(self, file, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl.DataFrame, "write_ipc", recording)
+    code, output = _run(generated, tmp_path / "art", "--set", "preprocess.buckets=1")
+    assert code == 0, output
+    assert [type(t) for t in targets] == [io.BytesIO, io.BytesIO]  # plays, pairs
+
+
+def test_in_memory_frame_sinks_as_its_scratch_file_would(tmp_path: Path) -> None:
+    """The Parquet row groups follow the source's morsels: memory and file give the same bytes."""
+    from musicrec_cli.runner.preprocess import _in_memory
+
+    frame = pl.DataFrame({"x": np.arange(1_000_000, dtype=np.uint32)})
+    frame.write_ipc(tmp_path / "scratch.ipc", compression="lz4")
+    sources = {"file": pl.scan_ipc(tmp_path / "scratch.ipc"), "memory": _in_memory(frame)}
+    for name, source in sources.items():
+        source.filter(pl.col("x") % 3 != 0).sink_parquet(tmp_path / f"{name}.parquet")
+    assert (tmp_path / "memory.parquet").read_bytes() == (tmp_path / "file.parquet").read_bytes()
