@@ -232,3 +232,28 @@ def test_ascii_and_accented_spellings_share_keys() -> None:
     assert sorted(titles.collect().select("track_name", "title_key", "_song").rows()) == [
         ("Cafe - Live", "cafe live", "cafe"), ("Café (Live)", "cafe live", "cafe")
     ]  # fmt: skip
+
+
+def _initials_by_words(key: pl.Expr) -> pl.Expr:
+    """`names._join_initials` as it was: every key through its list of words."""
+    letter = pl.element().str.contains(r"^\p{L}$")
+    glue = pl.when(letter & letter.shift(1)).then(pl.lit("")).otherwise(pl.lit(" "))
+    words = key.str.split(" ").list.eval(pl.concat_str(glue, pl.element()))
+    return words.list.join("").str.strip_chars()
+
+
+_WORDS = st.lists(
+    st.sampled_from(["a", "é", "e\u0301", "ab", "1", "v", "", "the", "ß"]), max_size=8
+).flatmap(lambda words: st.sampled_from([" ", "  ", "\t", "\u00a0"]).map(lambda s: s.join(words)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_WORDS | _TEXT, min_size=1, max_size=20))
+def test_join_initials_only_on_keys_with_initials_gives_the_word_lists_keys(
+    values: list[str],
+) -> None:
+    """Keys without two one-letter words in a row skip the word lists: the same keys."""
+    frame = pl.DataFrame({"v": [*values, None, "v v brown", " r e m ", "xy a b", "a bc"]})
+    got = frame.select(names._join_initials(pl.col("v")))["v"].to_list()
+    assert got == frame.select(_initials_by_words(pl.col("v")))["v"].to_list()
+    assert got[-4:] == ["vv brown", "rem", "xy ab", "a bc"]
