@@ -324,3 +324,62 @@ def test_in_memory_frame_sinks_as_its_scratch_file_would(tmp_path: Path) -> None
     for name, source in sources.items():
         source.filter(pl.col("x") % 3 != 0).sink_parquet(tmp_path / f"{name}.parquet")
     assert (tmp_path / "memory.parquet").read_bytes() == (tmp_path / "file.parquet").read_bytes()
+
+
+def test_id_maps_are_written_on_their_own_thread_beside_the_matrix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """id_map_tracks/artists need neither the matrix nor items: a second thread writes them."""
+    import threading
+
+    from musicrec_cli import artifacts
+
+    written: dict[str, str] = {}
+    write = artifacts.StageWriter.write_parquet
+
+    def recording_write(self: artifacts.StageWriter, frame: pl.DataFrame, name: str) -> int:
+        written[name] = threading.current_thread().name.split("_")[0]
+        return write(self, frame, name)
+
+    monkeypatch.setattr(artifacts.StageWriter, "write_parquet", recording_write)
+    raw = _write_log(tmp_path / "raw", LOG)
+    code, output = _run(raw, tmp_path / "art", "--set", "preprocess.max_bad_share=0.2")
+    assert code == 0, output
+    assert written == {
+        "items.parquet": "MainThread",
+        "users.parquet": "MainThread",
+        "id_map_tracks.parquet": "musicrec-id-maps",
+        "id_map_artists.parquet": "musicrec-id-maps",
+    }
+
+
+@pytest.mark.parametrize("where", ["matrix", "id_maps"])
+def test_a_failure_in_either_table_thread_leaves_no_folder_and_no_thread(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from stages.preprocess import names, tables
+
+    def broken(*args: object, **kwargs: object) -> pl.DataFrame:
+        msg = f"broken {where}"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(
+        *((tables, "track_stats") if where == "matrix" else (names, "canonical_artists")), broken
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "--set", f"paths.raw={_write_log(tmp_path / 'raw', LOG)}",
+            "--set", 'paths.catalog=""',
+            "--set", f"paths.artifacts={tmp_path / 'art'}",
+            "--set", "preprocess.min_user_tracks=1",
+            "--set", "preprocess.min_track_users=1",
+            "--set", "preprocess.max_bad_share=0.2",
+            "preprocess",
+        ],
+    )  # fmt: skip
+    assert str(result.exception) == f"broken {where}"
+    assert not any(t.name.startswith("musicrec-id-maps") for t in threading.enumerate())
+    assert [p.name for p in (tmp_path / "art").iterdir() if p.is_dir()] == []
