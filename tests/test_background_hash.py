@@ -222,3 +222,25 @@ def test_preprocess_raises_an_input_hash_error_and_writes_nothing(
     assert isinstance(result.exception, Boom), result.output
     assert str(result.exception) == "cannot hash listens.csv"
     assert sorted(p.name for p in (tmp_path / "art").iterdir() if p.is_dir()) == []
+
+
+@pytest.mark.usefixtures("threads")
+def test_the_code_fingerprint_is_computed_on_the_hash_thread_once_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    called: list[tuple[str, str]] = []
+
+    def fingerprint(stage: str) -> str:
+        called.append((stage, threading.current_thread().name.split("_")[0]))
+        return f"code of {stage}"
+
+    monkeypatch.setattr(art, "source_fingerprint", fingerprint)
+    with art.open_stage(tmp_path, "split") as out:
+        out.write_parquet(FRAME, art.TRAIN)
+        split = art.commit_stage(out, {"config": {}})
+    with art.open_stage(tmp_path, "train") as out:  # records nothing: no thread to use
+        train = art.commit_stage(out, {"config": {}})
+    assert called == [("split", "musicrec-hash"), ("train", "MainThread")]
+    for folder, stage in ((split, "split"), (train, "train")):
+        manifest = json.loads((folder / art.MANIFEST).read_text())
+        assert manifest["source_sha256"] == f"code of {stage}"
