@@ -323,7 +323,13 @@ def _write_buckets(
     (scratch / "plays").mkdir(parents=True, exist_ok=True)
     (scratch / "pairs").mkdir(parents=True, exist_ok=True)
     plays, pairs = [], []
-    with progress("preprocess: buckets", len(inputs)) as step:
+    # a bucket's plays are written on a second thread while this one aggregates them (Polars
+    # releases the GIL); both are done before the next bucket, so one bucket is alive at a time.
+    # An error there is raised here by result(); on any error the with block joins the thread.
+    with (
+        progress("preprocess: buckets", len(inputs)) as step,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="musicrec-plays") as writer,
+    ):
         for b, (bucket, folders) in enumerate(inputs):
             plays.append(scratch / "plays" / f"{b:05d}.ipc")
             pairs.append(scratch / "pairs" / f"{b:05d}.ipc")
@@ -332,10 +338,11 @@ def _write_buckets(
                 shutil.rmtree(folder)
             deduped = encode.dedupe_plays(collected.lazy()).collect(engine=IN_MEMORY)
             del collected
-            deduped.write_ipc(plays[-1], compression="lz4")
+            written = writer.submit(deduped.write_ipc, plays[-1], compression="lz4")
             encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY).write_ipc(
                 pairs[-1], compression="lz4"
             )
+            written.result()
             del deduped
             step()
     shutil.rmtree(scratch / "buckets", ignore_errors=True)

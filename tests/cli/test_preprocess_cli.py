@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +384,35 @@ def test_a_failure_in_either_table_thread_leaves_no_folder_and_no_thread(
     assert str(result.exception) == f"broken {where}"
     assert not any(t.name.startswith("musicrec-id-maps") for t in threading.enumerate())
     assert [p.name for p in (tmp_path / "art").iterdir() if p.is_dir()] == []
+
+
+def test_a_failed_plays_write_on_the_writer_thread_is_raised_as_itself(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket's plays are written on a second thread: its error reaches the caller unchanged,
+    and the failed stage leaves no thread and no partial folder behind."""
+
+    class FailedWriteError(RuntimeError):
+        pass
+
+    write = pl.DataFrame.write_ipc
+
+    def failing(self: pl.DataFrame, file: object, **kwargs: object) -> None:
+        if "plays" in str(file):
+            msg = f"cannot write {file}"
+            raise FailedWriteError(msg)
+        write(self, file, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl.DataFrame, "write_ipc", failing)
+    threads = threading.active_count()
+    args = [
+        "--set", f"paths.raw={generated}",
+        "--set", 'paths.catalog=""',
+        "--set", f"paths.artifacts={tmp_path / 'art'}",
+        "--set", "preprocess.buckets=3",
+        "preprocess",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, FailedWriteError), result.output
+    assert threading.active_count() == threads
+    assert not list((tmp_path / "art").glob(".*partial"))
