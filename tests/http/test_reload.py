@@ -55,6 +55,14 @@ class Load:
                 with self.lock:
                     self.seen[key] += 1
 
+    def wait_for(self, n: int, timeout: float = 60.0) -> None:
+        """Block until `n` requests have been answered (or failed) in all: a slow machine may
+        answer none within a fixed sleep."""
+        deadline = time.monotonic() + timeout
+        while sum(self.seen.values()) < n:
+            assert time.monotonic() < deadline, f"fewer than {n} requests in {timeout} s"
+            time.sleep(0.01)
+
     def __enter__(self) -> Load:
         for thread in self.threads:
             thread.start()
@@ -73,12 +81,12 @@ def test_reload_under_load_swaps_in_new_artifacts_without_a_failed_request(
     with LiveServer(project) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         before = served_sha(http, "train")
         with Load(server.url) as load:
-            time.sleep(0.3)
+            load.wait_for(4)
             run_cli(project, "--set", "train.seed=7", "--set", "train.factors=3", "train")
             assert http.post("/reload").status_code == 200
             for _ in range(3):
                 assert http.post("/reload").status_code == 200
-            time.sleep(0.3)
+            load.wait_for(sum(load.seen.values()) + 4)
         assert set(load.seen) == {"ok"}, load.seen
         assert load.seen["ok"] > 20
         after = served_sha(http, "train")
@@ -96,9 +104,9 @@ def test_a_reload_onto_an_inconsistent_chain_is_refused_and_the_old_one_kept(
         # features rerun with other settings: 04_train was fitted on the previous 03_features
         run_cli(project, "--set", "features.recency_floor=0.2", "features")
         with Load(server.url, threads=2) as load:
-            time.sleep(0.3)
+            load.wait_for(2)
             response = http.post("/reload")
-            time.sleep(0.3)
+            load.wait_for(sum(load.seen.values()) + 2)
         assert response.status_code == 409
         assert (
             "04_train is stale: it was built from an earlier run of 03_features"
