@@ -331,8 +331,6 @@ def test_id_maps_are_written_on_their_own_thread_beside_the_matrix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """id_map_tracks/artists need neither the matrix nor items: a second thread writes them."""
-    import threading
-
     from musicrec_cli import artifacts
 
     written: dict[str, str] = {}
@@ -358,8 +356,6 @@ def test_id_maps_are_written_on_their_own_thread_beside_the_matrix(
 def test_a_failure_in_either_table_thread_leaves_no_folder_and_no_thread(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     from stages.preprocess import names, tables
 
     def broken(*args: object, **kwargs: object) -> pl.DataFrame:
