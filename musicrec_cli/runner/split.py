@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -77,16 +78,32 @@ def _split_polars(
     parts = out.path("replay_parts")
     parts.mkdir()
     sink = TrainSink(out.path(art.TRAIN), n_users=shape[0], n_tracks=shape[1], capacity=shape[2])
-    with out.writing(art.TRAIN), progress("split", len(ranges)) as step:
+
+    def write_range(train: pl.DataFrame, later: pl.DataFrame, part: Path) -> None:
+        sink.write(train)
+        later.write_parquet(part, compression="lz4")  # a scratch file read once: not zstd
+
+    # a range is written on a second thread while the next one is aggregated (Polars and
+    # pyarrow release the GIL): at most two ranges' pairs are alive. An error there is raised
+    # here by result(); on any error the with block joins the thread.
+    with (
+        out.writing(art.TRAIN),
+        progress("split", len(ranges)) as step,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="musicrec-split") as writer,
+    ):
+        written: Future[None] | None = None
         for i, (first, last) in enumerate(ranges):
             in_range = plays.filter(pl.col(USER_IDX).is_between(first, last))
             pairs = _range_pairs(in_range, params, cutoff, held_out)
             train, later = pl.collect_all(split.split_periods(pairs.lazy()), engine="streaming")
             del pairs
-            sink.write(train)
-            # a scratch file read once: lz4, not the artifacts' zstd
-            later.write_parquet(parts / f"{i:05d}.parquet", compression="lz4")
+            if written is not None:
+                written.result()
+                step()
+            written = writer.submit(write_range, train, later, parts / f"{i:05d}.parquet")
             del train, later
+        if written is not None:
+            written.result()
             step()
         sink.close()
     out.add_file(art.TRAIN, rows=sink.rows)

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -108,3 +109,59 @@ def test_plays_out_of_order_are_split_as_sorted_ones(preprocessed: Path, strateg
     assert result.exit_code == 0, result.output
     for before, after in zip(sorted_run[1:], _split(preprocessed)[1:], strict=True):
         assert after.equals(before)
+
+
+def test_ranges_are_written_on_a_second_thread_in_order(
+    preprocessed: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A user range's pairs are written beside the next range's aggregation, one at a time."""
+    from musicrec_cli.runner.split_train import TrainSink
+
+    threads: list[str] = []
+    write = TrainSink.write
+
+    def recording(self: TrainSink, frame: pl.DataFrame) -> None:
+        threads.append(threading.current_thread().name.split("_")[0])
+        write(self, frame)
+
+    assert run(preprocessed, "split").exit_code == 0
+    one_range = _split(preprocessed)
+    monkeypatch.setattr(TrainSink, "write", recording)
+    result = run(preprocessed, "--set", "split.plays_per_part=200", "split")
+    assert result.exit_code == 0, result.output
+    summary, *frames = _split(preprocessed)
+    assert summary["n_parts"] > 10
+    assert set(threads) == {"musicrec-split"}
+    assert len(threads) == summary["n_parts"]
+    for before, after in zip(one_range[1:], frames, strict=True):
+        assert after.equals(before)
+
+
+def test_a_failed_range_write_is_raised_as_itself_and_leaves_the_split_as_it_was(
+    preprocessed: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from musicrec_cli.runner.split_train import TrainSink
+
+    class FailedWriteError(RuntimeError):
+        pass
+
+    assert run(preprocessed, "split").exit_code == 0
+    folder = preprocessed.parent / "artifacts" / "02_split"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    calls = []
+    write = TrainSink.write
+
+    def failing(self: TrainSink, frame: pl.DataFrame) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            msg = "no space left writing train.parquet"
+            raise FailedWriteError(msg)
+        write(self, frame)
+
+    monkeypatch.setattr(TrainSink, "write", failing)
+    threads = threading.active_count()
+    result = run(preprocessed, "--set", "split.plays_per_part=200", "split")
+    assert isinstance(result.exception, FailedWriteError), result.output
+    assert threading.active_count() == threads
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not list(folder.parent.glob(".*partial*"))
