@@ -19,6 +19,8 @@ as played by one user for novelty (so its self-information is log2(n_train_users
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -196,6 +198,21 @@ def per_user_beyond(
     at = _track_rows(tracks, rows[TRACK_IDX].to_numpy())
     track_cols = [c for c in (ARTIST, SELF_INFORMATION, POPULARITY, *z_cols) if c in tracks.columns]
     rows = rows.with_columns(tracks.select(track_cols)[at])  # null rows for unknown tracks
+    # the rows cut in two at a list boundary, each half scored on its own thread (NumPy
+    # releases the GIL): every quantity is a sum within one list, so the same values
+    half = rows.height // 2
+    after = (rows[_LIST][half:] != rows[_LIST][half - 1]).arg_true() if half else None
+    cut = half + int(after[0]) if after is not None and after.len() else rows.height
+    if cut >= rows.height:
+        return _list_metrics(rows, z_cols, ks=ks)
+    with ThreadPoolExecutor(1, thread_name_prefix="musicrec-beyond") as beside:
+        second = beside.submit(_list_metrics, rows.slice(cut), z_cols, ks=ks)
+        first = _list_metrics(rows.slice(0, cut), z_cols, ks=ks)
+        return pl.concat([first, second.result()], rechunk=True)
+
+
+def _list_metrics(rows: pl.DataFrame, z_cols: list[str], *, ks: tuple[int, ...]) -> pl.DataFrame:
+    """`per_user_beyond` of `rows`: the lists in list order with their track columns."""
     list_key = rows[_LIST].to_numpy()
     new_list = np.diff(list_key, prepend=list_key[:1] + 1) != 0
     starts = np.flatnonzero(new_list)

@@ -290,3 +290,29 @@ def test_first_artists_are_the_first_occurrences_within_each_list(longest: int) 
     got = evaluate._first_artists(artist, starts)  # noqa: SLF001
     assert got.tolist() == want
     assert 0 < sum(want) < len(want)
+
+
+def test_beyond_metrics_equal_each_list_scored_alone(rng: np.random.Generator) -> None:
+    # the rows are scored in two halves cut at a list boundary: 7 lists of 5 (35 rows, half 17
+    # falls inside a list); every list's values must equal those of the list scored alone
+    n_items, k = 12, 5
+    items = pl.LazyFrame(
+        {
+            TRACK_IDX: pl.Series(range(n_items), dtype=pl.UInt32),
+            "artist_id": [f"a{t % 4}" for t in range(n_items)],
+            "f0": rng.normal(size=n_items),
+        }
+    )
+    table = evaluate.track_table(
+        items, TRAIN, artist="artist_id", audio=("f0",), n_train_users=4
+    ).collect()
+    lists = [rng.choice(n_items, size=k, replace=False) for _ in range(7)]
+    rows = [("m", u, r + 1, int(t)) for u, ts in enumerate(lists) for r, t in enumerate(ts)]
+    users = pl.LazyFrame({USER_IDX: pl.Series(range(7), dtype=pl.UInt32)})
+    got = evaluate.per_user_beyond(recs_frame(rows), table, users, ks=(2, k))
+    alone = pl.concat(
+        evaluate.per_user_beyond(recs_frame(rows[u * k : (u + 1) * k]), table, users, ks=(2, k))
+        for u in range(7)
+    )
+    assert got.height == 7
+    assert_frame_equal(got, alone)
