@@ -7,6 +7,7 @@ and writes what it returns. `EvaluateSettings` are the fields of musicrec.toml's
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,48 +74,55 @@ def compute(
     and tests against the best model only.
     """
     ks = tuple(sorted(set(e.k)))
-    users = test.select(USER_IDX).unique()
-    beyond = evaluate.per_user_beyond(recs, tracks, users, ks=ks)
-    per_user = (
-        metrics.per_user_metrics(recs, test, ks=ks)
-        .join(beyond.lazy(), on=(MODEL, USER_IDX), how="left")
-        .with_columns(pl.col(evaluate.N_RECOMMENDED).fill_null(0))
-        .sort(MODEL, USER_IDX)
-        .collect(engine="streaming")
+    # the evaluated users, collected once: the steps below filter and count by them
+    users = test.select(USER_IDX).unique().collect()
+    per_user, extra = _per_user_frame(
+        recs, test, tracks, users, e=e, ks=ks, train=train, train_counts=train_counts
     )
-    extra: dict[str, Any] = {}
-    if train is not None:
-        per_train_user = None if train_counts is None else train_counts.per_user.lazy()
-        segments = views.activity_segments(
-            train, users, edges=e.segments, counts=per_train_user
-        ).collect()
-        per_user = per_user.join(segments, on=USER_IDX, how="left")
-        extra["segments"] = _segments_json(per_user, segments, edges=e.segments)
-    extra["views"] = _views_json(recs, test, tracks, per_user, train=train, replay=replay, ks=ks)
-    cover = evaluate.coverage(recs, users, ks=ks, n_items=n_tracks)
-    summary = evaluate.summarise(per_user.lazy(), cover).collect()
-    n_evaluated = test.select(pl.col(USER_IDX).n_unique()).collect().item()
-    n_without_test = (
-        (recs.select(USER_IDX).unique().join(users, on=USER_IDX, how="anti").select(pl.len()))
-        .collect()
-        .item()
-    )
-    lift = evaluate.lift_over(summary, baseline=e.baseline)
-    start = clock()
-    comparisons = compare.compare_models(
-        per_user,
-        metrics=[c for c in per_user.columns if "@" in c],
-        baseline=e.baseline if lift is not None else None,
-        lower_is_better=LOWER_IS_BETTER,
-        n_samples=e.bootstrap_samples,
-        seed=e.seed,
-        alpha=e.alpha,
-    )
-    if timings is not None:
-        timings["significance_seconds"] = round(clock() - start, 3)
+    with_artists = train is not None and evaluate.ARTIST in tracks.columns
+    # the replay and new-artist views (Polars) need nothing computed below: scored on a second
+    # thread beside the significance tests, which keep one core busy (NumPy). Started after
+    # the per-user frame, the stage's memory peak (started before it, the peak at 100M events
+    # went from 7.3 to 10.2 GiB). The with block joins the thread on every path, and result()
+    # raises its error with its own type
+    with ThreadPoolExecutor(1, thread_name_prefix="musicrec-views") as beside:
+        scoring = beside.submit(
+            _score_views,
+            recs,
+            test,
+            tracks,
+            n_users=int(users.select(pl.col(USER_IDX).max().fill_null(0)).item()) + 1,
+            train=train if with_artists else None,
+            replay=replay,
+            ks=ks,
+        )
+        cover = evaluate.coverage(recs, users.lazy(), ks=ks, n_items=n_tracks)
+        summary = evaluate.summarise(per_user.lazy(), cover).collect()
+        n_without_test = (
+            recs.select(USER_IDX)
+            .unique()
+            .join(users.lazy(), on=USER_IDX, how="anti")
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+        lift = evaluate.lift_over(summary, baseline=e.baseline)
+        start = clock()
+        comparisons = compare.compare_models(
+            per_user,
+            metrics=[c for c in per_user.columns if "@" in c],
+            baseline=e.baseline if lift is not None else None,
+            lower_is_better=LOWER_IS_BETTER,
+            n_samples=e.bootstrap_samples,
+            seed=e.seed,
+            alpha=e.alpha,
+        )
+        if timings is not None:
+            timings["significance_seconds"] = round(clock() - start, 3)
+        extra["views"] = _views_json(per_user, scoring.result(), tracks, ks=ks)
     content = {
         "k": list(ks),
-        "n_users_evaluated": n_evaluated,
+        "n_users_evaluated": users.height,
         "n_users_without_test": n_without_test,
         "n_tracks": n_tracks,
         "baseline": e.baseline if lift is not None else None,
@@ -139,6 +147,36 @@ def compute(
     return per_user, summary, content
 
 
+def _per_user_frame(
+    recs: pl.LazyFrame,
+    test: pl.LazyFrame,
+    tracks: pl.DataFrame,
+    users: pl.DataFrame,
+    *,
+    e: EvaluateSettings,
+    ks: tuple[int, ...],
+    train: pl.LazyFrame | None,
+    train_counts: TrainCounts | None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """per_user_metrics.parquet's frame and (with `train`) metrics.json `segments`."""
+    beyond = evaluate.per_user_beyond(recs, tracks, users.lazy(), ks=ks)
+    per_user = (
+        metrics.per_user_metrics(recs, test, ks=ks)
+        .join(beyond.lazy(), on=(MODEL, USER_IDX), how="left")
+        .with_columns(pl.col(evaluate.N_RECOMMENDED).fill_null(0))
+        .sort(MODEL, USER_IDX)
+        .collect(engine="streaming")
+    )
+    if train is None:
+        return per_user, {}
+    per_train_user = None if train_counts is None else train_counts.per_user.lazy()
+    segments = views.activity_segments(
+        train, users.lazy(), edges=e.segments, counts=per_train_user
+    ).collect()
+    per_user = per_user.join(segments, on=USER_IDX, how="left")
+    return per_user, {"segments": _segments_json(per_user, segments, edges=e.segments)}
+
+
 def _segments_json(
     per_user: pl.DataFrame, segments: pl.DataFrame, *, edges: tuple[int, ...]
 ) -> dict[str, Any]:
@@ -150,46 +188,57 @@ def _segments_json(
     return {"edges": list(edges), "labels": views.segment_labels(edges), "by_model": by_model}
 
 
-def _views_json(
+def _score_views(
     recs: pl.LazyFrame,
     test: pl.LazyFrame,
     tracks: pl.DataFrame,
-    per_user: pl.DataFrame,
     *,
+    n_users: int,
     train: pl.LazyFrame | None,
     replay: pl.LazyFrame | None,
+    ks: tuple[int, ...],
+) -> dict[str, pl.DataFrame]:
+    """`views.score_groups` of the replay view (with `replay`) and the new artists (with `train`).
+
+    Users in contiguous groups of about VIEW_ROWS recommendations (800M events: 11); `n_users`
+    bounds user_idx (the groups only share out the work: the means do not depend on them).
+    """
+    if replay is None and train is None:
+        return {}
+    n_recs = recs.select(pl.len()).collect().item()
+    groups = views.user_groups(n_users, groups=max(1, -(-n_recs // VIEW_ROWS)))
+    return views.score_groups(
+        recs,
+        test,
+        groups=groups,
+        ks=ks,
+        replay=replay,
+        train=train,
+        tracks=None if train is None else tracks.lazy(),
+    )
+
+
+def _views_json(
+    per_user: pl.DataFrame,
+    scored: dict[str, pl.DataFrame],
+    tracks: pl.DataFrame,
+    *,
     ks: tuple[int, ...],
 ) -> dict[str, Any]:
     """metrics.json `views`: discovery, replay and new_artists, {view: {model: {...}}}.
 
-    Discovery is the stage's own test set: its means come from `per_user`, not a rescan.
+    Discovery is the stage's own test set: its means come from `per_user`, not a rescan;
+    `scored` is `_score_views`.
     """
 
     def rows(frame: pl.DataFrame) -> dict[str, Any]:
         return {row.pop(MODEL): row for row in frame.to_dicts()}
 
     out = {"discovery": rows(views.view_means(per_user.lazy(), ks=ks))}
-    with_artists = train is not None and evaluate.ARTIST in tracks.columns
-    if replay is None and not with_artists:
-        return out
-    # users in contiguous groups of about VIEW_ROWS recommendations (800M events: 11)
-    n_recs = recs.select(pl.len()).collect().item()
-    n_users = int(per_user.select(pl.col(USER_IDX).max().fill_null(0)).item()) + 1
-    groups = views.user_groups(n_users, groups=max(1, -(-n_recs // VIEW_ROWS)))
-    artists = tracks.lazy()
-    scored = views.score_groups(
-        recs,
-        test,
-        groups=groups,
-        ks=ks,
-        replay=replay,
-        train=train if with_artists else None,
-        tracks=artists if with_artists else None,
-    )
-    if replay is not None:
+    if "replay" in scored:
         out["replay"] = rows(views.view_means(scored["replay"].lazy(), ks=ks))
-    if with_artists:
-        coverage = views.artist_coverage(scored["artist_ranks"].lazy(), artists, ks=ks)
+    if "new_artists" in scored:
+        coverage = views.artist_coverage(scored["artist_ranks"].lazy(), tracks.lazy(), ks=ks)
         found = views.view_means(scored["new_artists"].lazy(), ks=ks)
         out["new_artists"] = rows(found.join(coverage, on=MODEL, how="left"))
     return out
