@@ -301,7 +301,7 @@ def _write_buckets(
     """
     if n_buckets == 1:
         collected = pl.concat(encoded).drop(encode.BUCKET).collect(engine=STREAM)
-        deduped = encode.dedupe_plays(collected.lazy()).collect(engine=IN_MEMORY)
+        deduped = encode.dedupe_bucket(collected)
         del collected
         aggregated = encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY)
         return _in_memory(deduped), _in_memory(aggregated)
@@ -336,7 +336,7 @@ def _write_buckets(
             collected = bucket.collect(engine=STREAM)
             for folder in folders:
                 shutil.rmtree(folder)
-            deduped = encode.dedupe_plays(collected.lazy()).collect(engine=IN_MEMORY)
+            deduped = encode.dedupe_bucket(collected)
             del collected
             written = writer.submit(deduped.write_ipc, plays[-1], compression="lz4")
             encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY).write_ipc(

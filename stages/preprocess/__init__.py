@@ -11,8 +11,9 @@ bucketing and writes the files. The order of the work, which keeps memory bounde
    `tables.number_spellings` give every canonical track a provisional track_idx.
 4. `encode.encode_plays` joins both back onto the plays: (bucket, user_idx, track_idx,
    played_at, ...), where the indexes are provisional (sorted by user_id / track_id).
-5. Per bucket (a contiguous range of users), in memory: `encode.dedupe_plays` (one sort) and
-   `encode.aggregate_sorted_plays` (one pass over the sorted runs).
+5. Per bucket (a contiguous range of users), in memory: `encode.dedupe_bucket` (one sort; Spark
+   runs `encode.dedupe_plays`, the same rows) and `encode.aggregate_sorted_plays` (one pass
+   over the sorted runs).
 6. `encode.kcore` on the pairs until stable; `encode.reindex` maps the provisional indexes to
    the final contiguous ones. Both maps are monotonic, so sorted buckets concatenate to sorted
    files.

@@ -34,6 +34,7 @@ SPELLING_HASH = "spelling_hash"
 USER_HASH = "user_hash"
 PAIR_KEY = "pair_key"
 _HIGH = 1 << 32  # user_idx * _HIGH + track_idx
+_TOP = (1 << 64) - 1  # the largest UInt64 (_pair_time_key)
 DROPPED = np.iinfo(np.uint32).max  # index_lookup's value for an index the k-core removed
 
 
@@ -135,6 +136,58 @@ def dedupe_plays(plays: pl.LazyFrame) -> pl.LazyFrame:
         .filter(~same_as_next.fill_null(value=False))
         .select(USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count)
     )
+
+
+def dedupe_bucket(plays: pl.DataFrame) -> pl.DataFrame:
+    """`dedupe_plays` of plays in memory (a bucket), with about 2/3 of its sort's CPU.
+
+    Polars' sort on (pair_key, played_at, ms_played) compares the later keys at every tie of
+    the first, and the plays of a pair are all ties of pair_key: the leading key here is
+    `_pair_time_key`, which orders as (pair, played_at) and ties only within a pair's plays
+    a few seconds apart, with played_at, ms_played (and play_count) after it as before: the
+    same order (18.7M plays of a 100M-event bucket: 5.9 -> 3.6 s wall, 10.7 -> 6.1 CPU s).
+    Both sorts are unstable: rows equal on every key may come out in another order, which
+    changes nothing unless they differ in skipped; such a bucket goes through `dedupe_plays`.
+    """
+    count = [PLAY_COUNT] if PLAY_COUNT in plays.columns else []
+    columns = [USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count]
+    ordered = plays.sort([_pair_time_key(plays), PLAYED_AT, MS_PLAYED, *count], nulls_last=False)
+    nxt = {c: pl.col(c).shift(-1) for c in columns}
+    tied = [pl.col(c).eq_missing(nxt[c]) for c in columns if c != SKIPPED]
+    tied.append(pl.col(SKIPPED).ne_missing(nxt[SKIPPED]))
+    if ordered.select(pl.all_horizontal(tied).any()).item():
+        return dedupe_plays(plays.lazy()).collect(engine="in-memory")
+    same_as_next = pl.all_horizontal(pl.col(k) == nxt[k] for k in (USER_IDX, TRACK_IDX, PLAYED_AT))
+    return ordered.filter(~same_as_next.fill_null(value=False)).select(columns)
+
+
+def _pair_time_key(plays: pl.DataFrame) -> pl.Expr:
+    """UInt64 that orders as (user_idx, track_idx, played_at), nulls first, with ties.
+
+    The pair's number among the frame's users x tracks times the slots that fit below 2^64,
+    plus played_at in `step`-us slots (null: 0, as an earlier time); `step` is the frame's
+    time span over the slots, so a pair's plays closer than `step` tie (a few seconds for a
+    bucket of 1M users x 800K tracks over a year), and so does everything at once if the
+    pairs alone fill 64 bits.
+    """
+    bounds = plays.select(
+        pl.col(USER_IDX).min().alias("u0"),
+        pl.col(USER_IDX).max().alias("u1"),
+        pl.col(TRACK_IDX).max().alias("t1"),
+        pl.col(PLAYED_AT).dt.epoch("us").min().alias("a"),
+        pl.col(PLAYED_AT).dt.epoch("us").max().alias("z"),
+    ).row(0)
+    if bounds[0] is None:  # no plays
+        return pl.col(USER_IDX).cast(pl.UInt64)
+    first_user, tracks = int(bounds[0]), int(bounds[2]) + 1
+    users = int(bounds[1]) - first_user + 1
+    first, last = (0, 0) if bounds[3] is None else (int(bounds[3]), int(bounds[4]))
+    slots = _TOP // (users * tracks)
+    step = (last - first) // slots + 1
+    pair = (pl.col(USER_IDX).cast(pl.UInt64) - first_user) * pl.lit(tracks, pl.UInt64)
+    time: pl.Expr = (pl.col(PLAYED_AT).dt.epoch("us") - first) // step
+    key: pl.Expr = (pair + pl.col(TRACK_IDX)) * pl.lit(slots, pl.UInt64)
+    return key + time.fill_null(0).cast(pl.UInt64)
 
 
 def aggregate_sorted_plays(plays: pl.LazyFrame) -> pl.LazyFrame:

@@ -272,10 +272,10 @@ def test_scratch_files_are_deleted_once_read(
     art = tmp_path / "art"
     scratch = art / ".01_preprocess.partial" / "_scratch"
     left: list[list[str]] = []  # bucket folders on disk at each bucket's de-duplication
-    dedupe, sink = encode.dedupe_plays, artifacts.StageWriter.sink_parquet
+    dedupe, sink = encode.dedupe_bucket, artifacts.StageWriter.sink_parquet
     pairs_when: dict[str, bool] = {}
 
-    def recording_dedupe(plays: pl.LazyFrame) -> pl.LazyFrame:
+    def recording_dedupe(plays: pl.DataFrame) -> pl.DataFrame:
         left.append(sorted(p.name for p in scratch.glob("buckets/*/bucket=*")))
         return dedupe(plays)
 
@@ -283,7 +283,7 @@ def test_scratch_files_are_deleted_once_read(
         pairs_when[name] = (scratch / "pairs").exists()
         return sink(self, frame, name)
 
-    monkeypatch.setattr(encode, "dedupe_plays", recording_dedupe)
+    monkeypatch.setattr(encode, "dedupe_bucket", recording_dedupe)
     monkeypatch.setattr(artifacts.StageWriter, "sink_parquet", recording_sink)
     sets = ["--set", "preprocess.buckets=3", "--set", "preprocess.batch_bytes=1"]
     code, output = _run(generated, art, *sets)

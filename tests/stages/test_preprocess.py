@@ -225,6 +225,65 @@ def test_dedupe_and_sorted_aggregation_match_a_plain_group_by() -> None:
     assert pairs[TRACK_IDX].max() == big
 
 
+def _bucket(seed: int, *, counted: bool, mixed_ties: bool) -> pl.DataFrame:
+    """Random plays: repeats, null times and ms_played, indexes up to 2^32 - 4, any time step."""
+    rng = np.random.default_rng(seed)
+    n = 6_000
+    big = np.iinfo(np.uint32).max - 3  # with these, the pairs alone fill 64 bits: one slot
+    users = rng.choice([0, 1, 2, big], n) if seed % 2 else rng.integers(0, 40, n)
+    step = [1, 997, 1_000_000][seed % 3]  # us: the key's slots then hold several times
+    times = rng.integers(0, 40, n) * step
+    plays = pl.DataFrame(
+        {
+            USER_IDX: users.astype(np.uint32),
+            TRACK_IDX: rng.choice([0, 5, big], n).astype(np.uint32),
+            PLAYED_AT: [
+                None if r < 0.1 else T0 + dt.timedelta(microseconds=int(t))
+                for r, t in zip(rng.random(n), times, strict=True)
+            ],
+            "ms_played": [None if r < 0.05 else int(r * 40) % 4 for r in rng.random(n)],
+            "skipped": rng.random(n) < 0.5,
+            **({"play_count": rng.integers(1, 3, n).astype(np.uint32)} if counted else {}),
+        },
+        schema_overrides={PLAYED_AT: pl.Datetime("us", "UTC")},
+    )
+    if mixed_ties:
+        return plays
+    return plays.with_columns(skipped=pl.col("ms_played").fill_null(0) % 2 == 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("counted", [False, True])
+def test_dedupe_bucket_matches_dedupe_plays_with_its_own_sort(
+    seed: int, counted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plays = _bucket(seed, counted=counted, mixed_ties=False)
+    expected = encode.dedupe_plays(plays.lazy()).collect()
+
+    def not_called(frame: pl.LazyFrame) -> pl.LazyFrame:
+        raise AssertionError
+
+    monkeypatch.setattr(encode, "dedupe_plays", not_called)  # no tie differs in skipped
+    assert encode.dedupe_bucket(plays).equals(expected)
+    assert encode.dedupe_bucket(plays.head(0)).equals(expected.head(0))
+
+
+def test_dedupe_bucket_leaves_ties_that_differ_in_skipped_to_dedupe_plays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plays = _bucket(3, counted=False, mixed_ties=True)
+    calls: list[int] = []
+    dedupe = encode.dedupe_plays
+
+    def recording(frame: pl.LazyFrame) -> pl.LazyFrame:
+        calls.append(1)
+        return dedupe(frame)
+
+    monkeypatch.setattr(encode, "dedupe_plays", recording)
+    assert encode.dedupe_bucket(plays).equals(dedupe(plays.lazy()).collect())
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("counted", [False, True])
 def test_sorted_aggregation_with_missing_values_matches_a_plain_group_by(counted: bool) -> None:
     rng = np.random.default_rng(5)
