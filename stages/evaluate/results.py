@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from stages.evaluate import beyond as evaluate
@@ -95,6 +96,7 @@ def compute(
             train=train if with_artists else None,
             replay=replay,
             ks=ks,
+            train_per_user=None if train_counts is None else train_counts.per_user,
         )
         cover = evaluate.coverage(recs, users.lazy(), ks=ks, n_items=n_tracks)
         summary = evaluate.summarise(per_user.lazy(), cover).collect()
@@ -197,16 +199,26 @@ def _score_views(
     train: pl.LazyFrame | None,
     replay: pl.LazyFrame | None,
     ks: tuple[int, ...],
+    train_per_user: pl.DataFrame | None = None,
 ) -> dict[str, pl.DataFrame]:
     """`views.score_groups` of the replay view (with `replay`) and the new artists (with `train`).
 
-    Users in contiguous groups of about VIEW_ROWS recommendations (800M events: 11); `n_users`
-    bounds user_idx (the groups only share out the work: the means do not depend on them).
+    Users in contiguous groups (n_recs / VIEW_ROWS of them: 11 at 800M events) of about equal
+    lists and train pairs when `train_per_user` (TrainCounts.per_user) is given, else of equal
+    user ranges; `n_users` bounds user_idx (the groups only share out the work and bound its
+    memory: the means do not depend on them). At 800M events the first of 11 equal ranges held
+    47% of train's pairs.
     """
     if replay is None and train is None:
         return {}
     n_recs = recs.select(pl.len()).collect().item()
-    groups = views.user_groups(n_users, groups=max(1, -(-n_recs // VIEW_ROWS)))
+    weights = None
+    if train_per_user is not None:
+        # a user's share of the work: its lists (about n_recs / n_users rows) and train pairs
+        weights = np.full(n_users, n_recs / max(n_users, 1))
+        known = train_per_user.filter(pl.col(USER_IDX) < n_users)  # one row per user
+        weights[known[USER_IDX].to_numpy()] += known["n_train_tracks"].to_numpy()
+    groups = views.user_groups(n_users, groups=max(1, -(-n_recs // VIEW_ROWS)), weights=weights)
     return views.score_groups(
         recs,
         test,

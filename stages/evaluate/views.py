@@ -13,6 +13,8 @@ and every metric is also averaged per segment of users by their number of traini
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from stages.evaluate.beyond import ARTIST
@@ -88,16 +90,27 @@ def new_artists(test: pl.LazyFrame, train: pl.LazyFrame, tracks: pl.LazyFrame) -
     )
 
 
-def user_groups(n_users: int, *, groups: int) -> list[pl.Expr]:
-    """Filters cutting user_idx into `groups` contiguous ranges of about n_users / groups each.
+def user_groups(
+    n_users: int, *, groups: int, weights: npt.NDArray[np.floating] | None = None
+) -> list[pl.Expr]:
+    """Filters cutting user_idx into at most `groups` contiguous ranges.
 
+    Without `weights` each range holds about n_users / groups users; with them (one per
+    user_idx below n_users, e.g. the rows a user brings to a view) about the same weight: user
+    ids follow activity, so equal ranges left the first half of the work in the first range.
     The first range has no lower end and the last no upper end, so every user_idx falls in
     exactly one range whatever `n_users` is. A file in user order (predictions, test, train) is
     read by a range of its row groups (Parquet statistics) instead of whole, as a user_idx
     modulo filter would.
     """
     user = pl.col(USER_IDX)
-    edges = [n_users * i // groups for i in range(1, groups)]
+    if weights is None:
+        edges = [n_users * i // groups for i in range(1, groups)]
+    else:
+        total = np.cumsum(weights, dtype=np.float64)
+        # a range ends after the user whose running weight reaches its share
+        cuts = np.searchsorted(total, total[-1] * np.arange(1, groups) / groups) + 1
+        edges = [int(e) for e in np.unique(cuts) if e < n_users]
     lows: list[pl.Expr] = [pl.lit(value=True), *(user >= e for e in edges)]
     highs: list[pl.Expr] = [*(user < e for e in edges), pl.lit(value=True)]
     return [low & high for low, high in zip(lows, highs, strict=True)]

@@ -145,7 +145,24 @@ def test_user_groups_put_every_user_in_exactly_one_range():
     assert users.filter(user_groups(8, groups=1)[0]).height == users.height
 
 
-def test_views_by_user_groups_equal_all_users_at_once():
+def test_weighted_user_groups_share_the_weight_and_keep_every_user_once():
+    users = pl.DataFrame({USER_IDX: [*range(12), 50]}, schema={USER_IDX: U32})
+    # user 0 alone weighs half: it is a range of its own, the rest share the other half
+    weights = np.array([11.0, *[1.0] * 11])
+    got = [users.filter(w)[USER_IDX].to_list() for w in user_groups(12, groups=2, weights=weights)]
+    assert got == [[0], [*range(1, 12), 50]]
+    rng = np.random.default_rng(3)
+    weights = rng.pareto(1.2, 1000) + 1
+    every = pl.DataFrame({USER_IDX: np.arange(1000)}, schema={USER_IDX: U32})
+    members = [
+        every.filter(w)[USER_IDX].to_numpy() for w in user_groups(1000, groups=8, weights=weights)
+    ]
+    assert np.array_equal(np.sort(np.concatenate(members)), np.arange(1000))
+    assert all(weights[m].sum() <= weights.sum() / 8 + weights.max() for m in members)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_views_by_user_groups_equal_all_users_at_once(weighted: bool):
     # two models' shuffled lists with repeated artists; replay and new-artist truth of some
     # users only, a replay user without lists, a test user beyond the groups' n_users
     rng = np.random.default_rng(5)
@@ -167,7 +184,7 @@ def test_views_by_user_groups_equal_all_users_at_once():
     grouped = score_groups(
         recs,
         test,
-        groups=user_groups(40, groups=4),
+        groups=user_groups(40, groups=4, weights=rng.pareto(1.0, 40) + 1 if weighted else None),
         ks=ks,
         replay=replay,
         train=train,
