@@ -39,7 +39,7 @@ def read_ahead(items: Iterator[T], size: int = 2) -> Iterator[T]:
     is converted and written to Parquet: NumPy, Polars and pyarrow release the GIL for their
     work, so on two cores the writing no longer waits for the scoring or the other way round.
     An exception in `items` is raised here, with its traceback; when the caller stops early
-    (an error, Ctrl-C), the thread stops before its next item.
+    (an error, Ctrl-C), the thread finishes the item in hand and is joined before this returns.
     """
     ready: queue.Queue[tuple[BaseException | None, object]] = queue.Queue(maxsize=size)
     stop = threading.Event()
@@ -62,7 +62,8 @@ def read_ahead(items: Iterator[T], size: int = 2) -> Iterator[T]:
         except BaseException as exc:  # the caller raises it
             put((exc, None))
 
-    threading.Thread(target=produce, name="musicrec-read-ahead", daemon=True).start()
+    producer = threading.Thread(target=produce, name="musicrec-read-ahead", daemon=True)
+    producer.start()
     try:
         while True:
             error, item = ready.get()
@@ -73,6 +74,7 @@ def read_ahead(items: Iterator[T], size: int = 2) -> Iterator[T]:
             yield cast(T, item)
     finally:
         stop.set()
+        producer.join()
 
 
 def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
