@@ -51,7 +51,7 @@ def test_bootstrap_interval_of_a_constant_shift_is_that_shift():
 
 
 def test_bootstrap_interval_is_the_percentiles_of_the_seeded_resample_means():
-    # the definition, one sample at a time: block x n draws per call of the seeded generator,
+    # the definition, one sample at a time: block x n draws of the seeded generator per block,
     # each sample the mean of its drawn users' values (NaN users left out); 3 blocks, the last
     # one short, an odd n, one column with gaps and one with no user at all
     n, n_samples, block = 101, 150, 64
