@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -20,6 +20,7 @@ from stages.evaluate import ranking as metrics
 from stages.evaluate.counts import TrainCounts
 from stages.schema import MODEL, POPULARITY, USER_IDX
 
+T = TypeVar("T")
 LOWER_IS_BETTER = frozenset({POPULARITY})
 SIGNIFICANCE_METHOD = (
     "per metric, every model vs the baseline and vs the best model on the same users: "
@@ -70,7 +71,8 @@ def compute(
     With `train`, also the activity segments and the new-artist view; with `replay` (the test
     period with re-listens), the replay view; `train_counts` (of `train`, when it was in
     (user, track) order) spares the segments' group-by. `timings`, when given, receives the
-    seconds the significance tests took by `clock` (the caller's, e.g. time.perf_counter).
+    seconds the significance tests and the views (on their thread) took by `clock` (the
+    caller's, e.g. time.perf_counter).
     A `baseline` that is none of the models gives no lifts (metrics.json baseline is null)
     and tests against the best model only.
     """
@@ -88,6 +90,8 @@ def compute(
     # raises its error with its own type
     with ThreadPoolExecutor(1, thread_name_prefix="musicrec-views") as beside:
         scoring = beside.submit(
+            _timed,
+            clock,
             _score_views,
             recs,
             test,
@@ -121,7 +125,10 @@ def compute(
         )
         if timings is not None:
             timings["significance_seconds"] = round(clock() - start, 3)
-        extra["views"] = _views_json(per_user, scoring.result(), tracks, ks=ks)
+        scored, views_seconds = scoring.result()
+        if timings is not None:
+            timings["views_seconds"] = views_seconds
+        extra["views"] = _views_json(per_user, scored, tracks, ks=ks)
     content = {
         "k": list(ks),
         "n_users_evaluated": users.height,
@@ -188,6 +195,15 @@ def _segments_json(
     for row in means.to_dicts():
         by_model.setdefault(row.pop(MODEL), {})[row.pop(views.SEGMENT)] = row
     return {"edges": list(edges), "labels": views.segment_labels(edges), "by_model": by_model}
+
+
+def _timed(
+    clock: Callable[[], float], fn: Callable[..., T], /, *args: Any, **kwargs: Any
+) -> tuple[T, float]:
+    """fn(*args, **kwargs) and the seconds it took by `clock`."""
+    start = clock()
+    out = fn(*args, **kwargs)
+    return out, round(clock() - start, 3)
 
 
 def _score_views(
