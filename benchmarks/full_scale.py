@@ -76,7 +76,8 @@ def _stage_args(config: Path, stage: str, overrides: list[str]) -> list[str]:
 
 
 def _measured(args: list[str], what: str) -> dict[str, float]:
-    """Run `args`; wall, CPU seconds (children) and sampled peak RSS of its process tree."""
+    """Run `args`; wall, CPU seconds (children; system_seconds the kernel's part: page faults
+    show there) and sampled peak RSS of its process tree."""
     before = os.times()
     start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"OPENBLAS_NUM_THREADS": "1"})
@@ -90,12 +91,12 @@ def _measured(args: list[str], what: str) -> dict[str, float]:
     if proc.returncode != 0:
         msg = f"{what} failed with exit code {proc.returncode}"
         raise SystemExit(msg)
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
+    system = after.children_system - before.children_system
+    cpu = (after.children_user - before.children_user) + system
     return {
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
+        "system_seconds": round(system, 2),
         "peak_rss_gib": round(peak / 2**30, 3),
     }
 

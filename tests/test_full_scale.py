@@ -54,7 +54,7 @@ def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
         measured = results["stages"][stage]
         folder = work / "raw" if i == 0 else work / "artifacts" / f"{i:02d}_{stage}"
         assert measured["bytes_on_disk"] == _bytes(folder), stage
-        assert measured["cpu_seconds"] > 0
+        assert 0 < measured["system_seconds"] < measured["cpu_seconds"]
         assert measured["peak_rss_gib"] > 0.01
         if i == 0:
             continue
