@@ -114,15 +114,33 @@ ready = pathlib.Path(sys.argv.pop(1))
 mode = sys.argv.pop(1)
 signals.GRACE_SECONDS = 0.5
 original = art.StageWriter._record
+def syscall(tid):
+    return pathlib.Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+def announce(main, sleep):
+    # READY only once the main thread is inside the C sleep: until then it still runs Python
+    # bytecode, which would run the signal handler itself and leave the watchdog untested
+    import threading
+    reference = threading.Thread(target=sleep, args=(60,), daemon=True)
+    reference.start()
+    seen = []  # the reference's system call, once it has stayed the same for 50 ms
+    while len(seen) < 5 or len(set(seen[-5:])) > 1 or seen[-1] == "running":
+        seen.append(syscall(reference.native_id))
+        time.sleep(0.01)
+    while syscall(main) != seen[-1]:
+        time.sleep(0.005)
+    ready.write_text("native " + seen[-1])
 def hang(self, name, **extra):
     original(self, name, **extra)
-    ready.write_text(self.stage + " " + name)
     if mode == "native":
         # stuck in native code with the signals blocked in the main thread, as in a long
         # Polars collect: only the watchdog thread can react
-        import ctypes, signal
+        import ctypes, signal, threading
+        sleep = ctypes.CDLL(None).sleep
+        main = threading.get_native_id()
+        threading.Thread(target=announce, args=(main, sleep), daemon=True).start()
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        ctypes.CDLL(None).sleep(60)
+        sleep(60)
+    ready.write_text(self.stage + " " + name)
     while True:
         time.sleep(0.02)
 art.StageWriter._record = hang
