@@ -10,7 +10,9 @@ stage whose results were recorded and whose manifest is still intact. Each stage
 tool is timed beside it on the same data: for train, musicrec's ALS and implicit's own fit of
 03_features' weights, interleaved (A/B/A/B, --als-repeats each, medians), and
 with --duckdb, DuckDB's filter + aggregation of the raw files for preprocess (at 800M events its
-single query spills more than the raw data's size to disk). `--table` prints the README table.
+single query spills more than the raw data's size to disk). Before the first stage it runs and
+after the last, it times machine_speed.py's fixed ALS fit (scaled down with --scale), so that each
+run records how fast the machine was that day. `--table` prints the README table.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 from bench_preprocess import DUCKDB
+from machine_speed import REFERENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("generate", "preprocess", "split", "features", "train", "predict", "evaluate")
@@ -201,6 +204,23 @@ def _als_reference(work: Path, repeats: int) -> dict[str, object]:
     }  # fmt: skip
 
 
+def _machine_speed(scale: float, when: str) -> dict[str, object]:
+    """machine_speed.py's ALS fit in its own process, scaled down with the run.
+
+    The nonzeros are divided by `scale`, the rows and columns by its square root (the same
+    density); at scale 1 it is the reference fit.
+    """
+    divide = {"users": scale**0.5, "items": scale**0.5, "nnz": scale}
+    sizes = [f"--{k}={max(1, int(REFERENCE[k] / d))}" for k, d in divide.items()]
+    script = Path(__file__).with_name("machine_speed.py")
+    done = subprocess.run(
+        [sys.executable, str(script), *sizes], capture_output=True, text=True, check=True
+    )
+    check = {"when": when} | json.loads(done.stdout)
+    print(f"machine speed {when}: {check['wall_ns_per_nnz_iteration']} ns per nnz per iteration")
+    return check
+
+
 def _duckdb_reference(work: Path, preprocess_seconds: float) -> dict[str, object]:
     """DuckDB's filter + (user, track) aggregation of the same raw files (bench_preprocess)."""
     out = work / "duckdb_pairs.parquet"
@@ -259,6 +279,12 @@ def table(results: dict[str, object]) -> str:
         )
     chain = sum(m["wall_seconds"] for s, m in stages.items() if s != "generate")
     lines.append(f"| **preprocess to evaluate** | **{chain / 60:.1f} min** | | | | |")
+    checks = results.get("machine_speed") or []  # type: ignore[attr-defined]
+    if checks:
+        speeds = ", ".join(f"{c['wall_ns_per_nnz_iteration']:.0f} ns {c['when']}" for c in checks)
+        lines.append(
+            f"\nMachine speed (benchmarks/machine_speed.py, ALS ns per nnz per iteration): {speeds}"
+        )
     return "\n".join(lines)
 
 
@@ -317,10 +343,15 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "memory_gib": psutil.virtual_memory().total / 2**30,
     }
+    ran: list[str] = []
     for stage in STAGES[: STAGES.index(args.until) + 1]:
         if stage in results["stages"] and _done(work, stage):
             print(f"{stage}: done earlier, {results['stages'][stage]['wall_seconds']} s")
             continue
+        if not ran:
+            speed = results.setdefault("machine_speed", [])
+            speed.append(_machine_speed(args.scale, f"before {stage}"))
+        ran.append(stage)
         print(f"{stage} ...", flush=True)
         measured = _measured(_stage_args(config, stage, args.overrides), stage)
         measured |= {"bytes_on_disk": _size(_folder(work, stage))} | _rows(work, stage)
@@ -335,6 +366,9 @@ def main() -> None:
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(f"{stage}: {measured['wall_seconds']} s, peak {measured['peak_rss_gib']} GiB")
+    if ran:
+        results["machine_speed"].append(_machine_speed(args.scale, f"after {ran[-1]}"))
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
     if args.duckdb and "preprocess" in results["stages"] and "preprocess_reference" not in results:
         print("DuckDB reference (filter + aggregation of the same raw files) ...", flush=True)
         seconds = results["stages"]["preprocess"]["wall_seconds"]

@@ -64,6 +64,15 @@ def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
         assert measured["summary"] == manifest["summary"]
         assert measured["rows_out"] == _parquet_rows(folder), stage
     assert results["stages"]["train"]["summary"]["models"] == ["popularity", "als"]
+    # the machine's speed, timed before the first stage run and after the last
+    speed = results["machine_speed"]
+    assert [c["when"] for c in speed] == ["before generate", "after evaluate"]
+    for check in speed:  # the reference fit at 1/10000: 1000 x 2000, 410 random cells
+        assert (check["users"], check["items"], check["nnz"]) == (1000, 2000, 410)
+        assert check["vs_reference"] is None  # not the reference's sizes: no ratio
+        assert check["wall_ns_per_nnz_iteration"] == pytest.approx(
+            check["wall_seconds"] / (410 * 15) * 1e9, rel=0.01
+        )
     # musicrec's ALS and implicit's own fit on the matrix train fitted, interleaved, medians
     reference = results["als_reference"]
     runs = reference["runs"]
@@ -102,8 +111,12 @@ def test_full_scale_script_measures_every_stage_and_resumes(tmp_path: Path):
     assert stdout.count("done earlier") == 5
     assert "predict ..." in stdout
     assert "evaluate ..." in stdout
+    speed = json.loads((tmp_path / "r.json").read_text())["machine_speed"]
+    assert [c["when"] for c in speed[2:]] == ["before predict", "after evaluate"]
 
     args = [sys.executable, "benchmarks/full_scale.py", "--results", str(tmp_path / "r.json")]
     shown = subprocess.run([*args, "--table"], capture_output=True, text=True, cwd=ROOT, check=True)
-    rows = [line.split(" | ")[0].strip("| ") for line in shown.stdout.splitlines()[2:]]
+    table = [line for line in shown.stdout.splitlines() if line.startswith("|")]
+    rows = [line.split(" | ")[0].strip("| ") for line in table[2:]]
     assert rows == [*STAGES, "**preprocess to evaluate**"]
+    assert shown.stdout.count(" ns before ") == 2
