@@ -35,6 +35,7 @@ SELF_INFORMATION = "self_information"
 N_RECOMMENDED = "n_recommended"
 _LIST = "_list"  # (model, user_idx) packed into one UInt64: model code << 32 | user_idx
 BEYOND_METRICS = ("artist_diversity", "audio_distance", "novelty", "popularity")
+BEYOND_ROWS = 8_000_000  # list rows scored at a time with their track columns (~1 GB at 800M)
 
 
 def track_table(
@@ -197,18 +198,29 @@ def per_user_beyond(
     rows = _list_rows(recommendations, users, k_max=max(ks)).collect(engine="streaming")
     at = _track_rows(tracks, rows[TRACK_IDX].to_numpy())
     track_cols = [c for c in (ARTIST, SELF_INFORMATION, POPULARITY, *z_cols) if c in tracks.columns]
-    rows = rows.with_columns(tracks.select(track_cols)[at])  # null rows for unknown tracks
-    # the rows cut in two at a list boundary, each half scored on its own thread (NumPy
-    # releases the GIL): every quantity is a sum within one list, so the same values
-    half = rows.height // 2
-    after = (rows[_LIST][half:] != rows[_LIST][half - 1]).arg_true() if half else None
-    cut = half + int(after[0]) if after is not None and after.len() else rows.height
-    if cut >= rows.height:
-        return _list_metrics(rows, z_cols, ks=ks)
-    with ThreadPoolExecutor(1, thread_name_prefix="musicrec-beyond") as beside:
-        second = beside.submit(_list_metrics, rows.slice(cut), z_cols, ks=ks)
-        first = _list_metrics(rows.slice(0, cut), z_cols, ks=ks)
-        return pl.concat([first, second.result()], rechunk=True)
+
+    def score(start: int, end: int) -> pl.DataFrame:
+        part = rows.slice(start, end - start)
+        gathered = tracks.select(track_cols)[at.slice(start, end - start)]  # null: unknown track
+        return _list_metrics(part.with_columns(gathered), z_cols, ks=ks)
+
+    # parts cut at list boundaries, two scored at a time (NumPy releases the GIL): every
+    # quantity is a sum within one list, so the same values as in one pass, and only the parts
+    # in hand carry their track columns (all of them at once were the stage's peak at 800M)
+    cuts = _list_cuts(rows[_LIST].to_numpy(), parts=max(2, -(-rows.height // BEYOND_ROWS)))
+    if len(cuts) <= 2:
+        return score(0, rows.height)
+    with ThreadPoolExecutor(2, thread_name_prefix="musicrec-beyond") as pool:
+        return pl.concat(pool.map(score, cuts[:-1], cuts[1:]), rechunk=True)
+
+
+def _list_cuts(list_key: npt.NDArray[np.uint64], *, parts: int) -> list[int]:
+    """0, the first list start at or after each of `parts` - 1 even cuts, and len(list_key)."""
+    starts = np.flatnonzero(list_key[1:] != list_key[:-1]) + 1
+    even = np.arange(1, parts) * len(list_key) // parts
+    found = np.searchsorted(starts, even)
+    inner = np.unique(starts[found[found < len(starts)]])
+    return [0, *(int(c) for c in inner), len(list_key)]
 
 
 def _list_metrics(rows: pl.DataFrame, z_cols: list[str], *, ks: tuple[int, ...]) -> pl.DataFrame:

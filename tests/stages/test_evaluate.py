@@ -292,9 +292,14 @@ def test_first_artists_are_the_first_occurrences_within_each_list(longest: int) 
     assert 0 < sum(want) < len(want)
 
 
-def test_beyond_metrics_equal_each_list_scored_alone(rng: np.random.Generator) -> None:
-    # the rows are scored in two halves cut at a list boundary: 7 lists of 5 (35 rows, half 17
-    # falls inside a list); every list's values must equal those of the list scored alone
+@pytest.mark.parametrize("part_rows", [evaluate.BEYOND_ROWS, 6, 1])
+def test_beyond_metrics_equal_each_list_scored_alone(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, part_rows: int
+) -> None:
+    # the rows are scored in parts cut at list boundaries: 7 lists of 5 (35 rows; two halves,
+    # then parts of 6 and of 1 row moved to the next list start); every list's values must
+    # equal those of the list scored alone
+    monkeypatch.setattr(evaluate, "BEYOND_ROWS", part_rows)
     n_items, k = 12, 5
     items = pl.LazyFrame(
         {
