@@ -167,10 +167,10 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
 def _als_reference(work: Path, repeats: int) -> dict[str, object]:
     """musicrec's ALS and implicit's own fit on 03_features' weights, interleaved A/B/A/B.
 
-    musicrec's ALS *is* implicit's fit under the same BLAS limit, so a single sequential pair
-    measures the machine's load more than either (0.66-1.38x between runs); the medians of
-    interleaved runs are the comparison, and the work musicrec adds around the fit (weights
-    CSR, confidence matrix, saving the factors) is timed on its own.
+    musicrec's ALS is implicit's algorithm with its own compiled sweep; the machine's load
+    swings a single sequential pair (0.66-1.38x between runs when both were implicit's code),
+    so the medians of interleaved runs are the comparison, and the work musicrec adds around
+    the fit (weights CSR, confidence matrix, saving the factors) is timed on its own.
     """
     arts = work / "artifacts"
     runs: dict[str, list[dict[str, float]]] = {"musicrec": [], "implicit": []}

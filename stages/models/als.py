@@ -1,7 +1,8 @@
-"""Implicit-feedback ALS (Hu, Koren and Volinsky 2008) through the `implicit` library."""
+"""Implicit-feedback ALS (Hu, Koren and Volinsky 2008): implicit's algorithm, our compiled sweep."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 # implicit is imported where it is used (~0.2 s of CPU, and every musicrec command imports the
 # model registry, most of them never fitting a model)
 
-IterationCallback = Callable[[int, float, float], None]
+IterationCallback = Callable[[int, float], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,41 +118,57 @@ def fit_als(
     seed: int,
     callback: IterationCallback | None = None,
     scale_in_place: bool = False,
+    cg_steps: int = 3,
 ) -> AlsModel:
     """Fit ALS on a (n_users, n_items) float32 CSR of confidence weights.
 
-    BLAS is limited to one thread while fitting: implicit parallelises over users itself, and a
-    second BLAS thread pool makes it several times slower (implicit's own warning).
+    implicit's algorithm (`AlternatingLeastSquares` with conjugate gradient: same random start
+    for a seed, same sweeps, same float32 arithmetic up to the order of sums) with the sweep
+    compiled by numba (`stages.models.als_cg`), 2-3x faster than implicit's at the 800M shape.
+    The confidence alpha * user_items is formed here; with `scale_in_place` (the caller needs
+    `user_items` no more) its values are scaled where they are, otherwise beside it, sharing
+    its indices.
 
-    The confidence alpha * user_items is formed here, not by implicit, whose `alpha * Cui` copies
-    the whole CSR (data, indices and indptr: 2 GB at 254M pairs) beside its transpose. Here
-    the indices are shared, and with `scale_in_place` (the caller needs `user_items` no more)
-    its values are scaled where they are. Same float32 products as implicit's, so the same
-    factors.
+    `callback(iteration, seconds)` is called after each iteration.
     """
-    from implicit.cpu.als import AlternatingLeastSquares
+    from stages.models import als_cg
 
+    confidence = user_items
+    if user_items.dtype != np.float32:
+        confidence, scale_in_place = user_items.astype(np.float32), True  # our own copy
     if alpha != 1.0:
         scale = np.float32(alpha)
-        if scale_in_place and user_items.dtype == np.float32:
-            user_items.data *= scale
+        if scale_in_place:
+            confidence.data *= scale
         else:
-            data = np.multiply(user_items.data, scale, dtype=np.float32)
-            user_items = sp.csr_matrix(
-                (data, user_items.indices, user_items.indptr), shape=user_items.shape, copy=False
-            )
-    with threadpool_limits(1, "blas"):
-        model = AlternatingLeastSquares(
-            factors=factors,
-            iterations=iterations,
-            regularization=regularization,
-            alpha=1.0,  # applied above
-            random_state=seed,
-        )
-        model.fit(user_items, show_progress=False, callback=callback)
+            confidence = sp.csr_matrix(
+                (np.multiply(confidence.data, scale, dtype=np.float32), confidence.indices,
+                 confidence.indptr), shape=confidence.shape, copy=False,
+            )  # fmt: skip
+    by_item = confidence.T.tocsr()
+    rng = np.random.default_rng(seed)  # implicit's start: check_random_state(seed).random
+    n_users, n_items = confidence.shape
+    user_factors = rng.random((n_users, factors), dtype=np.float32) * np.float32(0.01)
+    item_factors = rng.random((n_items, factors), dtype=np.float32) * np.float32(0.01)
+    with threadpool_limits(1, "blas"):  # YtY on one thread beside numba's
+        for iteration in range(iterations):
+            start = time.perf_counter()
+            als_cg.cg_sweep(
+                confidence.indptr, confidence.indices, confidence.data,
+                user_factors, item_factors, regularization, cg_steps,
+            )  # fmt: skip
+            als_cg.cg_sweep(
+                by_item.indptr, by_item.indices, by_item.data,
+                item_factors, user_factors, regularization, cg_steps,
+            )  # fmt: skip
+            if callback is not None:
+                callback(iteration, time.perf_counter() - start)
+    if not (np.isfinite(user_factors).all() and np.isfinite(item_factors).all()):
+        msg = f"ALS diverged (non-finite factors); raise the regularization ({regularization})"
+        raise ValueError(msg)
     return AlsModel(
-        user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
-        item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
+        user_factors=user_factors,
+        item_factors=item_factors,
         regularization=regularization,
         alpha=alpha,
     )
