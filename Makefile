@@ -51,6 +51,7 @@ check: lint typecheck test ## Lint, type-check and test (what CI runs, before ma
 
 bench: $(INSTALLED) ## Run the benchmarks against DuckDB, implicit and ranx (tens of minutes)
 	$(BIN)/python benchmarks/bench_preprocess.py 1000000 10000000 --repeats 3
+	$(BIN)/python benchmarks/bench_als.py
 	$(BIN)/python benchmarks/bench_predict.py --scale 100000x100000 --scale 1000000x800000 \
 	    --sample 20000 --small-sample 3000
 	$(BIN)/python benchmarks/bench_evaluate.py 1000000 100000 100000 3
