@@ -65,11 +65,14 @@ DENSE_BYTES = 3 * 4 * (1 << 24)
 CATALOG_PER_TRACK = 300
 CATALOG_PER_USER = 60
 ROW_BYTES = 48  # one prediction row in a block's frame
-# evaluate (measured): one prediction row and one test pair held with their ranks and hits.
-# The two runs disagree: 30 bytes a row at 800M (2 lists, evaluate's code of 2026-11-23) and
-# 90 at 10M (10 lists, today's significance tests, views and segments); 40 is within 1.5x of
-# the first and 2x of the second (benchmarks/results/plan_accuracy.json)
-EVAL_PER_PREDICTION = 40
+# evaluate (measured): a prediction row and a test pair held for the per-user frame, plus the
+# beyond-accuracy parts (stages.evaluate.beyond: BEYOND_ROWS list rows, two parts at a time,
+# each with its track columns), a fixed working set once the lists pass two parts. Fitted to
+# the 800M run of 2026-12-02 (6.08 GiB, 274M rows: 1.01x) and the 10M run of
+# benchmarks/results/plan_10m_run.json (1.85 GiB, 17.1M rows: 0.97x)
+EVAL_PER_PREDICTION = 12
+EVAL_PER_BEYOND_ROW = 80
+EVAL_BEYOND_PARTS = 2
 EVAL_PER_TEST_PAIR = 30
 # disk (measured bytes per row of zstd Parquet; NPZ arrays are uncompressed: code)
 DISK_PLAY = 9

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stages import plan_costs as c
+from stages.evaluate.beyond import BEYOND_ROWS
 from stages.models.ease import ease_bytes
 from stages.models.registry import fit_order
 
@@ -196,6 +197,8 @@ def evaluate(z: Sizes, s: PlanSettings) -> c.Estimate:
         memory={
             "predictions with ranks and hits": rows * c.EVAL_PER_PREDICTION,
             "test pairs": z.test_pairs * c.EVAL_PER_TEST_PAIR,
+            "beyond-accuracy parts": min(rows, c.EVAL_BEYOND_PARTS * BEYOND_ROWS)
+            * c.EVAL_PER_BEYOND_ROW,
         },
         disk=z.users * lists * c.DISK_USER_METRICS,
         scratch=0,
