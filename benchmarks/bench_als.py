@@ -64,7 +64,7 @@ def implicit_fit(matrix: sp.csr_matrix, iterations: int) -> tuple[np.ndarray, np
 def musicrec_fit(matrix: sp.csr_matrix, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     model = fit_als(
         matrix, factors=64, iterations=iterations, regularization=0.01, alpha=1.0, seed=0
-    )  # fmt: skip  (implicit's defaults)
+    )  # implicit's defaults
     return model.user_factors, model.item_factors
 
 
