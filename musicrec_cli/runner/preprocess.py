@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import io
 import logging
 import math
 import resource
@@ -152,28 +151,37 @@ def file_batches(files: list[Path], batch_bytes: int) -> list[list[Path]]:
 
 
 def _counts(
-    p: PreprocessConfig, inp: _Input, scratch: Path
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(user_reason_counts, spellings, file_reason_counts) of the log, a batch of files at a time.
+    p: PreprocessConfig, inp: _Input, scratch: Path, *, counted: bool
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """(user_reason_counts, spellings, file_reason_counts, hashed plays) of the log.
 
-    Each batch's partial counts are written in hash partitions of its keys; partition k of
-    every batch is then merged on its own, so no group-by sees more than about one batch.
-    The three counts of a batch are one `collect_all` on the streaming engine, which reads and
-    parses the rows once for all three (half the CPU of three scans at 10M events, same peak).
+    Read a batch of files at a time: each batch's partial counts are written in hash
+    partitions of its keys; partition k of every batch is then merged on its own, so no
+    group-by sees more than about one batch. The counts of a batch are one `collect_all` on
+    the streaming engine, which reads and parses the rows once for all of them (half the CPU
+    of three scans at 10M events, same peak).
+
+    A log of one batch also gives its kept plays as `encode.hashed_plays` (33 bytes a play):
+    encoding them then needs no second parse (10M events: 0.25 s more here, 1.1 s less there).
+    Several batches give None: their plays are parsed again, a batch at a time.
     """
     files = inp.files
     batches = file_batches(files, p.batch_bytes)
     if len(batches) == 1:
-        parsed = _parse(files, p, inp)
-        users, spelled, by_file = pl.collect_all(
+        parsed = _parse(files, p, inp).cache()  # one parse for the four queries
+        kept = parse.kept_plays(parsed)
+        # in this order: with the user counts before the spellings the peak was 2.2 GiB, not
+        # 1.6 (10M events; the engine buffers the shared parse for the slower queries)
+        spelled, users, by_file, hashed = pl.collect_all(
             [
+                parse.spellings(kept),
                 parse.user_reason_counts(parsed),
-                parse.spellings(parse.kept_plays(parsed)),
                 parse.file_reason_counts(parsed),
+                encode.hashed_plays(kept, counted=counted),
             ],
             engine=STREAM,
         )
-        return users, spelled, by_file
+        return users, spelled, by_file, hashed
     parts = len(batches)
     queries = {
         "users": (parse.user_reason_counts, [USER_ID], parse.merge_user_counts),
@@ -204,15 +212,21 @@ def _counts(
         empty = count(_parse(files[:1], p, inp).head(0)).collect()
         merged.append(pl.concat([empty, *frames], how="vertical_relaxed"))
         shutil.rmtree(scratch / name)
-    return merged[0], merged[1], merged[2]
+    return merged[0], merged[1], merged[2], None
 
 
-def _survey(p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses | None) -> Survey:
-    """The first pass: step counts, user activity, canonical ids (on Spark or on Polars)."""
+def _survey(
+    p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses | None, *, counted: bool
+) -> tuple[Survey, pl.DataFrame | None]:
+    """The first pass: step counts, user activity, canonical ids (on Spark or on Polars).
+
+    Also the hashed plays of a log of one batch (`_counts`), else None.
+    """
+    hashed = None
     if spark is not None:
         user_counts, id_map, file_counts = spark.counts()
     else:
-        user_counts, spell, file_counts = _counts(p, inp, scratch)
+        user_counts, spell, file_counts, hashed = _counts(p, inp, scratch, counted=counted)
         # small frames already in memory: the in-memory engine is the faster one here
         id_map = names.canonicalise(spell.lazy()).collect(engine=IN_MEMORY)
         del spell  # copied into id_map; kept to the end it added ~80 bytes a spelling to the peak
@@ -226,7 +240,7 @@ def _survey(p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses 
     else:
         examples = parse.bad_examples(_parse(inp.files, p, inp), n=5).collect(engine=STREAM)
     tracks = tables.number_tracks(names.canonical_tracks(id_map.lazy())).collect(engine=IN_MEMORY)
-    return Survey(
+    survey = Survey(
         reasons={(r or KEPT): n for r, n in reasons.iter_rows()},
         id_map=tables.number_spellings(id_map.lazy(), tracks=tracks.lazy()).collect(
             engine=IN_MEMORY
@@ -236,6 +250,7 @@ def _survey(p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses 
         examples=examples.to_dicts(),
         file_counts=file_counts,
     )
+    return survey, hashed
 
 
 class _Laps:
@@ -271,20 +286,6 @@ def _n_buckets(p: PreprocessConfig, rows: int) -> int:
     return p.buckets or max(1, math.ceil(rows / p.bucket_rows))
 
 
-def _in_memory(frame: pl.DataFrame) -> pl.LazyFrame:
-    """`frame` as uncompressed Arrow IPC in memory, scanned as a scratch file would be.
-
-    The Parquet sinks of events and plays cut row groups at their source's morsels: an IPC
-    scan's are the record batches `write_ipc` cut, a DataFrame's differ, and so would the
-    files. In memory and uncompressed, a frame of 7.5M plays is written in ~0.1 s (to a LZ4
-    scratch file ~0.6 s, then read back).
-    """
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed")
-    buffer.seek(0)
-    return pl.scan_ipc(buffer)
-
-
 def _write_buckets(
     encoded: list[pl.LazyFrame], scratch: Path, n_buckets: int
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
@@ -297,14 +298,14 @@ def _write_buckets(
     there: for a frame that fits, the in-memory engine sorts faster than the streaming one.
     Every scratch file is Arrow IPC (LZ4): as small as LZ4 Parquet, and about 40% less CPU to
     write (no dictionary or page encoding), which counts for the bucket files, every play.
-    A single bucket's plays and pairs stay in memory (`_in_memory`), as the bucket itself did.
+    A single bucket's plays and pairs stay in memory, as the bucket itself did.
     """
     if n_buckets == 1:
         collected = pl.concat(encoded).drop(encode.BUCKET).collect(engine=STREAM)
         deduped = encode.dedupe_bucket(collected)
         del collected
         aggregated = encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY)
-        return _in_memory(deduped), _in_memory(aggregated)
+        return deduped.lazy(), aggregated.lazy()
     for i, batch in enumerate(encoded):
         batch.sink_ipc(
             pl.PartitionBy(scratch / "buckets" / f"{i:05d}", key=encode.BUCKET, include_key=False),
@@ -501,6 +502,16 @@ def _renumbering(
     return umap, tmap, lookups
 
 
+def _distinct_hashes(survey: Survey) -> tuple[bool, bool]:
+    """Whether the spellings' and the users' 64-bit hashes are distinct: joins on them are exact.
+
+    Every user of the log counts, bots too: a bot's id hashed like a human's would take their idx.
+    """
+    spellings = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
+    users = survey.activity.select(encode.user_hash().n_unique()).item() == survey.activity.height
+    return spellings, users
+
+
 def _build(
     cfg: Config,
     inp: _Input,
@@ -520,7 +531,7 @@ def _build(
         else _scan_raw(files[:1], p, inp)
     )
     counted = RAW_PLAY_COUNT in first.collect_schema()
-    survey = _survey(p, inp, scratch, spark)
+    survey, hashed = _survey(p, inp, scratch, spark, counted=counted)
     laps.lap("survey")
     problem = survey_problem(survey, fmt=inp.fmt, max_bad_share=p.max_bad_share)
     if problem:
@@ -529,11 +540,7 @@ def _build(
     humans = survey.activity.filter(~pl.col(parse.IS_BOT))
     n_buckets = _n_buckets(p, survey.kept)
     users0 = encode.assign_buckets(humans.lazy(), n_buckets=n_buckets).collect(engine=IN_MEMORY)
-    by_hash = survey.id_map[encode.SPELLING_HASH].n_unique() == survey.id_map.height
-    # every user of the log (bots too): a bot's id hashed like a human's would take their idx
-    users_by_hash = survey.activity.select(encode.user_hash().n_unique()).item() == (
-        survey.activity.height
-    )
+    by_hash, users_by_hash = _distinct_hashes(survey)
     kcore = {
         "min_user_tracks": p.min_user_tracks,
         "min_track_users": _min_track_users(p, users0.height),
@@ -548,17 +555,21 @@ def _build(
             n_groups=spark_groups(survey.kept), kcore=kcore, renumber=renumber, lap=laps.lap,
         )  # fmt: skip
     else:
-        encoded = [  # a batch of files at a time, as the survey: see _write_buckets
-            encode.encode_plays(
-                parse.kept_plays(_parse(batch, p, inp)),
-                id_map=survey.id_map.lazy(),
-                users=users0.lazy(),
-                by_hash=by_hash,
-                users_by_hash=users_by_hash,
-                counted=counted,
-            )
-            for batch in file_batches(files, p.batch_bytes)
-        ]
+        if hashed is not None and by_hash and users_by_hash:  # one batch, surveyed as such
+            encoded = [encode.encode_hashed(hashed.lazy(), id_map=survey.id_map.lazy(),
+                                            users=users0.lazy())]  # fmt: skip
+        else:
+            encoded = [  # a batch of files at a time, as the survey: see _write_buckets
+                encode.encode_plays(
+                    parse.kept_plays(_parse(batch, p, inp)),
+                    id_map=survey.id_map.lazy(),
+                    users=users0.lazy(),
+                    by_hash=by_hash,
+                    users_by_hash=users_by_hash,
+                    counted=counted,
+                )
+                for batch in file_batches(files, p.batch_bytes)
+            ]
         plays0, pairs0 = _write_buckets(encoded, scratch, n_buckets)
         laps.lap("buckets")
         users_k, tracks_k, rounds = encode.kcore(pairs0, **kcore)

@@ -97,6 +97,8 @@ def encode_plays(
             distinct, which the caller checks. At 10M events the string join was ~1 CPU s.
         counted: The plays are rows of a count table (parse's weight is their count).
     """
+    if by_hash and users_by_hash:
+        return encode_hashed(hashed_plays(plays, counted=counted), id_map=id_map, users=users)
     count = [pl.col(WEIGHT).cast(pl.UInt32).alias(PLAY_COUNT)] if counted else []
     if by_hash:
         keyed = plays.with_columns(spelling_hash()).join(
@@ -109,6 +111,34 @@ def encode_plays(
     key = USER_HASH if users_by_hash else USER_ID
     return keyed.join(users.select(key, USER_IDX, BUCKET), on=key).select(
         BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count
+    )
+
+
+def hashed_plays(plays: pl.LazyFrame, *, counted: bool = False) -> pl.LazyFrame:
+    """Kept plays as `encode_hashed` reads them: user_hash, spelling_hash and the play's values.
+
+    33 bytes a play, where the strings they stand for are most of a parsed row: the survey keeps
+    a batch's plays so, and the encoding needs no second parse of the raw files.
+    Columns: user_hash, spelling_hash, played_at, ms_played, skipped (and play_count, UInt32,
+    of a count table's rows).
+    """
+    count = [pl.col(WEIGHT).cast(pl.UInt32).alias(PLAY_COUNT)] if counted else []
+    return plays.select(user_hash(), spelling_hash(), PLAYED_AT, MS_PLAYED, SKIPPED, *count)
+
+
+def encode_hashed(
+    hashed: pl.LazyFrame, *, id_map: pl.LazyFrame, users: pl.LazyFrame
+) -> pl.LazyFrame:
+    """`encode_plays` of `hashed_plays` rows.
+
+    Exact only when the spelling hashes of `id_map` and the user hashes of every user of the
+    log (bots too) are distinct, which the caller checks.
+    """
+    count = [PLAY_COUNT] if PLAY_COUNT in hashed.collect_schema() else []
+    return (
+        hashed.join(id_map.select(SPELLING_HASH, TRACK_IDX), on=SPELLING_HASH)
+        .join(users.select(user_hash(), USER_IDX, BUCKET), on=USER_HASH)
+        .select(BUCKET, USER_IDX, TRACK_IDX, PLAYED_AT, MS_PLAYED, SKIPPED, *count)
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import io
 import json
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from musicrec_cli.app import app
+from musicrec_cli.runner import preprocess as preprocess_runner
 from stages.generate import make_events, make_world
 
 UTC = dt.UTC
@@ -301,7 +301,7 @@ def test_scratch_files_are_deleted_once_read(
 def test_one_bucket_stays_in_memory(
     generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With one bucket its plays and pairs go to memory, never to scratch files."""
+    """With one bucket its plays and pairs stay in memory, never written to scratch files."""
     targets: list[object] = []
     write = pl.DataFrame.write_ipc
 
@@ -312,19 +312,36 @@ def test_one_bucket_stays_in_memory(
     monkeypatch.setattr(pl.DataFrame, "write_ipc", recording)
     code, output = _run(generated, tmp_path / "art", "--set", "preprocess.buckets=1")
     assert code == 0, output
-    assert [type(t) for t in targets] == [io.BytesIO, io.BytesIO]  # plays, pairs
+    assert targets == []
 
 
-def test_in_memory_frame_sinks_as_its_scratch_file_would(tmp_path: Path) -> None:
-    """The Parquet row groups follow the source's morsels: memory and file give the same bytes."""
-    from musicrec_cli.runner.preprocess import _in_memory
+def test_one_batch_is_parsed_once_and_hash_collisions_parse_again(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log of one batch is encoded from the survey's hashed plays; where two spellings or two
+    users share a hash, the raw files are parsed again and joined on the strings: same outputs."""
+    parses: list[int] = []
+    parse_files = preprocess_runner._parse
 
-    frame = pl.DataFrame({"x": np.arange(1_000_000, dtype=np.uint32)})
-    frame.write_ipc(tmp_path / "scratch.ipc", compression="lz4")
-    sources = {"file": pl.scan_ipc(tmp_path / "scratch.ipc"), "memory": _in_memory(frame)}
-    for name, source in sources.items():
-        source.filter(pl.col("x") % 3 != 0).sink_parquet(tmp_path / f"{name}.parquet")
-    assert (tmp_path / "memory.parquet").read_bytes() == (tmp_path / "file.parquet").read_bytes()
+    def counting(files: list[Path], *args: object, **kwargs: object) -> pl.LazyFrame:
+        parses.append(len(files))
+        return parse_files(files, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(preprocess_runner, "_parse", counting)
+    runs = {}
+    for label in ("hashed", "collided"):
+        if label == "collided":
+            monkeypatch.setattr(preprocess_runner, "_distinct_hashes", lambda _: (False, False))
+        parses.clear()
+        code, output = _run(generated, tmp_path / label)
+        assert code == 0, output
+        runs[label] = (list(parses), tmp_path / label / "01_preprocess")
+    assert runs["hashed"][0] == [2]  # the survey, both files at once
+    assert runs["collided"][0] == [2, 2]  # and the encoding
+    for name in OUTPUTS:
+        hashed, collided = (pl.read_parquet(runs[k][1] / name) for k in runs)
+        assert hashed.height > 0
+        assert hashed.equals(collided), name
 
 
 def test_id_maps_are_written_on_their_own_thread_beside_the_matrix(
