@@ -298,10 +298,12 @@ def _write_buckets(
     there: for a frame that fits, the in-memory engine sorts faster than the streaming one.
     Every scratch file is Arrow IPC (LZ4): as small as LZ4 Parquet, and about 40% less CPU to
     write (no dictionary or page encoding), which counts for the bucket files, every play.
-    A single bucket's plays and pairs stay in memory, as the bucket itself did.
+    A single bucket's plays and pairs stay in memory, as the bucket itself did. `encoded` is
+    emptied once read: its frames can hold a batch's hashed plays (`_counts`).
     """
     if n_buckets == 1:
         collected = pl.concat(encoded).drop(encode.BUCKET).collect(engine=STREAM)
+        encoded.clear()
         deduped = encode.dedupe_bucket(collected)
         del collected
         aggregated = encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY)
@@ -313,6 +315,7 @@ def _write_buckets(
             mkdir=True,
             engine=STREAM,
         )
+    encoded.clear()
     # a bucket's scratch folders are deleted once read, so the bucket files and the
     # de-duplicated plays are never both whole on disk (at 800M each is several GB)
     inputs: list[tuple[pl.LazyFrame, list[Path]]] = []
@@ -570,6 +573,7 @@ def _build(
                 )
                 for batch in file_batches(files, p.batch_bytes)
             ]
+        del hashed  # now held by `encoded` alone, which _write_buckets empties
         plays0, pairs0 = _write_buckets(encoded, scratch, n_buckets)
         laps.lap("buckets")
         users_k, tracks_k, rounds = encode.kcore(pairs0, **kcore)

@@ -24,30 +24,37 @@ KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _keyed(catalog: pl.LazyFrame) -> pl.LazyFrame:
-    """The catalogue with a row number, a track_uri from a bare `id`, and name keys."""
+def _numbered(catalog: pl.LazyFrame) -> pl.LazyFrame:
+    """The catalogue with a row number and a track_uri made from a bare Spotify `id`."""
     schema = catalog.collect_schema()
     catalog = catalog.with_row_index("_row")
     if TRACK_URI not in schema and "id" in schema:
         uri = pl.concat_str(pl.lit("spotify:track:"), pl.col("id").cast(pl.String))
         catalog = catalog.with_columns(uri.alias(TRACK_URI))
-    if ARTIST_NAME in schema and TRACK_NAME in schema:
-        # catalogues repeat artists (ten rows each in the generated one): key each name once
-        artists = catalog.select(ARTIST_NAME).unique()
-        catalog = catalog.join(
-            artists.with_columns(artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY)),
-            on=ARTIST_NAME,
-            how="left",
-            nulls_equal=True,
-            maintain_order="left",
-        ).with_columns(title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY))
     return catalog
+
+
+def _name_keyed(catalog: pl.LazyFrame) -> pl.LazyFrame:
+    """The catalogue with artist and title keys (it has artist_name and track_name)."""
+    # catalogues repeat artists (ten rows each in the generated one): key each name once
+    artists = catalog.select(ARTIST_NAME).unique()
+    return catalog.join(
+        artists.with_columns(artist_key(pl.col(ARTIST_NAME)).alias(ARTIST_KEY)),
+        on=ARTIST_NAME,
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
+    ).with_columns(title_key(pl.col(TRACK_NAME)).alias(TITLE_KEY))
 
 
 def attach_catalog(
     items: pl.LazyFrame, catalog: pl.LazyFrame, *, id_map: pl.LazyFrame
 ) -> pl.LazyFrame:
     """Left-join catalogue columns (audio features, genre) onto canonical tracks.
+
+    The ids' matches are collected first: where they cover every track the catalogue's names
+    are not keyed at all (a name match could only lose to them), which at 100M events (1M
+    catalogue rows, every track found by its URI) was 2.8 of the 5.0 s this took.
 
     Args:
         items: One row per track_id.
@@ -61,17 +68,30 @@ def attach_catalog(
         matching one track, the first key in KEYS wins, then the first row in catalogue order.
     """
     have = items.collect_schema()
-    keyed = _keyed(catalog)
-    schema, spellings = keyed.collect_schema(), id_map.collect_schema()
+    numbered = _numbered(catalog)
+    schema, spellings = numbered.collect_schema(), id_map.collect_schema()
     extra = [c for c in (*AUDIO_FEATURES, GENRE) if c in schema and c not in have]
+
+    def matches(rows: pl.LazyFrame, rank: int, name: str, keys: tuple[str, ...]) -> pl.LazyFrame:
+        return (
+            rows.select("_row", *keys, *extra)
+            .join(id_map.select(*keys, TRACK_ID).unique().drop_nulls(), on=list(keys))
+            .select(TRACK_ID, "_row", *extra)
+            .with_columns(pl.lit(rank, pl.UInt32).alias("_rank"), pl.lit(name).alias(CATALOG_KEY))
+        )
+
     found = [
-        keyed.select("_row", *keys, *extra)
-        .join(id_map.select(*keys, TRACK_ID).unique().drop_nulls(), on=list(keys))
-        .select(TRACK_ID, "_row", *extra)
-        .with_columns(pl.lit(rank, pl.UInt32).alias("_rank"), pl.lit(name).alias(CATALOG_KEY))
+        matches(numbered, rank, name, keys).collect(engine="in-memory").lazy()
         for rank, (name, keys) in enumerate(KEYS)
-        if all(k in schema and k in spellings for k in keys)
+        if name != "names" and all(k in schema and k in spellings for k in keys)
     ]
+    names_rank = len(KEYS) - 1
+    if (
+        {ARTIST_NAME, TRACK_NAME} <= set(schema)
+        and all(k in spellings for k in KEYS[names_rank][1])
+        and _some_unmatched(items, found)
+    ):
+        found.append(matches(_name_keyed(numbered), names_rank, *KEYS[names_rank]))
     if not found:
         return items.with_columns(
             *(pl.lit(None, schema[c]).alias(c) for c in extra),
@@ -84,6 +104,15 @@ def attach_catalog(
         .drop("_rank", "_row")
     )
     return items.join(features, on=TRACK_ID, how="left", maintain_order="left")
+
+
+def _some_unmatched(items: pl.LazyFrame, found: list[pl.LazyFrame]) -> bool:
+    """Whether a track of `items` has no match among `found`."""
+    if not found:
+        return True
+    matched = pl.concat([f.select(TRACK_ID) for f in found])
+    unmatched = items.select(TRACK_ID).join(matched, on=TRACK_ID, how="anti")
+    return bool(unmatched.select(pl.len()).collect(engine="in-memory").item())
 
 
 def matched_by(items: pl.DataFrame) -> dict[str, int]:

@@ -31,13 +31,19 @@ def number_spellings(id_map: pl.LazyFrame, *, tracks: pl.LazyFrame) -> pl.LazyFr
     The track_group_id is the track's (the most played spelling's, see
     `names.canonical_tracks`), so that every spelling of one track is in one group. Sorted by
     track_idx, spelling_hash (cheaper than sorting by the four strings).
+
+    The track of each spelling is looked up on the track_id column alone and set beside the
+    spellings: a join of the whole frame gathered every string column, and hashing those
+    copies was slower too (5.7M spellings: 2.7 against 3.8-4.5 s).
     """
-    return (
-        id_map.drop(TRACK_GROUP_ID)
-        .join(tracks.select(TRACK_ID, TRACK_GROUP_ID, TRACK_IDX), on=TRACK_ID)
-        .with_columns(spelling_hash())
-        .sort(TRACK_IDX, SPELLING_HASH)
+    found = id_map.select(TRACK_ID).join(
+        tracks.select(TRACK_ID, TRACK_GROUP_ID, TRACK_IDX),
+        on=TRACK_ID,
+        how="left",  # every spelling's track is in `tracks`: the rows of id_map, in order
+        maintain_order="left",
     )
+    parts = [id_map.drop(TRACK_GROUP_ID), found.drop(TRACK_ID), id_map.select(spelling_hash())]
+    return pl.concat(parts, how="horizontal").sort(TRACK_IDX, SPELLING_HASH)
 
 
 def track_stats(matrix: sp.csr_matrix) -> pl.DataFrame:

@@ -509,6 +509,32 @@ def test_catalogue_joins_ids_first_then_names_and_counts_each_key() -> None:
     }  # fmt: skip
 
 
+def test_catalogue_names_are_keyed_only_for_tracks_no_id_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the ids match every track, a names match could only lose: names are not keyed."""
+    keyed: list[int] = []
+    name_keyed = catalog_join._name_keyed
+
+    def counting(catalog: pl.LazyFrame) -> pl.LazyFrame:
+        keyed.append(1)
+        return name_keyed(catalog)
+
+    monkeypatch.setattr(catalog_join, "_name_keyed", counting)
+    catalog = pl.LazyFrame(
+        {"artist_name": ["Björk", "Labrinth"], "track_name": ["Joga", "Forever"],
+         "id": [None, "6pot"], "tempo": [2.0, 90.0]}
+    )  # fmt: skip
+    by_id = pl.LazyFrame({"track_id": ["labrinth - forever"]})
+    out = catalog_join.attach_catalog(by_id, catalog, id_map=_id_map()).collect()
+    assert out.select("tempo", "catalog_key").rows() == [(90.0, "track_uri")]
+    assert keyed == []
+    both = pl.LazyFrame({"track_id": ["labrinth - forever", "bjork - joga"]})
+    out = catalog_join.attach_catalog(both, catalog, id_map=_id_map()).collect()
+    assert out.select("tempo", "catalog_key").rows() == [(90.0, "track_uri"), (2.0, "names")]
+    assert keyed == [1]
+
+
 def test_catalogue_by_recording_mbid() -> None:
     spellings = pl.LazyFrame(
         {
