@@ -247,10 +247,13 @@ def main() -> None:
         print(json.dumps(results[-1]), flush=True)
     out = ROOT / "benchmarks" / "results" / "preprocess.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.merge and out.is_file():
-        old = [r for r in json.loads(out.read_text())["scales"] if r["events"] not in args.events]
+    kept = json.loads(out.read_text()) if out.is_file() else {}  # earlier runs under their keys
+    if args.merge and "scales" in kept:
+        old = [r for r in kept["scales"] if r["events"] not in args.events]
         results = sorted(old + results, key=lambda r: r["events"])
-    out.write_text(json.dumps({"scales": results}, indent=2) + "\n")
+    kept.pop("scales", None)
+    kept.pop("note", None)  # it described the scales replaced here
+    out.write_text(json.dumps({"scales": results, **kept}, indent=2) + "\n")
     write_doc(results)
     print(f"wrote {out} and the table in {DOC}")
 
