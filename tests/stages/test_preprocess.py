@@ -272,16 +272,23 @@ def test_dedupe_bucket_leaves_ties_that_differ_in_skipped_to_dedupe_plays(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     plays = _bucket(3, counted=False, mixed_ties=True)
-    calls: list[int] = []
     dedupe = encode.dedupe_plays
-
-    def recording(frame: pl.LazyFrame) -> pl.LazyFrame:
-        calls.append(1)
-        return dedupe(frame)
-
-    monkeypatch.setattr(encode, "dedupe_plays", recording)
+    calls = _count_calls(monkeypatch, encode, "dedupe_plays")
     assert encode.dedupe_bucket(plays).equals(dedupe(plays.lazy()).collect())
     assert calls == [1]
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[int]:
+    """`owner.name` wrapped to append 1 to the returned list at each call."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
 
 
 @pytest.mark.parametrize("counted", [False, True])
@@ -513,14 +520,7 @@ def test_catalogue_names_are_keyed_only_for_tracks_no_id_found(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Where the ids match every track, a names match could only lose: names are not keyed."""
-    keyed: list[int] = []
-    name_keyed = catalog_join._name_keyed
-
-    def counting(catalog: pl.LazyFrame) -> pl.LazyFrame:
-        keyed.append(1)
-        return name_keyed(catalog)
-
-    monkeypatch.setattr(catalog_join, "_name_keyed", counting)
+    keyed = _count_calls(monkeypatch, catalog_join, "_name_keyed")
     catalog = pl.LazyFrame(
         {"artist_name": ["Björk", "Labrinth"], "track_name": ["Joga", "Forever"],
          "id": [None, "6pot"], "tempo": [2.0, 90.0]}
