@@ -559,8 +559,11 @@ def _build(
         )  # fmt: skip
     else:
         if hashed is not None and by_hash and users_by_hash:  # one batch, surveyed as such
-            encoded = [encode.encode_hashed(hashed.lazy(), id_map=survey.id_map.lazy(),
-                                            users=users0.lazy())]  # fmt: skip
+            encoded = [
+                encode.encode_hashed(
+                    hashed.lazy(), id_map=survey.id_map.lazy(), users=users0.lazy()
+                )
+            ]
         else:
             encoded = [  # a batch of files at a time, as the survey: see _write_buckets
                 encode.encode_plays(
