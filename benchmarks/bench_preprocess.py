@@ -14,7 +14,9 @@ its own process under /usr/bin/time -v (wall time and peak RSS):
     display names, plays file or matrix: still less work than musicrec;
   * polars: the same query with the streaming engine and sink_parquet;
   * musicrec: the whole preprocess stage (parse, names, canonical ids, bots, dedupe, k-core,
-    all outputs), once single-pass and once forced to 4 buckets.
+    all outputs), once single-pass and once forced to 4 buckets;
+  * musicrec_polars_allocator: the same as musicrec with jemalloc as Polars builds it (freed
+    pages returned after 0.5 s; musicrec keeps them 10 s, musicrec_cli/__main__.py).
 Writes benchmarks/results/preprocess.json with medians and the musicrec/duckdb ratio.
 """
 
@@ -31,6 +33,8 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+
+from musicrec_cli.__main__ import ALLOCATOR_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -148,13 +152,18 @@ def bench_scale(
             *musicrec, *common, "--set", "preprocess.buckets=4",
             "--set", f"paths.artifacts={work / 'a4'}", "preprocess",
         ],
+        "musicrec_polars_allocator": [
+            *musicrec, *common, "--set", f"paths.artifacts={work / 'a5'}", "preprocess",
+        ],
     }  # fmt: skip
+    # musicrec with Polars' allocator setting: a user's setting wins over musicrec's
+    tool_env = {"musicrec_polars_allocator": {ALLOCATOR_ENV: "dirty_decay_ms:500"}}
     tools = {k: v for k, v in tools.items() if not only or k in only}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in tools}
     load_at_start = os.getloadavg()
     for _ in range(repeats):  # interleaved, so that machine noise hits every tool alike
         for name, cmd in tools.items():
-            runs[name].append(timed(cmd, env))
+            runs[name].append(timed(cmd, env | tool_env.get(name, {})))
     result = {name: median_of(r) for name, r in runs.items()}
     for name, r in runs.items():  # every run, so the spread is on record, not only the median
         result[name] |= {
@@ -164,7 +173,7 @@ def bench_scale(
     report = json.loads((work / "a1" / "01_preprocess" / "quality_report.json").read_text())
     ratios = {
         f"ratio_musicrec_vs_{ref}": round(result["musicrec"]["seconds"] / result[ref]["seconds"], 2)
-        for ref in ("duckdb", "duckdb_canonical")
+        for ref in ("duckdb", "duckdb_canonical", "musicrec_polars_allocator")
         if ref in result and "musicrec" in result
     }
     if "duckdb_canonical" in result and "musicrec" in result:
