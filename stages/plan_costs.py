@@ -48,8 +48,9 @@ IDMAP_PER_SPELLING = 200
 BUCKET_PER_PLAY = 200
 MATRIX_PER_PAIR = 30
 # split (measured): one play of the user range being aggregated, beside the train CSR's arrays
-# filled range by range (8 bytes a pair: CSR_PER_PAIR); 5.09 GiB at 800M events (2026-12-01)
-SPLIT_PER_PLAY = 54
+# filled range by range (8 bytes a pair: CSR_PER_PAIR); at 800M events 5.09 GiB (2026-12-01),
+# 6.35 (12-02) and 6.89 with the CLI's allocator keeping freed pages 10 s (12-02, later)
+SPLIT_PER_PLAY = 80
 # features (measured): the streaming group-bys over the training pairs
 FEATURES_PER_PAIR = 15
 # train (code): the float32 CSR of weights, filled batch by batch from the features_train scan
