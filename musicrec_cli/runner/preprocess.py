@@ -150,10 +150,15 @@ def file_batches(files: list[Path], batch_bytes: int) -> list[list[Path]]:
     return batches
 
 
+def _hashed_file(scratch: Path, batch: int) -> Path:
+    """Where the survey writes batch `batch`'s `encode.hashed_plays` (several batches)."""
+    return scratch / "hashed" / f"{batch:05d}.ipc"
+
+
 def _counts(
     p: PreprocessConfig, inp: _Input, scratch: Path, *, counted: bool
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
-    """(user_reason_counts, spellings, file_reason_counts, hashed plays) of the log.
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[pl.LazyFrame]]:
+    """(user_reason_counts, spellings, file_reason_counts, hashed plays of each batch) of the log.
 
     Read a batch of files at a time: each batch's partial counts are written in hash
     partitions of its keys; partition k of every batch is then merged on its own, so no
@@ -161,9 +166,10 @@ def _counts(
     the streaming engine, which reads and parses the rows once for all of them (half the CPU
     of three scans at 10M events, same peak).
 
-    A log of one batch also gives its kept plays as `encode.hashed_plays` (33 bytes a play):
-    encoding them then needs no second parse (10M events: 0.25 s more here, 1.1 s less there).
-    Several batches give None: their plays are parsed again, a batch at a time.
+    The same query gives each batch's kept plays as `encode.hashed_plays` (33 bytes a play):
+    encoding them then needs no second parse of the raw files. A log of one batch keeps them
+    in memory (10M events: 0.25 s more here, 1.1 s less there); several batches write them
+    to scratch files (`_hashed_file`), read back by `_write_buckets`.
     """
     files = inp.files
     batches = file_batches(files, p.batch_bytes)
@@ -181,7 +187,7 @@ def _counts(
             ],
             engine=STREAM,
         )
-        return users, spelled, by_file, hashed
+        return users, spelled, by_file, [hashed.lazy()]
     parts = len(batches)
     queries = {
         "users": (parse.user_reason_counts, [USER_ID], parse.merge_user_counts),
@@ -191,7 +197,7 @@ def _counts(
     }  # fmt: skip
     with progress("preprocess: survey", len(batches)) as step:
         for i, batch in enumerate(batches):
-            parsed = _parse(batch, p, inp)
+            parsed = _parse(batch, p, inp).cache()
             sinks = [
                 count(parsed)
                 .with_columns(parse.hash_partition(keys, parts))
@@ -203,6 +209,12 @@ def _counts(
                 )
                 for name, (count, keys, _) in queries.items()
             ]
+            hashed = encode.hashed_plays(parse.kept_plays(parsed), counted=counted)
+            sinks.append(  # uncompressed: see _write_buckets
+                hashed.sink_ipc(
+                    _hashed_file(scratch, i), compression="uncompressed", mkdir=True, lazy=True
+                )
+            )
             pl.collect_all(sinks, engine=STREAM)
             step()
     merged = []
@@ -212,15 +224,16 @@ def _counts(
         empty = count(_parse(files[:1], p, inp).head(0)).collect()
         merged.append(pl.concat([empty, *frames], how="vertical_relaxed"))
         shutil.rmtree(scratch / name)
-    return merged[0], merged[1], merged[2], None
+    hashed_files = [pl.scan_ipc(_hashed_file(scratch, i)) for i in range(len(batches))]
+    return merged[0], merged[1], merged[2], hashed_files
 
 
 def _survey(
     p: PreprocessConfig, inp: _Input, scratch: Path, spark: SparkPasses | None, *, counted: bool
-) -> tuple[Survey, pl.DataFrame | None]:
+) -> tuple[Survey, list[pl.LazyFrame] | None]:
     """The first pass: step counts, user activity, canonical ids (on Spark or on Polars).
 
-    Also the hashed plays of a log of one batch (`_counts`), else None.
+    Also the hashed plays of each batch of files (`_counts`); None on Spark.
     """
     hashed = None
     if spark is not None:
@@ -296,14 +309,17 @@ def _write_buckets(
     row of a query (docs/preprocess.md), so one query over every file grew with the log
     (14.2 GB at 100M events). A bucket (about bucket_rows plays) fits in memory and is sorted
     there: for a frame that fits, the in-memory engine sorts faster than the streaming one.
-    Every scratch file is Arrow IPC (LZ4): as small as LZ4 Parquet, and about 40% less CPU to
-    write (no dictionary or page encoding), which counts for the bucket files, every play.
+    Every play's scratch file (hashed plays, bucket files, plays, pairs) is uncompressed Arrow
+    IPC: LZ4 cost CPU on every play twice, written and read, and cannot shrink the 64-bit hashes
+    (10M events in 2 batches and 4 buckets: bucket phase 9.5-9.9 -> 3.6-3.8 CPU s with the single
+    scan, docs/preprocess.md); the price is scratch disk (`stages.plan_costs.SCRATCH_PLAY`).
     A single bucket's plays and pairs stay in memory, as the bucket itself did. `encoded` is
-    emptied once read: its frames can hold a batch's hashed plays (`_counts`).
+    emptied once read, and each batch's hashed-plays file (`_hashed_file`) deleted once sunk.
     """
     if n_buckets == 1:
         collected = pl.concat(encoded).drop(encode.BUCKET).collect(engine=STREAM)
         encoded.clear()
+        shutil.rmtree(scratch / "hashed", ignore_errors=True)
         deduped = encode.dedupe_bucket(collected)
         del collected
         aggregated = encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY)
@@ -311,10 +327,11 @@ def _write_buckets(
     for i, batch in enumerate(encoded):
         batch.sink_ipc(
             pl.PartitionBy(scratch / "buckets" / f"{i:05d}", key=encode.BUCKET, include_key=False),
-            compression="lz4",
+            compression="uncompressed",
             mkdir=True,
             engine=STREAM,
         )
+        _hashed_file(scratch, i).unlink(missing_ok=True)  # read once: its disk is free now
     encoded.clear()
     # a bucket's scratch folders are deleted once read, so the bucket files and the
     # de-duplicated plays are never both whole on disk (at 800M each is several GB)
@@ -342,9 +359,9 @@ def _write_buckets(
                 shutil.rmtree(folder)
             deduped = encode.dedupe_bucket(collected)
             del collected
-            written = writer.submit(deduped.write_ipc, plays[-1], compression="lz4")
+            written = writer.submit(deduped.write_ipc, plays[-1], compression="uncompressed")
             encode.aggregate_sorted_plays(deduped.lazy()).collect(engine=IN_MEMORY).write_ipc(
-                pairs[-1], compression="lz4"
+                pairs[-1], compression="uncompressed"
             )
             written.result()
             del deduped
@@ -558,13 +575,13 @@ def _build(
             n_groups=spark_groups(survey.kept), kcore=kcore, renumber=renumber, lap=laps.lap,
         )  # fmt: skip
     else:
-        if hashed is not None and by_hash and users_by_hash:  # one batch, surveyed as such
+        if hashed is not None and by_hash and users_by_hash:  # no second parse
             encoded = [
-                encode.encode_hashed(
-                    hashed.lazy(), id_map=survey.id_map.lazy(), users=users0.lazy()
-                )
+                encode.encode_hashed(batch, id_map=survey.id_map.lazy(), users=users0.lazy())
+                for batch in hashed
             ]
         else:
+            shutil.rmtree(scratch / "hashed", ignore_errors=True)
             encoded = [  # a batch of files at a time, as the survey: see _write_buckets
                 encode.encode_plays(
                     parse.kept_plays(_parse(batch, p, inp)),

@@ -272,11 +272,13 @@ def test_scratch_files_are_deleted_once_read(
     art = tmp_path / "art"
     scratch = art / ".01_preprocess.partial" / "_scratch"
     left: list[list[str]] = []  # bucket folders on disk at each bucket's de-duplication
+    hashed_left: list[int] = []  # the survey's hashed-plays files then
     dedupe, sink = encode.dedupe_bucket, artifacts.StageWriter.sink_parquet
     pairs_when: dict[str, bool] = {}
 
     def recording_dedupe(plays: pl.DataFrame) -> pl.DataFrame:
         left.append(sorted(p.name for p in scratch.glob("buckets/*/bucket=*")))
+        hashed_left.append(len(list(scratch.glob("hashed/*"))))
         return dedupe(plays)
 
     def recording_sink(self: artifacts.StageWriter, frame: pl.LazyFrame, name: str) -> int:
@@ -294,8 +296,37 @@ def test_scratch_files_are_deleted_once_read(
         ["bucket=2", "bucket=2"],
         [],
     ]
+    assert hashed_left == [0, 0, 0]  # each batch's file deleted once sunk into the buckets
     assert pairs_when == {"events.parquet": True, "plays.parquet": False}
     assert not scratch.exists()
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 1 << 30])
+def test_raw_files_are_parsed_in_the_survey_only(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+) -> None:
+    """One batch or several, the plays are encoded from the survey's hashed plays."""
+    parse_raw, survey = preprocess_runner._parse, preprocess_runner._survey
+    parsed_after_survey: list[int] = []
+    surveyed = threading.Event()
+
+    def recording_parse(files: list[Path], *args: object, **kwargs: object) -> pl.LazyFrame:
+        if surveyed.is_set():
+            parsed_after_survey.append(len(files))
+        return parse_raw(files, *args, **kwargs)  # type: ignore[arg-type]
+
+    def recording_survey(*args: object, **kwargs: object) -> object:
+        found = survey(*args, **kwargs)  # type: ignore[arg-type]
+        surveyed.set()
+        return found
+
+    monkeypatch.setattr(preprocess_runner, "_parse", recording_parse)
+    monkeypatch.setattr(preprocess_runner, "_survey", recording_survey)
+    sets = ["--set", "preprocess.buckets=3", "--set", f"preprocess.batch_bytes={batch_bytes}"]
+    code, output = _run(generated, tmp_path / "art", *sets)
+    assert code == 0, output
+    assert surveyed.is_set()
+    assert parsed_after_survey == []
 
 
 def test_one_bucket_stays_in_memory(
