@@ -87,7 +87,12 @@ DISK_FEATURE_PAIR = 21
 DISK_PREDICTION = 8
 DISK_SIMILAR = 11
 DISK_USER_METRICS = 60
-SCRATCH_PLAY = 12  # lz4 buckets and pairs
+# uncompressed Arrow IPC (musicrec_cli/runner/preprocess.py, _write_buckets): the survey's hashed
+# plays (several batches; 19.4 GB for 558.8M plays at 800M), then the bucket files, and at the
+# bucket phase's end each bucket's de-duplicated plays and its pairs
+SCRATCH_HASHED_PLAY = 35
+SCRATCH_PLAY = 24
+SCRATCH_PAIR = 40
 # seconds (measured, on the 2-core machine, shared)
 SECONDS = {
     "start": 3.0,
@@ -152,7 +157,10 @@ def preprocess(z: Sizes, s: PlanSettings) -> Estimate:
     return Estimate(
         memory=memory,
         disk=disk,
-        scratch=(z.plays + z.pairs) * SCRATCH_PLAY if n_buckets > 1 else 0,
+        scratch=max(
+            z.plays * SCRATCH_HASHED_PLAY if n_batches > 1 else 0,
+            z.plays * SCRATCH_PLAY + z.pairs * SCRATCH_PAIR if n_buckets > 1 else 0,
+        ),
         seconds=SECONDS["start"] + z.raw_events * SECONDS["preprocess_event"],
         batches=(
             f"survey: {n_batches} batch(es) of <= {s.batch_bytes / MIB:,.0f} MiB raw",

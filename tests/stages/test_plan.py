@@ -101,6 +101,22 @@ def test_known_counts_win_and_the_rest_follow_from_the_raw_events():
     assert sizes.counted == {"pairs", "tracks", "raw_events", "raw_bytes"}
 
 
+def test_800m_preprocess_disk_and_scratch_are_within_1_5x_of_the_measured_disk_peak():
+    # the stage's disk use (outputs + scratch) sampled every 5 s in a run of preprocess alone
+    sizes, _ = recorded_run("full_scale.json")
+    measured = json.loads((RESULTS / "full_scale.json").read_text())["preprocess_alone_fourteenth"]
+    p = plan.plan_stage("preprocess", sizes, defaults())
+    planned = p.disk_bytes + p.scratch_bytes
+    assert 1 / 1.5 <= planned / measured["disk_peak_bytes"] <= 1.5, planned / GIB
+
+
+def test_a_log_of_one_batch_and_one_bucket_needs_no_scratch():
+    sizes = small(plays=1_000_000)
+    assert plan.plan_stage("preprocess", sizes, defaults()).scratch_bytes == 0
+    several_batches = plan.plan_stage("preprocess", sizes, defaults(batch_bytes=100_000))
+    assert several_batches.scratch_bytes > 0  # the survey's hashed plays
+
+
 def test_batches_follow_the_settings():
     sizes = small(plays=45_000_000)
     p = plan.plan_stage("preprocess", sizes, defaults(bucket_rows=10_000_000))
