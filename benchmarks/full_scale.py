@@ -38,7 +38,8 @@ STAGES = ("generate", "preprocess", "split", "features", "train", "predict", "ev
 FULL = {"events": 800_000_000, "users": 1_370_000, "tracks": 805_000}
 # bytes on disk per raw event, measured at 800M events (2026-11-23): raw Parquet 29, preprocess
 # 20 (its scratch is deleted bucket by bucket), split 9, features 9, train + predict + evaluate 3;
-# plus headroom
+# plus headroom. Preprocess's own peak, raw 29 + 40 with its uncompressed scratch (2026-12-03),
+# stays under the sum.
 DISK_BYTES_PER_EVENT = 29 + 20 + 9 + 9 + 3 + 5
 
 
