@@ -209,9 +209,9 @@ def _counts(
                 )
                 for name, (count, keys, _) in queries.items()
             ]
-            hashed = encode.hashed_plays(parse.kept_plays(parsed), counted=counted)
+            kept_hashed = encode.hashed_plays(parse.kept_plays(parsed), counted=counted)
             sinks.append(  # uncompressed: see _write_buckets
-                hashed.sink_ipc(
+                kept_hashed.sink_ipc(
                     _hashed_file(scratch, i), compression="uncompressed", mkdir=True, lazy=True
                 )
             )
